@@ -1,0 +1,87 @@
+import { z } from 'zod';
+import {
+  AccountName,
+  B64u,
+  DtlsFingerprint,
+  EndpointId,
+  EndpointInfo,
+  EndpointKind,
+  Id,
+  SigningKey,
+} from './common.ts';
+import type { Catalogue } from './envelope.ts';
+
+/**
+ * The access protocol: JSON over a WebSocket between an endpoint and the access server.
+ * See docs/protocol.md, part A.
+ */
+
+export const LoginBody = z.strictObject({
+  username: AccountName,
+  password: z.string().min(1).max(256),
+  endpointId: EndpointId,
+  kind: EndpointKind,
+  label: z.string().max(64),
+  signingKey: SigningKey,
+  dtlsFingerprint: DtlsFingerprint,
+});
+export type LoginBody = z.infer<typeof LoginBody>;
+
+export const Buddy = z.strictObject({
+  account: AccountName,
+  displayName: z.string().max(64),
+  endpoints: z.array(EndpointInfo).max(64),
+});
+export type Buddy = z.infer<typeof Buddy>;
+
+export const Profile = z.strictObject({
+  account: AccountName,
+  displayName: z.string().max(64),
+  endpointId: EndpointId,
+  /** Other endpoints logged in with the same credentials (A4). */
+  siblings: z.array(EndpointInfo).max(64),
+  buddies: z.array(Buddy).max(256),
+});
+export type Profile = z.infer<typeof Profile>;
+
+export const LoginResult = z.strictObject({
+  profile: Profile,
+  /** Endpoint certificate (A3): "<payload b64url>.<signature b64url>". */
+  certificate: z.string().max(4096),
+  serverTime: z.number().int(),
+});
+export type LoginResult = z.infer<typeof LoginResult>;
+
+/** Link set-up payloads carried by the rendezvous relay (A5). `linkId` names one set-up attempt. */
+export const SignalPayload = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('offer'), linkId: Id, sdp: z.string().max(12_000) }),
+  z.strictObject({ kind: z.literal('answer'), linkId: Id, sdp: z.string().max(12_000) }),
+  z.strictObject({ kind: z.literal('candidate'), linkId: Id, candidate: z.string().max(1024), mid: z.string().max(64) }),
+  /** "Please offer me a link": the endpoint with the smaller id always offers (L1). */
+  z.strictObject({ kind: z.literal('connect'), linkId: Id }),
+]);
+export type SignalPayload = z.infer<typeof SignalPayload>;
+
+export const SignalOut = z.strictObject({ to: EndpointId, payload: SignalPayload });
+export const SignalIn = z.strictObject({ from: EndpointId, fromAccount: AccountName, payload: SignalPayload });
+export type SignalIn = z.infer<typeof SignalIn>;
+
+export const Empty = z.strictObject({});
+
+export const accessCatalogue = {
+  requests: {
+    login: { body: LoginBody, result: LoginResult },
+    signal: { body: SignalOut, result: Empty },
+    logout: { body: Empty, result: Empty },
+  },
+  notes: {
+    /** An endpoint of a buddy or of the same account came online or went offline (A4). */
+    presence: z.strictObject({ endpoint: EndpointInfo }),
+    signal: SignalIn,
+    /** The server ends this login (replaced by a newer login of the same endpoint id, account removed). */
+    kicked: z.strictObject({ reason: z.string().max(256) }),
+  },
+} satisfies Catalogue;
+export type AccessCatalogue = typeof accessCatalogue;
+
+export { B64u };
