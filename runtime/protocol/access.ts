@@ -8,6 +8,7 @@ import {
   EndpointKind,
   Id,
   SigningKey,
+  WireErrorSchema,
 } from './common.ts';
 import type { Catalogue } from './envelope.ts';
 
@@ -80,6 +81,8 @@ export const accessCatalogue = {
     signal: SignalIn,
     /** The server ends this login (replaced by a newer login of the same endpoint id, account removed). */
     kicked: z.strictObject({ reason: z.string().max(256) }),
+    /** The server refused a message it could not answer (bad JSON or envelope, binary frame): no request id to reply to. */
+    error: WireErrorSchema,
   },
 } satisfies Catalogue;
 export type AccessCatalogue = typeof accessCatalogue;

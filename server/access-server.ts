@@ -1,0 +1,189 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { MAX_MESSAGE_BYTES } from '../runtime/protocol/validate.ts';
+import { SweepError } from '../runtime/util/errors.ts';
+import { systemClock, type Clock, type TimerHandle } from '../runtime/util/clock.ts';
+import { NS, type Logger } from '../runtime/util/log.ts';
+import { AccessConnection, CLOSE } from './connection.ts';
+import { LoginRateLimiter, type RateRule } from './rate-limit.ts';
+import { OnlineRegistry } from './registry.ts';
+import { loadOrCreateServerKey } from './server-key.ts';
+import { serveStatic } from './static.ts';
+import { AccountStore } from './store.ts';
+
+export interface AccessServerOptions {
+  /** Holds accounts.db and server-key.pem; created if missing. */
+  dataDir: string;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  /** Lifetime of endpoint certificates; default 24 h. */
+  certTtlMs?: number;
+  log: Logger;
+  clock?: Clock;
+  rateLimit?: { perUsername?: RateRule; perAddress?: RateRule };
+  /** Static files for GET requests (the smartphone web client); default server/web/dist. */
+  webRoot?: string;
+  /** Ping interval; a socket that missed one pong is dropped. Default 30 s. */
+  heartbeatMs?: number;
+  /** A socket must log in within this time. Default 30 s. */
+  loginTimeoutMs?: number;
+}
+
+export const ACCESS_PATH = '/access';
+const DEFAULT_WEB_ROOT = fileURLToPath(new URL('./web/dist', import.meta.url));
+
+/**
+ * The access server (DESIGN.md §1–2): accounts, login with endpoint certificates, presence,
+ * and the rendezvous relay, over a WebSocket at /access; /health and the web client over HTTP.
+ */
+export class AccessServer {
+  readonly url: string;
+  readonly httpUrl: string;
+  private readonly connections = new Set<AccessConnection>();
+  private closing: Promise<void> | undefined;
+  private heartbeat: TimerHandle | undefined;
+
+  private constructor(
+    readonly store: AccountStore,
+    readonly publicKeyRaw: string,
+    private readonly http: Server,
+    private readonly wss: WebSocketServer,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    readonly registry: OnlineRegistry,
+  ) {
+    const { address, port } = http.address() as AddressInfo;
+    const host = address.includes(':') ? `[${address}]` : address;
+    this.httpUrl = `http://${host}:${port}`;
+    this.url = `ws://${host}:${port}${ACCESS_PATH}`;
+  }
+
+  static async start(opts: AccessServerOptions): Promise<AccessServer> {
+    const log = opts.log.child({ ns: NS.server });
+    const clock = opts.clock ?? systemClock;
+    const host = opts.host ?? '127.0.0.1';
+    const port = opts.port ?? 0;
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new SweepError('INVALID_CONFIG', `port: ${port} is not a port number (0-65535)`);
+    }
+    const key = await loadOrCreateServerKey(opts.dataDir);
+    const store = AccountStore.open(opts.dataDir);
+    const registry = new OnlineRegistry(store);
+    const limiter = new LoginRateLimiter({ clock, ...opts.rateLimit });
+    const webRoot = opts.webRoot ?? DEFAULT_WEB_ROOT;
+    const http = createServer((req, res) => handleHttp(webRoot, req, res, log));
+    const wss = new WebSocketServer({ server: http, path: ACCESS_PATH, maxPayload: MAX_MESSAGE_BYTES });
+    try {
+      await listen(http, host, port);
+    } catch (err) {
+      wss.close();
+      store.close();
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      throw new SweepError('INVALID_CONFIG', `cannot listen on ${host}:${port}: ${code}`, { cause: err });
+    }
+
+    const server = new AccessServer(store, key.publicKeyRaw, http, wss, clock, log, registry);
+    const connections = server.connections;
+    server.heartbeat = clock.setInterval(() => {
+      for (const c of connections) c.heartbeat();
+    }, opts.heartbeatMs ?? 30_000);
+    const ctx = {
+      store,
+      registry,
+      limiter,
+      key,
+      clock,
+      log,
+      certTtlMs: opts.certTtlMs ?? 24 * 3600_000,
+      loginTimeoutMs: opts.loginTimeoutMs ?? 30_000,
+    };
+    wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
+      if (server.closing) {
+        ws.terminate();
+        return;
+      }
+      const conn = new AccessConnection(ws, req.socket.remoteAddress ?? 'unknown', ctx);
+      connections.add(conn);
+      ws.on('message', (data, isBinary) => conn.receive(data, isBinary));
+      ws.on('pong', () => conn.pong());
+      ws.on('error', (err) => log.warn({ address: conn.address, reason: err.message }, 'socket error'));
+      ws.on('close', (code) => {
+        connections.delete(conn);
+        if (code === 1009) log.warn({ address: conn.address, limit: MAX_MESSAGE_BYTES }, 'closed a socket that sent an oversized message');
+        conn.onSocketClosed();
+      });
+    });
+    wss.on('error', (err) => log.error({ err }, 'websocket server error'));
+    http.on('clientError', (err, socket) => {
+      log.debug({ reason: err.message }, 'bad HTTP request');
+      socket.destroy();
+    });
+    log.info({ url: server.url, publicKey: key.publicKeyRaw }, 'access server listening');
+    return server;
+  }
+
+  /** Sockets currently open (logged in or not). */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Idempotent: closes every socket, the listener and the database. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.heartbeat) this.clock.clear(this.heartbeat);
+    for (const c of [...this.connections]) c.closeSocket(CLOSE.shutdown, 'server shutting down');
+    // Give close frames a moment, then cut whatever is left.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 500);
+      const check = (): void => {
+        if (this.connections.size === 0) {
+          clearTimeout(timer);
+          resolve();
+        } else setImmediate(check);
+      };
+      check();
+    });
+    for (const ws of this.wss.clients) ws.terminate();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    this.http.closeAllConnections();
+    await new Promise<void>((resolve) => this.http.close(() => resolve()));
+    this.store.close();
+    this.log.info('access server closed');
+  }
+}
+
+function listen(http: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    http.once('error', onError);
+    http.listen(port, host, () => {
+      http.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function handleHttp(webRoot: string, req: IncomingMessage, res: ServerResponse, log: Logger): void {
+  const path = (req.url ?? '/').split('?')[0];
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
+    return;
+  }
+  if (path === '/health') {
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(JSON.stringify({ ok: true }));
+    return;
+  }
+  serveStatic(webRoot, req, res).catch((err: unknown) => {
+    log.warn({ err, path }, 'static file not served');
+    if (!res.headersSent) res.writeHead(500).end();
+    else res.destroy();
+  });
+}

@@ -1,0 +1,282 @@
+import type { WebSocket, RawData } from 'ws';
+import { accessCatalogue, type AccessCatalogue, type LoginBody, type LoginResult, type Profile } from '../runtime/protocol/access.ts';
+import { Envelope, type NoteBody, type NoteType } from '../runtime/protocol/envelope.ts';
+import { RpcChannel } from '../runtime/protocol/rpc.ts';
+import { parseJsonText, parseWith } from '../runtime/protocol/validate.ts';
+import { issueCertificate } from '../runtime/identity/certificate.ts';
+import { SweepError, toWireError } from '../runtime/util/errors.ts';
+import type { Clock, TimerHandle } from '../runtime/util/clock.ts';
+import type { Logger } from '../runtime/util/log.ts';
+import { dummyHash, verifyPassword } from './passwords.ts';
+import type { LoginRateLimiter } from './rate-limit.ts';
+import type { OnlineEndpoint, OnlineRegistry } from './registry.ts';
+import type { ServerKey } from './server-key.ts';
+import type { AccountStore } from './store.ts';
+
+export interface ConnectionContext {
+  store: AccountStore;
+  registry: OnlineRegistry;
+  limiter: LoginRateLimiter;
+  key: ServerKey;
+  clock: Clock;
+  log: Logger;
+  certTtlMs: number;
+  /** A socket that has not logged in within this time is closed. */
+  loginTimeoutMs: number;
+}
+
+/** WebSocket close codes used by the server (4000-4999 are for applications). */
+export const CLOSE = {
+  kicked: 4001,
+  loginTimeout: 4002,
+  tooManyBadMessages: 4003,
+  shutdown: 1001,
+} as const;
+
+const WRONG_CREDENTIALS = 'username or password is wrong';
+const MAX_BAD_MESSAGES = 50;
+
+/** One endpoint's socket: login, rendezvous relay, logout (docs/protocol.md part A). */
+export class AccessConnection {
+  private readonly channel: RpcChannel<AccessCatalogue>;
+  private readonly log: Logger;
+  private entry: OnlineEndpoint | undefined;
+  private loginBusy = false;
+  private badMessages = 0;
+  private loginTimer: TimerHandle | undefined;
+  private closed = false;
+  /** False after a ping, true again when the pong comes back. */
+  private alive = true;
+
+  constructor(
+    private readonly ws: WebSocket,
+    readonly address: string,
+    private readonly ctx: ConnectionContext,
+  ) {
+    this.log = ctx.log.child({ address });
+    this.channel = new RpcChannel({
+      catalogue: accessCatalogue,
+      send: (text) => ws.send(text),
+      log: this.log,
+      clock: ctx.clock,
+      // A1: before login, only `login` is answered.
+      admit: (type) => {
+        if (type !== 'login' && !this.entry) throw new SweepError('UNAUTHORIZED', `"${type}" needs a login first`);
+      },
+      onBadMessage: () => this.countBad(),
+    });
+    this.channel.handle('login', (body) => this.onLogin(body));
+    this.channel.handle('signal', (body) => this.onSignal(body.to, body.payload));
+    this.channel.handle('logout', () => this.onLogout());
+    this.armLoginTimer();
+  }
+
+  /** A socket without a login may not linger (before the first login and after a logout). */
+  private armLoginTimer(): void {
+    if (this.loginTimer) this.ctx.clock.clear(this.loginTimer);
+    this.loginTimer = this.ctx.clock.setTimeout(() => {
+      this.loginTimer = undefined;
+      if (!this.entry) this.closeSocket(CLOSE.loginTimeout, 'no login in time');
+    }, this.ctx.loginTimeoutMs);
+  }
+
+  /** Called by the server's heartbeat: a socket that did not answer the previous ping is dropped. */
+  heartbeat(): void {
+    if (!this.alive) {
+      this.log.info('no pong since the last ping; dropping socket');
+      this.ws.terminate();
+      return;
+    }
+    this.alive = false;
+    try {
+      this.ws.ping();
+    } catch {
+      this.ws.terminate();
+    }
+  }
+
+  pong(): void {
+    this.alive = true;
+  }
+
+  get loggedIn(): OnlineEndpoint | undefined {
+    return this.entry;
+  }
+
+  /** Feeds one WebSocket frame. Never throws. */
+  receive(data: RawData, isBinary: boolean): void {
+    if (this.closed) return;
+    try {
+      if (isBinary) throw new SweepError('INVALID_MESSAGE', 'message: binary frames are not accepted, send JSON text');
+      const text = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+      // Checked here as well as in the channel: a message without a usable id cannot be answered
+      // with a response, so the sender gets an `error` note instead of silence.
+      parseWith(Envelope, parseJsonText(text, 'message'), 'message');
+      this.channel.receive(text);
+    } catch (err) {
+      const wire = toWireError(err);
+      this.log.warn({ code: wire.code, reason: wire.message }, 'refused malformed message');
+      this.channel.notify('error', wire);
+      this.countBad();
+    }
+  }
+
+  notify<T extends NoteType<AccessCatalogue>>(type: T, body: NoteBody<AccessCatalogue, T>): void {
+    this.channel.notify(type, body);
+  }
+
+  /** A newer login of the same endpoint replaces this one: no offline presence, the newcomer announces itself. */
+  kick(reason: string): void {
+    if (this.entry) this.ctx.registry.remove(this.entry);
+    this.entry = undefined;
+    this.channel.notify('kicked', { reason });
+    this.closeSocket(CLOSE.kicked, 'kicked');
+  }
+
+  closeSocket(code: number, reason: string): void {
+    try {
+      this.ws.close(code, reason);
+    } catch (err) {
+      this.log.debug({ err }, 'close failed; terminating');
+      this.ws.terminate();
+    }
+  }
+
+  /** The socket is gone: leave the registry, tell the related endpoints, reject anything pending. */
+  onSocketClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.loginTimer) this.ctx.clock.clear(this.loginTimer);
+    this.loginTimer = undefined;
+    this.endLogin('disconnected');
+    this.channel.close('connection closed');
+  }
+
+  private countBad(): void {
+    this.badMessages += 1;
+    if (this.badMessages === MAX_BAD_MESSAGES) {
+      this.log.warn({ count: this.badMessages }, 'closing connection: too many malformed messages');
+      this.closeSocket(CLOSE.tooManyBadMessages, 'too many malformed messages');
+    }
+  }
+
+  private async onLogin(body: LoginBody): Promise<LoginResult> {
+    if (this.loginBusy) throw new SweepError('BUSY', 'login: another login on this connection is in progress');
+    this.loginBusy = true;
+    try {
+      return await this.login(body);
+    } finally {
+      this.loginBusy = false;
+    }
+  }
+
+  private async login(body: LoginBody): Promise<LoginResult> {
+    const { store, registry, limiter, key, clock } = this.ctx;
+    const { username, endpointId } = body;
+    const ids = { account: username, endpointId };
+    limiter.check(username, this.address);
+    const account = store.getAccount(username);
+    // An unknown name costs a hash check too, so timing does not reveal which names exist.
+    const matches = await verifyPassword(account?.passwordHash ?? (await dummyHash()), body.password);
+    if (this.closed) throw new SweepError('CLOSED', 'login: connection closed');
+    if (!account || !matches) {
+      limiter.recordFailure(username, this.address);
+      this.log.warn({ ...ids, reason: account ? 'wrong password' : 'unknown account' }, 'login refused');
+      throw new SweepError('UNAUTHORIZED', WRONG_CREDENTIALS);
+    }
+    limiter.recordSuccess(username);
+
+    const current = this.entry;
+    if (current && (current.account !== username || current.info.endpointId !== endpointId)) {
+      throw new SweepError('BAD_STATE', `login: this connection is logged in as ${current.account}/${current.info.endpointId}; log out first`);
+    }
+    const holder = registry.get(endpointId);
+    if (holder && holder.account !== username) {
+      this.log.warn({ ...ids, holder: holder.account }, 'login refused: endpoint id in use by another account');
+      throw new SweepError('FORBIDDEN', `endpointId: "${endpointId}" is in use by another account`);
+    }
+    const info = { endpointId, account: username, kind: body.kind, label: body.label, online: true };
+    const renewed = current !== undefined;
+    const entry: OnlineEndpoint = { account: username, info, peer: this };
+    if (holder && holder.peer !== this) {
+      this.log.info(ids, 'login replaces an older connection of the same endpoint');
+      holder.peer.kick('replaced by a newer login of the same endpoint');
+    }
+    if (current) registry.remove(current);
+    this.entry = entry;
+    registry.set(entry);
+    if (this.loginTimer) {
+      clock.clear(this.loginTimer);
+      this.loginTimer = undefined;
+    }
+    const changed = !renewed || current.info.kind !== info.kind || current.info.label !== info.label;
+    if (changed) registry.announce(entry, true);
+
+    const now = clock.now();
+    const certificate = issueCertificate(
+      {
+        v: 1,
+        account: username,
+        endpointId,
+        kind: body.kind,
+        label: body.label,
+        signingKey: body.signingKey,
+        dtlsFingerprint: body.dtlsFingerprint,
+        issuedAt: now,
+        expiresAt: now + this.ctx.certTtlMs,
+      },
+      key.privateKey,
+    );
+    this.log.info({ ...ids, kind: body.kind, renewed }, 'logged in');
+    return { profile: this.profile(account.name, account.displayName, endpointId), certificate, serverTime: now };
+  }
+
+  private profile(account: string, displayName: string, endpointId: string): Profile {
+    const { store, registry } = this.ctx;
+    return {
+      account,
+      displayName,
+      endpointId,
+      siblings: registry.endpointsOf(account, endpointId),
+      buddies: store.buddiesOf(account).map((b) => ({
+        account: b.name,
+        displayName: b.displayName,
+        endpoints: registry.endpointsOf(b.name),
+      })),
+    };
+  }
+
+  private onSignal(to: string, payload: NoteBody<AccessCatalogue, 'signal'>['payload']): Record<string, never> {
+    const me = this.entry;
+    if (!me) throw new SweepError('UNAUTHORIZED', '"signal" needs a login first');
+    const ids = { from: me.info.endpointId, fromAccount: me.account, to, kind: payload.kind };
+    if (to === me.info.endpointId) throw new SweepError('INVALID_MESSAGE', `signal.to: "${to}" is this endpoint itself`);
+    const target = this.ctx.registry.get(to);
+    if (!target) {
+      this.log.info(ids, 'signal refused: target offline');
+      throw new SweepError('OFFLINE', `signal.to: endpoint "${to}" is not online`);
+    }
+    // A5: the relay forwards only between the same account or buddies.
+    if (!this.ctx.registry.related(me.account, target.account)) {
+      this.log.warn({ ...ids, toAccount: target.account }, 'signal refused: accounts may not talk');
+      throw new SweepError('FORBIDDEN', `signal.to: endpoint "${to}" is neither of account "${me.account}" nor of a buddy`);
+    }
+    target.peer.notify('signal', { from: me.info.endpointId, fromAccount: me.account, payload });
+    this.log.debug(ids, 'signal relayed');
+    return {};
+  }
+
+  private onLogout(): Record<string, never> {
+    this.endLogin('logged out');
+    this.armLoginTimer();
+    return {};
+  }
+
+  private endLogin(why: string): void {
+    const entry = this.entry;
+    if (!entry) return;
+    this.entry = undefined;
+    if (this.ctx.registry.remove(entry)) this.ctx.registry.announce(entry, false);
+    this.log.info({ account: entry.account, endpointId: entry.info.endpointId, why }, 'login ended');
+  }
+}

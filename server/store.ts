@@ -1,0 +1,153 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { AccountName } from '../runtime/protocol/common.ts';
+import { SweepError } from '../runtime/util/errors.ts';
+
+export interface Account {
+  name: string;
+  displayName: string;
+  passwordHash: string;
+  createdAt: number;
+}
+
+/** What may be shown about an account (no hash). */
+export interface AccountSummary {
+  name: string;
+  displayName: string;
+  createdAt: number;
+}
+
+const MAX_DISPLAY_NAME = 64;
+
+/** Schema version 1. Buddy pairs are stored once, with a < b, so the relation is symmetric by construction. */
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS accounts (
+  name          TEXT PRIMARY KEY,
+  display_name  TEXT NOT NULL,
+  password_hash TEXT NOT NULL,
+  created_at    INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS buddies (
+  a TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+  b TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+  PRIMARY KEY (a, b),
+  CHECK (a < b)
+) STRICT;
+CREATE INDEX IF NOT EXISTS buddies_b ON buddies(b);
+`;
+
+export function checkAccountName(name: string, field = 'account'): string {
+  const r = AccountName.safeParse(name);
+  if (!r.success) {
+    throw new SweepError('INVALID_MESSAGE', `${field}: "${name.slice(0, 80)}" is not ${r.error.issues[0]?.message ?? 'a valid account name'}`);
+  }
+  return r.data;
+}
+
+function checkDisplayName(displayName: string): string {
+  if (displayName.length > MAX_DISPLAY_NAME || /[\p{Cc}]/u.test(displayName)) {
+    throw new SweepError('INVALID_MESSAGE', `display name: at most ${MAX_DISPLAY_NAME} characters without control characters`);
+  }
+  return displayName;
+}
+
+interface AccountRow {
+  name: string;
+  display_name: string;
+  password_hash: string;
+  created_at: number;
+}
+
+/** Accounts and buddy pairs in one SQLite file (`accounts.db` in the data dir), WAL mode. */
+export class AccountStore {
+  private readonly db: Database.Database;
+  private closed = false;
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+  }
+
+  static open(dataDir: string): AccountStore {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const db = new Database(join(dataDir, 'accounts.db'));
+    db.pragma('journal_mode = WAL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    db.exec(SCHEMA);
+    db.pragma('user_version = 1');
+    return new AccountStore(db);
+  }
+
+  createAccount(name: string, displayName: string, passwordHash: string, createdAt = Date.now()): void {
+    checkAccountName(name);
+    checkDisplayName(displayName);
+    const r = this.db
+      .prepare('INSERT INTO accounts (name, display_name, password_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO NOTHING')
+      .run(name, displayName, passwordHash, createdAt);
+    if (r.changes === 0) throw new SweepError('BAD_STATE', `account "${name}" already exists`);
+  }
+
+  setPassword(name: string, passwordHash: string): void {
+    const r = this.db.prepare('UPDATE accounts SET password_hash = ? WHERE name = ?').run(passwordHash, name);
+    if (r.changes === 0) throw unknownAccount(name);
+  }
+
+  getAccount(name: string): Account | undefined {
+    const row = this.db.prepare('SELECT * FROM accounts WHERE name = ?').get(name) as AccountRow | undefined;
+    return row && { name: row.name, displayName: row.display_name, passwordHash: row.password_hash, createdAt: row.created_at };
+  }
+
+  listAccounts(): AccountSummary[] {
+    const rows = this.db.prepare('SELECT name, display_name, created_at FROM accounts ORDER BY name').all() as AccountRow[];
+    return rows.map((r) => ({ name: r.name, displayName: r.display_name, createdAt: r.created_at }));
+  }
+
+  /** Makes a and b buddies (both ways). Adding an existing pair is not an error. */
+  addBuddies(a: string, b: string): void {
+    const [x, y] = this.pair(a, b);
+    this.db.prepare('INSERT OR IGNORE INTO buddies (a, b) VALUES (?, ?)').run(x, y);
+  }
+
+  /** Removes the pair; false if they were not buddies. */
+  removeBuddies(a: string, b: string): boolean {
+    const [x, y] = this.pair(a, b);
+    return this.db.prepare('DELETE FROM buddies WHERE a = ? AND b = ?').run(x, y).changes > 0;
+  }
+
+  areBuddies(a: string, b: string): boolean {
+    if (a === b) return false;
+    const [x, y] = a < b ? [a, b] : [b, a];
+    return this.db.prepare('SELECT 1 FROM buddies WHERE a = ? AND b = ?').get(x, y) !== undefined;
+  }
+
+  /** The buddies of `account`, by name. */
+  buddiesOf(account: string): AccountSummary[] {
+    const rows = this.db
+      .prepare(
+        `SELECT acc.name, acc.display_name, acc.created_at FROM buddies bd
+         JOIN accounts acc ON acc.name = CASE WHEN bd.a = ? THEN bd.b ELSE bd.a END
+         WHERE bd.a = ? OR bd.b = ? ORDER BY acc.name`,
+      )
+      .all(account, account, account) as AccountRow[];
+    return rows.map((r) => ({ name: r.name, displayName: r.display_name, createdAt: r.created_at }));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+
+  private pair(a: string, b: string): [string, string] {
+    checkAccountName(a, 'first account');
+    checkAccountName(b, 'second account');
+    if (a === b) throw new SweepError('INVALID_MESSAGE', `buddies: an account cannot be its own buddy ("${a}")`);
+    for (const n of [a, b]) if (!this.getAccount(n)) throw unknownAccount(n);
+    return a < b ? [a, b] : [b, a];
+  }
+}
+
+function unknownAccount(name: string): SweepError {
+  return new SweepError('NOT_FOUND', `unknown account "${name.slice(0, 80)}"`);
+}
