@@ -1,0 +1,45 @@
+import type { EndpointInfo } from '../protocol/common.ts';
+import type { Party } from '../protocol/peer.ts';
+import type { CallState } from './call-state.ts';
+
+export type SweepRole = 'newcomer' | 'holder' | 'farEnd';
+export type SweepOutcome = 'completed' | 'moved' | 'refused' | 'rolledBack';
+
+export interface SweepStep {
+  step: string;
+  /** ms since the sweep's first message on this endpoint. */
+  ms: number;
+}
+
+export interface CallSnapshot {
+  sessionId: string;
+  state: CallState;
+  direction: 'in' | 'out';
+  peer: Party;
+  epoch: number;
+  startedAt: number | null;
+  doorRights: boolean;
+  muted: boolean;
+  onHold: boolean;
+}
+
+/** Everything the runtime tells its listeners (the lab UI, diagnostics, tests, benchmarks). */
+export interface EndpointEvents extends Record<string, unknown> {
+  'call.state': { call: CallSnapshot; reason?: string };
+  'sweep.step': { sweepId: string; role: SweepRole; step: string; ms: number };
+  'sweep.finished': {
+    sweepId: string;
+    role: SweepRole;
+    outcome: SweepOutcome;
+    reason?: string;
+    code?: string;
+    /** performance.now() at the sweep's first message on this endpoint. */
+    startedAtMono: number;
+    timeline: SweepStep[];
+  };
+  'sweep.invited': { sweepId: string; from: string; sessionId: string };
+  'sibling.call': { endpointId: string; call: { sessionId: string; farEnd: Party; epoch: number } | null };
+  'link.state': { peerId: string; up: boolean; reason?: string };
+  presence: { endpoint: EndpointInfo };
+  'access.state': { connected: boolean };
+}
