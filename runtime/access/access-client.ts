@@ -1,0 +1,418 @@
+import { WebSocket } from 'ws';
+import { accessCatalogue, type AccessCatalogue, type LoginBody, type LoginResult, type SignalIn, type SignalPayload } from '../protocol/access.ts';
+import type { EndpointInfo, EndpointKind } from '../protocol/common.ts';
+import { RpcChannel } from '../protocol/rpc.ts';
+import { MAX_MESSAGE_BYTES } from '../protocol/validate.ts';
+import { verifyCertificate, type CertificatePayload } from '../identity/certificate.ts';
+import { publicKeyFromRaw } from '../identity/token.ts';
+import { Backoff } from '../util/backoff.ts';
+import { systemClock, type Clock, type TimerHandle } from '../util/clock.ts';
+import { SweepError, toSweepError } from '../util/errors.ts';
+import { NS, type Logger } from '../util/log.ts';
+
+export interface AccessClientOptions {
+  /** ws://host:port/access */
+  url: string;
+  username: string;
+  password: string;
+  endpointId: string;
+  kind: EndpointKind;
+  label: string;
+  /** This endpoint's Ed25519 public key (raw, base64url), to be certified. */
+  signingKeyRaw: string;
+  /** This endpoint's DTLS fingerprint ("sha-256 AB:…"), to be certified. */
+  dtlsFingerprint: string;
+  /** The access server's Ed25519 public key (raw, base64url): certificates must verify with it. */
+  serverPublicKeyRaw: string;
+  log: Logger;
+  clock?: Clock;
+  /** Reconnect delays after a lost connection; default 500 ms doubling to 30 s, with jitter. */
+  backoff?: { initialMs: number; maxMs: number };
+  /** Per request (login, signal, logout); default 10 s. */
+  requestTimeoutMs?: number;
+}
+
+/**
+ * idle → starting → online ⇄ reconnecting; kicked and closed are final.
+ * `starting` failing returns to idle (start() rejected); `online` losing its socket goes to
+ * `reconnecting`, which retries with back-off until it logs in again.
+ */
+export type AccessClientState = 'idle' | 'starting' | 'online' | 'reconnecting' | 'kicked' | 'closed';
+
+/** Renew the certificate when this fraction of its lifetime has passed. */
+const RENEW_AT = 0.8;
+const CLOSE_WAIT_MS = 1000;
+
+type Listener<T> = (value: T) => void;
+
+/**
+ * An endpoint's connection to the access server: logs in, keeps a verified certificate of its
+ * own keys, follows presence, relays link set-up signals, and reconnects after a lost connection.
+ */
+export class AccessClient {
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly backoff: Backoff;
+  private readonly timeoutMs: number;
+  private readonly serverKey;
+  private stateNow: AccessClientState = 'idle';
+  private ws: WebSocket | undefined;
+  private channel: RpcChannel<AccessCatalogue> | undefined;
+  private current: LoginResult | undefined;
+  private certPayload: CertificatePayload | undefined;
+  private reconnectTimer: TimerHandle | undefined;
+  private renewTimer: TimerHandle | undefined;
+  private closing: Promise<void> | undefined;
+  private readonly listeners = {
+    profile: new Set<Listener<LoginResult>>(),
+    presence: new Set<Listener<EndpointInfo>>(),
+    signal: new Set<Listener<SignalIn>>(),
+    connection: new Set<Listener<boolean>>(),
+    kicked: new Set<Listener<string>>(),
+  };
+
+  constructor(private readonly opts: AccessClientOptions) {
+    this.log = opts.log.child({ ns: NS.access, endpointId: opts.endpointId });
+    this.clock = opts.clock ?? systemClock;
+    this.backoff = new Backoff(opts.backoff ?? { initialMs: 500, maxMs: 30_000 });
+    this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
+    try {
+      this.serverKey = publicKeyFromRaw(opts.serverPublicKeyRaw);
+    } catch (err) {
+      throw new SweepError('INVALID_CONFIG', 'serverPublicKeyRaw: not an Ed25519 public key (32 bytes, base64url)', { cause: err });
+    }
+  }
+
+  get state(): AccessClientState {
+    return this.stateNow;
+  }
+
+  /** The current endpoint certificate (token), once logged in. */
+  get certificate(): string | undefined {
+    return this.current?.certificate;
+  }
+
+  /** What the certificate says, verified. */
+  get certificatePayload(): CertificatePayload | undefined {
+    return this.certPayload;
+  }
+
+  /** The profile of the last login, kept up to date with presence notes since. */
+  get profile(): LoginResult['profile'] | undefined {
+    return this.current?.profile;
+  }
+
+  onProfile(fn: Listener<LoginResult>): () => void {
+    return this.listen(this.listeners.profile, fn);
+  }
+
+  onPresence(fn: Listener<EndpointInfo>): () => void {
+    return this.listen(this.listeners.presence, fn);
+  }
+
+  onSignal(fn: Listener<SignalIn>): () => void {
+    return this.listen(this.listeners.signal, fn);
+  }
+
+  onConnectionChange(fn: Listener<boolean>): () => void {
+    return this.listen(this.listeners.connection, fn);
+  }
+
+  /** The server ended this login for good (a newer login took this endpoint id); no reconnect follows. */
+  onKicked(fn: Listener<string>): () => void {
+    return this.listen(this.listeners.kicked, fn);
+  }
+
+  /**
+   * Connects and logs in once. Resolves with the first login; rejects with the reason if that
+   * first attempt fails (UNAUTHORIZED, RATE_LIMITED, OFFLINE, FORBIDDEN, TIMEOUT…), leaving the
+   * client idle. Only after a successful start does a lost connection lead to reconnecting.
+   */
+  async start(): Promise<LoginResult> {
+    if (this.stateNow !== 'idle') throw new SweepError('BAD_STATE', `start: the client is ${this.stateNow}, not idle`);
+    this.stateNow = 'starting';
+    try {
+      const result = await this.connectAndLogin();
+      if (this.stateNow !== 'starting') throw new SweepError('CLOSED', 'start: the client was closed while logging in');
+      this.enterOnline(result);
+      return result;
+    } catch (err) {
+      await this.dropSocket();
+      if (this.stateNow === 'starting') this.stateNow = 'idle';
+      throw toSweepError(err);
+    }
+  }
+
+  /** Sends a link set-up message to another endpoint via the relay (same account or buddy only). */
+  async signal(to: string, payload: SignalPayload): Promise<void> {
+    const channel = this.channel;
+    if (this.stateNow !== 'online' || !channel) {
+      throw new SweepError('OFFLINE', `signal to "${to}": not logged in to the access server (client is ${this.stateNow})`);
+    }
+    await channel.request('signal', { to, payload }, { timeoutMs: this.timeoutMs });
+  }
+
+  /** Idempotent: logs out if logged in, stops reconnecting, clears timers and listeners. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const wasOnline = this.stateNow === 'online';
+    this.stateNow = 'closed';
+    this.clearTimers();
+    const channel = this.channel;
+    if (wasOnline && channel) {
+      await channel.request('logout', {}, { timeoutMs: CLOSE_WAIT_MS }).catch((err: unknown) => {
+        this.log.debug({ reason: (err as Error).message }, 'logout not confirmed');
+      });
+    }
+    await this.dropSocket();
+    if (wasOnline) this.emit(this.listeners.connection, false);
+    for (const set of Object.values(this.listeners)) set.clear();
+  }
+
+  private loginBody(): LoginBody {
+    const o = this.opts;
+    return {
+      username: o.username,
+      password: o.password,
+      endpointId: o.endpointId,
+      kind: o.kind,
+      label: o.label,
+      signingKey: o.signingKeyRaw,
+      dtlsFingerprint: o.dtlsFingerprint,
+    };
+  }
+
+  private async connectAndLogin(): Promise<LoginResult> {
+    const channel = await this.connect();
+    const result = await channel.request('login', this.loginBody(), { timeoutMs: this.timeoutMs });
+    this.certPayload = this.checkCertificate(result);
+    return result;
+  }
+
+  /** P3 for our own certificate: signed by our server, unexpired, and about our own keys. */
+  private checkCertificate(result: LoginResult): CertificatePayload {
+    const cert = verifyCertificate(result.certificate, this.serverKey, this.clock.now());
+    const o = this.opts;
+    const mismatch = (
+      [
+        ['account', cert.account, o.username],
+        ['endpointId', cert.endpointId, o.endpointId],
+        ['signingKey', cert.signingKey, o.signingKeyRaw],
+        ['dtlsFingerprint', cert.dtlsFingerprint, o.dtlsFingerprint],
+        ['profile.endpointId', result.profile.endpointId, o.endpointId],
+      ] as const
+    ).find(([, got, want]) => got !== want);
+    if (mismatch) {
+      throw new SweepError('UNAUTHORIZED', `certificate: ${mismatch[0]} is "${mismatch[1]}", this endpoint's is "${mismatch[2]}"`);
+    }
+    return cert;
+  }
+
+  /** Opens a socket and its channel; rejects OFFLINE if the server cannot be reached. */
+  private connect(): Promise<RpcChannel<AccessCatalogue>> {
+    const { url } = this.opts;
+    const ws = new WebSocket(url, { maxPayload: MAX_MESSAGE_BYTES, handshakeTimeout: this.timeoutMs });
+    const channel = new RpcChannel({
+      catalogue: accessCatalogue,
+      send: (text) => ws.send(text),
+      log: this.log,
+      clock: this.clock,
+      timeoutMs: this.timeoutMs,
+      admit: (type) => {
+        throw new SweepError('UNKNOWN_TYPE', `the access server sends no requests to endpoints ("${type}")`);
+      },
+    });
+    this.ws = ws;
+    this.channel = channel;
+    channel.onNote('presence', (b) => this.onPresenceNote(b.endpoint));
+    channel.onNote('signal', (b) => this.emit(this.listeners.signal, b));
+    channel.onNote('kicked', (b) => this.onKickedNote(ws, b.reason));
+    channel.onNote('error', (b) => this.log.warn({ code: b.code, reason: b.message }, 'the access server refused a message'));
+
+    ws.on('message', (data: Buffer, isBinary) => {
+      if (this.ws !== ws) return;
+      if (isBinary) this.log.warn('binary frame from the access server ignored');
+      else channel.receive(data);
+    });
+    ws.on('error', (err) => this.log.debug({ reason: err.message }, 'socket error'));
+    return new Promise((resolve, reject) => {
+      let opened = false;
+      ws.once('open', () => {
+        opened = true;
+        resolve(channel);
+      });
+      ws.on('close', (code, reason) => {
+        if (!opened) {
+          const why = reason.length ? reason.toString() : `code ${code}`;
+          reject(new SweepError('OFFLINE', `cannot reach the access server at ${url} (${why})`));
+        }
+        this.onSocketClosed(ws, code, reason.toString());
+      });
+      ws.once('error', (err) => {
+        if (!opened) reject(new SweepError('OFFLINE', `cannot reach the access server at ${url}: ${err.message}`));
+      });
+    });
+  }
+
+  private onSocketClosed(ws: WebSocket, code: number, reason: string): void {
+    if (this.ws !== ws) return; // a socket we already let go of
+    this.ws = undefined;
+    this.channel?.close(`access server connection closed (${code}${reason ? ` ${reason}` : ''})`);
+    this.channel = undefined;
+    if (code === 1009) this.log.error({ limit: MAX_MESSAGE_BYTES }, 'the access server closed the connection: a message was too large');
+    if (this.stateNow !== 'online') return;
+    this.log.warn({ code, reason }, 'lost the access server; reconnecting');
+    this.clearTimers();
+    this.emit(this.listeners.connection, false);
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    this.stateNow = 'reconnecting';
+    const delayMs = this.backoff.next();
+    this.reconnectTimer = this.clock.setTimeout(() => {
+      this.reconnectTimer = undefined;
+      void this.reconnect();
+    }, delayMs);
+  }
+
+  private async reconnect(): Promise<void> {
+    if (this.stateNow !== 'reconnecting') return;
+    try {
+      const result = await this.connectAndLogin();
+      if (this.stateNow !== 'reconnecting') return; // closed meanwhile; close() drops the socket
+      this.backoff.reset();
+      this.enterOnline(result);
+    } catch (err) {
+      if (this.stateNow !== 'reconnecting') return;
+      const e = toSweepError(err);
+      this.log.warn({ code: e.code, reason: e.message }, 'reconnect failed');
+      await this.dropSocket();
+      if (this.stateNow === 'reconnecting') this.scheduleReconnect();
+    }
+  }
+
+  private enterOnline(result: LoginResult): void {
+    this.stateNow = 'online';
+    this.current = structuredClone(result);
+    this.log.info({ account: result.profile.account, siblings: result.profile.siblings.length }, 'logged in');
+    this.scheduleRenewal();
+    this.emit(this.listeners.connection, true);
+    this.emit(this.listeners.profile, result);
+  }
+
+  /** Logs in again on the same socket before the certificate expires. */
+  private scheduleRenewal(): void {
+    const cert = this.certPayload;
+    if (!cert) return;
+    const delayMs = Math.max(1000, Math.floor((cert.expiresAt - cert.issuedAt) * RENEW_AT));
+    this.renewTimer = this.clock.setTimeout(() => {
+      this.renewTimer = undefined;
+      void this.renew();
+    }, delayMs);
+  }
+
+  private async renew(): Promise<void> {
+    const channel = this.channel;
+    if (this.stateNow !== 'online' || !channel) return;
+    try {
+      const result = await channel.request('login', this.loginBody(), { timeoutMs: this.timeoutMs });
+      const cert = this.checkCertificate(result);
+      if (this.stateNow !== 'online' || this.channel !== channel) return;
+      this.certPayload = cert;
+      this.current = structuredClone(result);
+      this.scheduleRenewal();
+      this.emit(this.listeners.profile, result);
+    } catch (err) {
+      if (this.stateNow !== 'online' || this.channel !== channel) return;
+      const e = toSweepError(err);
+      this.log.warn({ code: e.code, reason: e.message }, 'certificate renewal failed; reconnecting');
+      // Losing the socket leads to reconnect and a fresh login.
+      this.ws?.terminate();
+    }
+  }
+
+  private onPresenceNote(endpoint: EndpointInfo): void {
+    const profile = this.current?.profile;
+    if (profile) {
+      const upsert = (list: EndpointInfo[]): EndpointInfo[] => {
+        const rest = list.filter((e) => e.endpointId !== endpoint.endpointId);
+        return endpoint.online ? [...rest, endpoint] : rest;
+      };
+      if (endpoint.account === profile.account) {
+        profile.siblings = upsert(profile.siblings);
+      } else {
+        let buddy = profile.buddies.find((b) => b.account === endpoint.account);
+        if (!buddy) {
+          // A buddy added while we were online: the server only tells us about related accounts.
+          buddy = { account: endpoint.account, displayName: endpoint.account, endpoints: [] };
+          profile.buddies.push(buddy);
+        }
+        buddy.endpoints = upsert(buddy.endpoints);
+      }
+    }
+    this.emit(this.listeners.presence, endpoint);
+  }
+
+  private onKickedNote(ws: WebSocket, reason: string): void {
+    if (this.ws !== ws || this.stateNow === 'closed') return;
+    const wasOnline = this.stateNow === 'online';
+    this.log.warn({ reason }, 'kicked by the access server; not reconnecting');
+    this.stateNow = 'kicked';
+    this.clearTimers();
+    void this.dropSocket();
+    if (wasOnline) this.emit(this.listeners.connection, false);
+    this.emit(this.listeners.kicked, reason);
+  }
+
+  /** Lets go of the current socket (its close event is then ignored) and waits for it to close. */
+  private async dropSocket(): Promise<void> {
+    const ws = this.ws;
+    const channel = this.channel;
+    this.ws = undefined;
+    this.channel = undefined;
+    channel?.close('access client dropped the connection');
+    if (!ws || ws.readyState === WebSocket.CLOSED) return;
+    await new Promise<void>((resolve) => {
+      const timer = this.clock.setTimeout(() => {
+        ws.terminate();
+        resolve();
+      }, CLOSE_WAIT_MS);
+      ws.once('close', () => {
+        this.clock.clear(timer);
+        resolve();
+      });
+      try {
+        ws.close(1000, 'bye');
+      } catch {
+        ws.terminate();
+      }
+    });
+  }
+
+  private clearTimers(): void {
+    if (this.reconnectTimer) this.clock.clear(this.reconnectTimer);
+    if (this.renewTimer) this.clock.clear(this.renewTimer);
+    this.reconnectTimer = undefined;
+    this.renewTimer = undefined;
+  }
+
+  private listen<T>(set: Set<Listener<T>>, fn: Listener<T>): () => void {
+    set.add(fn);
+    return () => set.delete(fn);
+  }
+
+  private emit<T>(set: Set<Listener<T>>, value: T): void {
+    for (const fn of [...set]) {
+      try {
+        fn(value);
+      } catch (err) {
+        this.log.error({ err }, 'access client listener threw');
+      }
+    }
+  }
+}
