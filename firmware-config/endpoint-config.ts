@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { AccountName, EndpointId, EndpointKind, SigningKey } from '../runtime/protocol/common.ts';
+
+/**
+ * The endpoint's settings: one schema is the source of validation, types and defaults.
+ * Unknown keys are refused, never silently ignored.
+ */
+export const AudioSourceConfig = z.discriminatedUnion('driver', [
+  z.strictObject({
+    driver: z.literal('simulated'),
+    /** Tone frequency in Hz; each endpoint of the lab has its own so a listener can tell who it hears. */
+    frequencyHz: z.number().min(50).max(8000).default(440),
+    levelDbfs: z.number().min(-60).max(0).default(-12),
+  }),
+]);
+
+export const AudioSinkConfig = z.discriminatedUnion('driver', [z.strictObject({ driver: z.literal('simulated') })]);
+
+export const EndpointConfig = z.strictObject({
+  endpoint: z.strictObject({
+    id: EndpointId,
+    kind: EndpointKind,
+    label: z.string().min(1).max(64),
+  }),
+  access: z.strictObject({
+    /** ws://host:port/access or wss://… */
+    url: z.string().regex(/^wss?:\/\/[^\s]+$/, 'a ws:// or wss:// URL'),
+    /** The access server's Ed25519 public key (base64url), to check certificates (A3). */
+    serverPublicKey: SigningKey,
+    username: AccountName,
+    password: z.string().min(1).max(256),
+  }),
+  /** Where the endpoint keeps its keys; created on first boot. */
+  stateDir: z.string().min(1),
+  network: z
+    .strictObject({
+      /** The local address ICE binds to (L2); 127.0.0.1 in the lab and tests. */
+      bindAddress: z.string().default('127.0.0.1'),
+    })
+    .default({ bindAddress: '127.0.0.1' }),
+  sweep: z
+    .strictObject({
+      /** S4/S8: grant lifetime and step deadline, ms. */
+      timeoutMs: z.number().int().min(200).max(60_000).default(3000),
+      /** S10: accept pushed calls at once, or ring and ask. */
+      invites: z.enum(['auto', 'ask']).default('ask'),
+      /** Push targets in order of preference (endpoint ids). */
+      pushTo: z.array(EndpointId).default([]),
+    })
+    .default({ timeoutMs: 3000, invites: 'ask', pushTo: [] }),
+  audio: z
+    .strictObject({ source: AudioSourceConfig, sink: AudioSinkConfig })
+    .default({ source: { driver: 'simulated', frequencyHz: 440, levelDbfs: -12 }, sink: { driver: 'simulated' } }),
+  links: z
+    .strictObject({ idleCloseMs: z.number().int().min(1000).default(60_000), setupTimeoutMs: z.number().int().min(500).default(8000) })
+    .default({ idleCloseMs: 60_000, setupTimeoutMs: 8000 }),
+  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+});
+export type EndpointConfig = z.output<typeof EndpointConfig>;
+export type EndpointConfigInput = z.input<typeof EndpointConfig>;

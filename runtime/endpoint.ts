@@ -1,0 +1,177 @@
+import type { KeyObject } from 'node:crypto';
+import type { EndpointConfig } from '../firmware-config/endpoint-config.ts';
+import type { AudioSink, AudioSource } from '../drivers/audio/audio.ts';
+import { AccessClient } from './access/access-client.ts';
+import { loadOrCreateKeys, type EndpointKeys } from './identity/keys.ts';
+import { publicKeyFromRaw } from './identity/token.ts';
+import { MediaEngine } from './media/media-engine.ts';
+import { LinkManager } from './p2p/link-manager.ts';
+import { createPeerTransport } from './p2p/peer-transport.ts';
+import type { EndpointInfo } from './protocol/common.ts';
+import type { LoginResult } from './protocol/access.ts';
+import { CallManager } from './session/call-manager.ts';
+import type { EndpointEvents } from './session/events.ts';
+import { EventBus } from './util/bus.ts';
+import { systemClock, type Clock } from './util/clock.ts';
+import { NS, type Logger } from './util/log.ts';
+
+export interface EndpointDeps {
+  source: AudioSource;
+  sink: AudioSink;
+  log: Logger;
+  clock?: Clock;
+  /** Defaults to the node-datachannel transport; tests may pass another implementation. */
+  createTransport?: typeof createPeerTransport;
+}
+
+/**
+ * One endpoint: logs in, keeps links to siblings and (while needed) far ends, places and answers
+ * calls, sweeps, and plays and captures audio through its drivers. Everything it does is told on
+ * `bus` (EndpointEvents).
+ */
+export class Endpoint {
+  readonly bus: EventBus<EndpointEvents>;
+  readonly calls: CallManager;
+  readonly links: LinkManager;
+  readonly media: MediaEngine;
+  private readonly siblings = new Map<string, EndpointInfo>();
+  private buddyAccounts = new Set<string>();
+  private closed = false;
+
+  private constructor(
+    readonly config: EndpointConfig,
+    readonly keys: EndpointKeys,
+    readonly access: AccessClient,
+    private readonly deps: EndpointDeps,
+    private readonly clock: Clock,
+    serverPublicKey: KeyObject,
+  ) {
+    const log = deps.log;
+    this.bus = new EventBus<EndpointEvents>(log.child({ ns: NS.endpoint }));
+    this.links = new LinkManager({
+      selfId: config.endpoint.id,
+      signaller: access,
+      createTransport: deps.createTransport ?? createPeerTransport,
+      bindAddress: config.network.bindAddress,
+      dtlsCertFile: keys.dtlsCertFile,
+      dtlsKeyFile: keys.dtlsKeyFile,
+      certificate: () => access.certificate,
+      serverPublicKey,
+      clock,
+      log: log.child({ ns: NS.links }),
+      idleCloseMs: config.links.idleCloseMs,
+      setupTimeoutMs: config.links.setupTimeoutMs,
+      inUse: (peerId) => this.calls.usesPeer(peerId),
+    });
+    this.media = new MediaEngine({ source: deps.source, sink: deps.sink, log: log.child({ ns: NS.media }), clock });
+    this.calls = new CallManager({
+      self: { account: config.access.username, endpointId: config.endpoint.id, label: config.endpoint.label },
+      isBuddy: (account) => this.buddyAccounts.has(account),
+      signingKey: keys.signingPrivateKey,
+      links: this.links,
+      media: this.media,
+      bus: this.bus,
+      clock,
+      log: log.child({ ns: NS.call }),
+      sweepTimeoutMs: config.sweep.timeoutMs,
+      sweepInvites: config.sweep.invites,
+      pushPreference: config.sweep.pushTo,
+      onLoginSwept: () => {
+        log.info('sweep with scope login: logging out (S11)');
+        void this.access.close();
+      },
+    });
+    access.onSignal((s) => this.links.acceptSignal(s.from, s.payload));
+    access.onProfile((login) => this.applyProfile(login));
+    access.onPresence((info) => this.applyPresence(info));
+    access.onConnectionChange((connected) => this.bus.emit('access.state', { connected }));
+  }
+
+  /** Loads (or makes) the keys, logs in, and starts keeping links. Rejects if the first login fails. */
+  static async start(config: EndpointConfig, deps: EndpointDeps): Promise<Endpoint> {
+    const clock = deps.clock ?? systemClock;
+    const keys = await loadOrCreateKeys(config.stateDir, config.endpoint.id);
+    const access = new AccessClient({
+      url: config.access.url,
+      username: config.access.username,
+      password: config.access.password,
+      endpointId: config.endpoint.id,
+      kind: config.endpoint.kind,
+      label: config.endpoint.label,
+      signingKeyRaw: keys.signingKeyRaw,
+      dtlsFingerprint: keys.dtlsFingerprint,
+      serverPublicKeyRaw: config.access.serverPublicKey,
+      log: deps.log.child({ ns: NS.access }),
+      clock,
+    });
+    const endpoint = new Endpoint(config, keys, access, deps, clock, publicKeyFromRaw(config.access.serverPublicKey));
+    try {
+      const login = await access.start();
+      endpoint.applyProfile(login);
+    } catch (err) {
+      await endpoint.close();
+      throw err;
+    }
+    return endpoint;
+  }
+
+  get id(): string {
+    return this.config.endpoint.id;
+  }
+
+  get account(): string {
+    return this.config.access.username;
+  }
+
+  /** Online endpoints of the same account (A4). */
+  siblingList(): EndpointInfo[] {
+    return [...this.siblings.values()];
+  }
+
+  buddyList(): LoginResult['profile']['buddies'] {
+    return this.access.profile?.buddies ?? [];
+  }
+
+  /** Idempotent: ends the call, closes links, logs out, releases the audio devices. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.calls.close();
+    this.links.close();
+    await this.access.close();
+    await this.media.close();
+    await this.deps.source.close();
+    await this.deps.sink.close();
+    this.bus.removeOwner(this);
+  }
+
+  /**
+   * Simulates a crash for fault tests: links drop without any goodbye message and the access
+   * connection goes, but nothing is handed over.
+   */
+  async crash(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.links.close();
+    await this.access.close();
+    await this.media.close();
+  }
+
+  private applyProfile(login: LoginResult): void {
+    this.buddyAccounts = new Set(login.profile.buddies.map((b) => b.account));
+    for (const s of login.profile.siblings) this.applyPresence(s);
+  }
+
+  /** L3: siblings are linked ahead of need; a sibling going offline takes its link with it. */
+  private applyPresence(info: EndpointInfo): void {
+    this.bus.emit('presence', { endpoint: info });
+    if (info.account !== this.account || info.endpointId === this.id) return;
+    if (info.online) {
+      this.siblings.set(info.endpointId, info);
+      this.links.pin(info.endpointId, 'sibling');
+    } else {
+      this.siblings.delete(info.endpointId);
+      this.links.unpin(info.endpointId, 'sibling');
+    }
+  }
+}
