@@ -14,7 +14,7 @@ function checkShape(password: string): void {
   }
 }
 
-/** Returns a PHC string ("$argon2id$v=19$m=19456,t=2,p=1$salt$hash"); the salt is random. */
+/** Returns a PHC string ("$argon2id$v=19$m=19456,p=1,t=2$salt$hash"); the salt is random. */
 export async function hashPassword(password: string): Promise<string> {
   checkShape(password);
   return argon2.hash(password, ARGON2_PARAMS);

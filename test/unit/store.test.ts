@@ -1,0 +1,92 @@
+import t, { type Test } from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AccountStore } from '../../server/store.ts';
+
+function openStore(t: Test): { store: AccountStore; dir: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'sweep-store-'));
+  const store = AccountStore.open(dir);
+  t.teardown(() => {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { store, dir };
+}
+
+t.test('createAccount then getAccount returns it', async (t) => {
+  const { store } = openStore(t);
+  store.createAccount('alice', 'Alice A.', 'HASH', 1000);
+  t.same(store.getAccount('alice'), { name: 'alice', displayName: 'Alice A.', passwordHash: 'HASH', createdAt: 1000 });
+  t.equal(store.getAccount('bob'), undefined);
+});
+
+t.test('createAccount with an existing name throws BAD_STATE naming it', async (t) => {
+  const { store } = openStore(t);
+  store.createAccount('alice', 'Alice', 'H');
+  t.throws(() => store.createAccount('alice', 'Other', 'H'), { code: 'BAD_STATE', message: 'account "alice" already exists' });
+});
+
+t.test('createAccount with a bad name or display name throws INVALID_MESSAGE naming the value', async (t) => {
+  const { store } = openStore(t);
+  t.throws(() => store.createAccount('Alice!', 'A', 'H'), { code: 'INVALID_MESSAGE', message: /account: "Alice!" is not an account name/ });
+  t.throws(() => store.createAccount('alice', 'x'.repeat(65), 'H'), { code: 'INVALID_MESSAGE', message: /display name/ });
+});
+
+t.test('setPassword on a known account replaces the hash, on an unknown one throws NOT_FOUND', async (t) => {
+  const { store } = openStore(t);
+  store.createAccount('alice', 'Alice', 'OLD');
+  store.setPassword('alice', 'NEW');
+  t.equal(store.getAccount('alice')?.passwordHash, 'NEW');
+  t.throws(() => store.setPassword('zed', 'H'), { code: 'NOT_FOUND', message: 'unknown account "zed"' });
+});
+
+t.test('listAccounts returns summaries sorted by name without hashes', async (t) => {
+  const { store } = openStore(t);
+  store.createAccount('bob', 'Bob', 'H', 2);
+  store.createAccount('alice', 'Alice', 'H', 1);
+  t.same(store.listAccounts(), [
+    { name: 'alice', displayName: 'Alice', createdAt: 1 },
+    { name: 'bob', displayName: 'Bob', createdAt: 2 },
+  ]);
+});
+
+t.test('addBuddies makes a symmetric pair and is idempotent', async (t) => {
+  const { store } = openStore(t);
+  for (const n of ['alice', 'bob', 'carol']) store.createAccount(n, n.toUpperCase(), 'H');
+  store.addBuddies('bob', 'alice');
+  store.addBuddies('alice', 'bob');
+  store.addBuddies('alice', 'carol');
+  t.same(store.buddiesOf('alice').map((b) => b.name), ['bob', 'carol']);
+  t.same(store.buddiesOf('bob').map((b) => b.name), ['alice']);
+  t.same(store.buddiesOf('carol').map((b) => b.displayName), ['ALICE']);
+  t.ok(store.areBuddies('bob', 'alice'));
+  t.notOk(store.areBuddies('bob', 'carol'));
+});
+
+t.test('addBuddies with an unknown or the same account throws naming it', async (t) => {
+  const { store } = openStore(t);
+  store.createAccount('alice', 'A', 'H');
+  t.throws(() => store.addBuddies('alice', 'zed'), { code: 'NOT_FOUND', message: 'unknown account "zed"' });
+  t.throws(() => store.addBuddies('alice', 'alice'), { code: 'INVALID_MESSAGE', message: /own buddy \("alice"\)/ });
+});
+
+t.test('removeBuddies removes the pair both ways and reports whether it existed', async (t) => {
+  const { store } = openStore(t);
+  store.createAccount('alice', 'A', 'H');
+  store.createAccount('bob', 'B', 'H');
+  store.addBuddies('alice', 'bob');
+  t.equal(store.removeBuddies('bob', 'alice'), true);
+  t.same(store.buddiesOf('alice'), []);
+  t.equal(store.removeBuddies('alice', 'bob'), false);
+});
+
+t.test('AccountStore.open on an existing dir keeps the data and uses WAL', async (t) => {
+  const { store, dir } = openStore(t);
+  store.createAccount('alice', 'A', 'H');
+  store.close();
+  const again = AccountStore.open(dir);
+  t.teardown(() => again.close());
+  t.equal(again.getAccount('alice')?.name, 'alice');
+  store.close(); // idempotent
+});
