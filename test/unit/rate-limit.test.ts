@@ -2,7 +2,7 @@ import t from 'tap';
 import { LoginRateLimiter } from '../../server/rate-limit.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 
-t.test('check after maxFailures failures for a username throws RATE_LIMITED with retry-after', async (t) => {
+void t.test('check after maxFailures failures for a username throws RATE_LIMITED with retry-after', async (t) => {
   const clock = new FakeClock();
   const rl = new LoginRateLimiter({ clock, perUsername: { maxFailures: 3, windowMs: 60_000 } });
   for (let i = 0; i < 3; i++) {
@@ -14,7 +14,7 @@ t.test('check after maxFailures failures for a username throws RATE_LIMITED with
   t.doesNotThrow(() => rl.check('bob', '10.0.0.2'), 'other usernames are not affected');
 });
 
-t.test('check after the window passes allows the username again', async (t) => {
+void t.test('check after the window passes allows the username again', async (t) => {
   const clock = new FakeClock();
   const rl = new LoginRateLimiter({ clock, perUsername: { maxFailures: 2, windowMs: 10_000 } });
   rl.recordFailure('alice', 'a');
@@ -24,7 +24,7 @@ t.test('check after the window passes allows the username again', async (t) => {
   t.doesNotThrow(() => rl.check('alice', 'a'));
 });
 
-t.test('check after many failures from one address throws RATE_LIMITED naming the address', async (t) => {
+void t.test('check after many failures from one address throws RATE_LIMITED naming the address', async (t) => {
   const clock = new FakeClock();
   const rl = new LoginRateLimiter({ clock, perAddress: { maxFailures: 4, windowMs: 60_000 } });
   for (const name of ['a', 'b', 'c', 'd']) rl.recordFailure(name, '192.0.2.7');
@@ -32,7 +32,7 @@ t.test('check after many failures from one address throws RATE_LIMITED naming th
   t.doesNotThrow(() => rl.check('e', '192.0.2.8'));
 });
 
-t.test('recordSuccess clears the username count but not the address count', async (t) => {
+void t.test('recordSuccess clears the username count but not the address count', async (t) => {
   const clock = new FakeClock();
   const rl = new LoginRateLimiter({
     clock,
@@ -47,7 +47,7 @@ t.test('recordSuccess clears the username count but not the address count', asyn
   t.throws(() => rl.check('alice', 'x'), { code: 'RATE_LIMITED', message: /address x/ });
 });
 
-t.test('recordFailure beyond maxKeys forgets the least recent keys', async (t) => {
+void t.test('recordFailure beyond maxKeys forgets the least recent keys', async (t) => {
   const clock = new FakeClock();
   const rl = new LoginRateLimiter({ clock, maxKeys: 2, perUsername: { maxFailures: 1, windowMs: 60_000 } });
   rl.recordFailure('u1', 'a1');

@@ -14,26 +14,26 @@ function openStore(t: Test): { store: AccountStore; dir: string } {
   return { store, dir };
 }
 
-t.test('createAccount then getAccount returns it', async (t) => {
+void t.test('createAccount then getAccount returns it', async (t) => {
   const { store } = openStore(t);
   store.createAccount('alice', 'Alice A.', 'HASH', 1000);
   t.same(store.getAccount('alice'), { name: 'alice', displayName: 'Alice A.', passwordHash: 'HASH', createdAt: 1000 });
   t.equal(store.getAccount('bob'), undefined);
 });
 
-t.test('createAccount with an existing name throws BAD_STATE naming it', async (t) => {
+void t.test('createAccount with an existing name throws BAD_STATE naming it', async (t) => {
   const { store } = openStore(t);
   store.createAccount('alice', 'Alice', 'H');
   t.throws(() => store.createAccount('alice', 'Other', 'H'), { code: 'BAD_STATE', message: 'account "alice" already exists' });
 });
 
-t.test('createAccount with a bad name or display name throws INVALID_MESSAGE naming the value', async (t) => {
+void t.test('createAccount with a bad name or display name throws INVALID_MESSAGE naming the value', async (t) => {
   const { store } = openStore(t);
   t.throws(() => store.createAccount('Alice!', 'A', 'H'), { code: 'INVALID_MESSAGE', message: /account: "Alice!" is not an account name/ });
   t.throws(() => store.createAccount('alice', 'x'.repeat(65), 'H'), { code: 'INVALID_MESSAGE', message: /display name/ });
 });
 
-t.test('setPassword on a known account replaces the hash, on an unknown one throws NOT_FOUND', async (t) => {
+void t.test('setPassword on a known account replaces the hash, on an unknown one throws NOT_FOUND', async (t) => {
   const { store } = openStore(t);
   store.createAccount('alice', 'Alice', 'OLD');
   store.setPassword('alice', 'NEW');
@@ -41,7 +41,7 @@ t.test('setPassword on a known account replaces the hash, on an unknown one thro
   t.throws(() => store.setPassword('zed', 'H'), { code: 'NOT_FOUND', message: 'unknown account "zed"' });
 });
 
-t.test('listAccounts returns summaries sorted by name without hashes', async (t) => {
+void t.test('listAccounts returns summaries sorted by name without hashes', async (t) => {
   const { store } = openStore(t);
   store.createAccount('bob', 'Bob', 'H', 2);
   store.createAccount('alice', 'Alice', 'H', 1);
@@ -51,7 +51,7 @@ t.test('listAccounts returns summaries sorted by name without hashes', async (t)
   ]);
 });
 
-t.test('addBuddies makes a symmetric pair and is idempotent', async (t) => {
+void t.test('addBuddies makes a symmetric pair and is idempotent', async (t) => {
   const { store } = openStore(t);
   for (const n of ['alice', 'bob', 'carol']) store.createAccount(n, n.toUpperCase(), 'H');
   store.addBuddies('bob', 'alice');
@@ -64,14 +64,14 @@ t.test('addBuddies makes a symmetric pair and is idempotent', async (t) => {
   t.notOk(store.areBuddies('bob', 'carol'));
 });
 
-t.test('addBuddies with an unknown or the same account throws naming it', async (t) => {
+void t.test('addBuddies with an unknown or the same account throws naming it', async (t) => {
   const { store } = openStore(t);
   store.createAccount('alice', 'A', 'H');
   t.throws(() => store.addBuddies('alice', 'zed'), { code: 'NOT_FOUND', message: 'unknown account "zed"' });
   t.throws(() => store.addBuddies('alice', 'alice'), { code: 'INVALID_MESSAGE', message: /own buddy \("alice"\)/ });
 });
 
-t.test('removeBuddies removes the pair both ways and reports whether it existed', async (t) => {
+void t.test('removeBuddies removes the pair both ways and reports whether it existed', async (t) => {
   const { store } = openStore(t);
   store.createAccount('alice', 'A', 'H');
   store.createAccount('bob', 'B', 'H');
@@ -81,7 +81,7 @@ t.test('removeBuddies removes the pair both ways and reports whether it existed'
   t.equal(store.removeBuddies('alice', 'bob'), false);
 });
 
-t.test('AccountStore.open on an existing dir keeps the data and uses WAL', async (t) => {
+void t.test('AccountStore.open on an existing dir keeps the data and uses WAL', async (t) => {
   const { store, dir } = openStore(t);
   store.createAccount('alice', 'A', 'H');
   store.close();
