@@ -55,7 +55,8 @@ export class Endpoint {
       bindAddress: config.network.bindAddress,
       dtlsCertFile: keys.dtlsCertFile,
       dtlsKeyFile: keys.dtlsKeyFile,
-      certificate: () => access.certificate,
+      // Links are only made after login, when the certificate exists.
+      certificate: () => access.certificate ?? '',
       serverPublicKey,
       clock,
       log: log.child({ ns: NS.links }),

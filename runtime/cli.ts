@@ -1,0 +1,78 @@
+#!/usr/bin/env -S node --import tsx
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { runLab } from './lab/lab.ts';
+import { runEndpointProcess } from './endpoint-process.ts';
+import { serverCli } from '../server/cli.ts';
+import { toSweepError } from './util/errors.ts';
+
+const USAGE = `usage: sweep <command>
+  lab [--demo] [--host 127.0.0.1] [--port 0] [--log-level warn]
+                       the lab: access server, intercom, handset and phone on loopback
+  endpoint --config FILE [--control stdio]
+                       run one endpoint from a config file (JSON)
+  server <serve|account|buddy|pubkey> …
+                       the access server and its accounts (sweep server --help)
+  --version`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'lab': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          demo: { type: 'boolean', default: false },
+          host: { type: 'string', default: '127.0.0.1' },
+          port: { type: 'string', default: '0' },
+          'log-level': { type: 'string', default: 'warn' },
+        },
+        strict: true,
+      });
+      const port = Number(values.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: ${values.port} is not a port (0-65535)`);
+      return runLab({ demo: values.demo, host: values.host, port, logLevel: values['log-level'], out: process.stdout });
+    }
+    case 'endpoint': {
+      const { values } = parseArgs({
+        args: rest,
+        options: { config: { type: 'string' }, control: { type: 'string', default: 'none' } },
+        strict: true,
+      });
+      if (!values.config) throw new Error('--config FILE is required');
+      if (values.control !== 'none' && values.control !== 'stdio') throw new Error(`--control: "${values.control}" is not one of none, stdio`);
+      return runEndpointProcess({ configFile: values.config, control: values.control });
+    }
+    case 'server':
+      return serverCli(rest, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin });
+    case '--version':
+    case 'version':
+      process.stdout.write(`${version()}\n`);
+      return 0;
+    case undefined:
+    case '--help':
+    case 'help':
+      process.stdout.write(`${USAGE}\n`);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`unknown command "${command}"\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // node-datachannel keeps native threads; every object is closed by now, so leave explicitly.
+    setTimeout(() => process.exit(code), 200).unref();
+  },
+  (err: unknown) => {
+    process.stderr.write(`sweep: ${toSweepError(err).message}\n`);
+    process.exit(2);
+  },
+);

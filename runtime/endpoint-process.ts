@@ -1,0 +1,95 @@
+import { createInterface } from 'node:readline';
+import { z } from 'zod';
+import { loadEndpointConfig } from '../firmware-config/load.ts';
+import { SimulatedAnalysingSink, SimulatedToneSource } from '../drivers/audio/simulated.ts';
+import { Endpoint } from './endpoint.ts';
+import { parseWith } from './protocol/validate.ts';
+import { createLogger } from './util/log.ts';
+import { toWireError } from './util/errors.ts';
+import type { EndpointEvents } from './session/events.ts';
+
+/** Commands accepted on stdin with `--control stdio`, one JSON object per line. */
+const Command = z.discriminatedUnion('cmd', [
+  z.strictObject({ id: z.string().max(64), cmd: z.literal('call'), to: z.string().max(64), doorRights: z.boolean().optional() }),
+  z.strictObject({ id: z.string().max(64), cmd: z.literal('answer') }),
+  z.strictObject({ id: z.string().max(64), cmd: z.literal('hangup') }),
+  z.strictObject({ id: z.string().max(64), cmd: z.literal('push'), to: z.string().max(64).optional() }),
+  z.strictObject({ id: z.string().max(64), cmd: z.literal('pull'), from: z.string().max(64).optional() }),
+  z.strictObject({ id: z.string().max(64), cmd: z.literal('state') }),
+  z.strictObject({ id: z.string().max(64), cmd: z.literal('crash') }),
+  z.strictObject({ id: z.string().max(64), cmd: z.literal('quit') }),
+]);
+type Command = z.infer<typeof Command>;
+
+const FORWARDED: Array<keyof EndpointEvents & string> = ['call.state', 'sweep.finished', 'link.state', 'sibling.call', 'access.state'];
+
+/**
+ * Runs one endpoint with simulated audio. With `control: 'stdio'`, stdin takes commands and
+ * stdout carries one JSON line per event and per command result: the multi-process test and
+ * scripts drive endpoints this way. Logs go to stderr.
+ */
+export async function runEndpointProcess(opts: { configFile: string; control: 'none' | 'stdio' }): Promise<number> {
+  const config = await loadEndpointConfig(opts.configFile);
+  const log = createLogger({ level: config.log.level, destination: process.stderr, name: config.endpoint.id });
+  const src = config.audio.source;
+  const endpoint = await Endpoint.start(config, {
+    source: new SimulatedToneSource({ frequencyHz: src.frequencyHz }),
+    sink: new SimulatedAnalysingSink({}),
+    log,
+  });
+  const out = (obj: object) => process.stdout.write(`${JSON.stringify(obj)}\n`);
+  for (const type of FORWARDED) endpoint.bus.on(endpoint, type, (e) => out({ event: type, ...(e as object) }));
+  out({ event: 'ready', endpointId: endpoint.id, account: endpoint.account });
+
+  let stop!: (code: number) => void;
+  const stopped = new Promise<number>((resolve) => (stop = resolve));
+  const shutdown = () => stop(0);
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+
+  if (opts.control === 'stdio') {
+    const rl = createInterface({ input: process.stdin });
+    rl.on('line', (line) => {
+      let cmd: Command;
+      try {
+        cmd = parseWith(Command, JSON.parse(line), 'command');
+      } catch (err) {
+        out({ status: 'error', error: toWireError(err) });
+        return;
+      }
+      run(endpoint, cmd, stop).then(
+        (data) => out({ id: cmd.id, status: 'ok', data: data ?? {} }),
+        (err: unknown) => out({ id: cmd.id, status: 'error', error: toWireError(err) }),
+      );
+    });
+    rl.on('close', shutdown);
+  }
+  const code = await stopped;
+  await endpoint.close();
+  return code;
+}
+
+async function run(e: Endpoint, cmd: Command, stop: (code: number) => void): Promise<unknown> {
+  switch (cmd.cmd) {
+    case 'call':
+      return e.calls.placeCall(cmd.to, { doorRights: cmd.doorRights ?? false });
+    case 'answer':
+      return e.calls.answer();
+    case 'hangup':
+      return e.calls.hangup();
+    case 'push':
+      return e.calls.push(cmd.to ? { to: cmd.to } : {});
+    case 'pull':
+      return e.calls.pull(cmd.from ? { from: cmd.from } : {});
+    case 'state':
+      return { call: e.calls.snapshot(), links: e.links.links().map((l) => l.peerId), siblingCalls: e.calls.siblingCallsSnapshot() };
+    case 'crash':
+      await e.crash();
+      process.exit(137);
+      break;
+    case 'quit':
+      stop(0);
+      return {};
+  }
+  return {};
+}

@@ -1,0 +1,162 @@
+import { emitKeypressEvents } from 'node:readline';
+import { performance } from 'node:perf_hooks';
+import type { Writable } from 'node:stream';
+import { createLogger, NS } from '../util/log.ts';
+import { toSweepError } from '../util/errors.ts';
+import type { EndpointEvents } from '../session/events.ts';
+import { World, LAB_CAST } from './world.ts';
+import { intercomCallsHandset, pullSweep, pushSweep, waitForEvent, waitForWarmLinks, waitUntil } from './story.ts';
+
+export interface LabOptions {
+  demo: boolean;
+  host: string;
+  port: number;
+  logLevel: string;
+  out: Writable;
+}
+
+const KEYS = `
+  keys:  c  intercom rings the handset      a  answer (whoever rings)
+         s  handset sweep button → phone    p  phone: "take the call here"
+         b  handset pulls the call back     h  hang up (intercom)
+         i  who hears what                  q  quit
+`;
+
+/**
+ * The lab: an access server, a door intercom, a desk handset and a simulated smartphone on
+ * loopback with simulated audio. Interactive by default; `demo` runs the story unattended and
+ * prints one JSON summary as its last line.
+ */
+export async function runLab(opts: LabOptions): Promise<number> {
+  const log = createLogger({ level: opts.logLevel, destination: process.stderr });
+  const print = (line: string) => opts.out.write(`${line}\n`);
+  const t0 = performance.now();
+  const stamp = () => `[${((performance.now() - t0) / 1000).toFixed(3).padStart(7)}s]`;
+
+  print('Sweep lab: starting the access server and three endpoints on loopback…');
+  const world = await World.start({ ...LAB_CAST, log: log.child({ ns: NS.lab }), host: opts.host, port: opts.port });
+  for (const [id, we] of world.endpoints) {
+    const e = we.endpoint;
+    e.bus.on(world, 'call.state', (ev) => print(`${stamp()} ${id.padEnd(8)} call ${ev.call.state.padEnd(8)} with ${ev.call.peer.endpointId}${ev.reason ? ` (${ev.reason})` : ''}`));
+    e.bus.on(world, 'sweep.finished', (ev) => print(`${stamp()} ${id.padEnd(8)} ${describeSweep(ev)}`));
+    e.bus.on(world, 'link.state', (ev) => print(`${stamp()} ${id.padEnd(8)} link ${ev.up ? 'up  ' : 'down'} ↔ ${ev.peerId}${ev.reason ? ` (${ev.reason})` : ''}`));
+  }
+  print(`access server ${world.server.url}  (web ${world.server.httpUrl})`);
+  print(`accounts: alice (handset, phone), door (intercom); passwords were generated for this run only`);
+
+  try {
+    await waitForWarmLinks(world, [['handset', 'phone']]);
+    if (opts.demo) return await runDemo(world, print);
+    return await runInteractive(world, print);
+  } finally {
+    await world.close();
+  }
+}
+
+function describeSweep(ev: EndpointEvents['sweep.finished']): string {
+  const steps = ev.timeline.map((s) => `${s.step} ${s.ms.toFixed(1)}ms`).join(' → ');
+  return `sweep ${ev.role} ${ev.outcome}${ev.code ? ` [${ev.code}]` : ''}: ${steps}`;
+}
+
+async function runDemo(world: World, print: (l: string) => void): Promise<number> {
+  let failures = 0;
+  let sweeps = 0;
+  const latencies: Record<string, number> = {};
+  const farEnd = world.get('intercom');
+  let maxAudioGapMs = 0;
+  const step = async (name: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (err) {
+      failures += 1;
+      print(`demo step "${name}" failed: ${toSweepError(err).message}`);
+    }
+  };
+  await step('intercom calls handset, handset answers', () => intercomCallsHandset(world));
+  await step('phone links to the intercom ahead of need', () => waitForWarmLinks(world, [['phone', 'intercom']]));
+  await new Promise((r) => setTimeout(r, 300));
+  await step('push sweep handset → phone', async () => {
+    const since = performance.now();
+    const r = await pushSweep(world, 'handset', 'phone');
+    await waitUntil(() => world.get('handset').endpoint.calls.snapshot()?.state === 'ended', 3000, 'handset leg ended');
+    await new Promise((res) => setTimeout(res, 300));
+    maxAudioGapMs = Math.max(maxAudioGapMs, farEnd.sink.maxGapMs(since));
+    latencies.pushMs = round(r.ms);
+    sweeps += 1;
+  });
+  await step('pull back handset ← phone', async () => {
+    await waitForEvent(world.get('handset').endpoint, 'sibling.call', (e) => e.call !== null, 3000).catch(() => undefined);
+    await waitForWarmLinks(world, [['handset', 'intercom']]);
+    const since = performance.now();
+    const r = await pullSweep(world, 'handset', 'phone');
+    await new Promise((res) => setTimeout(res, 300));
+    maxAudioGapMs = Math.max(maxAudioGapMs, farEnd.sink.maxGapMs(since));
+    latencies.pullMs = round(r.ms);
+    sweeps += 1;
+  });
+  await step('hang up', async () => {
+    await farEnd.endpoint.calls.hangup('demo over');
+    await waitUntil(() => world.get('handset').endpoint.calls.snapshot()?.state === 'ended', 3000, 'handset call ended');
+  });
+  const summary = { sweeps, maxAudioGapMs: round(maxAudioGapMs), failures, ...latencies };
+  print(JSON.stringify(summary));
+  return failures === 0 ? 0 : 1;
+}
+
+async function runInteractive(world: World, print: (l: string) => void): Promise<number> {
+  if (!process.stdin.isTTY) {
+    print('stdin is not a terminal: run `npm start -- --demo` for the unattended story.');
+    return 2;
+  }
+  print(KEYS);
+  emitKeypressEvents(process.stdin);
+  process.stdin.setRawMode(true);
+  const act = (what: string, fn: () => Promise<unknown>) => {
+    print(`> ${what}`);
+    fn().catch((err: unknown) => print(`  ${what} failed: ${toSweepError(err).code} ${toSweepError(err).message}`));
+  };
+  const ep = (id: string) => world.get(id).endpoint;
+  await new Promise<void>((resolve) => {
+    const onKey = (_: string, key: { name?: string; ctrl?: boolean }) => {
+      if (key.ctrl && (key.name === 'c' || key.name === 'd')) key = { name: 'q' };
+      switch (key.name) {
+        case 'c':
+          return act('intercom rings the handset', () => ep('intercom').calls.placeCall('handset', { doorRights: true }));
+        case 'a': {
+          const ringing = [...world.endpoints.values()].find((w) => {
+            const s = w.endpoint.calls.snapshot();
+            return s?.state === 'ringing' && s.direction === 'in';
+          });
+          if (!ringing) return print('  nobody is ringing');
+          return act(`${ringing.spec.id} answers`, () => ringing.endpoint.calls.answer());
+        }
+        case 's':
+          return act('handset sweep button: push to the phone', () => ep('handset').calls.push({ to: 'phone' }));
+        case 'p':
+          return act('phone: take the call here', () => ep('phone').calls.pull({ from: 'handset' }));
+        case 'b':
+          return act('handset: pull the call back', () => ep('handset').calls.pull({ from: 'phone' }));
+        case 'h':
+          return act('intercom hangs up', () => ep('intercom').calls.hangup());
+        case 'i':
+          for (const [id, w] of world.endpoints) {
+            const s = w.endpoint.calls.snapshot();
+            print(`  ${id.padEnd(8)} ${s ? `${s.state} with ${s.peer.endpointId}` : 'idle'}; hears ${w.sink.describe()}`);
+          }
+          return;
+        case 'q':
+          process.stdin.off('keypress', onKey);
+          process.stdin.setRawMode(false);
+          process.stdin.pause();
+          resolve();
+          return;
+      }
+    };
+    process.stdin.on('keypress', onKey);
+  });
+  return 0;
+}
+
+function round(n: number): number {
+  return Math.round(n * 10) / 10;
+}
