@@ -1,0 +1,525 @@
+import nodeDataChannel, {
+  type DataChannel,
+  type PeerConnection,
+  type RtpPacketizationConfig,
+  type Track,
+} from 'node-datachannel';
+import { randomInt } from 'node:crypto';
+import { isIP } from 'node:net';
+import { SignalPayload } from '../protocol/access.ts';
+import { parseRtp } from '../media/rtp.ts';
+import { SweepError } from '../util/errors.ts';
+import type { Logger } from '../util/log.ts';
+import type { PeerTransport, TransportOptions } from './transport.ts';
+
+export const OPUS_PT = 111;
+export const OPUS_FMTP = 'minptime=10;useinbandfec=1;stereo=0;sprop-stereo=0';
+const AUDIO_MID = 'audio';
+const CTL_LABEL = 'ctl';
+/** 20 ms at 48 kHz. */
+const TS_PER_FRAME = 960;
+const DEFAULT_OPEN_TIMEOUT_MS = 10_000;
+const MAX_PENDING_CANDIDATES = 64;
+/** 'connect-first': when the offerer's ICE has not connected by then, its candidates go anyway. */
+const CANDIDATE_FALLBACK_MS = 100;
+
+/**
+ * How the link dodges libdatachannel's ~1 s DTLS stall (FINDINGS: the answerer's ClientHello
+ * can arrive before the offerer applied the answer, is dropped, and OpenSSL retransmits after 1 s).
+ * - 'quiet-offerer': the offerer never sends its candidates; the answerer learns it as
+ *   peer-reflexive from its checks, which only start once the answer is applied.
+ * - 'active-offerer': the offer says `a=setup:active` (the offerer becomes the DTLS client) and
+ *   the offerer's candidates are held until the answer is applied.
+ * - 'active-quiet': both: the offerer is the DTLS client and sends no candidates.
+ * - 'held-offerer': no munging (the answerer stays the DTLS client); the offerer's candidates are
+ *   held until the answer is applied, so no ICE check can succeed before the offerer can talk DTLS.
+ * - 'connect-first': as 'held-offerer', but the offerer's candidates are held until its own ICE is
+ *   connected (its DTLS server is then listening), or at the latest CANDIDATE_FALLBACK_MS after
+ *   the answer, for a peer that sends no candidates of its own.
+ * The default is chosen by measurement; see DEFAULT_RECIPE.
+ */
+export type SetupRecipe = 'quiet-offerer' | 'active-offerer' | 'active-quiet' | 'held-offerer' | 'connect-first';
+
+/**
+ * Measured with bench/link-setup.ts (creation → `ctl` open on both ends, 100 set-ups in one process
+ * on 127.0.0.1, 2 cores; stall = over 200 ms):
+ *   quiet-offerer   p50 55 ms, p95 59 ms, max 67 ms, 0 stalls in 30 (the answerer's check to the
+ *                   peer-reflexive offerer waits one 50 ms libjuice pacing tick)
+ *   active-offerer  p50 4.4 ms, 5 stalls in 30 (~1000 ms each)
+ *   active-quiet    p50 55 ms, 7 stalls in 30
+ *   held-offerer    p50 3.9 ms, p95 55 ms, 1 stall in 60
+ *   connect-first   p50 3.4-3.7 ms, p95 54-56 ms, max 65-80 ms, 0 stalls in 3 × 100
+ * connect-first wins: the stall needs the answerer's ClientHello to reach the offerer before the
+ * offerer's DTLS transport exists, which libdatachannel creates when the offerer's ICE connects;
+ * holding the offerer's candidates until then means the answerer cannot connect (and send its
+ * ClientHello) before that point.
+ */
+export const DEFAULT_RECIPE: SetupRecipe = 'connect-first';
+
+export interface PeerTransportTuning {
+  recipe?: SetupRecipe;
+}
+
+type State = 'connecting' | 'open' | 'closed';
+
+const noop = (): void => {};
+
+/** "sha-256 AB:CD:…" from an SDP, upper-cased as in DtlsFingerprint. */
+export function fingerprintFromSdp(sdp: string): string | undefined {
+  const m = /^a=fingerprint:(\S+) ([0-9A-Fa-f:]+)\s*$/m.exec(sdp);
+  return m ? `${m[1]!.toLowerCase()} ${m[2]!.toUpperCase()}` : undefined;
+}
+
+/** The audio section's mid and Opus payload type, which the answerer's own track must reuse. */
+export function audioOfOffer(sdp: string): { mid: string; pt: number } | undefined {
+  const section = /^m=audio [^]*?(?=^m=|(?![^]))/m.exec(sdp)?.[0];
+  if (!section) return undefined;
+  const mid = /^a=mid:(\S+)/m.exec(section)?.[1];
+  const pt = /^a=rtpmap:(\d+) opus\/48000/im.exec(section)?.[1];
+  if (mid === undefined || pt === undefined) return undefined;
+  return { mid, pt: Number(pt) };
+}
+
+/** The connection address of an ICE candidate line, or undefined when it has none. */
+function candidateAddress(candidate: string): string | undefined {
+  // candidate:<foundation> <component> <transport> <priority> <address> <port> typ …
+  return candidate.replace(/^a=/, '').split(' ')[4];
+}
+
+function isLoopback(addr: string): boolean {
+  return addr === '::1' || (isIP(addr) === 4 && addr.startsWith('127.'));
+}
+
+/**
+ * One node-datachannel PeerConnection carrying `ctl` and one Opus track (see transport.ts).
+ * Native callbacks are dispatched through `guard`, so nothing thrown ever reaches libdatachannel.
+ */
+class NdcPeerTransport implements PeerTransport {
+  readonly linkId: string;
+  readonly role: 'offerer' | 'answerer';
+  readonly opened: Promise<void>;
+
+  readonly #opts: TransportOptions;
+  readonly #log: Logger;
+  readonly #recipe: SetupRecipe;
+  // Strong references: a collected wrapper closes its native object (FINDINGS).
+  #pc: PeerConnection | undefined;
+  #dc: DataChannel | undefined;
+  #track: Track | undefined;
+  #rtpConfig: RtpPacketizationConfig | undefined;
+  /** Audio description and media handlers, held so the GC never collects them mid-call. */
+  readonly #handlers: unknown[] = [];
+
+  #state: State = 'connecting';
+  #closeReason = '';
+  #remoteFingerprint: string | undefined;
+  #remoteApplied = false;
+  #pendingRemote: { candidate: string; mid: string }[] = [];
+  #heldLocal: { candidate: string; mid: string }[] = [];
+  #localReleased = false;
+  #fallbackTimer: NodeJS.Timeout | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #resolveOpen: () => void = noop;
+  #rejectOpen: (err: SweepError) => void = noop;
+  #textFns: ((text: string) => void)[] = [];
+  #audioFns: ((opus: Uint8Array, seq: number, timestamp: number) => void)[] = [];
+  #closedFns: ((reason: string) => void)[] = [];
+  #audioPt = OPUS_PT;
+
+  constructor(opts: TransportOptions, log: Logger, tuning: PeerTransportTuning) {
+    this.#opts = opts;
+    this.linkId = opts.linkId;
+    this.role = opts.role;
+    this.#log = log.child({ linkId: opts.linkId, role: opts.role });
+    this.#recipe = tuning.recipe ?? DEFAULT_RECIPE;
+    this.opened = new Promise<void>((resolve, reject) => {
+      this.#resolveOpen = resolve;
+      this.#rejectOpen = reject;
+    });
+    // A caller that never awaits `opened` must not crash the process on a failed set-up.
+    this.opened.catch(noop);
+
+    let pc: PeerConnection;
+    try {
+      pc = new nodeDataChannel.PeerConnection(opts.linkId, {
+        // No STUN/TURN: links are made on the local network only, from the bound address.
+        iceServers: [],
+        bindAddress: opts.bindAddress,
+        enableIceTcp: false,
+        certificatePemFile: opts.dtlsCertFile,
+        keyPemFile: opts.dtlsKeyFile,
+      });
+    } catch (err) {
+      throw new SweepError('INVALID_CONFIG', `link ${opts.linkId}: cannot create a peer connection bound to ` +
+        `${opts.bindAddress} with certificate ${opts.dtlsCertFile}: ${String(err)}`, { cause: err });
+    }
+    this.#pc = pc;
+    const timeoutMs = opts.openTimeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS;
+    this.#timer = setTimeout(() => {
+      this.#fail(new SweepError('TIMEOUT', `link ${this.linkId} did not open within ${timeoutMs} ms`));
+    }, timeoutMs);
+    // Registered before any channel exists, or the first description/candidates are missed.
+    pc.onLocalDescription((sdp, type) => this.#guard('localDescription', () => this.#onLocalDescription(sdp, type)));
+    pc.onLocalCandidate((candidate, mid) => this.#guard('localCandidate', () => this.#onLocalCandidate(candidate, mid)));
+    pc.onStateChange((state) => this.#guard('stateChange', () => this.#onStateChange(state)));
+    pc.onIceStateChange((state) => this.#guard('iceStateChange', () => this.#onIceStateChange(state)));
+    pc.onDataChannel((dc) => this.#guard('dataChannel', () => this.#onDataChannel(dc)));
+
+    if (opts.role === 'offerer') {
+      // The audio track goes in before the data channel, so the first offer carries both.
+      this.#addAudio(AUDIO_MID, OPUS_PT);
+      this.#adoptDataChannel(pc.createDataChannel(CTL_LABEL));
+    }
+  }
+
+  get isOpen(): boolean {
+    return this.#state === 'open';
+  }
+
+  remoteFingerprint(): string | undefined {
+    return this.#remoteFingerprint;
+  }
+
+  acceptSignal(payload: SignalPayload): void {
+    try {
+      this.#acceptSignal(payload);
+    } catch (err) {
+      this.#log.warn({ err }, 'signal handling failed');
+    }
+  }
+
+  sendText(text: string): void {
+    const dc = this.#dc;
+    if (this.#state !== 'open' || !dc) {
+      throw new SweepError('CLOSED', `link ${this.linkId} is ${this.#state}: cannot send on ctl`);
+    }
+    let ok: boolean;
+    try {
+      ok = dc.sendMessage(text);
+    } catch (err) {
+      throw new SweepError('CLOSED', `link ${this.linkId}: ctl send failed`, { cause: err });
+    }
+    if (!ok) this.#log.debug('ctl message buffered');
+  }
+
+  onText(fn: (text: string) => void): void {
+    this.#textFns.push(fn);
+  }
+
+  sendAudio(opusFrame: Uint8Array): void {
+    const track = this.#track;
+    const cfg = this.#rtpConfig;
+    if (this.#state !== 'open' || !track || !cfg) return;
+    try {
+      if (!track.isOpen()) return;
+      track.sendMessageBinary(Buffer.from(opusFrame.buffer, opusFrame.byteOffset, opusFrame.byteLength));
+      // The packetizer stamps what the config holds; the caller owns the media clock.
+      cfg.timestamp = (cfg.timestamp + TS_PER_FRAME) >>> 0;
+    } catch (err) {
+      this.#log.debug({ err }, 'audio send failed');
+    }
+  }
+
+  onAudio(fn: (opus: Uint8Array, seq: number, timestamp: number) => void): void {
+    this.#audioFns.push(fn);
+  }
+
+  onClosed(fn: (reason: string) => void): void {
+    if (this.#state === 'closed') {
+      const reason = this.#closeReason;
+      queueMicrotask(() => this.#call('onClosed listener', () => fn(reason)));
+      return;
+    }
+    this.#closedFns.push(fn);
+  }
+
+  close(reason = 'closed'): void {
+    if (this.#state === 'closed') return;
+    const wasOpen = this.#state === 'open';
+    this.#state = 'closed';
+    this.#closeReason = reason;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#fallbackTimer) clearTimeout(this.#fallbackTimer);
+    this.#fallbackTimer = undefined;
+    if (!wasOpen) this.#rejectOpen(new SweepError('CLOSED', `link ${this.linkId} closed before it opened: ${reason}`));
+    this.#log.debug({ reason }, 'link closed');
+
+    const { dc, track, pc } = { dc: this.#dc, track: this.#track, pc: this.#pc };
+    // Replacing each callback with a no-op drops the closures that reference this object.
+    for (const [what, fn] of [
+      ['dc', () => dc && (dc.onOpen(noop), dc.onClosed(noop), dc.onError(noop), dc.onMessage(noop), dc.close())],
+      ['track', () => track && (track.onOpen(noop), track.onClosed(noop), track.onError(noop), track.onMessage(noop), track.close())],
+      ['pc', () => pc && (pc.onLocalDescription(noop), pc.onLocalCandidate(noop), pc.onStateChange(noop), pc.onIceStateChange(noop),
+        pc.onDataChannel(noop), pc.onTrack(noop), pc.close())],
+    ] as const) {
+      try {
+        fn();
+      } catch (err) {
+        this.#log.debug({ err, what }, 'native close failed');
+      }
+    }
+    this.#dc = undefined;
+    this.#track = undefined;
+    this.#pc = undefined;
+    this.#rtpConfig = undefined;
+    this.#handlers.length = 0;
+    this.#pendingRemote = [];
+    this.#heldLocal = [];
+    this.#textFns = [];
+    this.#audioFns = [];
+    const fns = this.#closedFns;
+    this.#closedFns = [];
+    for (const fn of fns) this.#call('onClosed listener', () => fn(reason));
+  }
+
+  // ---- internals ----
+
+  /** Every native callback body runs here: an escaping exception would abort the process. */
+  #guard(what: string, fn: () => void): void {
+    if (this.#state === 'closed') return;
+    try {
+      fn();
+    } catch (err) {
+      this.#log.error({ err, what }, 'native callback failed');
+      this.#fail(new SweepError('INTERNAL', `link ${this.linkId}: ${what} failed`, { cause: err }));
+    }
+  }
+
+  /** A user listener: its exceptions are logged, never propagated. */
+  #call(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.#log.warn({ err, what }, 'listener threw');
+    }
+  }
+
+  #fail(err: SweepError): void {
+    if (this.#state === 'closed') return;
+    if (this.#state === 'connecting') {
+      this.#rejectOpen(err);
+      this.#log.info({ code: err.code, msg: err.message }, 'link set-up failed');
+    }
+    this.close(err.message);
+  }
+
+  #signal(payload: SignalPayload): void {
+    this.#call('sendSignal', () => this.#opts.sendSignal(payload));
+  }
+
+  #addAudio(mid: string, pt: number): void {
+    const pc = this.#pc!;
+    const ssrc = randomInt(1, 0xffff_ffff);
+    const audio = new nodeDataChannel.Audio(mid, 'SendRecv');
+    audio.addOpusCodec(pt, OPUS_FMTP);
+    audio.addSSRC(ssrc, 'sweep', 'sweep', 'audio');
+    const track = pc.addTrack(audio);
+    const cfg = new nodeDataChannel.RtpPacketizationConfig(ssrc, 'sweep', pt, 48_000);
+    cfg.timestamp = randomInt(0, 0xffff_ffff);
+    const packetizer = new nodeDataChannel.RtpPacketizer(cfg);
+    const sr = new nodeDataChannel.RtcpSrReporter(cfg);
+    const nack = new nodeDataChannel.RtcpNackResponder();
+    packetizer.addToChain(sr);
+    packetizer.addToChain(nack);
+    track.setMediaHandler(packetizer);
+    track.onMessage((msg) => this.#guard('trackMessage', () => this.#onRtp(msg)));
+    track.onError((err) => this.#guard('trackError', () => this.#log.debug({ err }, 'track error')));
+    this.#track = track;
+    this.#rtpConfig = cfg;
+    this.#handlers.push(audio, packetizer, sr, nack);
+    this.#audioPt = pt;
+  }
+
+  #adoptDataChannel(dc: DataChannel): void {
+    this.#dc = dc;
+    dc.onOpen(() => this.#guard('dcOpen', () => this.#onOpen()));
+    dc.onClosed(() => this.#guard('dcClosed', () => this.close('peer closed ctl')));
+    dc.onError((err) => this.#guard('dcError', () => this.#fail(new SweepError('CLOSED', `ctl error: ${err}`))));
+    dc.onMessage((msg) => this.#guard('dcMessage', () => this.#onText(msg)));
+    // An incoming channel may already be open when it is handed over.
+    if (dc.isOpen()) this.#onOpen();
+  }
+
+  #onOpen(): void {
+    if (this.#state !== 'connecting') return;
+    this.#state = 'open';
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#log.debug('link open');
+    this.#resolveOpen();
+  }
+
+  #onLocalDescription(sdp: string, type: string): void {
+    if (type === 'offer') {
+      const munge = this.#recipe === 'active-offerer' || this.#recipe === 'active-quiet';
+      const out = !munge ? sdp : sdp.replace(/^a=setup:actpass/gm, 'a=setup:active');
+      this.#signal({ kind: 'offer', linkId: this.linkId, sdp: out });
+    } else if (type === 'answer') {
+      this.#signal({ kind: 'answer', linkId: this.linkId, sdp });
+    }
+  }
+
+  #onLocalCandidate(candidate: string, mid: string): void {
+    if (this.role === 'offerer') {
+      if (this.#recipe === 'quiet-offerer' || this.#recipe === 'active-quiet') return; // found as peer-reflexive
+      if (!this.#localReleased) {
+        this.#heldLocal.push({ candidate, mid });
+        return;
+      }
+    }
+    this.#signal({ kind: 'candidate', linkId: this.linkId, candidate, mid });
+  }
+
+  #onStateChange(state: string): void {
+    this.#log.debug({ state }, 'pc state');
+    if (state === 'failed' || state === 'closed') {
+      this.#fail(new SweepError('CLOSED', `link ${this.linkId} ${state}`));
+    } else if (state === 'disconnected' && this.#state === 'open') {
+      this.close('peer disconnected');
+    }
+  }
+
+  #onIceStateChange(state: string): void {
+    this.#log.debug({ state }, 'ice state');
+    if ((state === 'connected' || state === 'completed') && this.#remoteApplied) this.#releaseLocal();
+  }
+
+  /** Sends the offerer's held candidates, once. */
+  #releaseLocal(): void {
+    if (this.#localReleased) return;
+    this.#localReleased = true;
+    if (this.#fallbackTimer) clearTimeout(this.#fallbackTimer);
+    this.#fallbackTimer = undefined;
+    for (const c of this.#heldLocal.splice(0)) {
+      this.#signal({ kind: 'candidate', linkId: this.linkId, candidate: c.candidate, mid: c.mid });
+    }
+  }
+
+  #onDataChannel(dc: DataChannel): void {
+    if (dc.getLabel() !== CTL_LABEL || this.#dc) {
+      this.#log.warn({ label: dc.getLabel() }, 'unexpected data channel closed');
+      dc.close();
+      return;
+    }
+    this.#adoptDataChannel(dc);
+  }
+
+  #onText(msg: string | Buffer | ArrayBuffer): void {
+    if (typeof msg !== 'string') {
+      this.#log.debug('binary ctl message dropped');
+      return;
+    }
+    for (const fn of this.#textFns) this.#call('onText listener', () => fn(msg));
+  }
+
+  #onRtp(msg: Buffer): void {
+    const pkt = parseRtp(msg);
+    if (!pkt || pkt.payloadType !== this.#audioPt || pkt.payload.length === 0) return;
+    // The native buffer may be reused after this callback: listeners get their own copy.
+    const opus = new Uint8Array(pkt.payload);
+    for (const fn of this.#audioFns) this.#call('onAudio listener', () => fn(opus, pkt.sequence, pkt.timestamp));
+  }
+
+  #acceptSignal(raw: SignalPayload): void {
+    if (this.#state === 'closed') return;
+    const parsed = SignalPayload.safeParse(raw);
+    if (!parsed.success) {
+      this.#log.warn({ issue: parsed.error.issues[0]?.path.join('.') }, 'invalid signal ignored');
+      return;
+    }
+    const p = parsed.data;
+    if (p.linkId !== this.linkId) {
+      this.#log.debug({ other: p.linkId }, 'signal for another link ignored');
+      return;
+    }
+    const pc = this.#pc!;
+    switch (p.kind) {
+      case 'offer': {
+        if (this.role !== 'answerer' || this.#remoteApplied) return this.#ignored(p.kind);
+        const audio = audioOfOffer(p.sdp);
+        const fp = fingerprintFromSdp(p.sdp);
+        if (!audio || !fp) {
+          this.#log.warn({ hasAudio: !!audio, hasFingerprint: !!fp }, 'offer without Opus audio or fingerprint ignored');
+          return;
+        }
+        // Our own track with the offer's mid and payload type, before the offer is applied (FINDINGS).
+        this.#addAudio(audio.mid, audio.pt);
+        this.#applyRemote(pc, this.#loopbackOnly(p.sdp), 'offer', fp);
+        return;
+      }
+      case 'answer': {
+        if (this.role !== 'offerer' || this.#remoteApplied) return this.#ignored(p.kind);
+        const fp = fingerprintFromSdp(p.sdp);
+        if (!fp) {
+          this.#log.warn('answer without fingerprint ignored');
+          return;
+        }
+        this.#applyRemote(pc, this.#loopbackOnly(p.sdp), 'answer', fp);
+        if (!this.#remoteApplied) return;
+        if (this.#recipe === 'connect-first') {
+          this.#fallbackTimer = setTimeout(() => this.#guard('candidateFallback', () => this.#releaseLocal()), CANDIDATE_FALLBACK_MS);
+        } else {
+          this.#releaseLocal();
+        }
+        return;
+      }
+      case 'candidate': {
+        if (!this.#allowedCandidate(p.candidate)) return;
+        if (!this.#remoteApplied) {
+          if (this.#pendingRemote.length < MAX_PENDING_CANDIDATES) this.#pendingRemote.push(p);
+          return;
+        }
+        this.#addRemoteCandidate(pc, p.candidate, p.mid);
+        return;
+      }
+      case 'connect':
+        return this.#ignored(p.kind); // the link manager's business, not a transport's
+    }
+  }
+
+  #ignored(kind: string): void {
+    this.#log.debug({ kind }, 'signal not expected now, ignored');
+  }
+
+  #applyRemote(pc: PeerConnection, sdp: string, type: 'offer' | 'answer', fp: string): void {
+    try {
+      pc.setRemoteDescription(sdp, type);
+    } catch (err) {
+      this.#fail(new SweepError('INVALID_MESSAGE', `link ${this.linkId}: ${type} rejected: ${String(err)}`, { cause: err }));
+      return;
+    }
+    this.#remoteApplied = true;
+    this.#remoteFingerprint = fp;
+    for (const c of this.#pendingRemote.splice(0)) this.#addRemoteCandidate(pc, c.candidate, c.mid);
+  }
+
+  #addRemoteCandidate(pc: PeerConnection, candidate: string, mid: string): void {
+    try {
+      pc.addRemoteCandidate(candidate, mid);
+    } catch (err) {
+      this.#log.debug({ err }, 'remote candidate rejected');
+    }
+  }
+
+  /** Bound to loopback, we never aim ICE checks anywhere else. */
+  #allowedCandidate(candidate: string): boolean {
+    if (!isLoopback(this.#opts.bindAddress)) return true;
+    const addr = candidateAddress(candidate);
+    const ok = addr !== undefined && isLoopback(addr);
+    if (!ok) this.#log.debug({ addr }, 'non-loopback candidate dropped');
+    return ok;
+  }
+
+  #loopbackOnly(sdp: string): string {
+    return sdp
+      .split(/\r?\n/)
+      .filter((line) => !line.startsWith('a=candidate:') || this.#allowedCandidate(line))
+      .join('\r\n');
+  }
+}
+
+/** Creates one link end; the offerer starts gathering and offering at once. */
+export function createPeerTransport(opts: TransportOptions, log: Logger, tuning: PeerTransportTuning = {}): PeerTransport {
+  return new NdcPeerTransport(opts, log, tuning);
+}
