@@ -1,0 +1,184 @@
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import type { DestinationStream } from 'pino';
+import { SweepError, toSweepError } from '../runtime/util/errors.ts';
+import { createLogger, type Logger } from '../runtime/util/log.ts';
+import { AccessServer } from './access-server.ts';
+import { hashPassword, MAX_PASSWORD_LENGTH } from './passwords.ts';
+import { loadOrCreateServerKey } from './server-key.ts';
+import { AccountStore, checkAccountName } from './store.ts';
+
+export interface ServerCliIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream;
+  /** Stops `serve` like SIGINT/SIGTERM would (for tests and embedding). */
+  signal?: AbortSignal;
+  /** Logger for `serve`; default JSON lines on stderr. */
+  log?: Logger;
+}
+
+export const SERVER_USAGE = `usage: sweep server <command> --data DIR [options]
+  serve [--host H] [--port P]                   run the access server until SIGINT/SIGTERM
+                                                (default 127.0.0.1, port 8443; 0 picks a free port)
+  account add NAME [--display TEXT] [--password-stdin]
+                                                create an account; without --password-stdin a strong
+                                                password is generated and printed once
+  account passwd NAME --password-stdin          set a new password read from stdin
+  account list                                  list accounts
+  buddy add A B | buddy remove A B              make or unmake two accounts buddies
+  pubkey                                        print the server's public key (base64url)
+`;
+
+const OPTIONS = {
+  data: { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  display: { type: 'string' },
+  'password-stdin': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Flag = keyof typeof OPTIONS;
+
+/** Each command: how many positionals after its name, which flags it takes. */
+const COMMANDS: Record<string, { args: string[]; flags: Flag[] }> = {
+  serve: { args: [], flags: ['host', 'port'] },
+  'account add': { args: ['NAME'], flags: ['display', 'password-stdin'] },
+  'account passwd': { args: ['NAME'], flags: ['password-stdin'] },
+  'account list': { args: [], flags: [] },
+  'buddy add': { args: ['A', 'B'], flags: [] },
+  'buddy remove': { args: ['A', 'B'], flags: [] },
+  pubkey: { args: [], flags: [] },
+};
+
+const DEFAULT_PORT = 8443;
+
+class UsageError extends Error {}
+
+/** `sweep server …`: returns the exit code (0 ok, 1 failed, 2 bad usage). */
+export async function serverCli(argv: string[], io: ServerCliIo): Promise<number> {
+  const out = (s: string): void => void io.stdout.write(s);
+  try {
+    let parsed;
+    try {
+      parsed = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: true });
+    } catch (err) {
+      const message = (err as Error).message;
+      const unknown = /^Unknown option '([^']+)'/.exec(message);
+      throw new UsageError(unknown ? `unknown option ${unknown[1]}` : message);
+    }
+    const { values, positionals } = parsed;
+    if (values.help || positionals.length === 0) {
+      out(SERVER_USAGE);
+      return values.help ? 0 : 2;
+    }
+    const [first = '', second = ''] = positionals;
+    const name = first === 'account' || first === 'buddy' ? `${first} ${second}`.trim() : first;
+    const spec = COMMANDS[name];
+    if (!spec) throw new UsageError(`unknown command "${name}"; commands: ${Object.keys(COMMANDS).join(', ')}`);
+    const args = positionals.slice(name.split(' ').length);
+    if (args.length !== spec.args.length) {
+      throw new UsageError(`"${name}" takes ${spec.args.length ? spec.args.join(' ') : 'no arguments'}, got ${args.length ? args.map((a) => `"${a}"`).join(' ') : 'none'}`);
+    }
+    for (const flag of Object.keys(values) as Flag[]) {
+      if (flag !== 'data' && flag !== 'help' && !spec.flags.includes(flag)) throw new UsageError(`--${flag} is not an option of "${name}"`);
+    }
+    const dataDir = values.data;
+    if (!dataDir) throw new UsageError('--data DIR is required');
+
+    switch (name) {
+      case 'serve':
+        return await serve(dataDir, values.host ?? '127.0.0.1', parsePort(values.port), io);
+      case 'pubkey':
+        out(`${(await loadOrCreateServerKey(dataDir)).publicKeyRaw}\n`);
+        return 0;
+      default:
+        return await withStore(dataDir, async (store) => {
+          const [a = '', b = ''] = args;
+          if (name === 'account add') {
+            checkAccountName(a, 'NAME');
+            const given = values['password-stdin'] ? await readPassword(io.stdin) : undefined;
+            const password = given ?? randomBytes(18).toString('base64url');
+            store.createAccount(a, values.display ?? a, await hashPassword(password));
+            out(`created account ${a}\n`);
+            if (!given) out(`password (shown once, store it now): ${password}\n`);
+          } else if (name === 'account passwd') {
+            if (!values['password-stdin']) throw new UsageError('"account passwd" needs --password-stdin (the new password on stdin)');
+            if (!store.getAccount(a)) throw new SweepError('NOT_FOUND', `unknown account "${a}"`);
+            store.setPassword(a, await hashPassword(await readPassword(io.stdin)));
+            out(`password of ${a} changed\n`);
+          } else if (name === 'account list') {
+            const accounts = store.listAccounts();
+            if (accounts.length === 0) out('(no accounts)\n');
+            for (const acc of accounts) out(`${acc.name}\t${acc.displayName}\t${new Date(acc.createdAt).toISOString()}\n`);
+          } else if (name === 'buddy add') {
+            store.addBuddies(a, b);
+            out(`${a} and ${b} are buddies\n`);
+          } else {
+            const existed = store.removeBuddies(a, b);
+            out(existed ? `${a} and ${b} are no longer buddies\n` : `${a} and ${b} were not buddies\n`);
+          }
+          return 0;
+        });
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr.write(`sweep server: ${err.message}\n\n${SERVER_USAGE}`);
+      return 2;
+    }
+    const e = toSweepError(err);
+    io.stderr.write(`sweep server: ${e.message} (${e.code})\n`);
+    return 1;
+  }
+}
+
+function parsePort(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_PORT;
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65535) throw new UsageError(`--port: "${text}" is not a port number (0-65535)`);
+  return port;
+}
+
+async function withStore(dataDir: string, fn: (store: AccountStore) => Promise<number>): Promise<number> {
+  const store = AccountStore.open(dataDir);
+  try {
+    return await fn(store);
+  } finally {
+    store.close();
+  }
+}
+
+/** The first line of stdin; the password never reaches argv, the shell history or a log. */
+async function readPassword(stdin: NodeJS.ReadableStream): Promise<string> {
+  let text = '';
+  for await (const chunk of stdin) {
+    text += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+    if (text.length > 4 * MAX_PASSWORD_LENGTH) break;
+  }
+  const password = text.split(/\r?\n/)[0] ?? '';
+  if (password.length === 0) throw new UsageError('--password-stdin: stdin held no password');
+  if (password.length > MAX_PASSWORD_LENGTH) throw new UsageError(`--password-stdin: the password has more than ${MAX_PASSWORD_LENGTH} characters`);
+  return password;
+}
+
+async function serve(dataDir: string, host: string, port: number, io: ServerCliIo): Promise<number> {
+  const log = io.log ?? createLogger({ destination: io.stderr as unknown as DestinationStream });
+  const server = await AccessServer.start({ dataDir, host, port, log });
+  io.stdout.write(`access server listening on ${server.url}\npublic key: ${server.publicKeyRaw}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      io.signal?.removeEventListener('abort', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    if (io.signal?.aborted) stop();
+    else io.signal?.addEventListener('abort', stop);
+  });
+  await server.close();
+  io.stdout.write('access server stopped\n');
+  return 0;
+}
