@@ -311,11 +311,20 @@ export class CallManager {
       this.opts.media.attach(farLink.transport);
       const firstAudio = new Promise<void>((resolve) => this.opts.media.onFirstAudio(farLink.transport, resolve));
       timeline.mark('update');
-      const res = await farLink.rpc.request(
-        'sweep.update',
-        { sweepId, sessionId: session.sessionId, epoch: session.epoch + 1, grant },
-        { timeoutMs },
-      );
+      const update = { sweepId, sessionId: session.sessionId, epoch: session.epoch + 1, grant };
+      const deadline = this.opts.clock.mono() + timeoutMs;
+      let res;
+      for (;;) {
+        try {
+          res = await farLink.rpc.request('sweep.update', update, { timeoutMs });
+          break;
+        } catch (err) {
+          // S9: the far end may not have seen the holder's link die yet; ask again until the deadline.
+          const e = toSweepError(err);
+          if (grant !== null || e.code !== 'UNAUTHORIZED' || this.opts.clock.mono() + 200 > deadline) throw e;
+          await new Promise<void>((r) => this.opts.clock.setTimeout(r, 200));
+        }
+      }
       timeline.mark('updateResponse');
       if (this.call !== placeholder) throw new SweepError('BAD_STATE', 'the call was ended during the sweep');
       placeholder.epoch = res.epoch;

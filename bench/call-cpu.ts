@@ -1,0 +1,57 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { World, LAB_CAST } from '../runtime/lab/world.ts';
+import { ChildEndpoint } from '../runtime/lab/child-endpoint.ts';
+import { waitForEvent } from '../runtime/lab/story.ts';
+import { createLogger } from '../runtime/util/log.ts';
+import { cpuMsOf, rssMbOf } from './proc.ts';
+import { round } from './stats.ts';
+
+/**
+ * One endpoint (the intercom) in its own process, in a call with the handset for `seconds`:
+ * CPU ms per second of call and RSS, read from /proc. The call is measured after a 2 s warm-up.
+ */
+export async function run(opts: { seconds?: number } = {}): Promise<Record<string, unknown>> {
+  const seconds = opts.seconds ?? 20;
+  const dir = await mkdtemp(join(tmpdir(), 'sweep-bench-cpu-'));
+  const world = await World.start({
+    ...LAB_CAST,
+    endpoints: LAB_CAST.endpoints.filter((e) => e.id === 'handset'),
+    log: createLogger({ level: 'silent' }),
+  });
+  let child: ChildEndpoint | undefined;
+  try {
+    child = await ChildEndpoint.start(
+      {
+        endpoint: { id: 'intercom', kind: 'intercom', label: 'Front door intercom' },
+        access: { url: world.server.url, serverPublicKey: world.server.publicKeyRaw, username: 'door', password: world.passwords.get('door')! },
+        stateDir: join(dir, 'intercom'),
+        log: { level: 'warn' },
+      },
+      join(dir, 'intercom.json'),
+    );
+    const handset = world.get('handset').endpoint;
+    const ringing = waitForEvent(handset, 'call.state', (e) => e.call.state === 'ringing', 10_000);
+    await child.command({ cmd: 'call', to: 'handset' });
+    await ringing;
+    await handset.calls.answer();
+    await new Promise((r) => setTimeout(r, 2000));
+    const idleRss = await rssMbOf(child.pid);
+    const cpu0 = await cpuMsOf(child.pid);
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const cpu1 = await cpuMsOf(child.pid);
+    const rssMb = await rssMbOf(child.pid);
+    const frames = world.get('handset').sink.frameCount();
+    return {
+      seconds,
+      cpuMsPerCallSecond: round((cpu1 - cpu0) / seconds, 2),
+      rssMb: round(Math.max(idleRss, rssMb)),
+      framesHeardByHandset: frames,
+    };
+  } finally {
+    await child?.close();
+    await world.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,43 @@
+import type { Test } from 'tap';
+import { World, LAB_CAST, type WorldEndpointSpec, type WorldOptions } from '../../runtime/lab/world.ts';
+import { waitForWarmLinks, intercomCallsHandset, waitUntil } from '../../runtime/lab/story.ts';
+import { createLogger } from '../../runtime/util/log.ts';
+
+/** The lab cast (plus extras) in one process; closed when the test ends. */
+export async function labWorld(
+  t: Test,
+  extra: { accounts?: WorldOptions['accounts']; buddies?: WorldOptions['buddies']; endpoints?: WorldEndpointSpec[]; sweepTimeoutMs?: number } = {},
+): Promise<World> {
+  const world = await World.start({
+    accounts: [...LAB_CAST.accounts, ...(extra.accounts ?? [])],
+    buddies: [...LAB_CAST.buddies, ...(extra.buddies ?? [])],
+    endpoints: [...LAB_CAST.endpoints, ...(extra.endpoints ?? [])],
+    log: createLogger({ level: process.env.SWEEP_TEST_LOG ?? 'silent', destination: process.stderr }),
+    sweepTimeoutMs: extra.sweepTimeoutMs ?? 1500,
+  });
+  t.teardown(() => world.close());
+  await waitForWarmLinks(world, [['handset', 'phone']]);
+  return world;
+}
+
+/** Intercom ↔ handset in an active call, and the phone linked to the intercom ahead of need (L3). */
+export async function inCall(world: World, newcomers: string[] = ['phone']): Promise<void> {
+  await intercomCallsHandset(world);
+  await waitForWarmLinks(world, newcomers.map((n) => [n, 'intercom'] as [string, string]));
+  await waitUntil(() => newcomers.every((n) => world.get(n).endpoint.calls.siblingCallsSnapshot().length > 0), 3000, 'siblings know the call');
+  await sleep(200); // let audio flow both ways
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Call state of each endpoint: "active@phone" (state and the other party), or "none". */
+export function states(world: World, ids: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const id of ids) {
+    const s = world.get(id).endpoint.calls.snapshot();
+    out[id] = s ? `${s.state}@${s.peer.endpointId}` : 'none';
+  }
+  return out;
+}
