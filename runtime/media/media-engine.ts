@@ -1,0 +1,240 @@
+import type { AudioSink, AudioSource } from '../../drivers/audio/audio.ts';
+import type { PeerTransport } from '../p2p/transport.ts';
+import { SweepError } from '../util/errors.ts';
+import { systemClock, type Clock } from '../util/clock.ts';
+import type { Logger } from '../util/log.ts';
+import { OpusDecoder, OpusEncoder, type OpusEncoderOptions } from './opus.ts';
+import { seqDelta } from './rtp.ts';
+
+export interface MediaEngineOptions {
+  source: AudioSource;
+  sink: AudioSink;
+  log: Logger;
+  clock?: Clock;
+  encoder?: OpusEncoderOptions;
+  /** Missing frames concealed per sequence gap; a longer gap is left silent (default 3). */
+  maxConcealFrames?: number;
+}
+
+export interface MediaStats {
+  framesCaptured: number;
+  /** Frames encoded (once each, whatever the number of targets). */
+  framesSent: number;
+  /** Packets handed to transports (framesSent × targets). */
+  packetsSent: number;
+  /** Packets that arrived from any attached transport. */
+  framesReceived: number;
+  framesDecoded: number;
+  framesConcealed: number;
+  /** Late, duplicate or undecodable packets. */
+  framesDropped: number;
+  playbackSwitches: number;
+}
+
+/** After a jump this large the stream is taken as a new one (the peer restarted its sender). */
+const NEW_STREAM_JUMP = 1000;
+
+/**
+ * Capture → Opus → every send target; one chosen transport's audio → Opus → sink.
+ * Make before break during a sweep: the session layer sends to old and new holder at once
+ * (`setSendTargets`), learns the new one's media flows (`onFirstAudio`), then switches playback.
+ * No jitter buffer: packets are decoded on arrival (loopback and LAN links reorder rarely;
+ * reordered packets are dropped as late).
+ */
+export class MediaEngine {
+  readonly #source: AudioSource;
+  readonly #sink: AudioSink;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #encoder: OpusEncoder;
+  readonly #decoder = new OpusDecoder();
+  readonly #maxConceal: number;
+
+  #sendTargets: PeerTransport[] = [];
+  #playback: PeerTransport | null = null;
+  /** Transports whose audio we listen to; `onAudio` cannot be undone, so listeners check this. */
+  readonly #attached = new Set<PeerTransport>();
+  readonly #subscribed = new WeakSet<PeerTransport>();
+  readonly #firstAudio = new Map<PeerTransport, (() => void)[]>();
+  #lastSeq: number | undefined;
+  #running = false;
+  #closed: Promise<void> | undefined;
+  #playbackSince = 0;
+  readonly #stats: MediaStats = {
+    framesCaptured: 0,
+    framesSent: 0,
+    packetsSent: 0,
+    framesReceived: 0,
+    framesDecoded: 0,
+    framesConcealed: 0,
+    framesDropped: 0,
+    playbackSwitches: 0,
+  };
+
+  constructor(opts: MediaEngineOptions) {
+    this.#source = opts.source;
+    this.#sink = opts.sink;
+    this.#log = opts.log;
+    this.#clock = opts.clock ?? systemClock;
+    this.#encoder = new OpusEncoder(opts.encoder);
+    this.#maxConceal = opts.maxConcealFrames ?? 3;
+    this.#source.onFrame((pcm) => this.#onCaptured(pcm));
+  }
+
+  /** Every captured frame is encoded once and sent to each of these (empty: nothing encoded). */
+  setSendTargets(transports: PeerTransport[]): void {
+    if (this.#closed) return;
+    this.#sendTargets = [...new Set(transports)];
+  }
+
+  /** The one transport whose audio is played; null plays nothing. The decoder starts afresh. */
+  setPlayback(transport: PeerTransport | null): void {
+    if (this.#closed || transport === this.#playback) return;
+    if (transport) this.attach(transport);
+    this.#playback = transport;
+    this.#decoder.reset();
+    this.#lastSeq = undefined;
+    this.#playbackSince = this.#clock.mono();
+    this.#stats.playbackSwitches++;
+    this.#log.debug({ linkId: transport?.linkId ?? null }, 'playback switched');
+  }
+
+  /** Fires once, at the next audio packet that arrives from `transport` (attaching it if needed). */
+  onFirstAudio(transport: PeerTransport, fn: () => void): void {
+    if (this.#closed) return;
+    this.attach(transport);
+    const fns = this.#firstAudio.get(transport) ?? [];
+    fns.push(fn);
+    this.#firstAudio.set(transport, fns);
+  }
+
+  /** Listens to a transport's audio (once per transport, however often called). */
+  attach(transport: PeerTransport): void {
+    if (this.#closed) return;
+    this.#attached.add(transport);
+    if (this.#subscribed.has(transport)) return;
+    this.#subscribed.add(transport);
+    transport.onAudio((opus, seq) => this.#onAudio(transport, opus, seq));
+  }
+
+  /** Stops listening to, sending to and playing from a transport. */
+  detach(transport: PeerTransport): void {
+    this.#attached.delete(transport);
+    this.#firstAudio.delete(transport);
+    this.#sendTargets = this.#sendTargets.filter((t) => t !== transport);
+    if (this.#playback === transport) this.setPlayback(null);
+  }
+
+  stats(): MediaStats {
+    return { ...this.#stats };
+  }
+
+  /** Starts capture; frames flow to the send targets from then on. */
+  async start(): Promise<void> {
+    if (this.#closed) throw new SweepError('CLOSED', 'the media engine is closed');
+    this.#running = true;
+    try {
+      await this.#source.start();
+    } catch (err) {
+      this.#running = false;
+      throw err;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    await this.#source.stop();
+  }
+
+  /** Stops capture and forgets every transport. Idempotent; the source and sink stay the caller's. */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    this.#running = false;
+    this.#sendTargets = [];
+    this.#playback = null;
+    this.#attached.clear();
+    this.#firstAudio.clear();
+    try {
+      await this.#source.stop();
+    } catch (err) {
+      this.#log.warn({ err }, 'source stop failed on close');
+    }
+  }
+
+  #onCaptured(pcm: Int16Array): void {
+    if (!this.#running || this.#closed) return;
+    this.#stats.framesCaptured++;
+    if (this.#sendTargets.length === 0) return;
+    let opus: Uint8Array;
+    try {
+      opus = this.#encoder.encode(pcm);
+    } catch (err) {
+      this.#log.warn({ err }, 'encode failed');
+      return;
+    }
+    this.#stats.framesSent++;
+    for (const t of this.#sendTargets) {
+      t.sendAudio(opus);
+      this.#stats.packetsSent++;
+    }
+  }
+
+  #onAudio(transport: PeerTransport, opus: Uint8Array, seq: number): void {
+    if (this.#closed || !this.#attached.has(transport)) return;
+    this.#stats.framesReceived++;
+    const first = this.#firstAudio.get(transport);
+    if (first) {
+      this.#firstAudio.delete(transport);
+      for (const fn of first) {
+        try {
+          fn();
+        } catch (err) {
+          this.#log.warn({ err }, 'onFirstAudio listener threw');
+        }
+      }
+    }
+    if (transport !== this.#playback) return;
+    this.#play(opus, seq);
+  }
+
+  #play(opus: Uint8Array, seq: number): void {
+    const last = this.#lastSeq;
+    if (last !== undefined) {
+      const d = seqDelta(last, seq);
+      if (d <= 0 && d > -NEW_STREAM_JUMP) {
+        this.#stats.framesDropped++;
+        return;
+      }
+      if (d > 1 && d <= this.#maxConceal + 1) {
+        for (let i = 1; i < d; i++) this.#output(this.#decoder.conceal(), true);
+      } else if (Math.abs(d) >= NEW_STREAM_JUMP) {
+        this.#decoder.reset();
+      }
+    }
+    this.#lastSeq = seq;
+    let pcm: Int16Array;
+    try {
+      pcm = this.#decoder.decode(opus);
+    } catch (err) {
+      this.#stats.framesDropped++;
+      this.#log.debug({ err }, 'undecodable packet dropped');
+      return;
+    }
+    this.#output(pcm, false);
+  }
+
+  #output(pcm: Int16Array, concealed: boolean): void {
+    if (concealed) this.#stats.framesConcealed++;
+    else this.#stats.framesDecoded++;
+    this.#sink.write(pcm).catch((err: unknown) => this.#log.debug({ err }, 'sink write failed'));
+  }
+
+  /** clock.mono() when playback last switched, for measuring the switch gap. */
+  get playbackSince(): number {
+    return this.#playbackSince;
+  }
+}
