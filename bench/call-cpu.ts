@@ -42,7 +42,7 @@ export async function run(opts: { seconds?: number } = {}): Promise<Record<strin
     await new Promise((r) => setTimeout(r, seconds * 1000));
     const cpu1 = await cpuMsOf(child.pid);
     const rssMb = await rssMbOf(child.pid);
-    const frames = world.get('handset').sink.frameCount();
+    const frames = world.get('handset').sink.frames.length;
     return {
       seconds,
       cpuMsPerCallSecond: round((cpu1 - cpu0) / seconds, 2),

@@ -4,6 +4,7 @@ import type { Writable } from 'node:stream';
 import { createLogger, NS } from '../util/log.ts';
 import { toSweepError } from '../util/errors.ts';
 import type { EndpointEvents } from '../session/events.ts';
+import type { SimulatedAnalysingSink } from '../../drivers/audio/simulated.ts';
 import { World, LAB_CAST } from './world.ts';
 import { intercomCallsHandset, pullSweep, pushSweep, waitForEvent, waitForWarmLinks, waitUntil } from './story.ts';
 
@@ -141,7 +142,7 @@ async function runInteractive(world: World, print: (l: string) => void): Promise
         case 'i':
           for (const [id, w] of world.endpoints) {
             const s = w.endpoint.calls.snapshot();
-            print(`  ${id.padEnd(8)} ${s ? `${s.state} with ${s.peer.endpointId}` : 'idle'}; hears ${w.sink.describe()}`);
+            print(`  ${id.padEnd(8)} ${s ? `${s.state} with ${s.peer.endpointId}` : 'idle'}; hears ${describeHearing(w.sink)}`);
           }
           return;
         case 'q':
@@ -155,6 +156,14 @@ async function runInteractive(world: World, print: (l: string) => void): Promise
     process.stdin.on('keypress', onKey);
   });
   return 0;
+}
+
+function describeHearing(sink: SimulatedAnalysingSink): string {
+  const since = performance.now() - 1000;
+  const hz = sink.frequencyHz(since);
+  if (hz === null) return 'silence';
+  const who = LAB_CAST.endpoints.find((e) => Math.abs(e.frequencyHz - hz) <= 20);
+  return `${Math.round(hz)} Hz (${who ? who.id : 'unknown'}) at ${sink.levelDbfs(since).toFixed(1)} dBFS`;
 }
 
 function round(n: number): number {

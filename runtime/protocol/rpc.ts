@@ -43,7 +43,7 @@ export interface RpcChannelOptions<C extends Catalogue> {
  */
 export class RpcChannel<C extends Catalogue> {
   private readonly pending = new Map<string, Pending>();
-  private readonly handlers = new Map<string, (body: unknown) => Promise<unknown> | unknown>();
+  private readonly handlers = new Map<string, (body: unknown) => unknown>();
   private readonly noteHandlers = new Map<string, (body: unknown) => void>();
   private readonly clock: Clock;
   private closedWith: SweepError | undefined;

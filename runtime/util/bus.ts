@@ -11,7 +11,7 @@ export class EventBus<Events extends Record<string, unknown>> {
 
   on<K extends keyof Events>(owner: object, type: K, fn: (event: Events[K]) => void): void {
     const list = this.listeners.get(type) ?? [];
-    list.push({ owner, fn: fn as (e: never) => void });
+    list.push({ owner, fn: fn });
     this.listeners.set(type, list);
   }
 

@@ -2,7 +2,7 @@ import t from 'tap';
 import { canTransition, transition } from '../../runtime/session/call-state.ts';
 import { SweepError } from '../../runtime/util/errors.ts';
 
-t.test('transition through a call, a sweep and a rollback follows C3', async (t) => {
+void t.test('transition through a call, a sweep and a rollback follows C3', async (t) => {
   let s = transition('idle', 'invite');
   t.equal(s, 'ringing');
   s = transition(s, 'answer');
@@ -14,7 +14,7 @@ t.test('transition through a call, a sweep and a rollback follows C3', async (t)
   t.equal(transition(transition(s, 'giveAway'), 'moved'), 'ended');
 });
 
-t.test('transition not allowed names the state and what was allowed', async (t) => {
+void t.test('transition not allowed names the state and what was allowed', async (t) => {
   let caught: unknown;
   try {
     transition('idle', 'answer');

@@ -10,7 +10,7 @@ import { SweepError } from '../../runtime/util/errors.ts';
 const server = generateKeyPairSync('ed25519');
 const NOW = 1_700_000_000_000;
 
-t.test('loadOrCreateKeys on first boot makes keys that persist, owner-only', async (t) => {
+void t.test('loadOrCreateKeys on first boot makes keys that persist, owner-only', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'sweep-keys-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const a = await loadOrCreateKeys(dir, 'handset');
@@ -22,7 +22,7 @@ t.test('loadOrCreateKeys on first boot makes keys that persist, owner-only', asy
   t.equal((await stat(join(dir, 'signing-key.pem'))).mode & 0o777, 0o600);
 });
 
-t.test('verifyCertificate with a tampered, foreign or expired certificate refuses it (P3)', async (t) => {
+void t.test('verifyCertificate with a tampered, foreign or expired certificate refuses it (P3)', async (t) => {
   const payload = {
     v: 1 as const, account: 'alice', endpointId: 'handset', kind: 'deskphone' as const, label: 'Desk',
     signingKey: 'A'.repeat(43), dtlsFingerprint: 'sha-256 ' + Array(32).fill('0F').join(':'), issuedAt: NOW, expiresAt: NOW + 1000,

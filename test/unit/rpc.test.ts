@@ -28,13 +28,13 @@ function pair(clock = new FakeClock()) {
   return { a, b, bad, clock };
 }
 
-t.test('request with a valid body resolves with the handler result', async (t) => {
+void t.test('request with a valid body resolves with the handler result', async (t) => {
   const { a, b } = pair();
   b.handle('add', ({ a: x, b: y }) => ({ sum: x + y }));
   t.same(await a.request('add', { a: 2, b: 3 }), { sum: 5 });
 });
 
-t.test('request with a bad body is refused INVALID_MESSAGE naming the field (M2)', async (t) => {
+void t.test('request with a bad body is refused INVALID_MESSAGE naming the field (M2)', async (t) => {
   const { a, b } = pair();
   b.handle('add', ({ a: x, b: y }) => ({ sum: x + y }));
   const err = await a.request('add', { a: 2, b: 'x' } as never).catch((e: unknown) => e);
@@ -43,7 +43,7 @@ t.test('request with a bad body is refused INVALID_MESSAGE naming the field (M2)
   t.match((err as SweepError).message, /add: b: /);
 });
 
-t.test('handler that throws a SweepError reaches the requester with its code', async (t) => {
+void t.test('handler that throws a SweepError reaches the requester with its code', async (t) => {
   const { a, b } = pair();
   b.handle('fail', () => {
     throw new SweepError('BUSY', 'not now');
@@ -54,7 +54,7 @@ t.test('handler that throws a SweepError reaches the requester with its code', a
   t.match(err.stack ?? '', /rpc\.test\.ts/, 'the caller stack is kept');
 });
 
-t.test('request with no answer rejects TIMEOUT when the clock passes its deadline', async (t) => {
+void t.test('request with no answer rejects TIMEOUT when the clock passes its deadline', async (t) => {
   const clock = new FakeClock();
   const a = new RpcChannel({ catalogue, log: silentLogger(), clock, send: () => undefined, timeoutMs: 100 });
   const p = a.request('add', { a: 1, b: 1 });
@@ -65,7 +65,7 @@ t.test('request with no answer rejects TIMEOUT when the clock passes its deadlin
   t.equal(clock.pending(), 0);
 });
 
-t.test('close with pending requests rejects them all CLOSED and clears timers (M3)', async (t) => {
+void t.test('close with pending requests rejects them all CLOSED and clears timers (M3)', async (t) => {
   const clock = new FakeClock();
   const a = new RpcChannel({ catalogue, log: silentLogger(), clock, send: () => undefined });
   const p1 = a.request('add', { a: 1, b: 1 });
@@ -78,7 +78,7 @@ t.test('close with pending requests rejects them all CLOSED and clears timers (M
   t.equal(((await a.request('fail', {}).catch((e: unknown) => e)) as SweepError).code, 'CLOSED');
 });
 
-t.test('receive with garbage, oversize or unknown types drops it and reports it', async (t) => {
+void t.test('receive with garbage, oversize or unknown types drops it and reports it', async (t) => {
   const { a, b, bad } = pair();
   b.receive('not json');
   b.receive('x'.repeat(17 * 1024));
@@ -89,7 +89,7 @@ t.test('receive with garbage, oversize or unknown types drops it and reports it'
   t.equal(err.code, 'UNKNOWN_TYPE');
 });
 
-t.test('notification after a response is delivered after the response continuation (M3)', async (t) => {
+void t.test('notification after a response is delivered after the response continuation (M3)', async (t) => {
   const { a, b } = pair();
   const order: string[] = [];
   a.onNote('tick', () => order.push('note'));
@@ -103,7 +103,7 @@ t.test('notification after a response is delivered after the response continuati
   t.same(order, ['response', 'note']);
 });
 
-t.test('admit that throws refuses the request before the handler runs', async (t) => {
+void t.test('admit that throws refuses the request before the handler runs', async (t) => {
   let ran = false;
   const log = silentLogger();
   const a: RpcChannel<typeof catalogue> = new RpcChannel({ catalogue, log, send: (m) => setImmediate(() => b.receive(m)) });

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Backoff } from '../../runtime/util/backoff.ts';
 
-t.test('Backoff.next with fixed randomness grows to its ceiling', async (t) => {
+void t.test('Backoff.next with fixed randomness grows to its ceiling', async (t) => {
   const b = new Backoff({ initialMs: 100, maxMs: 1000, random: () => 1 });
   t.same([b.next(), b.next(), b.next(), b.next(), b.next()], [100, 200, 400, 800, 1000]);
   b.reset();

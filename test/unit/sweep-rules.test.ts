@@ -38,21 +38,21 @@ function code(fn: () => unknown): string {
   }
 }
 
-t.test('checkUpdate with a valid grant accepts and returns its nonce (S6)', async (t) => {
+void t.test('checkUpdate with a valid grant accepts and returns its nonce (S6)', async (t) => {
   const nonce = checkUpdate(base());
   t.type(nonce, 'string');
 });
 
-t.test('checkUpdate from another account is FORBIDDEN (S6)', async (t) => {
+void t.test('checkUpdate from another account is FORBIDDEN (S6)', async (t) => {
   t.equal(code(() => checkUpdate(base({ sender: cert('mallory', 'phone', otherKeys.publicKey) }))), 'FORBIDDEN');
 });
 
-t.test('checkUpdate with a grant signed by someone else is UNAUTHORIZED (S6 forged)', async (t) => {
+void t.test('checkUpdate with a grant signed by someone else is UNAUTHORIZED (S6 forged)', async (t) => {
   const forged = issueGrant({ sessionId: 's1', from: 'handset', to: 'phone', epoch: 1, now: NOW, ttlMs: 3000 }, otherKeys.privateKey).token;
   t.equal(code(() => checkUpdate(base({ update: { sessionId: 's1', epoch: 1, grant: forged } }))), 'UNAUTHORIZED');
 });
 
-t.test('checkUpdate with a tampered grant payload is UNAUTHORIZED', async (t) => {
+void t.test('checkUpdate with a tampered grant payload is UNAUTHORIZED', async (t) => {
   const good = base().update.grant!;
   const [, sig] = good.split('.');
   const payload = Buffer.from(JSON.stringify({ sessionId: 's1', from: 'handset', to: 'phone', epoch: 1, nonce: 'n', expiresAt: NOW + 1e9 })).toString('base64url');
@@ -60,24 +60,24 @@ t.test('checkUpdate with a tampered grant payload is UNAUTHORIZED', async (t) =>
   t.equal(code(() => checkUpdate(base({ update: { sessionId: 's1', epoch: 1, grant: 'garbage' } }))), 'UNAUTHORIZED');
 });
 
-t.test('checkUpdate with a grant for another endpoint is UNAUTHORIZED', async (t) => {
+void t.test('checkUpdate with a grant for another endpoint is UNAUTHORIZED', async (t) => {
   const token = signToken({ sessionId: 's1', from: 'handset', to: 'tablet', epoch: 1, nonce: 'n1', expiresAt: NOW + 3000 }, holderKeys.privateKey);
   t.equal(code(() => checkUpdate(base({ update: { sessionId: 's1', epoch: 1, grant: token } }))), 'UNAUTHORIZED');
 });
 
-t.test('checkUpdate with the wrong epoch is STALE_EPOCH (S12)', async (t) => {
+void t.test('checkUpdate with the wrong epoch is STALE_EPOCH (S12)', async (t) => {
   t.equal(code(() => checkUpdate(base({ currentEpoch: 1 }))), 'STALE_EPOCH');
 });
 
-t.test('checkUpdate after the grant expired is EXPIRED', async (t) => {
+void t.test('checkUpdate after the grant expired is EXPIRED', async (t) => {
   t.equal(code(() => checkUpdate(base({ now: NOW + 3000 }))), 'EXPIRED');
 });
 
-t.test('checkUpdate with a nonce already used is REPLAYED', async (t) => {
+void t.test('checkUpdate with a nonce already used is REPLAYED', async (t) => {
   t.equal(code(() => checkUpdate(base({ nonceSeen: () => true }))), 'REPLAYED');
 });
 
-t.test('checkUpdate without grant is refused while the holder is reachable, accepted when not (S9)', async (t) => {
+void t.test('checkUpdate without grant is refused while the holder is reachable, accepted when not (S9)', async (t) => {
   t.equal(code(() => checkUpdate(base({ update: { sessionId: 's1', epoch: 1, grant: null } }))), 'UNAUTHORIZED');
   t.equal(checkUpdate(base({ holderReachable: false, update: { sessionId: 's1', epoch: 1, grant: null } })), null);
   t.equal(
@@ -86,7 +86,7 @@ t.test('checkUpdate without grant is refused while the holder is reachable, acce
   );
 });
 
-t.test('NonceSet beyond its capacity forgets the oldest', async (t) => {
+void t.test('NonceSet beyond its capacity forgets the oldest', async (t) => {
   const s = new NonceSet(2);
   s.add('a');
   s.add('b');
