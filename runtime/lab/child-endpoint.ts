@@ -72,8 +72,13 @@ export class ChildEndpoint {
     return [...this.lines];
   }
 
-  waitFor(match: (l: Line) => boolean, timeoutMs = 10_000, what = 'line'): Promise<Line> {
-    const found = this.lines.find(match);
+  /** Number of lines seen so far: pass it to `waitFor` to wait only for later lines. */
+  mark(): number {
+    return this.lines.length;
+  }
+
+  waitFor(match: (l: Line) => boolean, timeoutMs = 10_000, what = 'line', fromLine = 0): Promise<Line> {
+    const found = this.lines.slice(fromLine).find(match);
     if (found) return Promise.resolve(found);
     return new Promise<Line>((resolve, reject) => {
       const waiter = {
