@@ -322,7 +322,7 @@ function strongest(pcm: Int16Array, freqs: number[]): number | null {
 }
 
 /**
- * The strongest of the candidate frequencies, then refined on a 2 Hz grid half a candidate step
+ * The strongest of the candidate frequencies, then refined on a 1 Hz grid half a candidate step
  * either side (a 20 ms frame's bins are 50 Hz wide, but a pure tone's peak is still sharp).
  */
 export function dominantFrequency(pcm: Int16Array, candidates: number[]): number | null {
@@ -330,6 +330,6 @@ export function dominantFrequency(pcm: Int16Array, candidates: number[]): number
   if (coarse === null || candidates.length < 2) return coarse;
   const span = Math.abs((candidates[1] ?? coarse) - (candidates[0] ?? coarse)) / 2;
   const fine: number[] = [];
-  for (let hz = coarse - span; hz <= coarse + span; hz += 2) if (hz > 0) fine.push(hz);
+  for (let hz = coarse - span; hz <= coarse + span; hz += 1) if (hz > 0) fine.push(hz);
   return strongest(pcm, fine) ?? coarse;
 }

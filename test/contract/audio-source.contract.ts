@@ -18,12 +18,12 @@ export function audioSourceContract(t: Test, name: string, make: () => Promise<A
   };
   const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-  t.test(`${name}: format is 48 kHz mono 960-sample frames`, async (t) => {
+  void t.test(`${name}: format is 48 kHz mono 960-sample frames`, async (t) => {
     const s = await fresh(t);
     t.same({ ...s.format }, { sampleRate: 48_000, channels: 1, frameSamples: FRAME_SAMPLES });
   });
 
-  t.test(`${name}: start delivers fresh 960-sample frames averaging 20 ms`, async (t) => {
+  void t.test(`${name}: start delivers fresh 960-sample frames averaging 20 ms`, async (t) => {
     const s = await fresh(t);
     const got = collect(s);
     await s.start();
@@ -37,7 +37,7 @@ export function audioSourceContract(t: Test, name: string, make: () => Promise<A
     t.ok(avg > 18 && avg < 22, `average interval ${avg.toFixed(2)} ms`);
   });
 
-  t.test(`${name}: start on a started source resolves without a second stream`, async (t) => {
+  void t.test(`${name}: start on a started source resolves without a second stream`, async (t) => {
     const s = await fresh(t);
     const got = collect(s);
     await s.start();
@@ -47,7 +47,7 @@ export function audioSourceContract(t: Test, name: string, make: () => Promise<A
     t.ok(got.length <= 27, `${got.length} frames in 500 ms`);
   });
 
-  t.test(`${name}: stop resolves after which no frame is delivered`, async (t) => {
+  void t.test(`${name}: stop resolves after which no frame is delivered`, async (t) => {
     const s = await fresh(t);
     const got = collect(s);
     await s.start();
@@ -59,7 +59,7 @@ export function audioSourceContract(t: Test, name: string, make: () => Promise<A
     await t.resolves(s.stop(), 'stopping a stopped source resolves');
   });
 
-  t.test(`${name}: start after stop delivers frames again`, async (t) => {
+  void t.test(`${name}: start after stop delivers frames again`, async (t) => {
     const s = await fresh(t);
     const got = collect(s);
     await s.start();
@@ -72,7 +72,7 @@ export function audioSourceContract(t: Test, name: string, make: () => Promise<A
     t.ok(got.length > n);
   });
 
-  t.test(`${name}: close is idempotent and start afterwards rejects CLOSED`, async (t) => {
+  void t.test(`${name}: close is idempotent and start afterwards rejects CLOSED`, async (t) => {
     const s = await make();
     const got = collect(s);
     await s.start();

@@ -42,7 +42,7 @@ function nextText(tr: PeerTransport): Promise<string> {
   return new Promise((resolve) => tr.onText(resolve));
 }
 
-t.test('connectPair on 127.0.0.1 opens both ends and ctl carries text both ways', async (t) => {
+void t.test('connectPair on 127.0.0.1 opens both ends and ctl carries text both ways', async (t) => {
   const { a, b, relay } = pair(t);
   await connectPair(relay, a, b);
   t.ok(a.isOpen && b.isOpen);
@@ -55,14 +55,14 @@ t.test('connectPair on 127.0.0.1 opens both ends and ctl carries text both ways'
   t.equal(await toA, '{"hello":"a"}');
 });
 
-t.test('remoteFingerprint after set-up equals the peer certificate fingerprint', async (t) => {
+void t.test('remoteFingerprint after set-up equals the peer certificate fingerprint', async (t) => {
   const { a, b, relay } = pair(t);
   await connectPair(relay, a, b);
   t.equal(a.remoteFingerprint(), keysB.dtlsFingerprint);
   t.equal(b.remoteFingerprint(), keysA.dtlsFingerprint);
 });
 
-t.test('sendAudio of an encoded tone is heard at the far sink with its level and frequency', async (t) => {
+void t.test('sendAudio of an encoded tone is heard at the far sink with its level and frequency', async (t) => {
   const { a, b, relay } = pair(t);
   await connectPair(relay, a, b);
   const source = new SimulatedToneSource({ frequencyHz: 770, levelDbfs: -12 });
@@ -93,7 +93,7 @@ t.test('sendAudio of an encoded tone is heard at the far sink with its level and
   t.ok(stamps.every((ts, i) => i === 0 || ts === ((stamps[i - 1]! + 960) >>> 0)), 'timestamps advance by 960');
 });
 
-t.test('close on one side fires onClosed on the other', async (t) => {
+void t.test('close on one side fires onClosed on the other', async (t) => {
   const { a, b, relay } = pair(t);
   await connectPair(relay, a, b);
   const closedB = new Promise<string>((resolve) => b.onClosed(resolve));
@@ -107,7 +107,7 @@ t.test('close on one side fires onClosed on the other', async (t) => {
   a.close('again');
 });
 
-t.test('close twice is idempotent and onClosed fires once', async (t) => {
+void t.test('close twice is idempotent and onClosed fires once', async (t) => {
   const { a, b, relay } = pair(t);
   await connectPair(relay, a, b);
   let fired = 0;
@@ -118,7 +118,7 @@ t.test('close twice is idempotent and onClosed fires once', async (t) => {
   t.equal(fired, 1);
 });
 
-t.test('acceptSignal of garbage or another link id is ignored and the link still opens', async (t) => {
+void t.test('acceptSignal of garbage or another link id is ignored and the link still opens', async (t) => {
   const { a, b, relay, linkId } = pair(t);
   const junk: unknown[] = [
     null,
@@ -142,13 +142,13 @@ t.test('acceptSignal of garbage or another link id is ignored and the link still
   t.ok(a.isOpen && b.isOpen);
 });
 
-t.test('sendText before the link is open throws CLOSED', async (t) => {
+void t.test('sendText before the link is open throws CLOSED', async (t) => {
   const { a, b, relay } = pair(t);
   t.throws(() => a.sendText('early'), { name: 'SweepError', code: 'CLOSED' });
   await connectPair(relay, a, b);
 });
 
-t.test('opened when the peer never answers rejects TIMEOUT and the transport closes', async (t) => {
+void t.test('opened when the peer never answers rejects TIMEOUT and the transport closes', async (t) => {
   const sent: SignalPayload[] = [];
   const a = createPeerTransport(
     { linkId: 'lonely', role: 'offerer', bindAddress: '127.0.0.1', dtlsCertFile: keysA.dtlsCertFile, dtlsKeyFile: keysA.dtlsKeyFile, sendSignal: (p) => sent.push(p), openTimeoutMs: 300 },
@@ -163,7 +163,7 @@ t.test('opened when the peer never answers rejects TIMEOUT and the transport clo
   t.notOk(sent.some((p) => p.kind === 'candidate'), 'the offerer holds its candidates until the answer');
 });
 
-t.test('close before open rejects opened with CLOSED', async (t) => {
+void t.test('close before open rejects opened with CLOSED', async (t) => {
   const { a, b } = pair(t);
   a.close('changed my mind');
   await t.rejects(a.opened, { code: 'CLOSED', message: /changed my mind/ });
@@ -171,7 +171,7 @@ t.test('close before open rejects opened with CLOSED', async (t) => {
   await t.rejects(b.opened, { code: 'CLOSED' });
 });
 
-t.test('createPeerTransport with a missing certificate file throws INVALID_CONFIG naming it', async (t) => {
+void t.test('createPeerTransport with a missing certificate file throws INVALID_CONFIG naming it', async (t) => {
   t.throws(
     () => createPeerTransport({ linkId: 'nocert', role: 'offerer', bindAddress: '127.0.0.1', dtlsCertFile: '/nonexistent/cert.pem', dtlsKeyFile: '/nonexistent/key.pem', sendSignal: () => {} }, log),
     { code: 'INVALID_CONFIG', message: /nonexistent\/cert\.pem/ },

@@ -10,10 +10,10 @@ function tone(hz: number, frame: number, amp = 8000): Int16Array {
 }
 const GRID = Array.from({ length: 79 }, (_, i) => 100 + 50 * i);
 
-t.test('OpusEncoder.encode then OpusDecoder.decode of a tone keeps its frequency and level', async (t) => {
+void t.test('OpusEncoder.encode then OpusDecoder.decode of a tone keeps its frequency and level', async (t) => {
   const enc = new OpusEncoder();
   const dec = new OpusDecoder();
-  let out = new Int16Array(0);
+  let out: Int16Array = new Int16Array(0);
   let bytes = 0;
   for (let f = 0; f < 50; f++) {
     const pkt = enc.encode(tone(770, f));
@@ -27,7 +27,7 @@ t.test('OpusEncoder.encode then OpusDecoder.decode of a tone keeps its frequency
   t.ok(kbps > 20 && kbps < 45, `about 32 kbit/s (${kbps.toFixed(1)})`);
 });
 
-t.test('OpusEncoder.encode returns copies that later frames do not overwrite', async (t) => {
+void t.test('OpusEncoder.encode returns copies that later frames do not overwrite', async (t) => {
   const enc = new OpusEncoder();
   const a = enc.encode(tone(440, 0));
   const snapshot = [...a];
@@ -35,15 +35,15 @@ t.test('OpusEncoder.encode returns copies that later frames do not overwrite', a
   t.same([...a], snapshot);
 });
 
-t.test('OpusEncoder.encode of a wrong-length frame throws INVALID_MESSAGE naming the length', async (t) => {
+void t.test('OpusEncoder.encode of a wrong-length frame throws INVALID_MESSAGE naming the length', async (t) => {
   t.throws(() => new OpusEncoder().encode(new Int16Array(480)), { code: 'INVALID_MESSAGE', message: /480/ });
 });
 
-t.test('OpusEncoder with complexity 11 throws INVALID_CONFIG', async (t) => {
+void t.test('OpusEncoder with complexity 11 throws INVALID_CONFIG', async (t) => {
   t.throws(() => new OpusEncoder({ complexity: 11 }), { code: 'INVALID_CONFIG', message: /11/ });
 });
 
-t.test('OpusDecoder.conceal after good frames yields one 20 ms frame continuing the tone', async (t) => {
+void t.test('OpusDecoder.conceal after good frames yields one 20 ms frame continuing the tone', async (t) => {
   const enc = new OpusEncoder();
   const dec = new OpusDecoder();
   for (let f = 0; f < 20; f++) dec.decode(enc.encode(tone(440, f)));
@@ -54,7 +54,7 @@ t.test('OpusDecoder.conceal after good frames yields one 20 ms frame continuing 
   t.equal(next.length, FRAME_SAMPLES, 'decoding continues after concealment');
 });
 
-t.test('OpusDecoder.decode of garbage or empty input throws INVALID_MESSAGE', async (t) => {
+void t.test('OpusDecoder.decode of garbage or empty input throws INVALID_MESSAGE', async (t) => {
   const dec = new OpusDecoder();
   t.throws(() => dec.decode(Uint8Array.of(0xff, 0xff, 0xff)), { code: 'INVALID_MESSAGE' });
   t.throws(() => dec.decode(new Uint8Array(0)), { code: 'INVALID_MESSAGE' });

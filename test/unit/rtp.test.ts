@@ -4,14 +4,14 @@ import { buildRtp, isRtcp, parseRtp, seqDelta } from '../../runtime/media/rtp.ts
 const payload = Uint8Array.of(0xde, 0xad, 0xbe, 0xef);
 const base = { payloadType: 111, sequence: 65535, timestamp: 0xfffffff0, ssrc: 0x12345678 };
 
-t.test('parseRtp of a plain packet returns its header fields and payload', async (t) => {
+void t.test('parseRtp of a plain packet returns its header fields and payload', async (t) => {
   const p = parseRtp(buildRtp({ ...base, marker: true }, payload))!;
   t.match(p, { marker: true, payloadType: 111, sequence: 65535, timestamp: 0xfffffff0, ssrc: 0x12345678, csrcs: [] });
   t.same([...p.payload], [...payload]);
   t.equal(p.extension, undefined);
 });
 
-t.test('parseRtp with CSRCs, a header extension and padding strips all three', async (t) => {
+void t.test('parseRtp with CSRCs, a header extension and padding strips all three', async (t) => {
   const ext = { profile: 0xbede, data: Uint8Array.of(0x10, 0xaa, 0, 0) };
   const p = parseRtp(buildRtp({ ...base, csrcs: [1, 2, 3], extension: ext, padding: 3 }, payload))!;
   t.same(p.csrcs, [1, 2, 3]);
@@ -20,14 +20,14 @@ t.test('parseRtp with CSRCs, a header extension and padding strips all three', a
   t.same([...p.payload], [...payload]);
 });
 
-t.test('parseRtp of a packet inside a larger buffer reads at its byte offset', async (t) => {
+void t.test('parseRtp of a packet inside a larger buffer reads at its byte offset', async (t) => {
   const pkt = buildRtp(base, payload);
   const big = new Uint8Array(pkt.length + 7);
   big.set(pkt, 7);
   t.equal(parseRtp(big.subarray(7))?.ssrc, 0x12345678);
 });
 
-t.test('parseRtp of malformed packets returns undefined without throwing', async (t) => {
+void t.test('parseRtp of malformed packets returns undefined without throwing', async (t) => {
   const good = buildRtp({ ...base, csrcs: [9] }, payload);
   const cases: [string, Uint8Array][] = [
     ['empty', new Uint8Array(0)],
@@ -46,12 +46,12 @@ t.test('parseRtp of malformed packets returns undefined without throwing', async
   }, '2000 random buffers');
 });
 
-t.test('isRtcp of a sender report is true and of Opus RTP false', async (t) => {
+void t.test('isRtcp of a sender report is true and of Opus RTP false', async (t) => {
   t.ok(isRtcp(Uint8Array.of(0x80, 200, 0, 6)));
   t.notOk(isRtcp(buildRtp(base, payload)));
 });
 
-t.test('seqDelta across the 16-bit wrap is small and signed', async (t) => {
+void t.test('seqDelta across the 16-bit wrap is small and signed', async (t) => {
   t.equal(seqDelta(65535, 0), 1);
   t.equal(seqDelta(0, 65535), -1);
   t.equal(seqDelta(100, 103), 3);
