@@ -12,7 +12,9 @@ import { percentile, round } from './stats.ts';
  */
 export async function run(opts: { n?: number } = {}): Promise<Record<string, unknown>> {
   const n = opts.n ?? 50;
-  const world = await World.start({ ...LAB_CAST, log: createLogger({ level: 'silent' }), sweepTimeoutMs: 3000 });
+  // Both alice endpoints take pushed calls at once, so pushes can go either way.
+  const endpoints = LAB_CAST.endpoints.map((e) => (e.account === 'alice' ? { ...e, invites: 'auto' as const } : e));
+  const world = await World.start({ ...LAB_CAST, endpoints, log: createLogger({ level: 'silent' }), sweepTimeoutMs: 3000 });
   try {
     await waitForWarmLinks(world, [['handset', 'phone']]);
     await intercomCallsHandset(world);
