@@ -7,13 +7,16 @@ import { waitForEvent } from '../runtime/lab/story.ts';
 import { createLogger } from '../runtime/util/log.ts';
 import { cpuMsOf, rssMbOf } from './proc.ts';
 import { round } from './stats.ts';
+import { buildBundle } from '../deploy/bundle.ts';
 
 /**
  * One endpoint (the intercom) in its own process, in a call with the handset for `seconds`:
  * CPU ms per second of call and RSS, read from /proc. The call is measured after a 2 s warm-up.
  */
-export async function run(opts: { seconds?: number } = {}): Promise<Record<string, unknown>> {
+export async function run(opts: { seconds?: number; nodeArgs?: string[] } = {}): Promise<Record<string, unknown>> {
   const seconds = opts.seconds ?? 20;
+  // Measure what a device runs: the bundle, without a TypeScript loader.
+  await buildBundle();
   const dir = await mkdtemp(join(tmpdir(), 'sweep-bench-cpu-'));
   const world = await World.start({
     ...LAB_CAST,
@@ -30,7 +33,13 @@ export async function run(opts: { seconds?: number } = {}): Promise<Record<strin
         log: { level: 'warn' },
       },
       join(dir, 'intercom.json'),
+      { nodeArgs: opts.nodeArgs ?? [], bundle: true },
     );
+    // Idle first: logged in and linked, no call.
+    await new Promise((r) => setTimeout(r, 1000));
+    const idle0 = await cpuMsOf(child.pid);
+    await new Promise((r) => setTimeout(r, 5000));
+    const idleCpuMsPerSecond = ((await cpuMsOf(child.pid)) - idle0) / 5;
     const handset = world.get('handset').endpoint;
     const ringing = waitForEvent(handset, 'call.state', (e) => e.call.state === 'ringing', 10_000);
     await child.command({ cmd: 'call', to: 'handset' });
@@ -46,6 +55,7 @@ export async function run(opts: { seconds?: number } = {}): Promise<Record<strin
     return {
       seconds,
       cpuMsPerCallSecond: round((cpu1 - cpu0) / seconds, 2),
+      idleCpuMsPerSecond: round(idleCpuMsPerSecond, 2),
       rssMb: round(Math.max(idleRss, rssMb)),
       framesHeardByHandset: frames,
     };

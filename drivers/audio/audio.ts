@@ -16,8 +16,10 @@ export interface AudioFormat {
  * A capture device. Contract:
  * - `start()` resolves once frames will flow; rejects if the device cannot be opened. Starting
  *   a started source resolves at once.
- * - Frames are delivered to `onFrame` in capture order, each a fresh Int16Array of `frameSamples`
- *   the listener may keep; on average one per 20 ms of the device's clock.
+ * - Frames are delivered to `onFrame` in capture order, each an Int16Array of `frameSamples`, on
+ *   average one per 20 ms of the device's clock. The array is the driver's and is reused for the
+ *   next frame: a listener that keeps samples copies them (no allocation per frame, so no garbage
+ *   collector work on the audio path).
  * - `stop()` resolves when no further frame will be delivered; stopping a stopped source resolves.
  * - `close()` stops and releases the device; idempotent; afterwards `start()` rejects CLOSED.
  */
@@ -32,7 +34,8 @@ export interface AudioSource {
 /**
  * A playback device. Contract:
  * - `write(pcm)` queues one frame for playback and resolves when queued (not when played);
- *   frames are played in write order; writes do not overlap-block each other.
+ *   frames are played in write order; writes do not overlap-block each other. The sink copies
+ *   what it keeps before `write` returns: the caller may reuse `pcm` at once.
  * - A frame of the wrong length rejects INVALID_MESSAGE and plays nothing.
  * - `close()` releases the device; idempotent; later writes reject CLOSED.
  */

@@ -40,6 +40,7 @@ export class SimulatedToneSource implements AudioSource {
   #startMono = 0;
   #frameIndex = 0;
   #phase = 0;
+  readonly #frame = new Int16Array(FRAME_SAMPLES);
 
   constructor(opts: ToneSourceOptions = {}) {
     this.frequencyHz = opts.frequencyHz ?? 440;
@@ -126,15 +127,25 @@ export class SimulatedToneSource implements AudioSource {
     if (this.#state === 'running') this.#schedule();
   }
 
+  /**
+   * The next 20 ms of the sine into the one reused frame buffer, by rotating a phasor (two
+   * multiplications a sample instead of a sin call); renormalised each frame so it cannot drift.
+   */
   #synthesise(): Int16Array {
-    const pcm = new Int16Array(FRAME_SAMPLES);
+    const pcm = this.#frame;
     const step = (2 * Math.PI * this.frequencyHz) / SAMPLE_RATE;
     const amp = this.silent ? 0 : 32767 * 10 ** (this.levelDbfs / 20);
+    const cs = Math.cos(step);
+    const sn = Math.sin(step);
+    let re = Math.cos(this.#phase);
+    let im = Math.sin(this.#phase);
     for (let i = 0; i < FRAME_SAMPLES; i++) {
-      pcm[i] = Math.round(amp * Math.sin(this.#phase));
-      this.#phase += step;
+      pcm[i] = Math.round(amp * im);
+      const r = re * cs - im * sn;
+      im = re * sn + im * cs;
+      re = r;
     }
-    this.#phase %= 2 * Math.PI;
+    this.#phase = (this.#phase + step * FRAME_SAMPLES) % (2 * Math.PI);
     return pcm;
   }
 
@@ -143,8 +154,7 @@ export class SimulatedToneSource implements AudioSource {
     const fns = this.#fns;
     for (let i = 0; i < fns.length; i++) {
       try {
-        // Each listener may keep its frame: only the last one gets the original.
-        fns[i]!(i === fns.length - 1 ? pcm : pcm.slice());
+        fns[i]!(pcm);
       } catch {
         // A listener's failure is its own; the device keeps capturing.
       }
@@ -158,7 +168,6 @@ export class SimulatedToneSource implements AudioSource {
  * keep their samples for that (AnalysingSinkOptions.analysisFrames).
  */
 export class SinkFrame {
-  #pcm: Int16Array | undefined;
   #hz: number | null | undefined;
 
   constructor(
@@ -166,21 +175,19 @@ export class SinkFrame {
     readonly mono: number,
     /** RMS level in dBFS (-Infinity for digital silence). */
     readonly rmsDbfs: number,
-    pcm: Int16Array,
+    private readonly samples: () => Int16Array | undefined,
     private readonly candidates: number[],
   ) {
-    this.#pcm = pcm;
     if (rmsDbfs < SILENCE_DBFS) this.#hz = null;
   }
 
-  /** The strongest tone, Hz; null below SILENCE_DBFS or once the samples were released unanalysed. */
+  /** The strongest tone, Hz; null below SILENCE_DBFS or once the samples were overwritten unanalysed. */
   get frequencyHz(): number | null {
-    if (this.#hz === undefined) this.#hz = this.#pcm ? dominantFrequency(this.#pcm, this.candidates) : null;
+    if (this.#hz === undefined) {
+      const pcm = this.samples();
+      this.#hz = pcm ? dominantFrequency(pcm, this.candidates) : null;
+    }
     return this.#hz;
-  }
-
-  release(): void {
-    this.#pcm = undefined;
   }
 }
 
@@ -194,7 +201,11 @@ export interface AnalysingSinkOptions {
   analysisFrames?: number;
 }
 
-/** A playback device that listens: it records when each frame arrived, how loud and which tone. */
+/**
+ * A playback device that listens: it records when each frame arrived, how loud and which tone.
+ * Everything is kept in preallocated rings, so writing a frame allocates nothing (no garbage
+ * collector work on the audio path of a CPU benchmark).
+ */
 export class SimulatedAnalysingSink implements AudioSink {
   readonly format = FORMAT;
   /** Knob: writes reject INTERNAL as a failing device would. */
@@ -203,14 +214,22 @@ export class SimulatedAnalysingSink implements AudioSink {
   readonly #candidates: number[];
   readonly #maxFrames: number;
   readonly #analysisFrames: number;
-  #frames: SinkFrame[] = [];
+  readonly #mono: Float64Array;
+  readonly #rms: Float64Array;
+  readonly #samples: Int16Array;
+  /** Frames written since the last reset; frame n sits in slot n % capacity. */
+  #count = 0;
+  #first = 0;
   #closed = false;
 
   constructor(opts: AnalysingSinkOptions = {}) {
     this.#clock = opts.clock ?? systemClock;
     this.#candidates = opts.candidateHz ?? Array.from({ length: 79 }, (_, i) => 100 + 50 * i);
     this.#maxFrames = opts.maxFrames ?? 3000;
-    this.#analysisFrames = opts.analysisFrames ?? 500;
+    this.#analysisFrames = Math.min(opts.analysisFrames ?? 500, this.#maxFrames);
+    this.#mono = new Float64Array(this.#maxFrames);
+    this.#rms = new Float64Array(this.#maxFrames);
+    this.#samples = new Int16Array(this.#analysisFrames * FRAME_SAMPLES);
   }
 
   async write(pcm: Int16Array): Promise<void> {
@@ -220,10 +239,12 @@ export class SimulatedAnalysingSink implements AudioSink {
       throw new SweepError('INVALID_MESSAGE', `a playback frame of ${len}, expected an Int16Array of ${FRAME_SAMPLES}`);
     }
     if (this.failWrites) throw new SweepError('INTERNAL', 'simulated sink: write failed (failWrites knob)');
-    // A copy: the writer may reuse its buffer once the write resolved.
-    this.#frames.push(new SinkFrame(this.#clock.mono(), rmsDbfsOf(pcm), pcm.slice(), this.#candidates));
-    this.#frames[this.#frames.length - 1 - this.#analysisFrames]?.release();
-    if (this.#frames.length > this.#maxFrames) this.#frames.splice(0, this.#frames.length - this.#maxFrames);
+    const n = this.#count++;
+    const slot = n % this.#maxFrames;
+    this.#mono[slot] = this.#clock.mono();
+    this.#rms[slot] = rmsDbfsOf(pcm);
+    // A copy into the ring: the writer may reuse its buffer once the write resolved.
+    if (this.#analysisFrames > 0) this.#samples.set(pcm, (n % this.#analysisFrames) * FRAME_SAMPLES);
   }
 
   async close(): Promise<void> {
@@ -235,18 +256,27 @@ export class SimulatedAnalysingSink implements AudioSink {
   }
 
   get frames(): readonly SinkFrame[] {
-    return this.#frames;
+    return this.framesSince();
   }
 
   framesSince(sinceMono = -Infinity): SinkFrame[] {
-    return this.#frames.filter((f) => f.mono >= sinceMono);
+    const out: SinkFrame[] = [];
+    for (let n = this.#oldest(); n < this.#count; n++) {
+      if (this.#mono[n % this.#maxFrames]! >= sinceMono) out.push(this.#frame(n));
+    }
+    return out;
   }
 
   /** The longest interval between consecutive frame arrivals at or after `sinceMono`; 0 if fewer than two. */
   maxGapMs(sinceMono = -Infinity): number {
-    const fs = this.framesSince(sinceMono);
     let max = 0;
-    for (let i = 1; i < fs.length; i++) max = Math.max(max, fs[i]!.mono - fs[i - 1]!.mono);
+    let prev: number | undefined;
+    for (let n = this.#oldest(); n < this.#count; n++) {
+      const mono = this.#mono[n % this.#maxFrames]!;
+      if (mono < sinceMono) continue;
+      if (prev !== undefined) max = Math.max(max, mono - prev);
+      prev = mono;
+    }
     return max;
   }
 
@@ -281,7 +311,21 @@ export class SimulatedAnalysingSink implements AudioSink {
   }
 
   reset(): void {
-    this.#frames = [];
+    this.#first = this.#count;
+  }
+
+  #oldest(): number {
+    return Math.max(this.#first, this.#count - this.#maxFrames);
+  }
+
+  #frame(n: number): SinkFrame {
+    const slot = n % this.#maxFrames;
+    const samples = () => {
+      if (n < this.#count - this.#analysisFrames) return undefined;
+      const at = (n % this.#analysisFrames) * FRAME_SAMPLES;
+      return this.#samples.subarray(at, at + FRAME_SAMPLES);
+    };
+    return new SinkFrame(this.#mono[slot]!, this.#rms[slot]!, samples, this.#candidates);
   }
 }
 

@@ -7,6 +7,8 @@ import type { EndpointConfigInput } from '../../firmware-config/endpoint-config.
 import { SweepError } from '../util/errors.ts';
 
 const CLI = fileURLToPath(new URL('../cli.ts', import.meta.url));
+/** The bundle a device runs (`npm run build`). */
+export const BUNDLE = fileURLToPath(new URL('../../dist/sweep.mjs', import.meta.url));
 
 type Line = Record<string, unknown>;
 
@@ -43,9 +45,11 @@ export class ChildEndpoint {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
 
-  static async start(config: EndpointConfigInput, configFile: string, timeoutMs = 20_000): Promise<ChildEndpoint> {
+  static async start(config: EndpointConfigInput, configFile: string, opts: { timeoutMs?: number; nodeArgs?: string[]; bundle?: boolean } = {}): Promise<ChildEndpoint> {
+    const timeoutMs = opts.timeoutMs ?? 20_000;
     await writeFile(configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'endpoint', '--config', configFile, '--control', 'stdio'], {
+    const entry = opts.bundle ? [BUNDLE] : ['--import', 'tsx', CLI];
+    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...entry, 'endpoint', '--config', configFile, '--control', 'stdio'], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const ce = new ChildEndpoint(child);

