@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.tap/**', '.lab/**', 'server/web/dist/**', 'dist/**', '*.js', '*.mjs'] },
+  { ignores: ['node_modules/**', '.tap/**', '.lab/**', 'server/web/dist/**', 'dist/**', '**/*.js', '**/*.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
