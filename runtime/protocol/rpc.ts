@@ -159,9 +159,9 @@ export class RpcChannel<C extends Catalogue> {
       const entry = this.opts.catalogue.requests[type];
       if (!entry) throw new SweepError('UNKNOWN_TYPE', `unknown request type "${type}"`);
       this.opts.admit?.(type);
+      const body = parseWith(entry.body, rawBody, type);
       const handler = this.handlers.get(type);
       if (!handler) throw new SweepError('UNKNOWN_TYPE', `request type "${type}" is not handled here`);
-      const body = parseWith(entry.body, rawBody, type);
       const data = await handler(body);
       reply = { kind: 'res', id, status: 'ok', data: data ?? {} };
     } catch (err) {
