@@ -33,6 +33,8 @@ export interface WorldOptions {
   host?: string;
   port?: number;
   sweepTimeoutMs?: number;
+  /** Links no call uses close after this long (L3). */
+  idleCloseMs?: number;
 }
 
 export interface WorldEndpoint {
@@ -103,6 +105,7 @@ export class World {
       stateDir: join(this.dir, 'endpoints', spec.id),
       sweep: { timeoutMs: this.opts.sweepTimeoutMs ?? 3000, invites: spec.invites ?? 'ask', pushTo: spec.pushTo ?? [] },
       audio: { source: { driver: 'simulated', frequencyHz: spec.frequencyHz }, sink: { driver: 'simulated' } },
+      ...(this.opts.idleCloseMs ? { links: { idleCloseMs: this.opts.idleCloseMs, setupTimeoutMs: 8000 } } : {}),
     });
     const source = new SimulatedToneSource({ frequencyHz: spec.frequencyHz, clock });
     const sink = new SimulatedAnalysingSink({ clock });
