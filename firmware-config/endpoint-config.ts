@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AccountName, EndpointId, EndpointKind, SigningKey } from '../runtime/protocol/common.ts';
+import { DiagnosticsConfig } from './diagnostics-config.ts';
 
 /**
  * The endpoint's settings: one schema is the source of validation, types and defaults.
@@ -48,6 +49,12 @@ export const EndpointConfig = z.strictObject({
       pushTo: z.array(EndpointId).default([]),
     })
     .default({ timeoutMs: 3000, invites: 'ask', pushTo: [] }),
+  calls: z
+    .strictObject({
+      /** C1: an outgoing call nobody answers ends after this long. */
+      ringTimeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
+    })
+    .default({ ringTimeoutMs: 60_000 }),
   audio: z
     .strictObject({ source: AudioSourceConfig, sink: AudioSinkConfig })
     .default({ source: { driver: 'simulated', frequencyHz: 440, levelDbfs: -12 }, sink: { driver: 'simulated' } }),
@@ -55,6 +62,8 @@ export const EndpointConfig = z.strictObject({
     .strictObject({ idleCloseMs: z.number().int().min(1000).default(60_000), setupTimeoutMs: z.number().int().min(500).default(8000) })
     .default({ idleCloseMs: 60_000, setupTimeoutMs: 8000 }),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  /** Remote diagnostics over MQTT (docs/mqtt.md); absent = off. */
+  diagnostics: DiagnosticsConfig.optional(),
 });
 export type EndpointConfig = z.output<typeof EndpointConfig>;
 export type EndpointConfigInput = z.input<typeof EndpointConfig>;

@@ -75,6 +75,7 @@ export class Endpoint {
       clock,
       log: log.child({ ns: NS.call }),
       sweepTimeoutMs: config.sweep.timeoutMs,
+      ringTimeoutMs: config.calls.ringTimeoutMs,
       sweepInvites: config.sweep.invites,
       pushPreference: config.sweep.pushTo,
       onLoginSwept: () => {

@@ -35,6 +35,7 @@ export interface WorldOptions {
   sweepTimeoutMs?: number;
   /** Links no call uses close after this long (L3). */
   idleCloseMs?: number;
+  ringTimeoutMs?: number;
 }
 
 export interface WorldEndpoint {
@@ -105,6 +106,7 @@ export class World {
       stateDir: join(this.dir, 'endpoints', spec.id),
       sweep: { timeoutMs: this.opts.sweepTimeoutMs ?? 3000, invites: spec.invites ?? 'ask', pushTo: spec.pushTo ?? [] },
       audio: { source: { driver: 'simulated', frequencyHz: spec.frequencyHz }, sink: { driver: 'simulated' } },
+      ...(this.opts.ringTimeoutMs ? { calls: { ringTimeoutMs: this.opts.ringTimeoutMs } } : {}),
       ...(this.opts.idleCloseMs ? { links: { idleCloseMs: this.opts.idleCloseMs, setupTimeoutMs: 8000 } } : {}),
     });
     const source = new SimulatedToneSource({ frequencyHz: spec.frequencyHz, clock });

@@ -36,6 +36,8 @@ export interface CallManagerOptions {
   log: Logger;
   /** S4/S8: grant lifetime and every sweep step's deadline. */
   sweepTimeoutMs?: number;
+  /** C1: an outgoing call nobody answers ends after this long. */
+  ringTimeoutMs?: number;
   /** C5: how long a call outlives the link to its other party. */
   linkLossGraceMs?: number;
   /** S10: accept pushed sweeps at once (a simulated phone) or ask the user. */
@@ -58,6 +60,7 @@ interface Call {
   doorRights: boolean;
   muted: boolean;
   onHold: boolean;
+  /** The ring timer while ringing out (C1), then the link-loss timer (C5). */
   lossTimer?: TimerHandle;
 }
 
@@ -183,6 +186,13 @@ export class CallManager {
       if (this.call === call && call.state === 'ringing') this.apply(call, 'reject', `refused: ${e.code} ${e.message}`);
       throw e;
     }
+    const ringMs = this.opts.ringTimeoutMs ?? 60_000;
+    call.lossTimer = this.opts.clock.setTimeout(() => {
+      delete call.lossTimer;
+      if (this.call === call && call.state === 'ringing') {
+        this.hangup('no answer').catch((err: unknown) => this.opts.log.debug({ err: toSweepError(err).message }, 'no-answer hangup failed'));
+      }
+    }, ringMs);
     return this.snapshot()!;
   }
 
@@ -416,6 +426,10 @@ export class CallManager {
     rpc.handle('call.answer', async (body) => {
       const call = this.callWith(body.sessionId, link.peerId);
       if (call.state !== 'ringing' || call.direction !== 'out') throw new SweepError('BAD_STATE', `call is ${call.state}, not ringing out`);
+      if (call.lossTimer) {
+        this.opts.clock.clear(call.lossTimer); // the ring timer
+        delete call.lossTimer;
+      }
       call.startedAt = this.opts.clock.now();
       this.apply(call, 'answer');
       await this.startMedia(link.transport);

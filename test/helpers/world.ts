@@ -6,7 +6,7 @@ import { createLogger } from '../../runtime/util/log.ts';
 /** The lab cast (plus extras) in one process; closed when the test ends. */
 export async function labWorld(
   t: Test,
-  extra: { accounts?: WorldOptions['accounts']; buddies?: WorldOptions['buddies']; endpoints?: WorldEndpointSpec[]; sweepTimeoutMs?: number; idleCloseMs?: number } = {},
+  extra: { accounts?: WorldOptions['accounts']; buddies?: WorldOptions['buddies']; endpoints?: WorldEndpointSpec[]; sweepTimeoutMs?: number; idleCloseMs?: number; ringTimeoutMs?: number } = {},
 ): Promise<World> {
   const world = await World.start({
     accounts: [...LAB_CAST.accounts, ...(extra.accounts ?? [])],
@@ -15,6 +15,7 @@ export async function labWorld(
     log: createLogger({ level: process.env.SWEEP_TEST_LOG ?? 'silent', destination: process.stderr }),
     sweepTimeoutMs: extra.sweepTimeoutMs ?? 1500,
     ...(extra.idleCloseMs ? { idleCloseMs: extra.idleCloseMs } : {}),
+    ...(extra.ringTimeoutMs ? { ringTimeoutMs: extra.ringTimeoutMs } : {}),
   });
   t.teardown(() => world.close());
   await waitForWarmLinks(world, [['handset', 'phone']]);
