@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AccountName, EndpointId, EndpointKind, SigningKey } from '../runtime/protocol/common.ts';
 import { DiagnosticsConfig } from './diagnostics-config.ts';
+import { PanelConfig } from './panel-config.ts';
 
 /**
  * The endpoint's settings: one schema is the source of validation, types and defaults.
@@ -64,6 +65,8 @@ export const EndpointConfig = z.strictObject({
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
   /** Remote diagnostics over MQTT (docs/mqtt.md); absent = off. */
   diagnostics: DiagnosticsConfig.optional(),
+  /** Buttons, LEDs and the door relay on a serial line (docs/serial-protocol.md); absent = none. */
+  panel: PanelConfig.optional(),
 });
 export type EndpointConfig = z.output<typeof EndpointConfig>;
 export type EndpointConfigInput = z.input<typeof EndpointConfig>;
