@@ -71,6 +71,8 @@ export const peerCatalogue = {
     },
     /** S8: either side of a pending sweep gives up; the holder keeps the call. */
     'sweep.cancel': { body: z.strictObject({ sweepId: Id, reason: Reason }), result: Empty },
+    /** D1: the current holder of an intercom call asks the intercom to pulse its door relay. */
+    'door.open': { body: z.strictObject({ sessionId: Id }), result: z.strictObject({ pulseMs: z.number().int().min(1) }) },
   },
   notes: {
     /** L3: a sibling tells its same-account endpoints which far end it is in a call with. */
