@@ -16,6 +16,8 @@ export const NS = {
   endpoint: 'endpoint',
   lab: 'lab',
   driverAudio: 'driver:audio',
+  driverPanel: 'driver:panel',
+  panel: 'panel',
   bench: 'bench',
 } as const;
 
