@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { loadEndpointConfig } from '../firmware-config/load.ts';
 import { SimulatedAnalysingSink, SimulatedToneSource } from '../drivers/audio/simulated.ts';
 import { Endpoint } from './endpoint.ts';
+import { startPanel } from './panel/panel-controller.ts';
 import { parseWith } from './protocol/validate.ts';
 import { createLogger } from './util/log.ts';
 import { toWireError } from './util/errors.ts';
@@ -39,6 +40,13 @@ export async function runEndpointProcess(opts: { configFile: string; control: 'n
   });
   const out = (obj: object) => process.stdout.write(`${JSON.stringify(obj)}\n`);
   for (const type of FORWARDED) endpoint.bus.on(endpoint, type, (e) => out({ event: type, ...(e as object) }));
+  // The panel is a leaf: if it cannot start, the endpoint still takes calls without buttons.
+  const panel = config.panel
+    ? await startPanel(endpoint, config.panel, { log }).catch((err: unknown) => {
+        log.error({ message: toWireError(err).message }, 'panel not started');
+        return undefined;
+      })
+    : undefined;
   out({ event: 'ready', endpointId: endpoint.id, account: endpoint.account });
 
   let stop!: (code: number) => void;
@@ -65,6 +73,7 @@ export async function runEndpointProcess(opts: { configFile: string; control: 'n
     rl.on('close', shutdown);
   }
   const code = await stopped;
+  await panel?.close();
   await endpoint.close();
   return code;
 }
