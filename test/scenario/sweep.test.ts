@@ -187,3 +187,15 @@ void t.test('goAway with the default scope leaves the handset logged in and usab
   await world.get('intercom').endpoint.calls.placeCall('handset');
   t.equal(world.get('handset').endpoint.calls.snapshot()?.state, 'ringing', 'the handset rings for the next call');
 });
+
+void t.test('pull while the access server is down still moves the call over the warm links', async (t) => {
+  const world = await labWorld(t);
+  await inCall(world);
+  await world.server.close();
+  await sleep(200);
+  const { finished } = await pullSweep(world, 'phone', 'handset');
+  t.equal(finished.outcome, 'completed');
+  await waitUntil(() => world.get('handset').endpoint.calls.snapshot()?.state === 'ended', 2000, 'handset leg ended');
+  t.same(states(world, ALL), { intercom: 'active@phone', handset: 'ended@intercom', phone: 'active@intercom' });
+  t.equal(await hears(world, 'intercom'), TONE.phone);
+});
