@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { runLab } from './lab/lab.ts';
 import { runEndpointProcess } from './endpoint-process.ts';
 import { serverCli } from '../server/cli.ts';
+import { diagCli } from './diagnostics/diag-cli.ts';
 import { toSweepError } from './util/errors.ts';
 
 const USAGE = `usage: sweep <command>
@@ -13,6 +14,8 @@ const USAGE = `usage: sweep <command>
                        run one endpoint from a config file (JSON)
   server <serve|account|buddy|pubkey> …
                        the access server and its accounts (sweep server --help)
+  diag <watch|cmd|shell|keygen> …
+                       operators: watch devices over MQTT, send signed commands, open the shell
   --version`;
 
 function version(): string {
@@ -50,6 +53,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'server':
       return serverCli(rest, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin });
+    case 'diag':
+      return diagCli(rest, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin });
     case '--version':
     case 'version':
       process.stdout.write(`${version()}\n`);

@@ -6,6 +6,8 @@ import { Endpoint } from './endpoint.ts';
 import { startPanel } from './panel/panel-controller.ts';
 import { parseWith } from './protocol/validate.ts';
 import { createLogger } from './util/log.ts';
+import { LevelControl, LogRing, teeDestination } from './util/log-ring.ts';
+import { startDiagnostics, type Diagnostics } from './diagnostics/diagnostics.ts';
 import { toWireError } from './util/errors.ts';
 import type { EndpointEvents } from './session/events.ts';
 
@@ -31,7 +33,9 @@ const FORWARDED: Array<keyof EndpointEvents & string> = ['call.state', 'sweep.fi
  */
 export async function runEndpointProcess(opts: { configFile: string; control: 'none' | 'stdio' }): Promise<number> {
   const config = await loadEndpointConfig(opts.configFile);
-  const log = createLogger({ level: config.log.level, destination: process.stderr, name: config.endpoint.id });
+  const logRing = new LogRing(500);
+  const log = createLogger({ level: config.log.level, destination: teeDestination(process.stderr, logRing), name: config.endpoint.id });
+  const levels = new LevelControl(log);
   const src = config.audio.source;
   const endpoint = await Endpoint.start(config, {
     source: new SimulatedToneSource({ frequencyHz: src.frequencyHz }),
@@ -51,6 +55,14 @@ export async function runEndpointProcess(opts: { configFile: string; control: 'n
 
   let stop!: (code: number) => void;
   const stopped = new Promise<number>((resolve) => (stop = resolve));
+  // Diagnostics is a leaf: if it cannot start, the endpoint runs without it.
+  let diagnostics: Diagnostics | undefined;
+  if (config.diagnostics) {
+    diagnostics = await startDiagnostics(endpoint, config.diagnostics, { log, logRing, levels, restart: (code) => stop(code) }).catch((err: unknown) => {
+      log.error({ message: toWireError(err).message }, 'diagnostics not started');
+      return undefined;
+    });
+  }
   const shutdown = () => stop(0);
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
@@ -73,6 +85,7 @@ export async function runEndpointProcess(opts: { configFile: string; control: 'n
     rl.on('close', shutdown);
   }
   const code = await stopped;
+  await diagnostics?.close();
   await panel?.close();
   await endpoint.close();
   return code;

@@ -1,0 +1,45 @@
+import type { DeviceTopics } from './topics.ts';
+
+/**
+ * Home Assistant MQTT discovery (optional, D14): the device appears with a call-state sensor and
+ * an availability taken from `state`. Retained config messages under the discovery prefix.
+ */
+export function discoveryMessages(
+  topics: DeviceTopics,
+  opts: { discoveryPrefix: string; label: string; kind: string; version: string },
+): Array<{ topic: string; payload: Record<string, unknown> }> {
+  const uid = `sweep_${topics.deviceId}`;
+  const device = { identifiers: [uid], name: opts.label, model: `Sweep ${opts.kind}`, manufacturer: 'Sweep', sw_version: opts.version };
+  const availability = {
+    availability_topic: topics.state,
+    availability_template: '{{ value_json.state }}',
+    payload_available: 'online',
+    payload_not_available: 'lost',
+  };
+  return [
+    {
+      topic: `${opts.discoveryPrefix}/sensor/${uid}/call_state/config`,
+      payload: {
+        name: 'Call state',
+        unique_id: `${uid}_call_state`,
+        state_topic: topics.telemetry,
+        value_template: "{{ value_json.call.state if value_json.call else 'idle' }}",
+        icon: 'mdi:phone',
+        device,
+        ...availability,
+      },
+    },
+    {
+      topic: `${opts.discoveryPrefix}/sensor/${uid}/cpu/config`,
+      payload: {
+        name: 'CPU',
+        unique_id: `${uid}_cpu`,
+        state_topic: topics.telemetry,
+        value_template: '{{ value_json.cpu.percent }}',
+        unit_of_measurement: '%',
+        device,
+        ...availability,
+      },
+    },
+  ];
+}

@@ -1,0 +1,22 @@
+import type { EndpointConfig } from '../../firmware-config/endpoint-config.ts';
+import type { MediaStats } from '../media/media-engine.ts';
+import type { CallSnapshot, EndpointEvents } from '../session/events.ts';
+import type { EventBus } from '../util/bus.ts';
+
+/**
+ * What diagnostics reads from and asks of an endpoint. `Endpoint` has all of it; unit tests pass
+ * a small stand-in.
+ */
+export interface ObservedEndpoint {
+  readonly id: string;
+  readonly config: EndpointConfig;
+  readonly bus: EventBus<EndpointEvents>;
+  readonly calls: {
+    snapshot(): CallSnapshot | null;
+    push(opts: { to?: string }): Promise<{ sweepId: string; to: string; startedAtMono: number }>;
+  };
+  readonly links: {
+    links(): Array<{ peerId: string; isClosed: boolean; malformedCount: number; transport: { linkId: string; role: string; isOpen: boolean } }>;
+  };
+  readonly media: { stats(): MediaStats };
+}
