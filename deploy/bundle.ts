@@ -6,8 +6,7 @@ export const BUNDLE_FILE = `${ROOT}dist/sweep.mjs`;
 
 /**
  * Bundles the runtime's command line into dist/sweep.mjs: what a device runs (no TypeScript
- * loader in production). Native modules and packages that load files at run time stay external
- * and come from node_modules.
+ * loader in production). Dependencies stay in node_modules.
  */
 export async function buildBundle(): Promise<string> {
   await build({
@@ -18,9 +17,9 @@ export async function buildBundle(): Promise<string> {
     target: 'node20',
     format: 'esm',
     sourcemap: true,
-    external: ['node-datachannel', '@evan/opus', 'better-sqlite3', 'argon2', 'pino', 'ws', 'bufferutil', 'utf-8-validate'],
-    // CommonJS dependencies inside an ES module bundle need `require`.
-    banner: { js: "import { createRequire as __sweepRequire } from 'node:module'; const require = __sweepRequire(import.meta.url);" },
+    // Packages (several native, some loading files at run time) come from node_modules as
+    // installed for the target platform; the bundle holds the project's own code only.
+    packages: 'external',
     logLevel: 'warning',
   });
   return BUNDLE_FILE;
