@@ -56,8 +56,9 @@ export class SerialPanel implements Panel {
     this.#listeners = new PanelListeners(opts.log);
     this.#backoff = new Backoff(opts.reconnect ?? { initialMs: 100, maxMs: 2000 });
     this.#decoder = new LineDecoder(toPanelMessage, (kind, detail) => {
-      this.counters[kind] += 1;
-      this.#log.warn({ path: opts.path, kind, detail }, 'panel line dropped');
+      const n = ++this.counters[kind];
+      // Noise comes in bursts: the first few drops of each kind, then every hundredth.
+      if (n <= 10 || n % 100 === 0) this.#log.warn({ path: opts.path, kind, count: n, detail }, 'panel line dropped');
     });
   }
 
