@@ -106,14 +106,17 @@ export class SimulatedToneSource implements AudioSource {
   /** Frame n is due at start + (n+1)·20 ms of the clock's mono time, so timer jitter never accumulates. */
   #schedule(): void {
     const due = this.#startMono + (this.#frameIndex + 1) * FRAME_MS;
-    this.#timer = this.#clock.setTimeout(() => this.#tick(), Math.max(0, due - this.#clock.mono()));
+    // Whole milliseconds, rounded up: a timer that fires a fraction early would find no frame due
+    // and cost a second wake-up for the same frame.
+    this.#timer = this.#clock.setTimeout(() => this.#tick(), Math.max(0, Math.ceil(due - this.#clock.mono())));
   }
 
   #tick(): void {
     this.#timer = undefined;
     if (this.#state !== 'running') return;
     const now = this.#clock.mono();
-    let due = Math.floor((now - this.#startMono) / FRAME_MS) - this.#frameIndex;
+    // Up to 1 ms early still counts as due (timer granularity).
+    let due = Math.floor((now + 1 - this.#startMono) / FRAME_MS) - this.#frameIndex;
     if (due > MAX_CATCH_UP_FRAMES) {
       // The event loop was blocked: real capture would have overrun too. Drop the backlog.
       this.#startMono = now - FRAME_MS;
