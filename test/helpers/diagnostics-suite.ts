@@ -29,6 +29,7 @@ export interface Message {
   payload: Buffer;
   json: () => Record<string, unknown>;
   correlationData?: string;
+  retain: boolean;
 }
 
 /** Collects what an MQTT client receives; `next` waits for a matching message. */
@@ -41,6 +42,7 @@ export class Collector {
         topic,
         payload,
         json: () => JSON.parse(payload.toString('utf8')) as Record<string, unknown>,
+        retain: packet.retain,
         ...(packet.properties?.correlationData ? { correlationData: packet.properties.correlationData.toString() } : {}),
       };
       this.seen.push(m);
@@ -167,7 +169,7 @@ export function commandSuite(t: Test, makeBroker: (t: Test) => Promise<SuiteBrok
     r.endpoint.bus.emit('sweep.finished', { sweepId: 's1', role: 'holder', outcome: 'moved', startedAtMono: 0, timeline: [{ step: 'goAway', ms: 0 }, { step: 'moved', ms: 12 }] });
     r.seen.clear();
     await r.diag.publishTelemetry();
-    const m = (await r.seen.next((m) => m.topic === 'sweep/intercom/telemetry', 3000, 'telemetry')).json();
+    const m = (await r.seen.next((m) => m.topic === 'sweep/intercom/telemetry' && (m.json().sweeps as { moved: number }).moved === 1, 3000, 'telemetry')).json();
     t.ok((m.uptimeS as number) >= 0);
     t.equal((m.links as { count: number }).count, 1);
     t.equal((m.media as { framesCaptured: number }).framesCaptured, 50);

@@ -2,7 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Aedes, type AedesOptions } from 'aedes';
@@ -131,6 +131,8 @@ export async function startMosquitto(t: Test, devices: string[]): Promise<Mosqui
   await writeFile(
     f('mosquitto.conf'),
     [
+      // As root, mosquitto would switch to the "mosquitto" user, who cannot read this private temp dir.
+      `user ${userInfo().username}`,
       'per_listener_settings false',
       'persistence false',
       `listener ${port} 127.0.0.1`,
@@ -182,4 +184,51 @@ function canConnect(port: number): Promise<boolean> {
     });
     c.once('error', () => resolve(false));
   });
+}
+
+export interface TcpProxy {
+  port: number;
+  url(scheme: 'mqtt' | 'mqtts'): string;
+  /** Cuts every connection abruptly (the broker sees a dead client and fires its will). */
+  dropAll(): void;
+  /** While blocked, new connections are refused (closed at once): the broker is "unreachable". */
+  setBlocked(blocked: boolean): void;
+}
+
+/** A loopback TCP proxy in front of a broker, to cut a client off without its cooperation. */
+export async function startProxy(t: Test, targetPort: number): Promise<TcpProxy> {
+  const pairs = new Set<[Socket, Socket]>();
+  let blocked = false;
+  const server = createServer((inbound) => {
+    if (blocked) {
+      inbound.destroy();
+      return;
+    }
+    const outbound = connect(targetPort, '127.0.0.1');
+    const pair: [Socket, Socket] = [inbound, outbound];
+    pairs.add(pair);
+    const end = () => {
+      inbound.destroy();
+      outbound.destroy();
+      pairs.delete(pair);
+    };
+    inbound.on('error', end).on('close', end);
+    outbound.on('error', end).on('close', end);
+    inbound.pipe(outbound);
+    outbound.pipe(inbound);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const dropAll = () => {
+    for (const [a, b] of pairs) {
+      a.resetAndDestroy();
+      b.resetAndDestroy();
+    }
+    pairs.clear();
+  };
+  t.teardown(async () => {
+    dropAll();
+    await new Promise((r) => server.close(r));
+  });
+  return { port, url: (scheme) => `${scheme}://127.0.0.1:${port}`, dropAll, setBlocked: (b) => (blocked = b) };
 }
