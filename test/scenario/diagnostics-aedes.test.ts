@@ -1,6 +1,9 @@
 import t, { type Test } from 'tap';
-import { commandSuite, type SuiteBroker } from '../helpers/diagnostics-suite.ts';
-import { startAedes } from '../helpers/mqtt-brokers.ts';
+import { Collector, commandSuite, operatorKey, rig, startDevice, startOperator, type SuiteBroker } from '../helpers/diagnostics-suite.ts';
+import { FakeEndpoint } from '../helpers/fake-endpoint.ts';
+import { freePort, startAedes, type AedesBroker } from '../helpers/mqtt-brokers.ts';
+import { inCall, labWorld } from '../helpers/world.ts';
+import { waitUntil } from '../../runtime/lab/story.ts';
 
 async function aedes(t: Test): Promise<SuiteBroker> {
   const b = await startAedes(t);
@@ -10,3 +13,103 @@ async function aedes(t: Test): Promise<SuiteBroker> {
 void t.test('diagnostics over aedes (MQTT 3.1.1, correlation id in the payload)', async (t) => {
   commandSuite(t, aedes);
 });
+
+void t.test('abrupt disconnect on aedes publishes the will lost, then online with a newer session (D4)', async (t) => {
+  const b = await startAedes(t);
+  const broker = await brokerOf(b);
+  const r = await rig(t, broker);
+  const first = r.diag.session;
+  r.seen.clear();
+  b.dropClient('sweep-intercom');
+  const lost = await r.seen.next((m) => m.topic === 'sweep/intercom/state' && m.json().state === 'lost', 5000, 'will');
+  t.equal(lost.json().session, first);
+  const online = await r.seen.next((m) => m.topic === 'sweep/intercom/state' && m.json().state === 'online' && (m.json().session as number) > first, 5000, 'online');
+  t.equal(online.json().session, r.diag.session);
+});
+
+void t.test('startDiagnostics with the broker down resolves at once; the endpoint keeps working and events wait in the bounded outbox', async (t) => {
+  const port = await freePort();
+  const endpoint = new FakeEndpoint();
+  const broker: SuiteBroker = { name: 'aedes', protocolVersion: 4, device: () => ({ url: `mqtt://127.0.0.1:${port}` }), operator: () => ({ url: `mqtt://127.0.0.1:${port}`, protocolVersion: 4 }) };
+  const started = Date.now();
+  const { diag } = await startDevice(t, broker, { endpoint, config: { outboxSize: 3 } });
+  t.ok(Date.now() - started < 500, 'did not wait for the broker');
+  t.equal(diag.connected, false);
+  for (let i = 0; i < 5; i++) endpoint.bus.emit('access.state', { connected: true });
+  t.equal(diag.outboxSize, 3, 'bounded');
+  const b = await startAedes(t, {}, port);
+  const { op, seen } = await startOperator(t, broker);
+  await op.subscribe(['sweep/intercom/event/#']);
+  void b;
+  const dropped = await seen.next((m) => m.topic === 'sweep/intercom/event/diagnostics.dropped', 5000, 'dropped notice');
+  t.match(dropped.json(), { data: { events: 2 } }, 'the two oldest were dropped and counted');
+  await seen.next((m) => m.json().seq === 5, 3000, 'newest event');
+  t.same(seen.seen.filter((m) => m.topic.endsWith('access.connected')).map((m) => m.json().seq), [3, 4, 5]);
+});
+
+void t.test('startDiagnostics with an unreadable password file rejects INVALID_CONFIG naming the field', async (t) => {
+  const b = await startAedes(t);
+  const err = await startDevice(t, await brokerOf(b), { config: { passwordFile: '/nonexistent/pw', username: 'x' } }).catch((e: unknown) => e);
+  t.match(err, { code: 'INVALID_CONFIG', message: /diagnostics\.passwordFile: cannot read \/nonexistent\/pw/ });
+});
+
+void t.test('shell when enabled opens as an unprivileged user, echoes and idles out (D11-D13)', { skip: process.getuid?.() === 0 ? false : 'needs root to switch to the "nobody" user' }, async (t) => {
+  const b = await startAedes(t);
+  const r = await rig(t, await brokerOf(b), { config: { shell: { enabled: true, user: 'nobody', idleTimeoutMs: 1500, maxBytesPerSecond: 4096 } } });
+  const unsigned = await r.op.request('intercom', 'shell');
+  t.match(unsigned, { status: 'error', error: { code: 'UNAUTHORIZED' } });
+  const res = await r.op.request('intercom', 'shell', { cols: 80, rows: 24 }, { key: r.key });
+  t.equal(res.status, 'ok');
+  const { session, topics } = (res as { data: { session: string; topics: { in: string; out: string } } }).data;
+  t.equal(topics.in, `sweep/intercom/shell/${session}/in`);
+  const busy = await r.op.request('intercom', 'shell', {}, { key: r.key });
+  t.match(busy, { status: 'error', error: { code: 'BUSY' } }, 'one session at a time');
+  await r.op.shellInput('intercom', session, 0, Buffer.from('echo sweep-$((40+2)); id -un\n'), r.key);
+  await r.seen.next((m) => m.topic === topics.out && /sweep-42/.test(outputOf(r.seen, topics.out)), 5000, 'echo output');
+  await r.seen.next(() => /nobody/.test(outputOf(r.seen, topics.out)), 5000, 'runs as nobody');
+  // A replayed input (same seq) and input signed by a stranger are ignored.
+  await r.op.shellInput('intercom', session, 0, Buffer.from('echo replayed\n'), r.key);
+  await r.op.shellInput('intercom', session, 1, Buffer.from('echo stranger\n'), operatorKey());
+  await new Promise((res) => setTimeout(res, 300));
+  t.notMatch(outputOf(r.seen, topics.out), /\r?\nreplayed|\r?\nstranger/, 'refused input never ran');
+  const closed = await r.seen.next((m) => m.topic === 'sweep/intercom/event/shell.closed', 5000, 'idle close');
+  t.match(closed.json(), { data: { session, reason: 'idle' } });
+  const again = await r.op.request('intercom', 'shell', {}, { key: r.key });
+  t.equal(again.status, 'ok', 'a new session after the idle one closed');
+  const id2 = (again as { data: { session: string } }).data.session;
+  t.match(await r.op.request('intercom', 'shellClose', { session: id2 }, { key: r.key }), { status: 'ok' });
+});
+
+void t.test('shell when disabled (the default) is refused FORBIDDEN even when signed', async (t) => {
+  const r = await rig(t, await brokerOf(await startAedes(t)));
+  t.match(await r.op.request('intercom', 'shell', {}, { key: r.key }), { status: 'error', error: { code: 'FORBIDDEN', message: /disabled/ } });
+});
+
+void t.test('sweep command on a handset in a call pushes the call to the phone; events carry the timeline', async (t) => {
+  const world = await labWorld(t);
+  await inCall(world);
+  const b = await startAedes(t);
+  const broker = await brokerOf(b);
+  const handset = world.get('handset').endpoint;
+  const listenersBefore = handset.bus.listenerCount();
+  const r = await rig(t, broker, { endpoint: handset });
+  await r.diag.publishTelemetry();
+  const tel = await r.seen.next((m) => m.topic === 'sweep/handset/telemetry' && (m.json().call as { state?: string } | null)?.state === 'active', 3000, 'telemetry in call');
+  t.match(tel.json(), { call: { state: 'active', peer: { endpointId: 'intercom' } } });
+  const res = await r.op.request('handset', 'sweep', { to: 'phone' }, { key: r.key });
+  t.match(res, { status: 'ok', data: { to: 'phone' } });
+  const moved = await r.seen.next((m) => m.topic === 'sweep/handset/event/sweep.moved', 5000, 'sweep.moved');
+  t.ok((moved.json().data as { timeline: unknown[] }).timeline.length > 0, 'per-step timeline');
+  await r.seen.next((m) => m.topic === 'sweep/handset/event/call.ended', 5000, 'call.ended');
+  await waitUntil(() => world.get('phone').endpoint.calls.snapshot()?.state === 'active', 3000, 'phone active');
+  await r.diag.close();
+  t.equal(handset.bus.listenerCount(), listenersBefore, 'close removed the diagnostics listeners');
+});
+
+function outputOf(seen: Collector, topic: string): string {
+  return Buffer.concat(seen.seen.filter((m) => m.topic === topic).map((m) => m.payload)).toString('utf8');
+}
+
+async function brokerOf(b: AedesBroker): Promise<SuiteBroker> {
+  return { name: 'aedes', protocolVersion: 4, device: () => ({ url: b.url }), operator: () => ({ url: b.url, protocolVersion: 4 }) };
+}
