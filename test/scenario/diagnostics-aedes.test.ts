@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap';
 import { Collector, commandSuite, operatorKey, rig, startDevice, startOperator, type SuiteBroker } from '../helpers/diagnostics-suite.ts';
 import { FakeEndpoint } from '../helpers/fake-endpoint.ts';
+import { FakeClock } from '../helpers/fake-clock.ts';
 import { freePort, startAedes, type AedesBroker } from '../helpers/mqtt-brokers.ts';
 import { inCall, labWorld } from '../helpers/world.ts';
 import { waitUntil } from '../../runtime/lab/story.ts';
@@ -113,3 +114,15 @@ function outputOf(seen: Collector, topic: string): string {
 async function brokerOf(b: AedesBroker): Promise<SuiteBroker> {
   return { name: 'aedes', protocolVersion: 4, device: () => ({ url: b.url }), operator: () => ({ url: b.url, protocolVersion: 4 }) };
 }
+
+void t.test('startDiagnostics with a fake clock publishes telemetry every telemetryIntervalMs and stops on close (D6)', async (t) => {
+  const clock = new FakeClock();
+  const r = await rig(t, await brokerOf(await startAedes(t)), { config: { telemetryIntervalMs: 10_000 }, deps: { clock } });
+  await r.seen.next((m) => m.topic === 'sweep/intercom/telemetry', 3000, 'telemetry on connect');
+  r.seen.clear();
+  clock.advance(10_000);
+  clock.advance(10_000);
+  await r.seen.next(() => r.seen.seen.filter((m) => m.topic === 'sweep/intercom/telemetry').length === 2, 3000, 'two samples');
+  await r.diag.close();
+  t.equal(clock.pending(), 0, 'no timer left');
+});
