@@ -24,6 +24,8 @@ export class SimulatedPanel implements Panel {
   readonly ledHistory: Array<{ led: string; pattern: LedPattern; atMono: number }> = [];
   readonly relayPulses: Array<{ ms: number; atMono: number }> = [];
   failOpen: boolean;
+  /** Knob: told about every command the panel carries out (the lab prints them). */
+  onCommand: ((c: { led: string; pattern: LedPattern } | { relayMs: number }) => void) | undefined;
   #state: PanelState = 'new';
   #plugged = true;
   #panelSeq = 0;
@@ -76,7 +78,10 @@ export class SimulatedPanel implements Panel {
     checkRelay(ms);
     this.#assertOpened();
     if (this.#state !== 'connected') throw new SweepError('OFFLINE', 'the simulated panel is disconnected: relay not pulsed');
-    await this.#wire(() => this.relayPulses.push({ ms, atMono: this.#clock.mono() }));
+    await this.#wire(() => {
+      this.relayPulses.push({ ms, atMono: this.#clock.mono() });
+      this.onCommand?.({ relayMs: ms });
+    });
   }
 
   async close(): Promise<void> {
@@ -132,6 +137,7 @@ export class SimulatedPanel implements Panel {
     this.counters.commandsSent += 1;
     this.leds.set(led, pattern);
     this.ledHistory.push({ led, pattern, atMono: this.#clock.mono() });
+    this.onCommand?.({ led, pattern });
   }
 
   /** A command on the wire: applied asynchronously, unless closed or unplugged meanwhile. */

@@ -7,6 +7,8 @@ import type { EndpointEvents } from '../session/events.ts';
 import type { SimulatedAnalysingSink } from '../../drivers/audio/simulated.ts';
 import { World, LAB_CAST } from './world.ts';
 import { intercomCallsHandset, pullSweep, pushSweep, waitForWarmLinks, waitUntil } from './story.ts';
+import { startLabPanels } from '../panel/lab-panels.ts';
+import type { Logger } from '../util/log.ts';
 
 export interface LabOptions {
   demo: boolean;
@@ -17,10 +19,11 @@ export interface LabOptions {
 }
 
 const KEYS = `
-  keys:  c  intercom rings the handset      a  answer (whoever rings)
-         s  handset sweep button → phone    p  phone: "take the call here"
-         b  handset pulls the call back     h  hang up (intercom)
-         i  who hears what                  q  quit
+  keys:  c  intercom call button (rings the handset)   a  answer (whoever rings)
+         s  handset sweep button: push to the phone, or take the call back
+         d  handset door button (the intercom's relay)   p  phone: "take the call here"
+         b  handset pulls the call back                  h  hang up (intercom)
+         i  who hears what                               q  quit
 `;
 
 /**
@@ -48,7 +51,7 @@ export async function runLab(opts: LabOptions): Promise<number> {
   let summary: string | undefined;
   try {
     await waitForWarmLinks(world, [['handset', 'phone']]);
-    if (!opts.demo) return await runInteractive(world, print);
+    if (!opts.demo) return await runInteractive(world, print, log);
     const result = await runDemo(world, print);
     summary = JSON.stringify(result);
     return result.failures === 0 ? 0 : 1;
@@ -108,12 +111,14 @@ async function runDemo(world: World, print: (l: string) => void): Promise<{ swee
   return { sweeps, maxAudioGapMs: round(maxAudioGapMs), failures, ...latencies };
 }
 
-async function runInteractive(world: World, print: (l: string) => void): Promise<number> {
+async function runInteractive(world: World, print: (l: string) => void, log: Logger): Promise<number> {
   if (!process.stdin.isTTY) {
     print('stdin is not a terminal: run `npm start -- --demo` for the unattended story.');
     return 2;
   }
   print(KEYS);
+  // The keys act through simulated panels, so presses take the same path as hardware buttons.
+  const panels = await startLabPanels(world, log, print);
   emitKeypressEvents(process.stdin);
   process.stdin.setRawMode(true);
   const act = (what: string, fn: () => Promise<unknown>) => {
@@ -126,7 +131,7 @@ async function runInteractive(world: World, print: (l: string) => void): Promise
       if (key.ctrl && (key.name === 'c' || key.name === 'd')) key = { name: 'q' };
       switch (key.name) {
         case 'c':
-          return act('intercom rings the handset', () => ep('intercom').calls.placeCall('handset', { doorRights: true }));
+          return act('intercom call button', () => panels.intercom.press('call'));
         case 'a': {
           const ringing = [...world.endpoints.values()].find((w) => {
             const s = w.endpoint.calls.snapshot();
@@ -136,7 +141,9 @@ async function runInteractive(world: World, print: (l: string) => void): Promise
           return act(`${ringing.spec.id} answers`, () => ringing.endpoint.calls.answer());
         }
         case 's':
-          return act('handset sweep button: push to the phone', () => ep('handset').calls.push({ to: 'phone' }));
+          return act('handset sweep button', () => panels.handset.press('sweep'));
+        case 'd':
+          return act('handset door button', () => panels.handset.press('door'));
         case 'p':
           return act('phone: take the call here', () => ep('phone').calls.pull({ from: 'handset' }));
         case 'b':
@@ -159,6 +166,7 @@ async function runInteractive(world: World, print: (l: string) => void): Promise
     };
     process.stdin.on('keypress', onKey);
   });
+  await panels.close();
   return 0;
 }
 

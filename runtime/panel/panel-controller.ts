@@ -83,6 +83,7 @@ class Controller implements PanelController {
     bus.on(this, 'sweep.step', (e) => {
       if (e.role === 'farEnd') return;
       this.#sweeps.add(e.sweepId);
+      this.#clearError(); // a new sweep shows its own progress
       this.#syncLeds();
     });
     bus.on(this, 'sweep.finished', (e) => {
@@ -121,6 +122,7 @@ class Controller implements PanelController {
     }
     this.#busy = true;
     this.stats.actions += 1;
+    this.#clearError();
     this.log.info({ button: e.button, on: e.action, action: binding.action, seq: e.seq }, 'button');
     this.#run(binding).then(
       () => this.#told(binding, e, null),
@@ -204,6 +206,13 @@ class Controller implements PanelController {
       this.#errorTimer = undefined;
       this.#syncLeds();
     }, this.config.errorMs);
+    this.#syncLeds();
+  }
+
+  #clearError(): void {
+    if (!this.#errorTimer) return;
+    this.clock.clear(this.#errorTimer);
+    this.#errorTimer = undefined;
     this.#syncLeds();
   }
 
