@@ -3,6 +3,8 @@ import { PanelEmulator } from '../../drivers/buttons/panel-emulator.ts';
 import { SerialPanel } from '../../drivers/buttons/serial-panel.ts';
 import { silentLogger } from '../../runtime/util/log.ts';
 import { SocatPair } from '../helpers/socat.ts';
+import { sleep } from '../helpers/world.ts';
+import { waitUntil } from '../../runtime/lab/story.ts';
 import { panelContract } from './panel.contract.ts';
 
 // The real driver on a real (pseudo) serial port: socat links A (the Pi) and B (the panel, emulated).
@@ -31,4 +33,37 @@ panelContract(t, 'SerialPanel over socat', async () => {
       await pair.close();
     },
   };
+});
+
+void t.test('SerialPanel open of a missing path rejects OFFLINE naming the path, and close still resolves', async (t) => {
+  const panel = new SerialPanel({ path: '/nonexistent/ttyPANEL', baudRate: 9600, log: silentLogger() });
+  await t.rejects(panel.open(), { name: 'SweepError', code: 'OFFLINE', message: /\/nonexistent\/ttyPANEL at 9600 baud/ });
+  await t.resolves(panel.close());
+});
+
+void t.test('SerialPanel with the port gone for a while keeps retrying with back-off and reconnects when it is back', async (t) => {
+  const pair = await SocatPair.create();
+  t.teardown(() => pair.close());
+  let device = await PanelEmulator.open(pair.b);
+  t.teardown(() => device.close());
+  const panel = new SerialPanel({ path: pair.a, baudRate: 115_200, log: silentLogger(), reconnect: { initialMs: 20, maxMs: 100 } });
+  t.teardown(() => panel.close());
+  await panel.open();
+  await panel.setLed('call', 'incall');
+  await device.waitFor(() => device.leds.get('call') === 'incall', 2000, 'LED');
+  await device.close();
+  await pair.stop();
+  await waitUntil(() => panel.state === 'disconnected', 3000, 'disconnected');
+  await sleep(600); // several failed reopen attempts (20, 40, 80, 100, 100… ms)
+  t.equal(panel.state, 'disconnected');
+  await pair.start();
+  device = await PanelEmulator.open(pair.b);
+  await waitUntil(() => panel.state === 'connected', 3000, 'reconnected');
+  await device.waitFor(() => device.leds.get('call') === 'incall' && device.received.some((m) => m.type === 'hello'), 2000, 'hello and LED replay');
+  const got: string[] = [];
+  panel.onButton((e) => got.push(`${e.button}:${e.action}`));
+  await device.press('sweep', 'down');
+  await waitUntil(() => got.length === 1, 2000, 'button after reconnection');
+  t.same(got, ['sweep:down']);
+  t.match(panel.counters, { disconnects: 1, reconnects: 1 });
 });
