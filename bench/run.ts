@@ -9,6 +9,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<Record<string, 
   sweep: () => import('./sweep.ts'),
   'call-cpu': () => import('./call-cpu.ts'),
   'button-sweep': () => import('./button-sweep.ts'),
+  mqtt: () => import('./mqtt.ts'),
 };
 
 async function main(): Promise<number> {

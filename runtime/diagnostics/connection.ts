@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { IClientOptions } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { SweepError } from '../util/errors.ts';
 
 /** Broker settings shared by the device (config.diagnostics) and the operator CLI. */
@@ -46,4 +46,9 @@ export async function brokerOptions(s: BrokerSettings, field = 'diagnostics'): P
   if (tls.serverName) opts.servername = tls.serverName;
   if (s.url.startsWith('mqtts:')) opts.rejectUnauthorized = true;
   return opts;
+}
+
+/** Small request/response messages: no Nagle delay (with delayed ACKs it adds ~40 ms per hop). */
+export function noDelay(client: MqttClient): void {
+  (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
 }

@@ -8,7 +8,7 @@ import type { LevelControl, LogRing } from '../util/log-ring.ts';
 import type { Logger } from '../util/log.ts';
 import { OperatorAuth, SignedShellInput } from './auth.ts';
 import { CommandHandler, type CommandResponse } from './commands.ts';
-import { brokerOptions } from './connection.ts';
+import { brokerOptions, noDelay } from './connection.ts';
 import { EventMapper, type DiagEvent } from './events.ts';
 import { discoveryMessages } from './home-assistant.ts';
 import type { ObservedEndpoint } from './observed.ts';
@@ -192,6 +192,7 @@ export async function startDiagnostics(endpoint: ObservedEndpoint, config: Diagn
 
   client.on('connect', () => {
     if (closed) return;
+    noDelay(client);
     log.info({ url: config.url, session }, 'connected to the broker');
     publishOnline();
     const subs = [topics.command, topics.state, ...(shell ? [topics.shellInFilter] : [])];

@@ -5,7 +5,7 @@ import { rawPublicKey } from '../identity/token.ts';
 import { SweepError } from '../util/errors.ts';
 import { signCommand, signShellInput } from './auth.ts';
 import type { CommandResponse } from './commands.ts';
-import { brokerOptions, type BrokerSettings } from './connection.ts';
+import { brokerOptions, noDelay, type BrokerSettings } from './connection.ts';
 import { DeviceTopics } from './topics.ts';
 
 export interface OperatorKey {
@@ -40,6 +40,8 @@ export class OperatorClient {
     readonly prefix: string,
     private readonly protocolVersion: 4 | 5,
   ) {
+    noDelay(client);
+    client.on('connect', () => noDelay(client));
     client.on('message', (topic, payload, packet) => {
       if (!topic.includes('/res')) return;
       let res: CommandResponse;

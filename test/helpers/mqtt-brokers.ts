@@ -43,6 +43,7 @@ export async function startAedes(t: Test, opts: AedesOptions = {}, port?: number
   const start = async () => {
     broker = await Aedes.createBroker({ drainTimeout: 1000, ...opts });
     server = createServer((s) => {
+      s.setNoDelay(true);
       sockets.add(s);
       s.on('close', () => sockets.delete(s));
       broker.handle(s);
