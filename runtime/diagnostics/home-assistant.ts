@@ -2,7 +2,9 @@ import type { DeviceTopics } from './topics.ts';
 
 /**
  * Home Assistant MQTT discovery (optional, D14): the device appears with a call-state sensor and
- * an availability taken from `state`. Retained config messages under the discovery prefix.
+ * an availability taken from `state`. Retained config messages under
+ * `<discoveryPrefix>/sensor/<deviceId>/…` (the device id is a whole topic level, so a mosquitto
+ * ACL pattern `%u` can confine it).
  */
 export function discoveryMessages(
   topics: DeviceTopics,
@@ -18,7 +20,7 @@ export function discoveryMessages(
   };
   return [
     {
-      topic: `${opts.discoveryPrefix}/sensor/${uid}/call_state/config`,
+      topic: `${opts.discoveryPrefix}/sensor/${topics.deviceId}/call_state/config`,
       payload: {
         name: 'Call state',
         unique_id: `${uid}_call_state`,
@@ -30,7 +32,7 @@ export function discoveryMessages(
       },
     },
     {
-      topic: `${opts.discoveryPrefix}/sensor/${uid}/cpu/config`,
+      topic: `${opts.discoveryPrefix}/sensor/${topics.deviceId}/cpu/config`,
       payload: {
         name: 'CPU',
         unique_id: `${uid}_cpu`,

@@ -126,7 +126,18 @@ export async function startMosquitto(t: Test, devices: string[]): Promise<Mosqui
   }
   await writeFile(
     f('acl'),
-    ['# devices: their own subtree only', 'pattern readwrite sweep/%u/#', '', 'user operator', 'topic read sweep/#', 'topic write sweep/+/cmd', 'topic write sweep/+/shell/+/in', ''].join('\n'),
+    [
+      '# devices: their own subtree only (as deploy/mosquitto/acl)',
+      'pattern readwrite sweep/%u/#',
+      'pattern write homeassistant/sensor/%u/#',
+      '',
+      'user operator',
+      'topic read sweep/#',
+      'topic read homeassistant/#',
+      'topic write sweep/+/cmd',
+      'topic write sweep/+/shell/+/in',
+      '',
+    ].join('\n'),
   );
   const port = await freePort();
   await writeFile(

@@ -68,6 +68,16 @@ void t.test('diagnostics over mosquitto 2 (TLS, passwords, ACL, MQTT 5 response 
     t.ok(cmd instanceof Error, 'command to another device refused');
   });
 
+  void t.test('homeAssistant enabled publishes retained discovery configs the ACL allows (D14)', async (t) => {
+    const m = await startMosquitto(t, ['intercom']);
+    const broker = suiteBroker(m);
+    const { op, seen } = await startOperator(t, broker, 'ha');
+    await op.subscribe(['homeassistant/#']);
+    await startDevice(t, broker, { config: { homeAssistant: { enabled: true } } });
+    const cfg = await seen.next((x) => x.topic === 'homeassistant/sensor/intercom/call_state/config', 5000, 'discovery');
+    t.match(cfg.json(), { unique_id: 'sweep_intercom_call_state', state_topic: 'sweep/intercom/telemetry', availability_topic: 'sweep/intercom/state' });
+  });
+
   void t.test('broker restart: events while it is down are kept and delivered after reconnect', async (t) => {
     const m = await startMosquitto(t, ['intercom']);
     const proxy = await startProxy(t, m.port);
