@@ -33,7 +33,10 @@ export class PanelEmulator {
     await new Promise<void>((resolve, reject) =>
       port.open((err) => (err ? reject(new SweepError('OFFLINE', `panel emulator: cannot open ${path}: ${err.message}`)) : resolve())),
     );
-    return new PanelEmulator(port, opts.firmware ?? 'emulator-1.0');
+    const emulator = new PanelEmulator(port, opts.firmware ?? 'emulator-1.0');
+    // Like the sketch's setup(): a panel says hello when it starts (H2: the host replays the LEDs).
+    await emulator.#hello();
+    return emulator;
   }
 
   get isOpen(): boolean {
@@ -85,6 +88,10 @@ export class PanelEmulator {
     if (this.port.isOpen) await new Promise<void>((resolve) => this.port.close(() => resolve()));
   }
 
+  #hello(): Promise<void> {
+    return this.writeRaw(formatPanel({ type: 'hello', seq: this.#nextSeq(), firmware: this.firmware, protocol: PROTOCOL_VERSION }));
+  }
+
   #nextSeq(): number {
     const s = this.#seq;
     this.#seq = (s + 1) % SEQ_MODULO;
@@ -96,7 +103,7 @@ export class PanelEmulator {
     const at = performance.now();
     switch (m.type) {
       case 'hello':
-        this.writeRaw(formatPanel({ type: 'hello', seq: this.#nextSeq(), firmware: this.firmware, protocol: PROTOCOL_VERSION })).catch(() => undefined);
+        this.#hello().catch(() => undefined);
         break;
       case 'led':
         this.leds.set(m.led, m.pattern);

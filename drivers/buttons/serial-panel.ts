@@ -198,11 +198,18 @@ export class SerialPanel implements Panel {
     }, delay);
   }
 
-  /** After each (re)connection: ask for the panel's hello, then re-send every LED state. */
+  /** After each (re)connection: ask for the panel's hello, then re-send every LED state (H2). */
   #greet(): void {
-    const lines: HostMessage[] = [{ type: 'hello', seq: this.#seq.next(), protocol: PROTOCOL_VERSION }];
-    for (const [led, pattern] of this.#leds) lines.push({ type: 'led', seq: this.#seq.next(), led, pattern });
-    for (const m of lines) this.#send(m).catch((err: unknown) => this.#log.debug({ err: toSweepError(err).message }, 'greeting not sent'));
+    this.#send({ type: 'hello', seq: this.#seq.next(), protocol: PROTOCOL_VERSION }).catch(() => undefined);
+    this.#replayLeds();
+  }
+
+  #replayLeds(): void {
+    for (const [led, pattern] of this.#leds) {
+      this.#send({ type: 'led', seq: this.#seq.next(), led, pattern }).catch((err: unknown) =>
+        this.#log.debug({ err: toSweepError(err).message }, 'LED state not re-sent'),
+      );
+    }
   }
 
   #heartbeat(): void {
@@ -243,6 +250,9 @@ export class SerialPanel implements Panel {
           this.#info = { firmware: m.firmware, protocol: m.protocol };
           this.#log.info({ path: this.opts.path, ...this.#info }, 'panel hello');
           if (m.protocol !== PROTOCOL_VERSION) this.#log.warn({ theirs: m.protocol, ours: PROTOCOL_VERSION }, 'panel speaks another protocol version');
+          // H2: a hello may mean the panel restarted behind an open port; LEDs are level-triggered.
+          this.#buttons.reset();
+          this.#replayLeds();
           break;
         case 'button':
           if (this.#buttons.accept(m.seq)) {
