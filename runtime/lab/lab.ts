@@ -6,6 +6,7 @@ import { toSweepError } from '../util/errors.ts';
 import type { EndpointEvents } from '../session/events.ts';
 import type { SimulatedAnalysingSink } from '../../drivers/audio/simulated.ts';
 import { World, LAB_CAST } from './world.ts';
+import { startLabDiagnostics } from '../diagnostics/lab-broker.ts';
 import { intercomCallsHandset, pullSweep, pushSweep, waitForWarmLinks, waitUntil } from './story.ts';
 import { startLabPanels } from '../panel/lab-panels.ts';
 import type { Logger } from '../util/log.ts';
@@ -46,6 +47,9 @@ export async function runLab(opts: LabOptions): Promise<number> {
     e.bus.on(world, 'link.state', (ev) => print(`${stamp()} ${id.padEnd(8)} link ${ev.up ? 'up  ' : 'down'} ↔ ${ev.peerId}${ev.reason ? ` (${ev.reason})` : ''}`));
   }
   print(`access server ${world.server.url}  (web ${world.server.httpUrl})`);
+  // Diagnostics over MQTT (docs/mqtt.md) on an embedded loopback broker; the lab runs without it if it fails.
+  const diag = await startLabDiagnostics(world, log.child({ ns: NS.lab })).catch(() => undefined);
+  if (diag) print(`diagnostics: ${diag.url}  (sweep diag watch --url ${diag.url} --protocol 4)`);
   print(`accounts: alice (handset, phone), door (intercom); passwords were generated for this run only`);
 
   let summary: string | undefined;
@@ -57,6 +61,7 @@ export async function runLab(opts: LabOptions): Promise<number> {
     return result.failures === 0 ? 0 : 1;
   } finally {
     for (const we of world.endpoints.values()) we.endpoint.bus.removeOwner(world);
+    await diag?.close();
     await world.close();
     // The demo's last line is its JSON summary, for scripts.
     if (summary) print(summary);

@@ -5,6 +5,8 @@ import { FakeClock } from '../helpers/fake-clock.ts';
 import { freePort, startAedes, type AedesBroker } from '../helpers/mqtt-brokers.ts';
 import { inCall, labWorld } from '../helpers/world.ts';
 import { waitUntil } from '../../runtime/lab/story.ts';
+import { startLabDiagnostics } from '../../runtime/diagnostics/lab-broker.ts';
+import { silentLogger } from '../../runtime/util/log.ts';
 
 async function aedes(t: Test): Promise<SuiteBroker> {
   const b = await startAedes(t);
@@ -125,4 +127,17 @@ void t.test('startDiagnostics with a fake clock publishes telemetry every teleme
   await r.seen.next(() => r.seen.seen.filter((m) => m.topic === 'sweep/intercom/telemetry').length === 2, 3000, 'two samples');
   await r.diag.close();
   t.equal(clock.pending(), 0, 'no timer left');
+});
+
+void t.test('startLabDiagnostics on a lab world answers ping from all three endpoints and closes cleanly', async (t) => {
+  const world = await labWorld(t);
+  const lab = await startLabDiagnostics(world, silentLogger());
+  t.teardown(() => lab.close());
+  t.match(lab.url, /^mqtt:\/\/127\.0\.0\.1:\d+$/);
+  const { op } = await startOperator(t, { name: 'lab', protocolVersion: 4, device: () => ({ url: lab.url }), operator: () => ({ url: lab.url, protocolVersion: 4 }) });
+  await waitUntil(() => [...lab.diagnostics.values()].every((d) => d.connected), 5000, 'all connected');
+  for (const id of ['intercom', 'handset', 'phone']) t.match(await op.request(id, 'ping'), { status: 'ok', data: { deviceId: id } }, id);
+  const before = world.get('handset').endpoint.bus.listenerCount();
+  await lab.close();
+  t.ok(world.get('handset').endpoint.bus.listenerCount() < before, 'listeners removed');
 });
