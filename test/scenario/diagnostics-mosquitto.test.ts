@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { commandSuite, Collector, operatorKey, rig, startDevice, startOperator, startOperatorAsDevice, type SuiteBroker } from '../helpers/diagnostics-suite.ts';
+import { commandSuite, operatorKey, rig, startDevice, startOperator, startOperatorAsDevice, type SuiteBroker } from '../helpers/diagnostics-suite.ts';
 import { FakeEndpoint } from '../helpers/fake-endpoint.ts';
 import { mosquittoSkip, startMosquitto, startProxy, type Mosquitto } from '../helpers/mqtt-brokers.ts';
 
@@ -104,6 +104,5 @@ void t.test('diagnostics over mosquitto 2 (TLS, passwords, ACL, MQTT 5 response 
       'all events, in order',
     );
     t.equal(diag.outboxSize, 0);
-    void Collector;
   });
 });
