@@ -35,6 +35,8 @@ export class Endpoint {
   readonly links: LinkManager;
   readonly media: MediaEngine;
   private readonly siblings = new Map<string, EndpointInfo>();
+  /** Kinds of the endpoints presence told us about (L1: a browser peer always offers). */
+  private readonly kinds = new Map<string, EndpointInfo['kind']>();
   private buddyAccounts = new Set<string>();
   private closed = false;
 
@@ -63,6 +65,7 @@ export class Endpoint {
       idleCloseMs: config.links.idleCloseMs,
       setupTimeoutMs: config.links.setupTimeoutMs,
       inUse: (peerId) => this.calls.usesPeer(peerId),
+      peerKind: (peerId) => this.kinds.get(peerId),
     });
     this.media = new MediaEngine({ source: deps.source, sink: deps.sink, log: log.child({ ns: NS.media }), clock });
     this.calls = new CallManager({
@@ -161,11 +164,13 @@ export class Endpoint {
 
   private applyProfile(login: LoginResult): void {
     this.buddyAccounts = new Set(login.profile.buddies.map((b) => b.account));
+    for (const b of login.profile.buddies) for (const e of b.endpoints) this.kinds.set(e.endpointId, e.kind);
     for (const s of login.profile.siblings) this.applyPresence(s);
   }
 
   /** L3: siblings are linked ahead of need; a sibling going offline takes its link with it. */
   private applyPresence(info: EndpointInfo): void {
+    if (info.online) this.kinds.set(info.endpointId, info.kind);
     this.bus.emit('presence', { endpoint: info });
     if (info.account !== this.account || info.endpointId === this.id) return;
     if (info.online) {

@@ -22,6 +22,8 @@ export interface AccessServerOptions {
   port?: number;
   /** Lifetime of endpoint certificates; default 24 h. */
   certTtlMs?: number;
+  /** Lifetime of login session tokens (A7); default 1 h. */
+  sessionTtlMs?: number;
   log: Logger;
   clock?: Clock;
   rateLimit?: { perUsername?: RateRule; perAddress?: RateRule };
@@ -75,7 +77,7 @@ export class AccessServer {
     const registry = new OnlineRegistry(store);
     const limiter = new LoginRateLimiter({ clock, ...opts.rateLimit });
     const webRoot = opts.webRoot ?? DEFAULT_WEB_ROOT;
-    const http = createServer((req, res) => handleHttp(webRoot, req, res, log));
+    const http = createServer((req, res) => handleHttp(webRoot, key.publicKeyRaw, req, res, log));
     const wss = new WebSocketServer({ server: http, path: ACCESS_PATH, maxPayload: MAX_MESSAGE_BYTES });
     try {
       await listen(http, host, port);
@@ -99,6 +101,7 @@ export class AccessServer {
       clock,
       log,
       certTtlMs: opts.certTtlMs ?? 24 * 3600_000,
+      sessionTtlMs: opts.sessionTtlMs ?? 3600_000,
       loginTimeoutMs: opts.loginTimeoutMs ?? 30_000,
     };
     wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
@@ -171,10 +174,15 @@ function listen(http: Server, host: string, port: number): Promise<void> {
   });
 }
 
-function handleHttp(webRoot: string, req: IncomingMessage, res: ServerResponse, log: Logger): void {
+function handleHttp(webRoot: string, publicKey: string, req: IncomingMessage, res: ServerResponse, log: Logger): void {
   const path = (req.url ?? '/').split('?')[0];
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
+    return;
+  }
+  if (path === '/server.json') {
+    // The web client's trust anchor (P3): served by the same origin that serves the client itself.
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(JSON.stringify({ publicKey, accessPath: ACCESS_PATH }));
     return;
   }
   if (path === '/health') {

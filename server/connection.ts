@@ -1,5 +1,6 @@
 import type { WebSocket, RawData } from 'ws';
-import { accessCatalogue, type AccessCatalogue, type LoginBody, type LoginResult, type Profile } from '../runtime/protocol/access.ts';
+import { createHash, randomBytes } from 'node:crypto';
+import { accessCatalogue, type AccessCatalogue, type LoginBody, type LoginResult, type Profile, type ResumeBody, type SessionToken } from '../runtime/protocol/access.ts';
 import { Envelope, type NoteBody, type NoteType } from '../runtime/protocol/envelope.ts';
 import { RpcChannel } from '../runtime/protocol/rpc.ts';
 import { parseJsonText, parseWith } from '../runtime/protocol/validate.ts';
@@ -11,7 +12,7 @@ import { dummyHash, verifyPassword } from './passwords.ts';
 import type { LoginRateLimiter } from './rate-limit.ts';
 import type { OnlineEndpoint, OnlineRegistry } from './registry.ts';
 import type { ServerKey } from './server-key.ts';
-import type { AccountStore } from './store.ts';
+import type { Account, AccountStore } from './store.ts';
 
 export interface ConnectionContext {
   store: AccountStore;
@@ -21,6 +22,8 @@ export interface ConnectionContext {
   clock: Clock;
   log: Logger;
   certTtlMs: number;
+  /** Lifetime of a login session token (A7). */
+  sessionTtlMs: number;
   /** A socket that has not logged in within this time is closed. */
   loginTimeoutMs: number;
 }
@@ -34,6 +37,7 @@ export const CLOSE = {
 } as const;
 
 const WRONG_CREDENTIALS = 'username or password is wrong';
+const BAD_SESSION = 'session token is unknown, expired or already used; log in with the password';
 const MAX_BAD_MESSAGES = 50;
 
 /** One endpoint's socket: login, rendezvous relay, logout (docs/protocol.md part A). */
@@ -59,14 +63,16 @@ export class AccessConnection {
       send: (text) => ws.send(text),
       log: this.log,
       clock: ctx.clock,
-      // A1: before login, only `login` is answered.
+      // A6: before login, only `login` and `resume` are answered.
       admit: (type) => {
-        if (type !== 'login' && !this.entry) throw new SweepError('UNAUTHORIZED', `"${type}" needs a login first`);
+        if (type !== 'login' && type !== 'resume' && !this.entry) throw new SweepError('UNAUTHORIZED', `"${type}" needs a login first`);
       },
       onBadMessage: () => this.countBad(),
     });
     this.channel.handle('login', (body) => this.onLogin(body));
     this.channel.handle('signal', (body) => this.onSignal(body.to, body.payload));
+    this.channel.handle('resume', (body) => this.onResume(body));
+    this.channel.handle('refresh', () => this.onRefresh());
     this.channel.handle('logout', () => this.onLogout());
     this.armLoginTimer();
   }
@@ -170,8 +176,49 @@ export class AccessConnection {
     }
   }
 
+  /** A8: a session token instead of the password; single use, bound to its endpoint id. */
+  private async onResume(body: ResumeBody): Promise<LoginResult> {
+    if (this.loginBusy) throw new SweepError('BUSY', 'resume: another login on this connection is in progress');
+    const { store, limiter, clock } = this.ctx;
+    // Keyed apart from usernames ('#' is not an account name character).
+    const rateKey = `#${body.endpointId}`;
+    limiter.check(rateKey, this.address);
+    const session = store.takeLoginSession(hashToken(body.token), clock.now());
+    const account = session && session.endpointId === body.endpointId ? store.getAccount(session.account) : undefined;
+    if (!account) {
+      limiter.recordFailure(rateKey, this.address);
+      this.log.warn({ endpointId: body.endpointId }, 'resume refused');
+      throw new SweepError('UNAUTHORIZED', BAD_SESSION);
+    }
+    limiter.recordSuccess(rateKey);
+    this.loginBusy = true;
+    try {
+      const { token: _token, ...rest } = body;
+      return this.establish(account, { ...rest, username: account.name }, 'resumed');
+    } finally {
+      this.loginBusy = false;
+    }
+  }
+
+  /** A9: a fresh token for the current login; the previous one stops working. */
+  private onRefresh(): SessionToken {
+    const me = this.entry;
+    if (!me) throw new SweepError('UNAUTHORIZED', '"refresh" needs a login first');
+    return this.newSession(me.account, me.info.endpointId);
+  }
+
+  /** A7: one live session token per endpoint; only its hash is stored. */
+  private newSession(account: string, endpointId: string): SessionToken {
+    const { store, clock } = this.ctx;
+    const token = randomBytes(32).toString('base64url');
+    const expiresAt = clock.now() + this.ctx.sessionTtlMs;
+    store.revokeLoginSessions(account, endpointId);
+    store.addLoginSession(hashToken(token), account, endpointId, expiresAt);
+    return { token, expiresAt };
+  }
+
   private async login(body: LoginBody): Promise<LoginResult> {
-    const { store, registry, limiter, key, clock } = this.ctx;
+    const { store, limiter } = this.ctx;
     const { username, endpointId } = body;
     const ids = { account: username, endpointId };
     limiter.check(username, this.address);
@@ -185,7 +232,14 @@ export class AccessConnection {
       throw new SweepError('UNAUTHORIZED', WRONG_CREDENTIALS);
     }
     limiter.recordSuccess(username);
+    return this.establish(account, body, 'password');
+  }
 
+  /** A3, A4, A6, A7: registers the login, announces it, certifies the keys, opens a session. */
+  private establish(account: Account, body: Omit<LoginBody, 'password'>, how: 'password' | 'resumed'): LoginResult {
+    const { registry, key, clock } = this.ctx;
+    const { username, endpointId } = body;
+    const ids = { account: username, endpointId };
     const current = this.entry;
     if (current && (current.account !== username || current.info.endpointId !== endpointId)) {
       throw new SweepError('BAD_STATE', `login: this connection is logged in as ${current.account}/${current.info.endpointId}; log out first`);
@@ -227,8 +281,9 @@ export class AccessConnection {
       },
       key.privateKey,
     );
-    this.log.info({ ...ids, kind: body.kind, renewed }, 'logged in');
-    return { profile: this.profile(account.name, account.displayName, endpointId), certificate, serverTime: now };
+    this.log.info({ ...ids, kind: body.kind, renewed, how }, 'logged in');
+    const session = this.newSession(username, endpointId);
+    return { profile: this.profile(account.name, account.displayName, endpointId), certificate, serverTime: now, session };
   }
 
   private profile(account: string, displayName: string, endpointId: string): Profile {
@@ -267,6 +322,8 @@ export class AccessConnection {
   }
 
   private onLogout(): Record<string, never> {
+    // A9: the session token dies with the login.
+    if (this.entry) this.ctx.store.revokeLoginSessions(this.entry.account, this.entry.info.endpointId);
     this.endLogin('logged out');
     this.armLoginTimer();
     return {};
@@ -279,4 +336,8 @@ export class AccessConnection {
     if (this.ctx.registry.remove(entry)) this.ctx.registry.announce(entry, false);
     this.log.info({ account: entry.account, endpointId: entry.info.endpointId, why }, 'login ended');
   }
+}
+
+function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
 }

@@ -35,6 +35,13 @@ CREATE TABLE IF NOT EXISTS buddies (
   CHECK (a < b)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS buddies_b ON buddies(b);
+CREATE TABLE IF NOT EXISTS login_sessions (
+  token_hash  TEXT PRIMARY KEY,
+  account     TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+  endpoint_id TEXT NOT NULL,
+  expires_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS login_sessions_endpoint ON login_sessions(account, endpoint_id);
 `;
 
 export function checkAccountName(name: string, field = 'account'): string {
@@ -131,6 +138,25 @@ export class AccountStore {
       )
       .all(account, account, account) as AccountRow[];
     return rows.map((r) => ({ name: r.name, displayName: r.display_name, createdAt: r.created_at }));
+  }
+
+  /** A7: stores a session token's hash (never the token) for one endpoint of `account`. */
+  addLoginSession(tokenHash: string, account: string, endpointId: string, expiresAt: number): void {
+    this.db.prepare('INSERT INTO login_sessions (token_hash, account, endpoint_id, expires_at) VALUES (?, ?, ?, ?)').run(tokenHash, account, endpointId, expiresAt);
+  }
+
+  /** A8: removes the session with this hash and returns it (single use); expired ones are purged on the way. */
+  takeLoginSession(tokenHash: string, now: number): { account: string; endpointId: string; expiresAt: number } | undefined {
+    const row = this.db.prepare('DELETE FROM login_sessions WHERE token_hash = ? RETURNING account, endpoint_id, expires_at').get(tokenHash) as
+      | { account: string; endpoint_id: string; expires_at: number }
+      | undefined;
+    this.db.prepare('DELETE FROM login_sessions WHERE expires_at <= ?').run(now);
+    return row && row.expires_at > now ? { account: row.account, endpointId: row.endpoint_id, expiresAt: row.expires_at } : undefined;
+  }
+
+  /** A9: revokes every session of one endpoint of `account` (logout, refresh). */
+  revokeLoginSessions(account: string, endpointId: string): void {
+    this.db.prepare('DELETE FROM login_sessions WHERE account = ? AND endpoint_id = ?').run(account, endpointId);
   }
 
   close(): void {

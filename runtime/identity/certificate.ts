@@ -1,22 +1,9 @@
 import type { KeyObject } from 'node:crypto';
-import { z } from 'zod';
-import { AccountName, DtlsFingerprint, EndpointId, EndpointKind, SigningKey } from '../protocol/common.ts';
+import { CertificatePayload } from '../protocol/certificate.ts';
 import { SweepError } from '../util/errors.ts';
 import { signToken, verifyToken } from './token.ts';
 
-/** What the access server certifies about an endpoint at login (docs/protocol.md A3). */
-export const CertificatePayload = z.strictObject({
-  v: z.literal(1),
-  account: AccountName,
-  endpointId: EndpointId,
-  kind: EndpointKind,
-  label: z.string().max(64),
-  signingKey: SigningKey,
-  dtlsFingerprint: DtlsFingerprint,
-  issuedAt: z.number().int(),
-  expiresAt: z.number().int(),
-});
-export type CertificatePayload = z.infer<typeof CertificatePayload>;
+export { CertificatePayload };
 
 export function issueCertificate(payload: CertificatePayload, serverKey: KeyObject): string {
   return signToken(payload, serverKey);

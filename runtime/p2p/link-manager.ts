@@ -1,5 +1,6 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import type { SignalPayload } from '../protocol/access.ts';
+import type { EndpointKind } from '../protocol/common.ts';
 import { SweepError, toSweepError } from '../util/errors.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import type { Logger } from '../util/log.ts';
@@ -27,6 +28,8 @@ export interface LinkManagerOptions {
   idleCloseMs?: number;
   /** Whether a call or sweep currently uses the link to this peer. */
   inUse?: (peerId: string) => boolean;
+  /** The peer's endpoint kind as presence told it, if known: a browser always offers (L1). */
+  peerKind?: (peerId: string) => EndpointKind | undefined;
 }
 
 interface Entry {
@@ -36,8 +39,8 @@ interface Entry {
 }
 
 /**
- * Keeps at most one link per peer (L1): the endpoint whose id sorts first offers, the other asks
- * with `connect`. Pinned peers are kept linked ahead of need and rebuilt when their link fails
+ * Keeps at most one link per peer (L1): a browser peer always offers, otherwise the endpoint whose
+ * id sorts first offers; the other asks with `connect`. Pinned peers are kept linked ahead of need and rebuilt when their link fails
  * (L3, L4); other links are made on demand and closed when idle.
  */
 export class LinkManager {
@@ -203,7 +206,9 @@ export class LinkManager {
     this.waiters.clear();
   }
 
+  /** L1: never to a browser (it offers, we answer); otherwise when our id sorts first. */
   private offersTo(peerId: string): boolean {
+    if (this.opts.peerKind?.(peerId) === 'browser') return false;
     return this.opts.selfId < peerId;
   }
 

@@ -28,6 +28,20 @@ export const LoginBody = z.strictObject({
 });
 export type LoginBody = z.infer<typeof LoginBody>;
 
+/** 32 random bytes, base64url: a session token (A7); the server keeps only its SHA-256. */
+export const SessionTokenText = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'a session token (32 bytes, base64url)');
+
+/** A8: log in again with a session token instead of the password; the token is bound to its endpoint id. */
+export const ResumeBody = z.strictObject({
+  token: SessionTokenText,
+  endpointId: EndpointId,
+  kind: EndpointKind,
+  label: z.string().max(64),
+  signingKey: SigningKey,
+  dtlsFingerprint: DtlsFingerprint,
+});
+export type ResumeBody = z.infer<typeof ResumeBody>;
+
 export const Buddy = z.strictObject({
   account: AccountName,
   displayName: z.string().max(64),
@@ -45,11 +59,23 @@ export const Profile = z.strictObject({
 });
 export type Profile = z.infer<typeof Profile>;
 
+/**
+ * A7: a short-lived login session, so a client that must not keep the password (the browser)
+ * can log in again with `resume`. Single use: every resume or refresh replaces it.
+ */
+export const SessionToken = z.strictObject({
+  token: SessionTokenText,
+  expiresAt: z.number().int(),
+});
+export type SessionToken = z.infer<typeof SessionToken>;
+
 export const LoginResult = z.strictObject({
   profile: Profile,
   /** Endpoint certificate (A3): "<payload b64url>.<signature b64url>". */
   certificate: z.string().max(4096),
   serverTime: z.number().int(),
+  /** A7: the session this login opened (servers before A7 send none). */
+  session: SessionToken.optional(),
 });
 export type LoginResult = z.infer<typeof LoginResult>;
 
@@ -73,6 +99,11 @@ export const accessCatalogue = {
   requests: {
     login: { body: LoginBody, result: LoginResult },
     signal: { body: SignalOut, result: Empty },
+    /** A8: login with a session token (same result as login, with a new token). */
+    resume: { body: ResumeBody, result: LoginResult },
+    /** A9: a new session token for this login; the old one stops working. */
+    refresh: { body: Empty, result: SessionToken },
+    /** A9: ends the login and revokes its session token. */
     logout: { body: Empty, result: Empty },
   },
   notes: {

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { Logger } from '../util/log.ts';
 import { SweepError, toWireError, type ErrorCode } from '../util/errors.ts';
 import { systemClock, type Clock } from '../util/clock.ts';
@@ -27,7 +26,8 @@ export interface RpcChannelOptions<C extends Catalogue> {
   catalogue: C;
   /** Writes one text frame to the transport. May throw; the channel turns that into a rejection. */
   send: (text: string) => void;
-  log: Logger;
+  /** Only these three levels are used, so a browser can pass a console-backed logger. */
+  log: Pick<Logger, 'debug' | 'warn' | 'error'>;
   clock?: Clock;
   timeoutMs?: number;
   /** Called before any inbound request is dispatched; throw a SweepError to refuse it (e.g. before hello). */
@@ -71,7 +71,7 @@ export class RpcChannel<C extends Catalogue> {
   ): Promise<RequestResult<C, T>> {
     const stack = new Error().stack;
     if (this.closedWith) return Promise.reject(this.closedWith);
-    const id = randomBytes(9).toString('base64url');
+    const id = randomId();
     return new Promise<RequestResult<C, T>>((resolve, reject) => {
       const timeoutMs = options.timeoutMs ?? this.opts.timeoutMs ?? 5000;
       const timer = this.clock.setTimeout(() => {
@@ -191,7 +191,7 @@ export class RpcChannel<C extends Catalogue> {
       return;
     }
     // Delivered after the continuation of any response that arrived before it (mediasoup #510).
-    setImmediate(() => {
+    defer(() => {
       const fn = this.noteHandlers.get(type);
       if (!fn) return;
       try {
@@ -207,6 +207,19 @@ export class RpcChannel<C extends Catalogue> {
     this.opts.onBadMessage?.(err);
   }
 }
+
+/** 12 random characters of base64url (9 bytes), from WebCrypto: this file also runs in browsers. */
+function randomId(): string {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(9));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_');
+}
+
+/** After pending I/O continuations: setImmediate in Node, a zero timeout in browsers. */
+const nodeImmediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
+const defer = (fn: () => void): void => {
+  if (nodeImmediate) nodeImmediate(fn);
+  else setTimeout(fn, 0);
+};
 
 function withStack(err: SweepError, stack: string | undefined): SweepError {
   if (stack) err.stack = `${err.name}: ${err.message}\n${stack.split('\n').slice(2).join('\n')}`;

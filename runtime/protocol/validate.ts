@@ -23,14 +23,25 @@ export function parseWith<S extends z.ZodType>(schema: S, data: unknown, what: s
 
 /** Parses raw text as JSON with a size cap; never throws anything but SweepError. */
 export function parseJsonText(text: string | Buffer | ArrayBuffer, what: string): unknown {
-  const size = typeof text === 'string' ? Buffer.byteLength(text) : text.byteLength;
+  // Counted without Buffer: this file also runs in browsers.
+  const size = typeof text === 'string' ? utf8Length(text) : text.byteLength;
   if (size > MAX_MESSAGE_BYTES) {
     throw new SweepError('TOO_LARGE', `${what}: ${size} bytes, at most ${MAX_MESSAGE_BYTES} allowed`);
   }
-  const str = typeof text === 'string' ? text : Buffer.from(text as ArrayBuffer).toString('utf8');
+  const str = typeof text === 'string' ? text : utf8.decode(text);
   try {
     return JSON.parse(str) as unknown;
   } catch {
     throw new SweepError('INVALID_MESSAGE', `${what}: not valid JSON`);
   }
+}
+
+const utf8 = new TextDecoder();
+
+/**
+ * The UTF-8 size of `text` as far as the cap needs it: a UTF-16 unit is at most 3 bytes, so text
+ * that short cannot exceed the cap and is not encoded (its length is returned instead).
+ */
+function utf8Length(text: string): number {
+  return text.length * 3 <= MAX_MESSAGE_BYTES ? text.length : new TextEncoder().encode(text).byteLength;
 }
