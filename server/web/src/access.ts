@@ -1,0 +1,144 @@
+import { accessCatalogue, type AccessCatalogue, type LoginResult, type SignalIn, type SignalPayload, type SessionToken } from '../../../runtime/protocol/access.ts';
+import type { EndpointInfo } from '../../../runtime/protocol/common.ts';
+import { RpcChannel } from '../../../runtime/protocol/rpc.ts';
+import { SweepError } from '../../../runtime/util/errors.ts';
+import type { Identity } from './identity.ts';
+import type { WebLog } from './log.ts';
+
+export interface AccessEvents {
+  presence: (e: EndpointInfo) => void;
+  signal: (s: SignalIn) => void;
+  kicked: (reason: string) => void;
+  /** The socket went away (not after close()). */
+  lost: (reason: string) => void;
+  /** A7/A9: a new session token to keep (undefined: forget it). */
+  session: (s: SessionToken | undefined) => void;
+}
+
+/** Refresh the session token when this share of its lifetime has passed (A9). */
+const REFRESH_AT = 0.7;
+
+/**
+ * The browser's connection to the access server (docs/protocol.md part A): one WebSocket, the
+ * shared RpcChannel and catalogue (every message validated), login by password or session token,
+ * token refresh, logout.
+ */
+export class AccessConnection {
+  private readonly channel: RpcChannel<AccessCatalogue>;
+  private readonly listeners: { [K in keyof AccessEvents]: AccessEvents[K][] } = { presence: [], signal: [], kicked: [], lost: [], session: [] };
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
+  result: LoginResult | undefined;
+
+  private constructor(
+    private readonly ws: WebSocket,
+    private readonly id: Identity,
+    private readonly log: WebLog,
+  ) {
+    this.channel = new RpcChannel({
+      catalogue: accessCatalogue,
+      send: (text) => ws.send(text),
+      log,
+      timeoutMs: 10_000,
+      // The server sends only responses and notes; requests from it are refused.
+      admit: (type) => {
+        throw new SweepError('UNKNOWN_TYPE', `the browser answers no "${type}" request`);
+      },
+    });
+    ws.onmessage = (ev) => {
+      if (typeof ev.data === 'string') this.channel.receive(ev.data);
+      else log.warn({ type: typeof ev.data }, 'binary frame from the access server dropped');
+    };
+    ws.onclose = (ev) => {
+      const reason = ev.reason || `socket closed (${ev.code})`;
+      this.channel.close(reason);
+      this.stopRefresh();
+      if (!this.closed) for (const fn of this.listeners.lost) fn(reason);
+      this.closed = true;
+    };
+    this.channel.onNote('presence', (b) => this.listeners.presence.forEach((fn) => fn(b.endpoint)));
+    this.channel.onNote('signal', (b) => this.listeners.signal.forEach((fn) => fn(b)));
+    this.channel.onNote('kicked', (b) => this.listeners.kicked.forEach((fn) => fn(b.reason)));
+    this.channel.onNote('error', (b) => log.warn({ code: b.code, reason: b.message }, 'the access server refused a message'));
+  }
+
+  static open(url: string, id: Identity, log: WebLog): Promise<AccessConnection> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url);
+      const fail = (): void => reject(new SweepError('OFFLINE', `the access server at ${url} cannot be reached`));
+      ws.onerror = fail;
+      ws.onclose = fail;
+      ws.onopen = () => {
+        ws.onerror = null;
+        resolve(new AccessConnection(ws, id, log));
+      };
+    });
+  }
+
+  on<K extends keyof AccessEvents>(type: K, fn: AccessEvents[K]): void {
+    this.listeners[type].push(fn);
+  }
+
+  private keys(label: string) {
+    return { endpointId: this.id.endpointId, kind: 'browser' as const, label, signingKey: this.id.signingKeyRaw, dtlsFingerprint: this.id.dtlsFingerprint };
+  }
+
+  /** A1: the password goes to the server once and is kept nowhere. */
+  async login(username: string, password: string, label: string): Promise<LoginResult> {
+    return this.opened(await this.channel.request('login', { username, password, ...this.keys(label) }));
+  }
+
+  /** A8: logs in with the stored session token. */
+  async resume(token: string, label: string): Promise<LoginResult> {
+    return this.opened(await this.channel.request('resume', { token, ...this.keys(label) }));
+  }
+
+  signal(to: string, payload: SignalPayload): Promise<void> {
+    return this.channel.request('signal', { to, payload }).then(() => undefined);
+  }
+
+  /** A9: ends the login; the server revokes the token. */
+  async logout(): Promise<void> {
+    this.stopRefresh();
+    try {
+      await this.channel.request('logout', {}, { timeoutMs: 3000 });
+    } finally {
+      this.emitSession(undefined);
+      this.close();
+    }
+  }
+
+  close(): void {
+    this.stopRefresh();
+    this.closed = true;
+    this.channel.close('closed');
+    this.ws.close(1000, 'bye');
+  }
+
+  private opened(result: LoginResult): LoginResult {
+    this.result = result;
+    this.emitSession(result.session);
+    return result;
+  }
+
+  private emitSession(s: SessionToken | undefined): void {
+    for (const fn of this.listeners.session) fn(s);
+    if (s) this.scheduleRefresh(s);
+  }
+
+  private scheduleRefresh(s: SessionToken): void {
+    this.stopRefresh();
+    const ms = Math.max(1000, (s.expiresAt - Date.now()) * REFRESH_AT);
+    this.refreshTimer = setTimeout(() => {
+      this.channel.request('refresh', {}).then(
+        (next) => this.emitSession(next),
+        (err: unknown) => this.log.warn({ err }, 'session refresh failed'),
+      );
+    }, ms);
+  }
+
+  private stopRefresh(): void {
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
+  }
+}

@@ -1,0 +1,366 @@
+import { z } from 'zod';
+import type { LoginResult } from '../../../runtime/protocol/access.ts';
+import { SigningKey } from '../../../runtime/protocol/common.ts';
+import { peerCatalogue } from '../../../runtime/protocol/peer.ts';
+import { parseWith } from '../../../runtime/protocol/validate.ts';
+import { toSweepError, type SweepError } from '../../../runtime/util/errors.ts';
+import { AccessConnection } from './access.ts';
+import { WebEndpoint, type WebState } from './endpoint.ts';
+import { importPublicKey, loadOrCreateIdentity, loadSession, loadUsername, saveSession, saveUsername, type Identity } from './identity.ts';
+import { consoleLog } from './log.ts';
+
+/**
+ * The smartphone page: log in with the handset's credentials, see the handset's call, "Take the
+ * call here", answer pushed sweeps, talk, mute, open the door, send the call back, hang up.
+ * No framework: each change of state renders the page again from `WebState`.
+ */
+
+const ServerInfo = z.strictObject({ publicKey: SigningKey, accessPath: z.string().regex(/^\/[a-z]+$/) });
+const LABEL = 'Smartphone (browser)';
+/** door.open is in the shared catalogue once the intercom supports it (D1). */
+const DOOR_SUPPORTED = 'door.open' in peerCatalogue.requests;
+
+const log = consoleLog('sweep', new URLSearchParams(location.search).has('debug'));
+const app = document.getElementById('app')!;
+
+interface Page {
+  id: Identity;
+  serverKey: CryptoKey;
+  accessUrl: string;
+  access?: AccessConnection;
+  endpoint?: WebEndpoint;
+  audio?: AudioOut;
+  micProblem?: string;
+  /** Shown on the login screen. */
+  loginMessage?: { text: string; error: boolean };
+}
+
+let page: Page | undefined;
+
+/** Everything a test or a curious developer may read; no secrets. */
+const hooks = {
+  ready: false,
+  endpointId: '',
+  state: (): WebState | null => page?.endpoint?.state() ?? null,
+  hearing: (): { hz: number | null; db: number } => page?.audio?.hearing() ?? { hz: null, db: -Infinity },
+  lastPull: () => page?.endpoint?.lastPull ?? null,
+  /** Attempts a pull from any endpoint id (the UI offers only siblings' calls). */
+  pull: async (from: string): Promise<{ ok: boolean; code?: string; message?: string }> => {
+    try {
+      await page!.endpoint!.pull(from);
+      return { ok: true };
+    } catch (err) {
+      const e = toSweepError(err);
+      return { ok: false, code: e.code, message: e.message };
+    }
+  },
+};
+(window as unknown as { sweep: typeof hooks }).sweep = hooks;
+
+function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string | boolean | ((ev: Event) => void)> = {}, ...children: Array<Node | string | null | false>): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (typeof v === 'function') el.addEventListener(k, v);
+    else if (typeof v === 'boolean') {
+      if (v) el.setAttribute(k, '');
+    } else el.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== false) el.append(c);
+  return el;
+}
+
+/** Plays every link's remote audio and analyses what is heard (AnalyserNode). */
+class AudioOut {
+  readonly ctx = new AudioContext();
+  private readonly analyser: AnalyserNode;
+  private readonly streams = new Set<MediaStream>();
+
+  constructor() {
+    this.analyser = this.ctx.createAnalyser();
+    this.analyser.fftSize = 8192;
+    this.analyser.smoothingTimeConstant = 0.2;
+    const silent = this.ctx.createGain();
+    silent.gain.value = 0;
+    this.analyser.connect(silent).connect(this.ctx.destination);
+  }
+
+  add(stream: MediaStream): void {
+    if (this.streams.has(stream)) return;
+    this.streams.add(stream);
+    // The element plays it; Chrome also needs it for remote audio to reach WebAudio.
+    const el = h('audio', { autoplay: true, playsinline: true });
+    el.srcObject = stream;
+    document.body.append(el);
+    el.play().catch((err: unknown) => log.warn({ err: String(err) }, 'audio element did not start'));
+    this.ctx.createMediaStreamSource(stream).connect(this.analyser);
+    void this.ctx.resume();
+  }
+
+  /** The strongest tone between 80 Hz and 4 kHz now, and its level. */
+  hearing(): { hz: number | null; db: number } {
+    const bins = new Float32Array(this.analyser.frequencyBinCount);
+    this.analyser.getFloatFrequencyData(bins);
+    const hzPerBin = this.ctx.sampleRate / this.analyser.fftSize;
+    let best = -1;
+    let db = -Infinity;
+    for (let i = Math.ceil(80 / hzPerBin); i < Math.min(bins.length, 4000 / hzPerBin); i++) {
+      if (bins[i]! > db) {
+        db = bins[i]!;
+        best = i;
+      }
+    }
+    return db > -90 && best >= 0 ? { hz: Math.round(best * hzPerBin), db: Math.round(db) } : { hz: null, db };
+  }
+}
+
+async function boot(): Promise<void> {
+  if (!window.isSecureContext) {
+    renderMessage('This page needs a secure origin (https:// or localhost): on plain http:// to a LAN address the browser offers neither the microphone nor WebCrypto. See the README, "From a real phone on your LAN".', true);
+    return;
+  }
+  try {
+    const res = await fetch('/server.json', { cache: 'no-store' });
+    const info = parseWith(ServerInfo, await res.json(), 'server.json');
+    const id = await loadOrCreateIdentity();
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    page = { id, serverKey: await importPublicKey(info.publicKey), accessUrl: `${scheme}//${location.host}${info.accessPath}` };
+    hooks.endpointId = id.endpointId;
+  } catch (err) {
+    app.replaceChildren(h('p', { class: 'status error' }, `This page cannot start: ${toSweepError(err).message}. Is this browser up to date (WebCrypto Ed25519, WebRTC)?`));
+    return;
+  }
+  const session = await loadSession();
+  if (session) {
+    renderMessage('Signing you in again…');
+    try {
+      await connect((access) => access.resume(session.token, LABEL));
+      return;
+    } catch (err) {
+      const e = toSweepError(err);
+      await saveSession(undefined);
+      page.loginMessage = { text: e.code === 'UNAUTHORIZED' ? 'Your session has ended: log in again.' : `Login failed: ${explainLogin(e)}`, error: e.code !== 'UNAUTHORIZED' };
+    }
+  }
+  await renderLogin();
+}
+
+/** Opens the socket, logs in (password or token), asks for the microphone, starts the endpoint. */
+async function connect(login: (a: AccessConnection) => Promise<LoginResult>): Promise<void> {
+  const p = page!;
+  const access = await AccessConnection.open(p.accessUrl, p.id, log);
+  let result: LoginResult;
+  try {
+    access.on('session', (s) => void saveSession(s));
+    result = await login(access);
+  } catch (err) {
+    access.close();
+    throw err;
+  }
+  p.access = access;
+  await saveUsername(result.profile.account);
+  p.audio ??= new AudioOut();
+  let mic: MediaStreamTrack | null = null;
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true } });
+    mic = stream.getAudioTracks()[0] ?? null;
+    p.micProblem = undefined;
+  } catch (err) {
+    const name = err instanceof DOMException ? err.name : 'Error';
+    p.micProblem = name === 'NotAllowedError' ? 'Microphone denied: allow it for this site to take calls here.' : `No microphone (${name}): calls cannot be taken here.`;
+  }
+  const endpoint = new WebEndpoint({
+    id: p.id,
+    access,
+    login: result,
+    serverKey: p.serverKey,
+    mic,
+    log,
+    onRemoteStream: (_peer, stream) => p.audio?.add(stream),
+  });
+  p.endpoint = endpoint;
+  access.on('kicked', (reason) => void loggedOut(`Logged out by the server: ${reason}.`));
+  access.on('lost', (reason) => void reconnect(reason));
+  endpoint.onChange((s) => render(s));
+  hooks.ready = true;
+}
+
+async function reconnect(reason: string): Promise<void> {
+  const p = page!;
+  p.endpoint?.close();
+  p.endpoint = undefined;
+  hooks.ready = false;
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    renderMessage(`Connection to the access server lost (${reason}); reconnecting (attempt ${attempt})…`, true);
+    await new Promise((r) => setTimeout(r, 1000 * attempt));
+    const session = await loadSession();
+    if (!session) break;
+    try {
+      await connect((a) => a.resume(session.token, LABEL));
+      return;
+    } catch (err) {
+      const e = toSweepError(err);
+      if (e.code === 'UNAUTHORIZED') break;
+    }
+  }
+  await loggedOut('The connection to the access server was lost: log in again.');
+}
+
+async function loggedOut(text: string, error = true): Promise<void> {
+  const p = page!;
+  p.endpoint?.close();
+  p.endpoint = undefined;
+  p.access = undefined;
+  hooks.ready = false;
+  p.loginMessage = { text, error };
+  await renderLogin();
+}
+
+function explainLogin(e: SweepError): string {
+  if (e.code === 'UNAUTHORIZED') return 'username or password is wrong.';
+  if (e.code === 'RATE_LIMITED') return `too many attempts: ${e.message}`;
+  if (e.code === 'OFFLINE') return 'the access server cannot be reached.';
+  return `${e.code}: ${e.message}`;
+}
+
+function renderMessage(text: string, error = false): void {
+  app.replaceChildren(h('p', { class: error ? 'status error' : 'status', role: 'status' }, text));
+}
+
+async function renderLogin(): Promise<void> {
+  const p = page!;
+  const username = h('input', { id: 'username', name: 'username', autocomplete: 'username', autocapitalize: 'none', required: true });
+  username.value = (await loadUsername()) ?? '';
+  const password = h('input', { id: 'password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  const button = h('button', { type: 'submit', 'data-testid': 'login' }, 'Log in');
+  const msg = p.loginMessage;
+  const status = h('p', { class: msg?.error ? 'status error' : 'status', role: 'status', 'data-testid': 'status' }, msg?.text ?? 'Log in with the same username and password as your desk handset.');
+  const form = h(
+    'form',
+    {
+      class: 'card',
+      submit: (ev: Event) => {
+        ev.preventDefault();
+        const secret = password.value;
+        // The password is sent once and kept nowhere (A7): the field is cleared at once.
+        password.value = '';
+        button.disabled = true;
+        status.className = 'status';
+        status.textContent = 'Logging in…';
+        connect((a) => a.login(username.value.trim(), secret, LABEL)).catch((err: unknown) => {
+          const e = toSweepError(err);
+          button.disabled = false;
+          status.className = 'status error';
+          status.textContent = `Login refused: ${explainLogin(e)}`;
+        });
+      },
+    },
+    h('label', { for: 'username' }, 'Username'),
+    username,
+    h('label', { for: 'password' }, 'Password'),
+    password,
+    button,
+  );
+  app.replaceChildren(h('header', {}, h('h1', {}, 'Sweep')), status, form, h('p', { class: 'hint' }, 'This phone keeps a login session for a short while, never your password.'));
+}
+
+function act(fn: () => Promise<unknown>): (ev: Event) => void {
+  return (ev) => {
+    (ev.currentTarget as HTMLButtonElement).disabled = true;
+    fn().catch((err: unknown) => log.info({ err: toSweepError(err).message }, 'action failed'));
+  };
+}
+
+function online(endpointId: string, s: WebState): boolean {
+  return s.siblings.some((e) => e.endpointId === endpointId) || s.buddies.some((b) => b.endpoints.some((e) => e.endpointId === endpointId && e.online));
+}
+
+function render(s: WebState): void {
+  const p = page!;
+  const ep = p.endpoint!;
+  const account = ep.self.account;
+  const status = h('p', { class: s.status.error ? 'status error' : 'status', role: 'status', 'data-testid': 'status' }, s.status.text);
+  const parts: Array<Node | null> = [
+    h(
+      'header',
+      {},
+      h('h1', {}, h('span', { class: 'dot on', title: 'online' }), `Sweep — ${account}`),
+      h('button', { class: 'small secondary', 'data-testid': 'logout', click: act(async () => {
+        const access = p.access;
+        await loggedOut('You logged out.', false);
+        await access?.logout().catch(() => undefined);
+      }) }, 'Log out'),
+    ),
+    status,
+    p.micProblem ? h('p', { class: 'status error', 'data-testid': 'mic-problem' }, p.micProblem) : null,
+  ];
+
+  const call = s.call && s.call.state !== 'ended' ? s.call : null;
+  if (call) {
+    const who = call.peer.label || call.peer.endpointId;
+    const busy = call.state === 'sweeping';
+    const nodeSiblings = s.siblings.filter((e) => e.kind !== 'browser');
+    parts.push(
+      h(
+        'section',
+        { class: 'card', 'data-testid': 'call' },
+        h('p', { class: 'big' }, call.state === 'active' ? `On the call with ${who}` : `Moving the call with ${who}…`),
+        h('p', { class: 'hint' }, call.muted ? 'Muted' : 'Microphone on', call.doorRights ? ' · may open the door' : ''),
+        h('div', { class: 'row' },
+          h('button', { class: 'secondary', 'data-testid': 'mute', disabled: busy, click: () => ep.setMuted(!call.muted) }, call.muted ? 'Unmute' : 'Mute'),
+          h('button', {
+            class: 'ok',
+            'data-testid': 'door',
+            disabled: !DOOR_SUPPORTED || !call.doorRights,
+            title: DOOR_SUPPORTED ? (call.doorRights ? 'Open the door' : 'This call has no door rights') : 'This version cannot open the door',
+            click: act(() => ep.openDoor()),
+          }, 'Open door'),
+        ),
+        ...nodeSiblings.map((e) => h('button', { class: 'secondary', 'data-testid': `send-${e.endpointId}`, disabled: busy, click: act(() => ep.push(e.endpointId)) }, `Send to ${e.label || e.endpointId}`)),
+        h('button', { class: 'danger', 'data-testid': 'hangup', click: act(() => ep.hangup()) }, 'Hang up'),
+      ),
+    );
+  } else if (s.siblingCalls.length) {
+    for (const c of s.siblingCalls) {
+      const holder = s.siblings.find((e) => e.endpointId === c.endpointId);
+      const farOnline = online(c.farEnd.endpointId, s);
+      const reason = !ep.mic ? 'Allow the microphone to take the call.' : !farOnline ? `${c.farEnd.label || c.farEnd.endpointId} is offline.` : null;
+      parts.push(
+        h(
+          'section',
+          { class: 'card', 'data-testid': `sibling-call-${c.endpointId}` },
+          h('p', { class: 'big' }, `${holder?.label ?? c.endpointId} is talking to ${c.farEnd.label || c.farEnd.endpointId}`),
+          reason ? h('p', { class: 'hint' }, reason) : null,
+          h('button', { 'data-testid': `take-${c.endpointId}`, disabled: reason !== null, click: act(() => ep.pull(c.endpointId)) }, 'Take the call here'),
+        ),
+      );
+    }
+  } else {
+    parts.push(h('section', { class: 'card' }, h('p', {}, `No call on your account (${account}) right now.`)));
+  }
+
+  parts.push(h('h2', {}, 'Your devices'));
+  parts.push(h('ul', { class: 'card' }, ...(s.siblings.length ? s.siblings.map((e) => h('li', {}, h('span', {}, h('span', { class: 'dot on' }), e.label || e.endpointId), h('span', { class: 'hint' }, s.links.includes(e.endpointId) ? 'linked' : e.kind))) : [h('li', {}, 'No other device of yours is online.')])));
+  parts.push(h('h2', {}, 'Buddies'));
+  parts.push(
+    h('ul', { class: 'card' }, ...s.buddies.flatMap((b) => (b.endpoints.length ? b.endpoints : [null]).map((e) =>
+      h('li', {}, h('span', {}, h('span', { class: e?.online ? 'dot on' : 'dot' }), e ? `${b.displayName}: ${e.label || e.endpointId}` : b.displayName), h('span', { class: 'hint' }, e?.online ? 'online' : 'offline')),
+    ))),
+  );
+  parts.push(h('p', { class: 'hint' }, `This phone: ${p.id.endpointId}`));
+
+  if (s.invite) {
+    const inv = s.invite;
+    const from = s.siblings.find((e) => e.endpointId === inv.from)?.label ?? inv.from;
+    parts.push(
+      h('div', { class: 'ringing', role: 'alertdialog', 'data-testid': 'ringing' },
+        h('p', {}, `${from} is sending you the call`),
+        h('button', { class: 'ok', 'data-testid': 'answer', disabled: !ep.mic, click: act(() => ep.answerInvite()) }, ep.mic ? 'Answer' : 'Answer (microphone needed)'),
+        h('button', { class: 'secondary', 'data-testid': 'decline', click: () => ep.declineInvite() }, 'Decline'),
+      ),
+    );
+    navigator.vibrate?.([300, 200, 300]);
+  }
+  app.replaceChildren(...parts.filter((x): x is Node => x !== null));
+}
+
+void boot();

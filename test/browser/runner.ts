@@ -1,0 +1,232 @@
+/**
+ * Runs inside `unshare -n` (see harness.ts runIsolated): the world (access server, intercom,
+ * handset) and headless Chromium on loopback only. `cases` runs the four browser scenarios in
+ * order and prints one JSON line with what was observed; `bench N` prints pull latencies.
+ * The tap test (phone.test.ts) and bench/browser-sweep.ts assert on and summarise that line.
+ */
+import { mkdir } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import type { Page } from 'playwright-core';
+import { intercomCallsHandset, waitForEvent, waitUntil } from '../../runtime/lab/story.ts';
+import { linked, loggedIn, pageHearing, pageState, startBrowserWorld, waitPage, type BrowserWorld } from './harness.ts';
+
+const ARTIFACTS = 'test-artifacts';
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: `${ARTIFACTS}/${name}.png`, fullPage: true });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Median dominant frequency the page's analyser reports over `ms`. */
+async function pageHears(page: Page, ms = 600): Promise<number | null> {
+  const seen: number[] = [];
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const h = await pageHearing(page);
+    if (h.hz !== null) seen.push(h.hz);
+    await sleep(50);
+  }
+  seen.sort((a, b) => a - b);
+  return seen.length ? seen[Math.floor(seen.length / 2)]! : null;
+}
+
+type Result = Record<string, unknown>;
+
+/**
+ * Chromium's fake microphone beeps: a 400 Hz tone for about 20 ms every 500 ms (measured here:
+ * one frame near -7 dBFS at 399 Hz per beep, then the echo canceller's decaying tail). The
+ * beeps are the frames louder than -15 dBFS; their tone and spacing identify the browser.
+ */
+function beeps(frames: Array<{ mono: number; rmsDbfs: number; frequencyHz: number | null }>): Result {
+  const loud = frames.filter((f) => f.rmsDbfs > -15);
+  const hz = loud.map((f) => f.frequencyHz ?? 0).sort((a, b) => a - b);
+  const gaps = loud.slice(1).map((f, i) => f.mono - loud[i]!.mono).filter((g) => g > 100);
+  return {
+    beepCount: loud.length,
+    beepHz: hz.length ? hz[Math.floor(hz.length / 2)] : null,
+    beepIntervalMs: gaps.length ? Math.round(gaps.reduce((a, b) => a + b, 0) / gaps.length) : null,
+  };
+}
+
+async function step(out: Record<string, Result>, name: string, fn: () => Promise<Result>): Promise<void> {
+  try {
+    out[name] = { ok: true, ...(await fn()) };
+  } catch (err) {
+    out[name] = { ok: false, error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+async function cases(bw: BrowserWorld): Promise<Result> {
+  await mkdir(ARTIFACTS, { recursive: true });
+  const { world } = bw;
+  const intercom = world.get('intercom');
+  const handset = world.get('handset');
+  const out: Record<string, Result> = {};
+  const page = await bw.phone('alice', 'alice');
+  await shot(page, '1-login');
+  await page.getByTestId('login').click();
+  const phoneId = await loggedIn(page);
+  await linked(world, 'handset', phoneId);
+
+  // (1) The handset and the intercom are in a call; the browser pulls it.
+  await step(out, 'pull', async () => {
+    await intercomCallsHandset(world);
+    await linked(world, 'intercom', phoneId);
+    await page.getByTestId('take-handset').waitFor({ timeout: 5000 });
+    await waitUntil(() => !!page, 10, 'page');
+    await shot(page, '2-handset-in-call');
+    await page.getByTestId('take-handset').click();
+    const s = await waitPage(page, (s) => s.call?.state === 'active', 5000, 'browser holds the call');
+    await waitUntil(() => handset.endpoint.calls.snapshot()?.state === 'ended', 5000, 'handset leg ended');
+    const since = performance.now();
+    const pageHz = await pageHears(page, 1200);
+    const intercomHz = intercom.sink.frequencyHz(since);
+    await shot(page, '3-call-on-phone');
+    // D1: the holder may ask for the door; this intercom has no relay, and the page says so.
+    await page.getByTestId('door').click();
+    const door = await waitPage(page, (s) => s.status.error !== undefined || /Door opened/.test(s.status.text), 3000, 'door answer shown');
+    const lastPull = await page.evaluate(() => (globalThis as unknown as { sweep: { lastPull: () => { startedAt: number; firstAudioAt: number } | null } }).sweep.lastPull());
+    return {
+      phoneState: s.call?.state,
+      epoch: intercom.endpoint.calls.snapshot()?.epoch,
+      intercomPeer: intercom.endpoint.calls.snapshot()?.peer.endpointId,
+      handsetState: handset.endpoint.calls.snapshot()?.state,
+      phoneId,
+      pageHearsHz: pageHz,
+      intercomHearsHz: intercomHz,
+      intercomLevelDbfs: intercom.sink.levelDbfs(since),
+      ...beeps(intercom.sink.framesSince(since)),
+      pullMs: lastPull ? lastPull.firstAudioAt - lastPull.startedAt : null,
+      doorStatus: door.status,
+    };
+  });
+
+  // (3) The browser sweeps the call back to the handset (push; the handset's user accepts; the browser answers goAway).
+  await step(out, 'sweepBack', async () => {
+    await linked(world, 'handset', phoneId);
+    await waitUntil(() => handset.endpoint.calls.siblingCallsSnapshot().length > 0, 3000, 'handset knows the phone call');
+    const invited = waitForEvent(handset.endpoint, 'sweep.invited', () => true, 5000);
+    await page.getByTestId('send-handset').click();
+    const inv = await invited;
+    await handset.endpoint.calls.acceptInvite(inv.sweepId);
+    await waitPage(page, (s) => s.call?.state === 'ended', 5000, 'browser leg ended');
+    const since = performance.now();
+    await sleep(600);
+    await shot(page, '4-swept-back');
+    const st = await pageState(page);
+    return {
+      handsetState: handset.endpoint.calls.snapshot()?.state,
+      intercomPeer: intercom.endpoint.calls.snapshot()?.peer.endpointId,
+      epoch: intercom.endpoint.calls.snapshot()?.epoch,
+      intercomHearsHz: intercom.sink.frequencyHz(since),
+      handsetHearsHz: handset.sink.frequencyHz(since),
+      status: st.status.text,
+    };
+  });
+
+  // (4) A browser logged in with another account cannot take the call and is told why.
+  await step(out, 'otherAccount', async () => {
+    const bob = await bw.phone('bob', 'bob');
+    await bob.getByTestId('login').click();
+    await loggedIn(bob);
+    const noCallShown = (await bob.getByText('No call on your account').count()) > 0;
+    const attempt = await bob.evaluate(() => (globalThis as unknown as { sweep: { pull: (id: string) => Promise<{ ok: boolean; code?: string; message?: string }> } }).sweep.pull('handset'));
+    const st = await pageState(bob);
+    await shot(bob, '5-other-account-refused');
+    await bob.context().close();
+    return {
+      noCallShown,
+      attempt,
+      status: st.status,
+      handsetState: handset.endpoint.calls.snapshot()?.state,
+      intercomPeer: intercom.endpoint.calls.snapshot()?.peer.endpointId,
+    };
+  });
+
+  // (2) The handset's sweep button pushes the call to the browser; the page rings; the test answers.
+  await step(out, 'push', async () => {
+    await waitUntil(() => handset.endpoint.calls.snapshot()?.state === 'active', 3000, 'handset active');
+    await linked(world, 'intercom', phoneId);
+    await handset.endpoint.calls.push({ to: phoneId });
+    await page.getByTestId('ringing').waitFor({ timeout: 5000 });
+    await shot(page, '6-ringing');
+    await page.getByTestId('answer').click();
+    await waitPage(page, (s) => s.call?.state === 'active', 5000, 'browser holds the pushed call');
+    await waitUntil(() => handset.endpoint.calls.snapshot()?.state === 'ended', 5000, 'handset leg ended');
+    const since = performance.now();
+    const pageHz = await pageHears(page, 800);
+    await shot(page, '7-pushed-call');
+    // Hang up from the phone: the intercom's call ends too.
+    await page.getByTestId('hangup').click();
+    await waitUntil(() => intercom.endpoint.calls.snapshot()?.state === 'ended', 3000, 'intercom call ended');
+    return {
+      intercomPeerBeforeHangup: phoneId,
+      handsetState: handset.endpoint.calls.snapshot()?.state,
+      pageHearsHz: pageHz,
+      ...beeps(intercom.sink.framesSince(since)),
+      intercomAfterHangup: intercom.endpoint.calls.snapshot()?.state,
+    };
+  });
+  return out;
+}
+
+/** `n` pulls by the browser, each followed by the handset pulling the call back. */
+async function bench(bw: BrowserWorld, n: number): Promise<Result> {
+  const { world } = bw;
+  const handset = world.get('handset');
+  const page = await bw.phone('alice', 'alice');
+  await page.getByTestId('login').click();
+  const phoneId = await loggedIn(page);
+  await linked(world, 'handset', phoneId);
+  await intercomCallsHandset(world);
+  const samples: number[] = [];
+  let prevStartedAt = -1;
+  const slow: Array<Record<string, number>> = [];
+  for (let i = 0; i < n; i++) {
+    await linked(world, 'intercom', phoneId);
+    await waitPage(page, (s) => s.siblingCalls.length > 0 && s.links.includes('intercom'), 5000, 'page knows the handset call');
+    await page.getByTestId('take-handset').click();
+    await waitPage(page, (s) => s.call?.state === 'active', 5000, 'browser holds the call');
+    // This pull's timing: a lastPull that started after the previous one.
+    const lp = await page.waitForFunction(
+      (prev) => {
+        const p = (globalThis as unknown as { sweep: { lastPull: () => { startedAt: number; firstAudioAt: number } | null } }).sweep.lastPull();
+        return p && p.startedAt > prev ? p : null;
+      },
+      prevStartedAt,
+      { timeout: 5000 },
+    );
+    const v = (await lp.jsonValue()) as { startedAt: number; firstAudioAt: number; steps: Record<string, number> };
+    prevStartedAt = v.startedAt;
+    samples.push(v.firstAudioAt - v.startedAt);
+    if (v.firstAudioAt - v.startedAt > 150) slow.push(v.steps);
+    await waitUntil(() => handset.endpoint.calls.snapshot()?.state === 'ended', 5000, 'handset leg ended');
+    await waitUntil(() => handset.endpoint.calls.siblingCallsSnapshot().length > 0, 3000, 'handset knows the phone call');
+    await handset.endpoint.calls.pull({ from: phoneId });
+    await waitPage(page, (s) => s.call?.state === 'ended', 5000, 'browser leg ended');
+  }
+  return { samples, slow };
+}
+
+async function main(): Promise<void> {
+  const mode = process.argv[2] ?? 'cases';
+  const bw = await startBrowserWorld();
+  let result: Result;
+  try {
+    result = mode === 'bench' ? await bench(bw, Number(process.argv[3] ?? 20)) : await cases(bw);
+  } finally {
+    await bw.close();
+  }
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stdout.write(`${JSON.stringify({ fatal: err instanceof Error ? err.stack ?? err.message : String(err) })}\n`);
+    process.exit(1);
+  },
+);
