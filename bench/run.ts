@@ -8,6 +8,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<Record<string, 
   'link-memory': () => import('./link-memory.ts'),
   sweep: () => import('./sweep.ts'),
   'call-cpu': () => import('./call-cpu.ts'),
+  'browser-sweep': () => import('./browser-sweep.ts'),
   'button-sweep': () => import('./button-sweep.ts'),
   mqtt: () => import('./mqtt.ts'),
 };

@@ -125,6 +125,8 @@ class NdcPeerTransport implements PeerTransport {
   #audioFns: ((opus: Uint8Array, seq: number, timestamp: number) => void)[] = [];
   #closedFns: ((reason: string) => void)[] = [];
   #audioPt = OPUS_PT;
+  /** performance.now() of the last audio frame sent; RTP time skips the pauses. */
+  #lastAudioAt: number | undefined;
 
   constructor(opts: TransportOptions, log: Logger, tuning: PeerTransportTuning) {
     this.#opts = opts;
@@ -212,6 +214,13 @@ class NdcPeerTransport implements PeerTransport {
     if (this.#state !== 'open' || !track || !cfg) return;
     try {
       if (!track.isOpen()) return;
+      // RTP time follows the sampling clock through pauses (RFC 3550 5.1): after a pause (this link
+      // was not a send target) the timestamp jumps by the time that passed, so a receiver's jitter
+      // buffer (Chrome's NetEq) does not take the resumed frames for late ones.
+      const now = performance.now();
+      const missed = this.#lastAudioAt === undefined ? 0 : Math.round((now - this.#lastAudioAt) / 20) - 1;
+      if (missed > 2) cfg.timestamp = (cfg.timestamp + missed * TS_PER_FRAME) >>> 0;
+      this.#lastAudioAt = now;
       track.sendMessageBinary(Buffer.from(opusFrame.buffer, opusFrame.byteOffset, opusFrame.byteLength));
       // The packetizer stamps what the config holds; the caller owns the media clock.
       cfg.timestamp = (cfg.timestamp + TS_PER_FRAME) >>> 0;
