@@ -51,6 +51,7 @@ export async function runLab(opts: LabOptions): Promise<number> {
   const diag = await startLabDiagnostics(world, log.child({ ns: NS.lab })).catch(() => undefined);
   if (diag) print(`diagnostics: ${diag.url}  (sweep diag watch --url ${diag.url} --protocol 4)`);
   print(`accounts: alice (handset, phone), door (intercom); passwords were generated for this run only`);
+  print(`phone page: ${world.server.httpUrl}/  (log in as alice, password ${world.passwords.get('alice') ?? '?'}; from another device: --host <LAN address>, see README)`);
 
   let summary: string | undefined;
   try {
