@@ -125,6 +125,13 @@ export async function startBrowserWorld(opts: { sweepTimeoutMs?: number; logLeve
   };
 }
 
+/** From the next navigation on, getUserMedia rejects NotAllowedError, as after a user's "Block". */
+export async function denyMicrophone(page: Page): Promise<void> {
+  await page.context().addInitScript({
+    content: `navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));`,
+  });
+}
+
 /** Waits until the page's endpoint is logged in and returns its endpoint id. */
 export async function loggedIn(page: Page): Promise<string> {
   await page.waitForFunction(() => (globalThis as unknown as { sweep: { ready: boolean } }).sweep.ready, null, { timeout: 10_000 });

@@ -61,9 +61,14 @@ void t.test('browser phone in real Chromium inside unshare -n', async (t) => {
     t.match(String(c.status), /moved to Desk handset/);
   });
 
-  await t.test('another account cannot take the call and the page says why (S3, P5)', async (t) => {
+  await t.test('another account cannot take the call and the page says why; login refused, microphone denied, resume after reload (S3, A7, A8)', async (t) => {
     const c = r.otherAccount ?? {};
     t.ok(c.ok, errorOf(c));
+    t.match(c.loginRefused, /Login refused: username or password is wrong/, 'a wrong password is refused in words');
+    t.equal(c.passwordCleared, true, 'the password field is cleared at once');
+    t.match(c.micProblem, /Microphone denied/, 'a denied microphone is told');
+    t.equal(c.resumedSameId, true, 'a reload resumes with the session token, same identity (A8)');
+    t.equal(c.passwordStored, false, 'the password is stored nowhere in the browser');
     t.equal(c.noCallShown, true, 'no call of alice is offered to bob');
     t.match(c.attempt, { ok: false, code: 'FORBIDDEN' });
     t.match(c.status, { error: { code: 'FORBIDDEN' }, text: /not allowed for this account/ });

@@ -8,7 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { Page } from 'playwright-core';
 import { intercomCallsHandset, waitForEvent, waitUntil } from '../../runtime/lab/story.ts';
-import { linked, loggedIn, pageHearing, pageState, startBrowserWorld, waitPage, type BrowserWorld } from './harness.ts';
+import { denyMicrophone, linked, loggedIn, pageHearing, pageState, startBrowserWorld, waitPage, type BrowserWorld } from './harness.ts';
 
 const ARTIFACTS = 'test-artifacts';
 
@@ -130,14 +130,45 @@ async function cases(bw: BrowserWorld): Promise<Result> {
   // (4) A browser logged in with another account cannot take the call and is told why.
   await step(out, 'otherAccount', async () => {
     const bob = await bw.phone('bob', 'bob');
+    // A wrong password first: refused, and the page says so.
+    await bob.fill('#password', 'not-the-password');
     await bob.getByTestId('login').click();
-    await loggedIn(bob);
+    await bob.getByText('Login refused').waitFor({ timeout: 5000 });
+    const loginRefused = await bob.getByTestId('status').textContent();
+    const passwordCleared = (await bob.inputValue('#password')) === '';
+    await shot(bob, '0-login-refused');
+    await bob.fill('#password', bw.password('bob'));
+    await bob.getByTestId('login').click();
+    const bobId = await loggedIn(bob);
     const noCallShown = (await bob.getByText('No call on your account').count()) > 0;
     const attempt = await bob.evaluate(() => (globalThis as unknown as { sweep: { pull: (id: string) => Promise<{ ok: boolean; code?: string; message?: string }> } }).sweep.pull('handset'));
     const st = await pageState(bob);
     await shot(bob, '5-other-account-refused');
+    // A reload logs in again with the session token (A8): same endpoint id, no password asked.
+    // This time the user blocks the microphone.
+    await denyMicrophone(bob);
+    await bob.reload();
+    const resumedId = await loggedIn(bob);
+    const micProblem = await bob.getByTestId('mic-problem').textContent();
+    await shot(bob, '5b-resumed-microphone-denied');
+    // Everything the page keeps in IndexedDB, as text (a string: this file has no DOM types).
+    const stored = await bob.evaluate<string>(`new Promise((resolve, reject) => {
+      const open = indexedDB.open('sweep');
+      open.onerror = () => reject(new Error('no database'));
+      open.onsuccess = () => {
+        const all = open.result.transaction('kv').objectStore('kv').getAll();
+        all.onsuccess = () => resolve(JSON.stringify(all.result));
+      };
+    })`);
+    await bob.getByTestId('logout').click();
+    await bob.getByTestId('login').waitFor({ timeout: 5000 });
     await bob.context().close();
     return {
+      loginRefused,
+      passwordCleared,
+      micProblem,
+      resumedSameId: resumedId === bobId,
+      passwordStored: stored.includes(bw.password('bob')),
       noCallShown,
       attempt,
       status: st.status,
