@@ -7,7 +7,7 @@ import { SigningKey } from '../runtime/protocol/common.ts';
  */
 export const DiagnosticsConfig = z.strictObject({
   /** mqtt://host:port or mqtts://host:port (TLS). */
-  url: z.string().regex(/^mqtts?:\/\/[^\s/]+(:\d+)?\/?$/, 'an mqtt:// or mqtts:// URL such as mqtts://broker.example:8883'),
+  url: z.string().regex(/^mqtts?:\/\/[^\s/@]+(:\d+)?\/?$/, 'an mqtt:// or mqtts:// URL such as mqtts://broker.example:8883 (credentials go in username and password)'),
   /** The device id in the topic tree; defaults to the endpoint id. */
   deviceId: z
     .string()

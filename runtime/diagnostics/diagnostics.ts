@@ -20,6 +20,20 @@ import { DeviceTopics } from './topics.ts';
 
 export const NS_DIAG = 'diagnostics:mqtt';
 
+/** Commands handled at once; more are answered BUSY (a flood cannot pile work up on the device). */
+export const MAX_COMMANDS_IN_FLIGHT = 8;
+
+function busyResponse(payload: Buffer): CommandResponse {
+  let correlationId: string | undefined;
+  try {
+    const v = (JSON.parse(payload.toString('utf8')) as { correlationId?: unknown }).correlationId;
+    if (typeof v === 'string' && v.length <= 128) correlationId = v;
+  } catch {
+    // no usable id
+  }
+  return { ...(correlationId ? { correlationId } : {}), status: 'error', error: { code: 'BUSY', message: `${MAX_COMMANDS_IN_FLIGHT} commands already running; retry` } };
+}
+
 export interface DiagnosticsDeps {
   log: Logger;
   clock?: Clock;
@@ -84,7 +98,12 @@ export async function startDiagnostics(endpoint: ObservedEndpoint, config: Diagn
 
   const client: MqttClient = mqtt.connect(config.url, options);
   // Errors come with a reconnect: log them (without secrets), never let them throw.
-  client.on('error', (err) => log.warn({ code: (err as { code?: unknown }).code, message: err.message }, 'broker error'));
+  // Said once at warn level, then at debug until the next successful connection (no log flood).
+  let errorsSinceConnect = 0;
+  client.on('error', (err) => {
+    errorsSinceConnect += 1;
+    log[errorsSinceConnect === 1 ? 'warn' : 'debug']({ code: (err as { code?: unknown }).code, message: err.message }, 'broker error; retrying');
+  });
 
   const publish = (topic: string, payload: string | Buffer, opts: IClientPublishOptions): Promise<void> =>
     client.publishAsync(topic, payload, opts).then(
@@ -143,6 +162,7 @@ export async function startDiagnostics(endpoint: ObservedEndpoint, config: Diagn
     wait: (ms) => delay(clock, ms),
   });
 
+  let inFlight = 0;
   const respond = (res: CommandResponse, props: { responseTopic?: string | undefined; correlationData?: Buffer | undefined }) => {
     // D3: MQTT 5 response topic (if it is this device's) and correlation data; the payload field otherwise.
     const topic = props.responseTopic && topics.isOwnResponseTopic(props.responseTopic) ? props.responseTopic : topics.response;
@@ -173,7 +193,13 @@ export async function startDiagnostics(endpoint: ObservedEndpoint, config: Diagn
     try {
       if (topic === topics.command) {
         const props = packet.properties ?? {};
+        if (inFlight >= MAX_COMMANDS_IN_FLIGHT) {
+          respond(busyResponse(payload), { responseTopic: props.responseTopic, correlationData: props.correlationData });
+          return;
+        }
+        inFlight += 1;
         void commands.handle(payload).then((res) => {
+          inFlight -= 1;
           if (res.status === 'error') log.info({ command: res.command, code: res.error.code }, 'command refused');
           respond(res, { responseTopic: props.responseTopic, correlationData: props.correlationData });
         });
@@ -193,6 +219,7 @@ export async function startDiagnostics(endpoint: ObservedEndpoint, config: Diagn
   client.on('connect', () => {
     if (closed) return;
     noDelay(client);
+    errorsSinceConnect = 0;
     log.info({ url: config.url, session }, 'connected to the broker');
     publishOnline();
     const subs = [topics.command, topics.state, ...(shell ? [topics.shellInFilter] : [])];

@@ -1,4 +1,5 @@
 import { generateKeyPairSync, createPublicKey } from 'node:crypto';
+import { userInfo } from 'node:os';
 import type { Test } from 'tap';
 import { DiagnosticsConfig, type DiagnosticsConfigInput } from '../../firmware-config/diagnostics-config.ts';
 import { signCommand } from '../../runtime/diagnostics/auth.ts';
@@ -250,6 +251,35 @@ export function commandSuite(t: Test, makeBroker: (t: Test) => Promise<SuiteBrok
     t.same(r.restarts, [], 'nothing restarted');
   });
 
+  void t.test('shell when enabled opens as an unprivileged user, echoes and idles out (D11-D13)', async (t) => {
+    // As root the shell must switch to an unprivileged user (D11); otherwise it runs as this user.
+    const asRoot = process.getuid?.() === 0;
+    const user = asRoot ? 'nobody' : userInfo().username;
+    const r = await rig(t, await makeBroker(t), { config: { shell: { enabled: true, ...(asRoot ? { user } : {}), idleTimeoutMs: 1500, maxBytesPerSecond: 4096 } } });
+    const unsigned = await r.op.request('intercom', 'shell');
+    t.match(unsigned, { status: 'error', error: { code: 'UNAUTHORIZED' } });
+    const res = await r.op.request('intercom', 'shell', { cols: 80, rows: 24 }, { key: r.key });
+    t.equal(res.status, 'ok');
+    const { session, topics } = (res as { data: { session: string; topics: { in: string; out: string } } }).data;
+    t.equal(topics.in, `sweep/intercom/shell/${session}/in`);
+    const busy = await r.op.request('intercom', 'shell', {}, { key: r.key });
+    t.match(busy, { status: 'error', error: { code: 'BUSY' } }, 'one session at a time');
+    await r.op.shellInput('intercom', session, 0, Buffer.from('echo sweep-$((40+2)); id -un\n'), r.key);
+    await r.seen.next((m) => m.topic === topics.out && /sweep-42/.test(outputOf(r.seen, topics.out)), 5000, 'echo output');
+    await r.seen.next(() => new RegExp(`\\n${user}\\r?\\n`).test(outputOf(r.seen, topics.out)), 5000, `runs as ${user}`);
+    // A replayed input (same seq) and input signed by a stranger are ignored.
+    await r.op.shellInput('intercom', session, 0, Buffer.from('echo replayed\n'), r.key);
+    await r.op.shellInput('intercom', session, 1, Buffer.from('echo stranger\n'), operatorKey());
+    await new Promise((res) => setTimeout(res, 300));
+    t.notMatch(outputOf(r.seen, topics.out), /\r?\nreplayed|\r?\nstranger/, 'refused input never ran');
+    const closed = await r.seen.next((m) => m.topic === 'sweep/intercom/event/shell.closed', 5000, 'idle close');
+    t.match(closed.json(), { data: { session, reason: 'idle' } });
+    const again = await r.op.request('intercom', 'shell', {}, { key: r.key });
+    t.equal(again.status, 'ok', 'a new session after the idle one closed');
+    const id2 = (again as { data: { session: string } }).data.session;
+    t.match(await r.op.request('intercom', 'shellClose', { session: id2 }, { key: r.key }), { status: 'ok' });
+  });
+
   void t.test('malformed command payloads get an error naming the problem and nothing crashes (D7)', async (t) => {
     const broker = await makeBroker(t);
     const r = await rig(t, broker);
@@ -277,6 +307,10 @@ export async function rawRequest(r: Rig, body: { correlationId: string } & Recor
   await r.op.client.publishAsync(`sweep/${r.endpoint.id}/cmd`, JSON.stringify(body), { qos: 1 });
   const res = await r.seen.next((m) => m.topic.startsWith(`sweep/${r.endpoint.id}/res`) && m.json().correlationId === body.correlationId, 3000, `response ${body.correlationId}`);
   return res.json();
+}
+
+function outputOf(seen: Collector, topic: string): string {
+  return Buffer.concat(seen.seen.filter((m) => m.topic === topic).map((m) => m.payload)).toString('utf8');
 }
 
 /** A client with a device's own credentials (to act as that device, or as a rogue one). */
