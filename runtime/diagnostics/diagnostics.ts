@@ -9,6 +9,7 @@ import type { Logger } from '../util/log.ts';
 import { OperatorAuth, SignedShellInput } from './auth.ts';
 import { CommandHandler, type CommandResponse } from './commands.ts';
 import { brokerOptions, noDelay } from './connection.ts';
+import { configProblems } from './config-check.ts';
 import { EventMapper, type DiagEvent } from './events.ts';
 import { discoveryMessages } from './home-assistant.ts';
 import type { ObservedEndpoint } from './observed.ts';
@@ -121,6 +122,10 @@ export async function startDiagnostics(endpoint: ObservedEndpoint, config: Diagn
   };
   const events = new EventMapper(() => clock.now(), sendEvent);
   events.attach(endpoint.bus, owner);
+  for (const problem of configProblems(config)) {
+    log.warn(problem, 'diagnostics config problem');
+    events.make('config.problem', { ...problem });
+  }
   const sampler = new TelemetrySampler(endpoint, events, () => outbox.size, { mono: () => clock.mono(), now: () => clock.now(), ...deps.telemetry });
 
   const shellCfg = config.shell;

@@ -3,6 +3,7 @@ import type { IPty } from 'node-pty';
 import { EndpointConfig } from '../../firmware-config/endpoint-config.ts';
 import { DiagnosticsConfig } from '../../firmware-config/diagnostics-config.ts';
 import { OperatorAuth, signCommand } from '../../runtime/diagnostics/auth.ts';
+import { configProblems } from '../../runtime/diagnostics/config-check.ts';
 import { CommandHandler, redact, type CommandContext } from '../../runtime/diagnostics/commands.ts';
 import { EventMapper, type DiagEvent } from '../../runtime/diagnostics/events.ts';
 import { Outbox } from '../../runtime/diagnostics/outbox.ts';
@@ -269,4 +270,11 @@ void t.test('EndpointConfig.diagnostics absent is off; present gets defaults; un
   t.equal(DiagnosticsConfig.safeParse({ url: 'mqtt://127.0.0.1:1883', password: 'a', passwordFile: '/b' }).success, false);
   t.equal(DiagnosticsConfig.safeParse({ url: 'http://127.0.0.1' }).success, false);
   t.equal(DiagnosticsConfig.safeParse({ url: 'mqtt://127.0.0.1:1883', deviceId: 'a/#' }).success, false, 'no wildcards in the device id');
+});
+
+void t.test('configProblems on risky but valid settings names each field', async (t) => {
+  t.same(configProblems(DiagnosticsConfig.parse({ url: 'mqtts://broker.example:8883', passwordFile: '/p' })), []);
+  t.same(configProblems(DiagnosticsConfig.parse({ url: 'mqtt://127.0.0.1:1883' })), [], 'loopback may be plain');
+  const fields = configProblems(DiagnosticsConfig.parse({ url: 'mqtt://broker.example:1883', password: 'x', shell: { enabled: true }, tls: { certFile: '/c' } })).map((p) => p.field);
+  t.same(fields, ['diagnostics.url', 'diagnostics.operatorKeys', 'diagnostics.password', 'diagnostics.tls.keyFile']);
 });
