@@ -22,6 +22,17 @@ export async function buildWeb(opts: { minify?: boolean } = {}): Promise<string>
     sourcemap: true,
     legalComments: 'none',
     logLevel: 'warning',
+    plugins: [
+      {
+        // zod re-exports every locale as `z.locales` (260 kB); its English messages come from
+        // locales/en.js, imported on their own, so the index is left out of the phone's bundle.
+        name: 'zod-without-locale-index',
+        setup(b) {
+          b.onResolve({ filter: /locales\/index\.js$/ }, (args) => (args.importer.includes('/zod/') ? { path: 'zod-locales', namespace: 'stub' } : undefined));
+          b.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({ contents: 'export {};', loader: 'js' }));
+        },
+      },
+    ],
   });
   await copyFile(`${src}index.html`, `${dist}index.html`);
   await copyFile(`${src}app.css`, `${dist}app.css`);

@@ -544,6 +544,9 @@ export class WebEndpoint {
     if (call.state === 'ended') this.onEnded(call);
     if (text) this.status = { text };
     if (call.state !== before && (call.state === 'active' || call.state === 'ended')) this.announce();
+    // L3/L4: the link to our own call's far end is kept (rebuilt if it dies) while the call lasts.
+    if (call.state === 'active' && before !== 'active') this.pin(call.peer.endpointId, 'call');
+    if (call.state === 'ended') this.unpin(call.peer.endpointId, 'call');
     this.changed();
   }
 
