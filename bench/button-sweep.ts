@@ -1,7 +1,7 @@
 import { PanelEmulator } from '../drivers/buttons/panel-emulator.ts';
 import { PanelConfig } from '../firmware-config/panel-config.ts';
 import { World, LAB_CAST } from '../runtime/lab/world.ts';
-import { intercomCallsHandset, waitForEvent, waitForWarmLinks, waitUntil } from '../runtime/lab/story.ts';
+import { intercomCallsHandset, waitForEvent, waitForWarmLinks, waitReadyForSweep } from '../runtime/lab/story.ts';
 import { startPanel } from '../runtime/panel/panel-controller.ts';
 import { createLogger } from '../runtime/util/log.ts';
 import { SocatPair } from '../test/helpers/socat.ts';
@@ -31,19 +31,7 @@ export async function run(opts: { n?: number } = {}): Promise<Record<string, unk
     await waitForWarmLinks(world, [['handset', 'phone']]);
     await intercomCallsHandset(world);
     await waitForWarmLinks(world, [['phone', 'intercom']]);
-    const intercom = world.get('intercom').endpoint;
-    const ready = async (holder: string, other: string) => {
-      const epoch = intercom.calls.snapshot()!.epoch;
-      await waitUntil(
-        () =>
-          world.get(holder).endpoint.calls.snapshot()?.state === 'active' &&
-          world.get(other).endpoint.calls.siblingCallsSnapshot().some((c) => c.epoch === epoch) &&
-          world.get(other).endpoint.links.current('intercom') !== undefined,
-        5000,
-        'next press ready',
-      );
-      await new Promise((r) => setTimeout(r, 60));
-    };
+    const ready = (holder: string, other: string) => waitReadyForSweep(world, holder, other);
     /** Presses the sweep button; ms from the line on the wire to the newcomer's first far-end audio. */
     const press = async (newcomer: string): Promise<number> => {
       const done = waitForEvent(world.get(newcomer).endpoint, 'sweep.finished', (e) => e.role === 'newcomer', 10_000);

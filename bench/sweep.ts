@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { World, LAB_CAST } from '../runtime/lab/world.ts';
-import { intercomCallsHandset, pullSweep, pushSweep, waitForWarmLinks, waitUntil } from '../runtime/lab/story.ts';
+import { intercomCallsHandset, pullSweep, pushSweep, waitForWarmLinks, waitReadyForSweep } from '../runtime/lab/story.ts';
 import { createLogger } from '../runtime/util/log.ts';
 import { percentile, round } from './stats.ts';
 
@@ -22,19 +22,7 @@ export async function run(opts: { n?: number } = {}): Promise<Record<string, unk
     const intercom = world.get('intercom');
     let holder = 'handset';
     let other = 'phone';
-    const ready = async () => {
-      const epoch = intercom.endpoint.calls.snapshot()!.epoch;
-      // The next newcomer must know the current call (presence.call) and be linked to the far end.
-      await waitUntil(
-        () =>
-          world.get(holder).endpoint.calls.snapshot()?.state === 'active' &&
-          world.get(other).endpoint.calls.siblingCallsSnapshot().some((c) => c.epoch === epoch) &&
-          world.get(other).endpoint.links.current('intercom') !== undefined,
-        5000,
-        'next sweep ready',
-      );
-      await new Promise((r) => setTimeout(r, 60));
-    };
+    const ready = () => waitReadyForSweep(world, holder, other);
     await ready();
     const since = performance.now();
     const pulls: number[] = [];

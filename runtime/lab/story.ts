@@ -76,3 +76,22 @@ export async function pullSweep(world: World, newcomer: string, holder: string):
 function lastStep(f: Finished): number {
   return f.timeline.at(-1)?.ms ?? Number.NaN;
 }
+
+/**
+ * Resolves when the next sweep from `holder` to `newcomer` can start on warm links: the holder's
+ * call is active, the newcomer knows it at the far end's current epoch (presence.call) and is
+ * linked to the far end.
+ */
+export async function waitReadyForSweep(world: World, holder: string, newcomer: string, farEnd = 'intercom'): Promise<void> {
+  const epoch = world.get(farEnd).endpoint.calls.snapshot()?.epoch;
+  await waitUntil(
+    () =>
+      world.get(holder).endpoint.calls.snapshot()?.state === 'active' &&
+      world.get(newcomer).endpoint.calls.siblingCallsSnapshot().some((c) => c.epoch === epoch) &&
+      world.get(newcomer).endpoint.links.current(farEnd) !== undefined,
+    5000,
+    `${newcomer} ready to take the call from ${holder}`,
+  );
+  // Let the old holder's leg wind down so sweeps do not overlap in the figures.
+  await new Promise((r) => setTimeout(r, 60));
+}
