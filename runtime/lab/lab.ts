@@ -51,7 +51,10 @@ export async function runLab(opts: LabOptions): Promise<number> {
   const diag = await startLabDiagnostics(world, log.child({ ns: NS.lab })).catch(() => undefined);
   if (diag) print(`diagnostics: ${diag.url}  (sweep diag watch --url ${diag.url} --protocol 4)`);
   print(`accounts: alice (handset, phone), door (intercom); passwords were generated for this run only`);
-  print(`phone page: ${world.server.httpUrl}/  (log in as alice, password ${world.passwords.get('alice') ?? '?'}; from another device: --host <LAN address>, see README)`);
+  // The person at the keyboard needs alice's one-run password to log in on the phone page; an
+  // unattended demo (whose output may land in CI logs) does not print it.
+  const credentials = opts.demo ? 'log in as alice' : `log in as alice, password ${world.passwords.get('alice') ?? '?'}`;
+  print(`phone page: ${world.server.httpUrl}/  (${credentials}; from another device: --host <LAN address>, see README)`);
 
   let summary: string | undefined;
   try {
