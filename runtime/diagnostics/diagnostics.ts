@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
+import mqtt, { type IClientPublishOptions, type MqttClient } from 'mqtt';
 import type { DiagnosticsConfig } from '../../firmware-config/diagnostics-config.ts';
 import { peekToken, verifyToken } from '../identity/token.ts';
 import { systemClock, delay, type Clock, type TimerHandle } from '../util/clock.ts';
@@ -47,8 +47,6 @@ export interface DiagnosticsDeps {
   /** Defaults to node-pty. */
   spawnPty?: () => Promise<SpawnPty>;
   telemetry?: Partial<Pick<SamplerDeps, 'cpuUsage' | 'memoryUsage' | 'readTemperature'>>;
-  /** Overrides MQTT.js options (tests); never needed in production. */
-  mqttOptions?: Partial<IClientOptions>;
 }
 
 export interface Diagnostics {
@@ -91,11 +89,11 @@ export async function startDiagnostics(endpoint: ObservedEndpoint, config: Diagn
   let session = sessions.next();
   const willPayload = (s: number) => Buffer.from(JSON.stringify(statePayload('lost', s, clock.now())));
   options.will = { topic: topics.state, payload: willPayload(session), qos: 1, retain: true };
-  Object.assign(options, deps.mqttOptions ?? {});
 
   const outbox = new Outbox<DiagEvent>(config.outboxSize);
   const auth = new OperatorAuth(config.operatorKeys, deviceId, config.maxCommandLifetimeMs);
   let closed = false;
+  let restartTimer: TimerHandle | undefined;
 
   const client: MqttClient = mqtt.connect(config.url, options);
   // Errors come with a reconnect: log them (without secrets), never let them throw.
@@ -158,7 +156,7 @@ export async function startDiagnostics(endpoint: ObservedEndpoint, config: Diagn
     restart: (code, reason) => {
       log.warn({ reason, code }, 'restart requested by an operator');
       // Let the response leave first.
-      clock.setTimeout(() => (deps.restart ?? ((c: number) => process.exit(c)))(code, reason), 300);
+      restartTimer = clock.setTimeout(() => (deps.restart ?? ((c: number) => process.exit(c)))(code, reason), 300);
     },
     now: () => clock.now(),
     mono: () => clock.mono(),
@@ -276,6 +274,7 @@ export async function startDiagnostics(endpoint: ObservedEndpoint, config: Diagn
       closed = true;
       endpoint.bus.removeOwner(owner);
       clock.clear(telemetryTimer);
+      if (restartTimer) clock.clear(restartTimer);
       shell?.close();
       if (client.connected) {
         // A clean goodbye: `offline` replaces the will (which the broker drops on DISCONNECT).
