@@ -5,25 +5,25 @@ import { SigningKey } from '../protocol/common.ts';
 import { SweepError } from '../util/errors.ts';
 
 /**
- * Operator-signed commands (D7-D9). A signed command is a token
+ * Operator-signed commands (Q7-Q9). A signed command is a token
  * `base64url(JSON payload).base64url(Ed25519 signature)` (runtime/identity/token.ts) over:
  */
 export const SignedCommandPayload = z.strictObject({
   v: z.literal(1),
   /** The operator's public key (raw, base64url); must be one of the device's `operatorKeys`. */
   key: SigningKey,
-  /** The device it is for: a command signed for one device is refused by every other (D8). */
+  /** The device it is for: a command signed for one device is refused by every other (Q8). */
   device: z.string().min(1).max(64),
   command: z.string().min(1).max(32),
   args: z.record(z.string(), z.unknown()).default({}),
-  /** Random, at least 16 characters; a nonce seen before is refused REPLAYED (D9). */
+  /** Random, at least 16 characters; a nonce seen before is refused REPLAYED (Q9). */
   nonce: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, '16-64 base64url characters'),
   issuedAt: z.number().int().nonnegative(),
   expiresAt: z.number().int().positive(),
 });
 export type SignedCommandPayload = z.output<typeof SignedCommandPayload>;
 
-/** Shell input, signed by the operator who opened the session (D12). */
+/** Shell input, signed by the operator who opened the session (Q12). */
 export const SignedShellInput = z.strictObject({
   v: z.literal(1),
   key: SigningKey,
@@ -88,7 +88,7 @@ export class OperatorAuth {
     return key;
   }
 
-  /** D7-D9: verifies a signed command token; throws UNAUTHORIZED, FORBIDDEN, EXPIRED or REPLAYED. */
+  /** Q7-Q9: verifies a signed command token; throws UNAUTHORIZED, FORBIDDEN, EXPIRED or REPLAYED. */
   verifyCommand(token: string, now: number): SignedCommandPayload {
     const claimed = peekToken(token, SignedCommandPayload, 'signed');
     const payload = verifyToken(token, this.operatorKey(claimed.key), SignedCommandPayload, 'signed');

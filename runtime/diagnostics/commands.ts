@@ -8,7 +8,7 @@ import type { ObservedEndpoint } from './observed.ts';
 import type { ShellHost } from './shell.ts';
 
 /**
- * Commands (D7): request on `<prefix>/<device>/cmd`, one response in the envelope
+ * Commands (Q7): request on `<prefix>/<device>/cmd`, one response in the envelope
  *   {correlationId?, command?, status:"ok", data} | {correlationId?, command?, status:"error", error:{code, message}}
  * A request is either plain `{correlationId?, command, args?}` (read-only commands only) or
  * signed `{correlationId?, signed: "<token>"}` (runtime/diagnostics/auth.ts), which every
@@ -57,7 +57,7 @@ export interface CommandContext {
   mono: () => number;
 }
 
-/** Names whose values never leave the device (getConfig, D10). */
+/** Names whose values never leave the device (getConfig, Q10). */
 const SECRET = /pass(word)?|secret|token|private|^key$|keyFile/i;
 
 export function redact(value: unknown, key = ''): unknown {

@@ -7,7 +7,7 @@ export interface ConfigProblem {
 
 /**
  * Settings that validate but deserve an operator's attention; each becomes a `config.problem`
- * event (D5) once the device reaches the broker.
+ * event (Q5) once the device reaches the broker.
  */
 export function configProblems(c: DiagnosticsConfig): ConfigProblem[] {
   const out: ConfigProblem[] = [];

@@ -129,7 +129,7 @@ async function watch(client: OperatorClient, device: string | undefined, count: 
       if (!dev || !kind || kind === 'cmd' || kind === 'res' || kind === 'shell') return;
       if (kind === 'state') {
         const s = readState(payload);
-        // D4: a state older than one already seen (a late will) is not news.
+        // Q4: a state older than one already seen (a late will) is not news.
         if (!s || !tracker.accept(dev, s)) return;
       }
       print(`${dev} ${[kind, ...more].join('/')} ${payload.toString('utf8')}`);

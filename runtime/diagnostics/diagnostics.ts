@@ -53,7 +53,7 @@ export interface Diagnostics {
   readonly topics: DeviceTopics;
   /** True while connected to the broker. */
   readonly connected: boolean;
-  /** The current connection's session number (D4). */
+  /** The current connection's session number (Q4). */
   readonly session: number;
   /** Events waiting for the broker. */
   readonly outboxSize: number;
@@ -167,7 +167,7 @@ export async function startDiagnostics(endpoint: ObservedEndpoint, config: Diagn
 
   let inFlight = 0;
   const respond = (res: CommandResponse, props: { responseTopic?: string | undefined; correlationData?: Buffer | undefined }) => {
-    // D3: MQTT 5 response topic (if it is this device's) and correlation data; the payload field otherwise.
+    // Q3: MQTT 5 response topic (if it is this device's) and correlation data; the payload field otherwise.
     const topic = props.responseTopic && topics.isOwnResponseTopic(props.responseTopic) ? props.responseTopic : topics.response;
     const opts: IClientPublishOptions = { qos: 1 };
     if (config.protocolVersion === 5 && props.correlationData) opts.properties = { correlationData: props.correlationData };
@@ -241,7 +241,7 @@ export async function startDiagnostics(endpoint: ObservedEndpoint, config: Diagn
   });
   client.on('close', () => {
     if (closed) return;
-    // D4: the next connection gets a new session number, carried by its will as well.
+    // Q4: the next connection gets a new session number, carried by its will as well.
     session = sessions.next();
     if (client.options.will) client.options.will.payload = willPayload(session);
   });

@@ -1,7 +1,7 @@
 import type { EndpointEvents, SweepOutcome, SweepStep } from '../session/events.ts';
 import type { EventBus } from '../util/bus.ts';
 
-/** One event on `<prefix>/<device>/event/<type>` (D5). `seq` grows by one per event of this run. */
+/** One event on `<prefix>/<device>/event/<type>` (Q5). `seq` grows by one per event of this run. */
 export interface DiagEvent {
   type: string;
   seq: number;

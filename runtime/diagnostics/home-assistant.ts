@@ -1,7 +1,7 @@
 import type { DeviceTopics } from './topics.ts';
 
 /**
- * Home Assistant MQTT discovery (optional, D14): the device appears with a call-state sensor and
+ * Home Assistant MQTT discovery (optional, Q14): the device appears with a call-state sensor and
  * an availability taken from `state`. Retained config messages under
  * `<discoveryPrefix>/sensor/<deviceId>/…` (the device id is a whole topic level, so a mosquitto
  * ACL pattern `%u` can confine it).

@@ -17,7 +17,7 @@ export type SpawnPty = (file: string, args: string[], opts: IPtyForkOptions) => 
 
 export interface ShellSession {
   id: string;
-  /** The operator key that opened it: only that key may type into it (D12). */
+  /** The operator key that opened it: only that key may type into it (Q12). */
   operatorKey: string;
   lastSeq: number;
 }
@@ -35,7 +35,7 @@ export async function lookupUser(user: string): Promise<{ uid: number; gid: numb
 }
 
 /**
- * The remote shell (D11-D13): one pty at a time, as the configured unprivileged user, closed
+ * The remote shell (Q11-Q13): one pty at a time, as the configured unprivileged user, closed
  * after `idleTimeoutMs` without input or output. Output is rate-limited to `maxBytesPerSecond`
  * (token bucket; the pty is paused while too much is pending), input too (excess is dropped).
  */
@@ -100,7 +100,7 @@ export class ShellHost {
     return { id, operatorKey, lastSeq: -1 };
   }
 
-  /** Types `data` into session `id` if `seq` is newer than the last one (D12). */
+  /** Types `data` into session `id` if `seq` is newer than the last one (Q12). */
   input(id: string, seq: number, data: Buffer): void {
     const s = this.session;
     if (!s || s.id !== id) throw new SweepError('NOT_FOUND', `shell session ${id} is not open`);

@@ -1,5 +1,5 @@
 /**
- * The retained `state` topic and its last will (D4). Each MQTT connection gets a session number
+ * The retained `state` topic and its last will (Q4). Each MQTT connection gets a session number
  * that never decreases (wall-clock ms, kept strictly increasing within the process), carried both
  * by the `online` message and by that connection's will. A will from an older connection that the
  * broker fires late (after the device has already reconnected) carries a smaller number: the
@@ -47,7 +47,7 @@ export function readState(payload: Buffer): StatePayload | undefined {
 }
 
 /**
- * D4: what the device does on seeing its own retained state: true when it must publish `online`
+ * Q4: what the device does on seeing its own retained state: true when it must publish `online`
  * again because something (a stale will, an operator) overwrote the current session's `online`.
  */
 export function mustReassert(seen: StatePayload | undefined, currentSession: number): boolean {
@@ -56,7 +56,7 @@ export function mustReassert(seen: StatePayload | undefined, currentSession: num
   return seen.session === currentSession && seen.state !== 'online';
 }
 
-/** D4 for watchers: keeps the newest session per device; older states are ignored. */
+/** Q4 for watchers: keeps the newest session per device; older states are ignored. */
 export class StateTracker {
   private readonly latest = new Map<string, StatePayload>();
   /** Returns true if `state` is news (not older than what is known for `device`). */

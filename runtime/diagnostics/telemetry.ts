@@ -5,7 +5,7 @@ import type { CallSnapshot } from '../session/events.ts';
 import type { EventMapper, LastSweep, SweepCounters } from './events.ts';
 import type { ObservedEndpoint } from './observed.ts';
 
-/** One sample on `<prefix>/<device>/telemetry` (D6). */
+/** One sample on `<prefix>/<device>/telemetry` (Q6). */
 export interface Telemetry {
   at: number;
   uptimeS: number;

@@ -1,5 +1,5 @@
 /**
- * The topic tree of one device (docs/mqtt.md, rules D1-D3):
+ * The topic tree of one device (docs/mqtt.md, rules Q1-Q3):
  *
  *   <prefix>/<device>/state                 retained: online | offline | lost (last will)
  *   <prefix>/<device>/telemetry             periodic sample
@@ -35,7 +35,7 @@ export class DeviceTopics {
   get response(): string {
     return `${this.base}/res`;
   }
-  /** D3: a response goes to the requested topic only if it lies under this device's `res`. */
+  /** Q3: a response goes to the requested topic only if it lies under this device's `res`. */
   isOwnResponseTopic(topic: string): boolean {
     return (topic === this.response || topic.startsWith(`${this.response}/`)) && !/[+#]/.test(topic);
   }

@@ -17,7 +17,7 @@ void t.test('diagnostics over aedes (MQTT 3.1.1, correlation id in the payload)'
   commandSuite(t, aedes);
 });
 
-void t.test('abrupt disconnect on aedes publishes the will lost, then online with a newer session (D4)', async (t) => {
+void t.test('abrupt disconnect on aedes publishes the will lost, then online with a newer session (Q4)', async (t) => {
   const b = await startAedes(t);
   const broker = await brokerOf(b);
   const r = await rig(t, broker);
@@ -86,7 +86,7 @@ async function brokerOf(b: AedesBroker): Promise<SuiteBroker> {
   return { name: 'aedes', protocolVersion: 4, device: () => ({ url: b.url }), operator: () => ({ url: b.url, protocolVersion: 4 }) };
 }
 
-void t.test('startDiagnostics with a fake clock publishes telemetry every telemetryIntervalMs and stops on close (D6)', async (t) => {
+void t.test('startDiagnostics with a fake clock publishes telemetry every telemetryIntervalMs and stops on close (Q6)', async (t) => {
   const clock = new FakeClock();
   const r = await rig(t, await brokerOf(await startAedes(t)), { config: { telemetryIntervalMs: 10_000 }, deps: { clock } });
   await r.seen.next((m) => m.topic === 'sweep/intercom/telemetry', 3000, 'telemetry on connect');

@@ -20,7 +20,7 @@ async function mosquitto(t: Test): Promise<SuiteBroker> {
 void t.test('diagnostics over mosquitto 2 (TLS, passwords, ACL, MQTT 5 response topic and correlation data)', { skip: mosquittoSkip }, async (t) => {
   commandSuite(t, mosquitto);
 
-  void t.test('request with an MQTT 5 response topic is answered there with the correlation data (D3)', async (t) => {
+  void t.test('request with an MQTT 5 response topic is answered there with the correlation data (Q3)', async (t) => {
     const r = await rig(t, await mosquitto(t));
     r.seen.clear();
     const res = await r.op.request('intercom', 'ping');
@@ -30,7 +30,7 @@ void t.test('diagnostics over mosquitto 2 (TLS, passwords, ACL, MQTT 5 response 
     t.equal(m?.correlationData, res.correlationId, 'correlation data echoed');
   });
 
-  void t.test('abrupt disconnect makes the broker publish the will lost; the device comes back online with a newer session (D4)', async (t) => {
+  void t.test('abrupt disconnect makes the broker publish the will lost; the device comes back online with a newer session (Q4)', async (t) => {
     const m = await startMosquitto(t, ['intercom']);
     const proxy = await startProxy(t, m.port);
     const broker = suiteBroker(m, proxy.url('mqtts'));
@@ -68,7 +68,7 @@ void t.test('diagnostics over mosquitto 2 (TLS, passwords, ACL, MQTT 5 response 
     t.ok(cmd instanceof Error, 'command to another device refused');
   });
 
-  void t.test('homeAssistant enabled publishes retained discovery configs the ACL allows (D14)', async (t) => {
+  void t.test('homeAssistant enabled publishes retained discovery configs the ACL allows (Q14)', async (t) => {
     const m = await startMosquitto(t, ['intercom']);
     const broker = suiteBroker(m);
     const { op, seen } = await startOperator(t, broker, 'ha');

@@ -18,7 +18,7 @@ import { FakeClock } from '../helpers/fake-clock.ts';
 import { FakeEndpoint } from '../helpers/fake-endpoint.ts';
 import { operatorKey } from '../helpers/diagnostics-suite.ts';
 
-void t.test('verifyCommand with a configured key, fresh nonce and expiry accepts; the same token again is REPLAYED (D8, D9)', async (t) => {
+void t.test('verifyCommand with a configured key, fresh nonce and expiry accepts; the same token again is REPLAYED (Q8, Q9)', async (t) => {
   const clock = new FakeClock();
   const key = operatorKey();
   const auth = new OperatorAuth([key.publicKeyRaw], 'intercom', 300_000);
@@ -62,7 +62,7 @@ void t.test('Outbox push beyond capacity drops the oldest and counts them', asyn
   t.throws(() => new Outbox(0), RangeError);
 });
 
-void t.test('SessionCounter with a clock standing still still increases; mustReassert and StateTracker order by session (D4)', async (t) => {
+void t.test('SessionCounter with a clock standing still still increases; mustReassert and StateTracker order by session (Q4)', async (t) => {
   const clock = new FakeClock();
   const c = new SessionCounter(() => clock.now());
   const a = c.next();
@@ -80,7 +80,7 @@ void t.test('SessionCounter with a clock standing still still increases; mustRea
   t.equal(tracker.accept('d', { state: 'lost', session: b, at: 0 }), true);
 });
 
-void t.test('DeviceTopics response topics outside the device are not used (D3)', async (t) => {
+void t.test('DeviceTopics response topics outside the device are not used (Q3)', async (t) => {
   const topics = new DeviceTopics('sweep', 'intercom');
   t.equal(topics.isOwnResponseTopic('sweep/intercom/res/op1'), true);
   t.equal(topics.isOwnResponseTopic('sweep/intercom/res'), true);
@@ -91,7 +91,7 @@ void t.test('DeviceTopics response topics outside the device are not used (D3)',
   t.equal(topics.shellSessionOf('sweep/handset/shell/abc/in'), undefined);
 });
 
-void t.test('EventMapper on call and sweep events emits numbered events and keeps counters (D5)', async (t) => {
+void t.test('EventMapper on call and sweep events emits numbered events and keeps counters (Q5)', async (t) => {
   const clock = new FakeClock();
   const out: DiagEvent[] = [];
   const e = new FakeEndpoint();
@@ -111,7 +111,7 @@ void t.test('EventMapper on call and sweep events emits numbered events and keep
   t.equal(e.bus.listenerCount(), 0);
 });
 
-void t.test('TelemetrySampler over a fake minute reports CPU as a share of elapsed time and glitches as deltas (D6)', async (t) => {
+void t.test('TelemetrySampler over a fake minute reports CPU as a share of elapsed time and glitches as deltas (Q6)', async (t) => {
   const clock = new FakeClock();
   let cpuUs = 0;
   const e = new FakeEndpoint();
@@ -158,7 +158,7 @@ function fakePty() {
   return { pty, emit: (d: string) => data.forEach((f) => f(d)), exit: (code: number) => exit.forEach((f) => f({ exitCode: code })), written };
 }
 
-void t.test('ShellHost with a fake pty: one session, idle timeout, output rate limit (D11-D13)', async (t) => {
+void t.test('ShellHost with a fake pty: one session, idle timeout, output rate limit (Q11-Q13)', async (t) => {
   const clock = new FakeClock();
   const fp = fakePty();
   const out: Buffer[] = [];
