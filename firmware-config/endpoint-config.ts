@@ -70,3 +70,42 @@ export const EndpointConfig = z.strictObject({
 });
 export type EndpointConfig = z.output<typeof EndpointConfig>;
 export type EndpointConfigInput = z.input<typeof EndpointConfig>;
+
+/** The config file format's version; older files are migrated on load (firmware-config/migrations.ts). */
+export const CONFIG_VERSION = 2;
+
+/**
+ * The secrets file (`access.secretsFile`): JSON, mode 0600, kept apart from the config so the
+ * config can be shared, diffed and baked into images without credentials. Written by `sweep provision`.
+ */
+export const SecretsFile = z.strictObject({
+  /** The endpoint's password on the access server. */
+  password: z.string().min(1).max(256),
+});
+export type SecretsFile = z.output<typeof SecretsFile>;
+
+const AccessConfigFile = EndpointConfig.shape.access
+  .extend({
+    /** Inline password: accepted for the lab; devices use secretsFile. */
+    password: z.string().min(1).max(256).optional(),
+    /** Path of the secrets file (relative to the config file's directory, or absolute). */
+    secretsFile: z.string().min(1).optional(),
+  })
+  .refine((a) => (a.password === undefined) !== (a.secretsFile === undefined), {
+    message: 'set exactly one of password or secretsFile',
+    path: ['secretsFile'],
+  });
+
+/**
+ * The config file as written on disk (the published JSON Schema describes this): the runtime
+ * config plus `configVersion`, an optional `$schema` for editors, and the password either inline
+ * or in a secrets file. The loader turns it into an `EndpointConfig`.
+ */
+export const EndpointConfigFile = EndpointConfig.extend({
+  /** Editors use this to find the JSON Schema; ignored by the runtime. */
+  $schema: z.string().optional(),
+  configVersion: z.literal(CONFIG_VERSION),
+  access: AccessConfigFile,
+});
+export type EndpointConfigFile = z.output<typeof EndpointConfigFile>;
+export type EndpointConfigFileInput = z.input<typeof EndpointConfigFile>;

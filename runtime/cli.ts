@@ -6,6 +6,7 @@ import { runEndpointProcess } from './endpoint-process.ts';
 import { serverCli } from '../server/cli.ts';
 import { diagCli } from './diagnostics/diag-cli.ts';
 import { toSweepError } from './util/errors.ts';
+import { configCli } from './config-cli.ts';
 
 const USAGE = `usage: sweep <command>
   lab [--demo] [--host 127.0.0.1] [--port 0] [--log-level warn]
@@ -14,6 +15,8 @@ const USAGE = `usage: sweep <command>
                        run one endpoint from a config file (JSON)
   server <serve|account|buddy|pubkey> …
                        the access server and its accounts (sweep server --help)
+  config <check|migrate|schema> …
+                       validate a config file, migrate it, print its JSON Schema
   diag <watch|cmd|shell|keygen> …
                        operators: watch devices over MQTT, send signed commands, open the shell
   --version`;
@@ -53,6 +56,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'server':
       return serverCli(rest, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin });
+    case 'config':
+      return configCli(rest, { stdout: process.stdout, stderr: process.stderr });
     case 'diag':
       return diagCli(rest, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin });
     case '--version':
