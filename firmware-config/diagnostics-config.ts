@@ -58,8 +58,13 @@ export const DiagnosticsConfig = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(false),
       discoveryPrefix: z.string().regex(/^[a-zA-Z0-9_-]+$/, 'one topic level').default('homeassistant'),
+      /**
+       * Q16: a door-open button on an intercom with a panel relay. It bypasses operator
+       * signatures (whoever the broker ACL lets write its topic opens the door): off by default.
+       */
+      doorButton: z.boolean().default(false),
     })
-    .default({ enabled: false, discoveryPrefix: 'homeassistant' }),
+    .default({ enabled: false, discoveryPrefix: 'homeassistant', doorButton: false }),
 }).refine((c) => !(c.password !== undefined && c.passwordFile !== undefined), {
   message: 'set password or passwordFile, not both',
   path: ['passwordFile'],

@@ -58,7 +58,7 @@ export async function runEndpointProcess(opts: { configFile: string; control: 'n
   // Diagnostics is a leaf: if it cannot start, the endpoint runs without it.
   let diagnostics: Diagnostics | undefined;
   if (config.diagnostics) {
-    diagnostics = await startDiagnostics(endpoint, config.diagnostics, { log, logRing, levels, restart: (code) => stop(code) }).catch((err: unknown) => {
+    diagnostics = await startDiagnostics(endpoint, config.diagnostics, { log, logRing, levels, restart: (code) => stop(code), ...(panel?.door ? { door: panel.door } : {}) }).catch((err: unknown) => {
       log.error({ message: toWireError(err).message }, 'diagnostics not started');
       return undefined;
     });

@@ -67,7 +67,14 @@ export class Endpoint {
       inUse: (peerId) => this.calls.usesPeer(peerId),
       peerKind: (peerId) => this.kinds.get(peerId),
     });
-    this.media = new MediaEngine({ source: deps.source, sink: deps.sink, log: log.child({ ns: NS.media }), clock });
+    this.media = new MediaEngine({
+      source: deps.source,
+      sink: deps.sink,
+      log: log.child({ ns: NS.media }),
+      clock,
+      // Q15: rate-limited by the engine.
+      onSinkError: (e) => this.bus.emit('driver.state', { driver: 'audio.sink', state: 'failed', message: e.message, counters: { failures: e.failures, total: e.total } }),
+    });
     this.calls = new CallManager({
       self: { account: config.access.username, endpointId: config.endpoint.id, label: config.endpoint.label },
       isBuddy: (account) => this.buddyAccounts.has(account),

@@ -24,5 +24,8 @@ export function configProblems(c: DiagnosticsConfig): ConfigProblem[] {
   if (c.tls?.certFile !== undefined && c.tls.keyFile === undefined) {
     out.push({ field: 'diagnostics.tls.keyFile', message: 'tls.certFile without tls.keyFile: the client certificate cannot be used' });
   }
+  if (c.homeAssistant.doorButton && !c.homeAssistant.enabled) {
+    out.push({ field: 'diagnostics.homeAssistant.doorButton', message: 'doorButton without homeAssistant.enabled: no door button is offered' });
+  }
   return out;
 }

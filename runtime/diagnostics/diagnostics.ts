@@ -11,7 +11,7 @@ import { CommandHandler, type CommandResponse } from './commands.ts';
 import { brokerOptions, noDelay } from './connection.ts';
 import { configProblems } from './config-check.ts';
 import { EventMapper, type DiagEvent } from './events.ts';
-import { discoveryMessages } from './home-assistant.ts';
+import { DOOR_BUTTON_PRESS, discoveryMessages, doorButtonConfigTopic } from './home-assistant.ts';
 import type { ObservedEndpoint } from './observed.ts';
 import { Outbox } from './outbox.ts';
 import { ShellHost, type SpawnPty } from './shell.ts';
@@ -47,7 +47,15 @@ export interface DiagnosticsDeps {
   /** Defaults to node-pty. */
   spawnPty?: () => Promise<SpawnPty>;
   telemetry?: Partial<Pick<SamplerDeps, 'cpuUsage' | 'memoryUsage' | 'readTemperature'>>;
+  /**
+   * The intercom's door relay (the panel controller's `door`), for the opt-in Home Assistant door
+   * button (Q16); absent when the device has no panel relay (presses are then refused).
+   */
+  door?: { pulseLocal(by: string): Promise<void> };
 }
+
+/** Who a Home Assistant door button press is said to come from (logs, `door.*` events). */
+export const DOOR_BY_HOME_ASSISTANT = 'homeAssistant';
 
 export interface Diagnostics {
   readonly topics: DeviceTopics;
@@ -94,6 +102,10 @@ export async function startDiagnostics(endpoint: ObservedEndpoint, config: Diagn
   const auth = new OperatorAuth(config.operatorKeys, deviceId, config.maxCommandLifetimeMs);
   let closed = false;
   let restartTimer: TimerHandle | undefined;
+  // Q16: the door button is listened to only when opted in; offered to Home Assistant only with a relay.
+  const doorButton = config.homeAssistant.enabled && config.homeAssistant.doorButton;
+  const door = deps.door;
+  if (doorButton && !door) log.warn('homeAssistant.doorButton on a device without a panel relay: presses will be refused');
 
   const client: MqttClient = mqtt.connect(config.url, options);
   // Errors come with a reconnect: log them (without secrets), never let them throw.
@@ -174,6 +186,24 @@ export async function startDiagnostics(endpoint: ObservedEndpoint, config: Diagn
     void publish(topic, JSON.stringify(res), opts);
   };
 
+  /** Q16: a Home Assistant door button press: no operator signature, the relay's guard time (D3) only. */
+  const onDoorButton = (payload: Buffer, retained: boolean) => {
+    const refuse = (code: string, message: string) => {
+      log.warn({ by: DOOR_BY_HOME_ASSISTANT, code, reason: message }, 'door button press refused');
+      events.make('door.refused', { by: DOOR_BY_HOME_ASSISTANT, ok: false, code, message });
+    };
+    // A retained press would open the door again at every reconnect.
+    if (retained) return refuse('INVALID_MESSAGE', 'a retained door button press is ignored (it would replay at every reconnect)');
+    if (payload.toString('utf8') !== DOOR_BUTTON_PRESS) return refuse('INVALID_MESSAGE', `door button payload must be "${DOOR_BUTTON_PRESS}"`);
+    if (!door) return refuse('NOT_FOUND', 'no panel relay on this device: the door button does nothing (D2)');
+    log.warn({ by: DOOR_BY_HOME_ASSISTANT }, 'door button pressed in Home Assistant');
+    // The relay tells door.opened / door.refused on the bus itself.
+    door.pulseLocal(DOOR_BY_HOME_ASSISTANT).catch((err: unknown) => {
+      const e = toSweepError(err);
+      log.warn({ by: DOOR_BY_HOME_ASSISTANT, code: e.code, reason: e.message }, 'door not opened');
+    });
+  };
+
   const onShellInput = (sessionId: string, payload: Buffer) => {
     try {
       const current = shell?.current;
@@ -206,6 +236,8 @@ export async function startDiagnostics(endpoint: ObservedEndpoint, config: Diagn
           if (res.status === 'error') log.info({ command: res.command, code: res.error.code }, 'command refused');
           respond(res, { responseTopic: props.responseTopic, correlationData: props.correlationData });
         });
+      } else if (doorButton && topic === topics.doorButton) {
+        onDoorButton(payload, packet.retain);
       } else if (topic === topics.state) {
         if (mustReassert(readState(payload), session)) publishOnline();
       } else {
@@ -225,7 +257,7 @@ export async function startDiagnostics(endpoint: ObservedEndpoint, config: Diagn
     errorsSinceConnect = 0;
     log.info({ url: config.url, session }, 'connected to the broker');
     publishOnline();
-    const subs = [topics.command, topics.state, ...(shell ? [topics.shellInFilter] : [])];
+    const subs = [topics.command, topics.state, ...(shell ? [topics.shellInFilter] : []), ...(doorButton ? [topics.doorButton] : [])];
     client.subscribe(subs, { qos: 1 }, (err) => {
       if (err) log.warn({ message: err.message }, 'subscribe failed');
     });
@@ -233,9 +265,13 @@ export async function startDiagnostics(endpoint: ObservedEndpoint, config: Diagn
     if (dropped > 0) events.make('diagnostics.dropped', { events: dropped });
     for (const e of outbox.drain()) void publish(topics.event(e.type), JSON.stringify(e), { qos: 1 });
     if (config.homeAssistant.enabled) {
-      for (const m of discoveryMessages(topics, { discoveryPrefix: config.homeAssistant.discoveryPrefix, label: endpoint.config.endpoint.label, kind: endpoint.config.endpoint.kind, version })) {
+      const ha = config.homeAssistant;
+      const offerDoor = doorButton && door !== undefined;
+      for (const m of discoveryMessages(topics, { discoveryPrefix: ha.discoveryPrefix, label: endpoint.config.endpoint.label, kind: endpoint.config.endpoint.kind, version, doorButton: offerDoor })) {
         void publish(m.topic, JSON.stringify(m.payload), { qos: 1, retain: true });
       }
+      // A door button offered before (the option since turned off) is removed from Home Assistant.
+      if (!offerDoor) void publish(doorButtonConfigTopic(topics, ha.discoveryPrefix), '', { qos: 1, retain: true });
     }
     void publishTelemetry();
   });

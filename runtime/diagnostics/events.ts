@@ -36,7 +36,8 @@ const OUTCOME_EVENT: Record<SweepOutcome, string> = {
 /**
  * Listens to the endpoint's bus (as `owner`) and turns what happened into diagnostics events:
  * call.started / call.answered / call.ended, sweep.started / completed / moved / refused /
- * rolledBack (with the per-step timeline), access.connected / access.lost. Keeps the sweep
+ * rolledBack (with the per-step timeline), access.connected / access.lost, driver.error /
+ * driver.recovered (Q15), door.opened / door.refused (Q16). Keeps the sweep
  * counters and the last sweep for telemetry.
  */
 export class EventMapper {
@@ -56,6 +57,11 @@ export class EventMapper {
     bus.on(owner, 'sweep.step', (e) => this.onSweepStep(e));
     bus.on(owner, 'sweep.finished', (e) => this.onSweepFinished(e));
     bus.on(owner, 'access.state', (e) => this.make(e.connected ? 'access.connected' : 'access.lost', {}));
+    // Q15: a driver's trouble, and its recovery; the first connection is not news.
+    bus.on(owner, 'driver.state', (e) => {
+      if (e.state !== 'connected') this.make(e.state === 'recovered' ? 'driver.recovered' : 'driver.error', { ...e });
+    });
+    bus.on(owner, 'door.pulse', (e) => this.make(e.ok ? 'door.opened' : 'door.refused', { ...e }));
   }
 
   /** Events the diagnostics module tells about itself (such as dropped events). */

@@ -8,6 +8,7 @@
  *   <prefix>/<device>/res[/<anything>]      command responses
  *   <prefix>/<device>/shell/<session>/in    shell input (signed, the device subscribes)
  *   <prefix>/<device>/shell/<session>/out   shell output
+ *   <prefix>/<device>/ha/door               Home Assistant door button presses (opt-in, Q16)
  *
  * Every topic a device publishes to is under <prefix>/<device>/ (plus Home Assistant discovery),
  * so a broker ACL confines each device with one pattern.
@@ -44,6 +45,10 @@ export class DeviceTopics {
   }
   shellOut(session: string): string {
     return `${this.base}/shell/${session}/out`;
+  }
+  /** Q16: the Home Assistant door button's command topic (the device subscribes when opted in). */
+  get doorButton(): string {
+    return `${this.base}/ha/door`;
   }
   get shellInFilter(): string {
     return `${this.base}/shell/+/in`;

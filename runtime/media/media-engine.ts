@@ -14,7 +14,15 @@ export interface MediaEngineOptions {
   encoder?: OpusEncoderOptions;
   /** Missing frames concealed per sequence gap; a longer gap is left silent (default 3). */
   maxConcealFrames?: number;
+  /**
+   * Told when the sink refuses frames: on the first failure, then at most once per
+   * SINK_ERROR_REPORT_MS with the failures since (a dead sound card must not flood the bus).
+   */
+  onSinkError?: (e: { message: string; failures: number; total: number }) => void;
 }
+
+/** The least time between two sink-failure reports. */
+export const SINK_ERROR_REPORT_MS = 10_000;
 
 export interface MediaStats {
   framesCaptured: number;
@@ -49,6 +57,8 @@ export class MediaEngine {
   readonly #encoder: OpusEncoder;
   readonly #decoder = new OpusDecoder();
   readonly #maxConceal: number;
+  readonly #onSinkError: MediaEngineOptions['onSinkError'];
+  readonly #sinkFailures: { total: number; since: number; reportedAt: number | undefined } = { total: 0, since: 0, reportedAt: undefined };
 
   #sendTargets: PeerTransport[] = [];
   #playback: PeerTransport | null = null;
@@ -78,6 +88,7 @@ export class MediaEngine {
     this.#clock = opts.clock ?? systemClock;
     this.#encoder = new OpusEncoder(opts.encoder);
     this.#maxConceal = opts.maxConcealFrames ?? 3;
+    this.#onSinkError = opts.onSinkError;
     this.#source.onFrame((pcm) => this.#onCaptured(pcm));
   }
 
@@ -230,7 +241,24 @@ export class MediaEngine {
   #output(pcm: Int16Array, concealed: boolean): void {
     if (concealed) this.#stats.framesConcealed++;
     else this.#stats.framesDecoded++;
-    this.#sink.write(pcm).catch((err: unknown) => this.#log.debug({ err }, 'sink write failed'));
+    this.#sink.write(pcm).catch((err: unknown) => this.#sinkFailed(err));
+  }
+
+  #sinkFailed(err: unknown): void {
+    this.#sinkFailures.total++;
+    this.#sinkFailures.since++;
+    const now = this.#clock.mono();
+    const last = this.#sinkFailures.reportedAt;
+    if (last !== undefined && now - last < SINK_ERROR_REPORT_MS) return;
+    const message = err instanceof Error ? err.message : String(err);
+    this.#log.warn({ message, failures: this.#sinkFailures.since, total: this.#sinkFailures.total }, 'sink write failed');
+    try {
+      this.#onSinkError?.({ message, failures: this.#sinkFailures.since, total: this.#sinkFailures.total });
+    } catch (listenerErr) {
+      this.#log.error({ err: listenerErr }, 'sink error listener threw');
+    }
+    this.#sinkFailures.reportedAt = now;
+    this.#sinkFailures.since = 0;
   }
 
   /** clock.mono() when playback last switched, for measuring the switch gap. */

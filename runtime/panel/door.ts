@@ -36,7 +36,7 @@ export interface DoorRelayOptions {
   guardMs: number;
   clock: Clock;
   log: Logger;
-  onPulse?: (e: { by: string; ok: boolean; code?: string }) => void;
+  onPulse?: (e: { by: string; ok: boolean; code?: string; message?: string }) => void;
 }
 
 /**
@@ -56,9 +56,18 @@ export class DoorRelay {
     for (const link of links.links()) this.#register(link);
   }
 
-  /** A press on the intercom's own door button (no call needed), under the same guard time. */
-  async pulseLocal(): Promise<void> {
-    await this.#pulse('local');
+  /**
+   * A press on the intercom's own door button (no call needed), or from a local integration that
+   * `by` names (Home Assistant, Q16): no D2 check, the same guard time (D3) and no queueing (D4).
+   */
+  async pulseLocal(by = 'local'): Promise<void> {
+    try {
+      await this.#pulse(by);
+    } catch (err) {
+      const e = toSweepError(err);
+      this.opts.onPulse?.({ by, ok: false, code: e.code, message: e.message });
+      throw e;
+    }
   }
 
   close(): void {
@@ -79,7 +88,7 @@ export class DoorRelay {
       } catch (err) {
         const e = toSweepError(err);
         this.opts.log.warn({ by: from.endpointId, sessionId: body.sessionId, code: e.code, reason: e.message }, 'door not opened');
-        this.opts.onPulse?.({ by: from.endpointId, ok: false, code: e.code });
+        this.opts.onPulse?.({ by: from.endpointId, ok: false, code: e.code, message: e.message });
         throw e;
       }
     });

@@ -1,5 +1,5 @@
 import type { ButtonBinding, PanelConfig } from '../../firmware-config/panel-config.ts';
-import type { ButtonEvent, LedPattern, Panel } from '../../drivers/buttons/panel.ts';
+import type { ButtonEvent, LedPattern, Panel, PanelState } from '../../drivers/buttons/panel.ts';
 import type { Endpoint } from '../endpoint.ts';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.ts';
 import { SweepError, toSweepError } from '../util/errors.ts';
@@ -62,6 +62,7 @@ class Controller implements PanelController {
   /** Sweeps this endpoint takes part in that have started and not finished. */
   readonly #sweeps = new Set<string>();
   #busy = false;
+  #lostOnce = false;
   #errorTimer: TimerHandle | undefined;
   #closed = false;
 
@@ -74,10 +75,20 @@ class Controller implements PanelController {
   ) {
     this.#bindings = new Map(config.buttons.map((b) => [`${b.button}:${b.on}`, b]));
     if (config.relay) {
-      this.door = new DoorRelay({ endpoint, panel, pulseMs: config.relay.pulseMs, guardMs: config.relay.guardMs, clock, log });
+      this.door = new DoorRelay({
+        endpoint,
+        panel,
+        pulseMs: config.relay.pulseMs,
+        guardMs: config.relay.guardMs,
+        clock,
+        log,
+        onPulse: (e) => {
+          if (!this.#closed) endpoint.bus.emit('door.pulse', e);
+        },
+      });
     }
     panel.onButton((e) => this.#onButton(e));
-    panel.onState((s) => log.info({ state: s, ...panel.counters }, 'panel connection'));
+    panel.onState((s) => this.#onPanelState(s));
     const bus = endpoint.bus;
     bus.on(this, 'call.state', () => this.#syncLeds());
     bus.on(this, 'sweep.step', (e) => {
@@ -107,6 +118,23 @@ class Controller implements PanelController {
     this.door?.close();
     this.#actionListeners.length = 0;
     await this.panel.close();
+  }
+
+  /** Q15: a lost or returning panel goes on the bus as `driver.state` (diagnostics publishes it). */
+  #onPanelState(s: PanelState): void {
+    this.log.info({ state: s, ...this.panel.counters }, 'panel connection');
+    if (this.#closed || s === 'new' || s === 'closed') return;
+    const device = this.config.device;
+    const state = s === 'disconnected' ? 'disconnected' : this.#lostOnce ? 'recovered' : 'connected';
+    if (s === 'disconnected') this.#lostOnce = true;
+    const { disconnects, reconnects, badChecksum, malformed, gaps } = this.panel.counters;
+    this.endpoint.bus.emit('driver.state', {
+      driver: `panel.${device.driver}`,
+      ...(device.driver === 'serial' ? { device: device.path } : {}),
+      state,
+      ...(state === 'disconnected' ? { message: 'the panel went away; reconnecting (door relay refuses OFFLINE meanwhile)' } : {}),
+      counters: { disconnects, reconnects, badChecksum, malformed, gaps },
+    });
   }
 
   #onButton(e: ButtonEvent): void {

@@ -42,4 +42,22 @@ export interface EndpointEvents extends Record<string, unknown> {
   'link.state': { peerId: string; up: boolean; reason?: string };
   presence: { endpoint: EndpointInfo };
   'access.state': { connected: boolean };
+  /**
+   * A driver lost its device, failed, or came back (docs/mqtt.md Q15): a panel unplugged, an
+   * audio sink refusing frames. `recovered` follows a `disconnected` once the device is back.
+   */
+  'driver.state': DriverStateEvent;
+  /** The intercom's door relay pulsed or refused, for whoever asked (D1-D4, Q16). */
+  'door.pulse': { by: string; ok: boolean; code?: string; message?: string };
+}
+
+export interface DriverStateEvent {
+  /** `panel.serial`, `panel.simulated`, `audio.sink`, … */
+  driver: string;
+  /** The device path where there is one (`/dev/ttyUSB0`). */
+  device?: string;
+  state: 'connected' | 'disconnected' | 'recovered' | 'failed';
+  message?: string;
+  /** The driver's counters (disconnects, reconnects, failures, …). */
+  counters?: Record<string, number>;
 }

@@ -130,6 +130,7 @@ export async function startMosquitto(t: Test, devices: string[]): Promise<Mosqui
       '# devices: their own subtree only (as deploy/mosquitto/acl)',
       'pattern readwrite sweep/%u/#',
       'pattern write homeassistant/sensor/%u/#',
+      'pattern write homeassistant/button/%u/#',
       '',
       'user operator',
       'topic read sweep/#',
