@@ -7,6 +7,7 @@ import { serverCli } from '../server/cli.ts';
 import { diagCli } from './diagnostics/diag-cli.ts';
 import { toSweepError } from './util/errors.ts';
 import { configCli } from './config-cli.ts';
+import { provision } from './provision.ts';
 
 const USAGE = `usage: sweep <command>
   lab [--demo] [--host 127.0.0.1] [--port 0] [--log-level warn]
@@ -15,6 +16,9 @@ const USAGE = `usage: sweep <command>
                        run one endpoint from a config file (JSON)
   server <serve|account|buddy|pubkey> …
                        the access server and its accounts (sweep server --help)
+  provision --config FILE [--code CODE] [--force]
+                       exchange a one-time code (or read it from stdin) for this device's
+                       credential; writes access.secretsFile (0600)
   config <check|migrate|schema> …
                        validate a config file, migrate it, print its JSON Schema
   diag <watch|cmd|shell|keygen> …
@@ -24,6 +28,15 @@ const USAGE = `usage: sweep <command>
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
+}
+
+async function readFirstLine(stdin: NodeJS.ReadableStream): Promise<string> {
+  let text = '';
+  for await (const chunk of stdin) {
+    text += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+    if (text.includes('\n') || text.length > 1024) break;
+  }
+  return text.split(/\r?\n/)[0] ?? '';
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -56,6 +69,18 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'server':
       return serverCli(rest, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin });
+    case 'provision': {
+      const { values } = parseArgs({
+        args: rest,
+        options: { config: { type: 'string' }, code: { type: 'string' }, force: { type: 'boolean', default: false } },
+        strict: true,
+      });
+      if (!values.config) throw new Error('--config FILE is required');
+      const code = values.code ?? (await readFirstLine(process.stdin));
+      const r = await provision({ configFile: values.config, code, force: values.force });
+      process.stdout.write(`provisioned ${r.account}/${r.endpointId}; password written to ${r.secretsFile} (0600)\n`);
+      return 0;
+    }
     case 'config':
       return configCli(rest, { stdout: process.stdout, stderr: process.stderr });
     case 'diag':

@@ -10,6 +10,8 @@ import { AccessConnection, CLOSE } from './connection.ts';
 import { LoginRateLimiter, type RateRule } from './rate-limit.ts';
 import { OnlineRegistry } from './registry.ts';
 import { loadOrCreateServerKey } from './server-key.ts';
+import { handleProvision, type ProvisionContext } from './provisioning.ts';
+import { PROVISION_PATH } from '../runtime/protocol/provision.ts';
 import { serveStatic } from './static.ts';
 import { AccountStore } from './store.ts';
 
@@ -77,7 +79,17 @@ export class AccessServer {
     const registry = new OnlineRegistry(store);
     const limiter = new LoginRateLimiter({ clock, ...opts.rateLimit });
     const webRoot = opts.webRoot ?? DEFAULT_WEB_ROOT;
-    const http = createServer((req, res) => handleHttp(webRoot, key.publicKeyRaw, req, res, log));
+    const provisioning: ProvisionContext = { store, limiter, clock, log, publicKeyRaw: key.publicKeyRaw };
+    const http = createServer((req, res) => {
+      if (req.method === 'POST' && (req.url ?? '/').split('?')[0] === PROVISION_PATH) {
+        handleProvision(provisioning, req, res).catch((err: unknown) => {
+          log.error({ err }, 'provisioning request failed');
+          res.destroy();
+        });
+        return;
+      }
+      handleHttp(webRoot, key.publicKeyRaw, req, res, log);
+    });
     const wss = new WebSocketServer({ server: http, path: ACCESS_PATH, maxPayload: MAX_MESSAGE_BYTES });
     try {
       await listen(http, host, port);

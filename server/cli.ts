@@ -7,6 +7,8 @@ import { AccessServer } from './access-server.ts';
 import { hashPassword, MAX_PASSWORD_LENGTH } from './passwords.ts';
 import { loadOrCreateServerKey } from './server-key.ts';
 import { AccountStore, checkAccountName } from './store.ts';
+import { createProvisionCode } from './provisioning.ts';
+import { EndpointId } from '../runtime/protocol/common.ts';
 
 export interface ServerCliIo {
   stdout: NodeJS.WritableStream;
@@ -28,6 +30,11 @@ export const SERVER_USAGE = `usage: sweep server <command> --data DIR [options]
   account list                                  list accounts
   buddy add A B | buddy remove A B              make or unmake two accounts buddies
   pubkey                                        print the server's public key (base64url)
+  provision-code add ACCOUNT --endpoint ID [--ttl MINUTES]
+                                                a one-time code (default 60 min) a device exchanges
+                                                once for its own credential (sweep provision)
+  endpoint list ACCOUNT                         provisioned endpoints of an account
+  endpoint revoke ACCOUNT ID                    revoke a provisioned endpoint's credential
 `;
 
 const OPTIONS = {
@@ -36,6 +43,8 @@ const OPTIONS = {
   port: { type: 'string' },
   display: { type: 'string' },
   'password-stdin': { type: 'boolean' },
+  endpoint: { type: 'string' },
+  ttl: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -50,6 +59,9 @@ const COMMANDS: Record<string, { args: string[]; flags: Flag[] }> = {
   'buddy add': { args: ['A', 'B'], flags: [] },
   'buddy remove': { args: ['A', 'B'], flags: [] },
   pubkey: { args: [], flags: [] },
+  'provision-code add': { args: ['ACCOUNT'], flags: ['endpoint', 'ttl'] },
+  'endpoint list': { args: ['ACCOUNT'], flags: [] },
+  'endpoint revoke': { args: ['ACCOUNT', 'ID'], flags: [] },
 };
 
 const DEFAULT_PORT = 8443;
@@ -74,7 +86,7 @@ export async function serverCli(argv: string[], io: ServerCliIo): Promise<number
       return values.help ? 0 : 2;
     }
     const [first = '', second = ''] = positionals;
-    const name = first === 'account' || first === 'buddy' ? `${first} ${second}`.trim() : first;
+    const name = ['account', 'buddy', 'provision-code', 'endpoint'].includes(first) ? `${first} ${second}`.trim() : first;
     const spec = COMMANDS[name];
     if (!spec) throw new UsageError(`unknown command "${name}"; commands: ${Object.keys(COMMANDS).join(', ')}`);
     const args = positionals.slice(name.split(' ').length);
@@ -112,6 +124,22 @@ export async function serverCli(argv: string[], io: ServerCliIo): Promise<number
             const accounts = store.listAccounts();
             if (accounts.length === 0) out('(no accounts)\n');
             for (const acc of accounts) out(`${acc.name}\t${acc.displayName}\t${new Date(acc.createdAt).toISOString()}\n`);
+          } else if (name === 'provision-code add') {
+            checkAccountName(a, 'ACCOUNT');
+            if (!values.endpoint) throw new UsageError('"provision-code add" needs --endpoint ID (the device\'s endpoint.id)');
+            const endpointId = EndpointId.safeParse(values.endpoint);
+            if (!endpointId.success) throw new UsageError(`--endpoint: "${values.endpoint}" is not ${endpointId.error.issues[0]?.message ?? 'an endpoint id'}`);
+            const minutes = values.ttl === undefined ? 60 : Number(values.ttl);
+            if (!Number.isInteger(minutes) || minutes < 1 || minutes > 7 * 24 * 60) throw new UsageError(`--ttl: "${values.ttl}" is not a number of minutes (1-10080)`);
+            const { code, expiresAt } = createProvisionCode(store, a, endpointId.data, minutes * 60_000);
+            out(`provisioning code for ${a}/${endpointId.data}, valid until ${new Date(expiresAt).toISOString()}, single use (shown once):\n${code}\n`);
+          } else if (name === 'endpoint list') {
+            checkAccountName(a, 'ACCOUNT');
+            const list = store.listEndpointCredentials(a);
+            if (list.length === 0) out('(no provisioned endpoints)\n');
+            for (const e of list) out(`${e.endpointId}\t${e.signingKey}\t${new Date(e.createdAt).toISOString()}\n`);
+          } else if (name === 'endpoint revoke') {
+            out(store.removeEndpointCredential(a, b) ? `credential of ${a}/${b} revoked\n` : `${a}/${b} had no credential\n`);
           } else if (name === 'buddy add') {
             store.addBuddies(a, b);
             out(`${a} and ${b} are buddies\n`);

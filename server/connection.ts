@@ -224,7 +224,10 @@ export class AccessConnection {
     limiter.check(username, this.address);
     const account = store.getAccount(username);
     // An unknown name costs a hash check too, so timing does not reveal which names exist.
-    const matches = await verifyPassword(account?.passwordHash ?? (await dummyHash()), body.password);
+    let matches = await verifyPassword(account?.passwordHash ?? (await dummyHash()), body.password);
+    // A provisioned device's own credential works for that endpoint id, with the signing key it was issued to.
+    const device = !matches && account ? store.getEndpointCredential(account.name, endpointId) : undefined;
+    if (device && device.signingKey === body.signingKey) matches = await verifyPassword(device.passwordHash, body.password);
     if (this.closed) throw new SweepError('CLOSED', 'login: connection closed');
     if (!account || !matches) {
       limiter.recordFailure(username, this.address);

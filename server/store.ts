@@ -42,6 +42,21 @@ CREATE TABLE IF NOT EXISTS login_sessions (
   expires_at  INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS login_sessions_endpoint ON login_sessions(account, endpoint_id);
+CREATE TABLE IF NOT EXISTS provision_codes (
+  code_hash   TEXT PRIMARY KEY,
+  account     TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+  endpoint_id TEXT NOT NULL,
+  expires_at  INTEGER NOT NULL,
+  created_at  INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS endpoint_credentials (
+  account       TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+  endpoint_id   TEXT NOT NULL,
+  password_hash TEXT NOT NULL,
+  signing_key   TEXT NOT NULL,
+  created_at    INTEGER NOT NULL,
+  PRIMARY KEY (account, endpoint_id)
+) STRICT;
 `;
 
 export function checkAccountName(name: string, field = 'account'): string {
@@ -157,6 +172,60 @@ export class AccountStore {
   /** A9: revokes every session of one endpoint of `account` (logout, refresh). */
   revokeLoginSessions(account: string, endpointId: string): void {
     this.db.prepare('DELETE FROM login_sessions WHERE account = ? AND endpoint_id = ?').run(account, endpointId);
+  }
+
+  /** Provisioning: stores a one-time code's hash (never the code) for one endpoint of `account`. */
+  addProvisionCode(codeHash: string, account: string, endpointId: string, expiresAt: number, createdAt = Date.now()): void {
+    if (!this.getAccount(account)) throw unknownAccount(account);
+    this.db.prepare('INSERT INTO provision_codes (code_hash, account, endpoint_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?)').run(codeHash, account, endpointId, expiresAt, createdAt);
+  }
+
+  /** Provisioning: the unexpired code with this hash, without using it up. Expired codes are purged on the way. */
+  findProvisionCode(codeHash: string, now: number): { account: string; endpointId: string; expiresAt: number } | undefined {
+    this.db.prepare('DELETE FROM provision_codes WHERE expires_at <= ?').run(now);
+    const row = this.db.prepare('SELECT account, endpoint_id, expires_at FROM provision_codes WHERE code_hash = ?').get(codeHash) as
+      | { account: string; endpoint_id: string; expires_at: number }
+      | undefined;
+    return row && { account: row.account, endpointId: row.endpoint_id, expiresAt: row.expires_at };
+  }
+
+  /**
+   * Provisioning: uses the code up and stores the endpoint's credential in one transaction, so a
+   * code is exchanged at most once even by two requests at the same time. False if it was gone.
+   */
+  redeemProvisionCode(codeHash: string, account: string, endpointId: string, passwordHash: string, signingKey: string, now: number): boolean {
+    return this.db.transaction(() => {
+      const used = this.db.prepare('DELETE FROM provision_codes WHERE code_hash = ? AND account = ? AND endpoint_id = ? AND expires_at > ?').run(codeHash, account, endpointId, now);
+      if (used.changes === 0) return false;
+      this.db
+        .prepare(
+          `INSERT INTO endpoint_credentials (account, endpoint_id, password_hash, signing_key, created_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT(account, endpoint_id) DO UPDATE SET password_hash = excluded.password_hash, signing_key = excluded.signing_key, created_at = excluded.created_at`,
+        )
+        .run(account, endpointId, passwordHash, signingKey, now);
+      this.revokeLoginSessions(account, endpointId);
+      return true;
+    })();
+  }
+
+  /** A provisioned endpoint's own credential: its password hash and the signing key it was issued to. */
+  getEndpointCredential(account: string, endpointId: string): { passwordHash: string; signingKey: string; createdAt: number } | undefined {
+    const row = this.db.prepare('SELECT password_hash, signing_key, created_at FROM endpoint_credentials WHERE account = ? AND endpoint_id = ?').get(account, endpointId) as
+      | { password_hash: string; signing_key: string; created_at: number }
+      | undefined;
+    return row && { passwordHash: row.password_hash, signingKey: row.signing_key, createdAt: row.created_at };
+  }
+
+  listEndpointCredentials(account: string): Array<{ endpointId: string; signingKey: string; createdAt: number }> {
+    const rows = this.db.prepare('SELECT endpoint_id, signing_key, created_at FROM endpoint_credentials WHERE account = ? ORDER BY endpoint_id').all(account) as Array<{ endpoint_id: string; signing_key: string; created_at: number }>;
+    return rows.map((r) => ({ endpointId: r.endpoint_id, signingKey: r.signing_key, createdAt: r.created_at }));
+  }
+
+  /** Revokes a provisioned endpoint's credential and its sessions; false if it had none. */
+  removeEndpointCredential(account: string, endpointId: string): boolean {
+    const r = this.db.prepare('DELETE FROM endpoint_credentials WHERE account = ? AND endpoint_id = ?').run(account, endpointId);
+    this.revokeLoginSessions(account, endpointId);
+    return r.changes > 0;
   }
 
   close(): void {

@@ -1,0 +1,85 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ProvisionRequest, type ProvisionResponse } from '../runtime/protocol/provision.ts';
+import { describeIssues } from '../runtime/protocol/validate.ts';
+import type { Clock } from '../runtime/util/clock.ts';
+import { SweepError, toSweepError } from '../runtime/util/errors.ts';
+import type { Logger } from '../runtime/util/log.ts';
+import { hashPassword } from './passwords.ts';
+import type { LoginRateLimiter } from './rate-limit.ts';
+import type { AccountStore } from './store.ts';
+
+const MAX_BODY_BYTES = 4096;
+/** One message for every refused code, so a guesser learns nothing about which part was wrong. */
+const BAD_CODE = 'provisioning code is unknown, expired, already used, or for another account or endpoint';
+
+export function hashCode(code: string): string {
+  return createHash('sha256').update(code).digest('hex');
+}
+
+/** A new one-time code for one endpoint of `account`; only its hash is stored. */
+export function createProvisionCode(store: AccountStore, account: string, endpointId: string, ttlMs: number, now = Date.now()): { code: string; expiresAt: number } {
+  const code = randomBytes(16).toString('base64url');
+  const expiresAt = now + ttlMs;
+  store.addProvisionCode(hashCode(code), account, endpointId, expiresAt, now);
+  return { code, expiresAt };
+}
+
+export interface ProvisionContext {
+  store: AccountStore;
+  limiter: LoginRateLimiter;
+  clock: Clock;
+  log: Logger;
+  publicKeyRaw: string;
+}
+
+/** POST /provision: exchanges a one-time code for the endpoint's credential (bound to its signing key). */
+export async function handleProvision(ctx: ProvisionContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const send = (status: number, body: ProvisionResponse): void => {
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(JSON.stringify(body));
+  };
+  const address = req.socket.remoteAddress ?? 'unknown';
+  try {
+    const body = ProvisionRequest.safeParse(await readJson(req));
+    if (!body.success) throw new SweepError('INVALID_MESSAGE', `provision: ${describeIssues(body.error)}`);
+    const { code, account, endpointId, signingKey, password } = body.data;
+    // Failed codes count per account and per address, like failed logins.
+    const rateKey = `provision:${account}`;
+    ctx.limiter.check(rateKey, address);
+    const now = ctx.clock.now();
+    const found = ctx.store.findProvisionCode(hashCode(code), now);
+    if (!found || found.account !== account || found.endpointId !== endpointId) {
+      ctx.limiter.recordFailure(rateKey, address);
+      ctx.log.warn({ address, account, endpointId }, 'provisioning refused');
+      throw new SweepError('UNAUTHORIZED', BAD_CODE);
+    }
+    const passwordHash = await hashPassword(password);
+    if (!ctx.store.redeemProvisionCode(hashCode(code), account, endpointId, passwordHash, signingKey, ctx.clock.now())) {
+      throw new SweepError('UNAUTHORIZED', BAD_CODE);
+    }
+    ctx.log.info({ account, endpointId, address }, 'endpoint provisioned');
+    send(200, { status: 'ok', data: { account, endpointId, serverPublicKey: ctx.publicKeyRaw } });
+  } catch (err) {
+    const e = toSweepError(err);
+    const status = e.code === 'UNAUTHORIZED' ? 401 : e.code === 'RATE_LIMITED' ? 429 : e.code === 'INVALID_MESSAGE' || e.code === 'TOO_LARGE' ? 400 : 500;
+    if (status === 500) ctx.log.error({ err }, 'provisioning failed');
+    send(status, { status: 'error', error: { code: e.code, message: status === 500 ? 'internal error' : e.message } });
+  }
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const type = req.headers['content-type'] ?? '';
+  if (!type.startsWith('application/json')) throw new SweepError('INVALID_MESSAGE', `provision: content-type "${type}" is not application/json`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new SweepError('TOO_LARGE', `provision: body over ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch {
+    throw new SweepError('INVALID_MESSAGE', 'provision: body is not valid JSON');
+  }
+}
