@@ -9,6 +9,7 @@ import { createLogger } from './util/log.ts';
 import { LevelControl, LogRing, teeDestination } from './util/log-ring.ts';
 import { startDiagnostics, type Diagnostics } from './diagnostics/diagnostics.ts';
 import { toWireError } from './util/errors.ts';
+import { createSdNotifier } from './sd-notify.ts';
 import type { EndpointEvents } from './session/events.ts';
 
 /** Commands accepted on stdin with `--control stdio`, one JSON object per line. */
@@ -52,6 +53,9 @@ export async function runEndpointProcess(opts: { configFile: string; control: 'n
       })
     : undefined;
   out({ event: 'ready', endpointId: endpoint.id, account: endpoint.account });
+  // Under systemd (Type=notify): READY once logged in, WATCHDOG pings, STOPPING on shutdown.
+  const notify = createSdNotifier({ log });
+  notify.ready(`logged in as ${endpoint.account}/${endpoint.id}`);
 
   let stop!: (code: number) => void;
   const stopped = new Promise<number>((resolve) => (stop = resolve));
@@ -85,9 +89,11 @@ export async function runEndpointProcess(opts: { configFile: string; control: 'n
     rl.on('close', shutdown);
   }
   const code = await stopped;
+  notify.stopping();
   await diagnostics?.close();
   await panel?.close();
   await endpoint.close();
+  await notify.close();
   return code;
 }
 
