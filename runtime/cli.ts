@@ -1,13 +1,12 @@
 #!/usr/bin/env -S node --import tsx
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { runLab } from './lab/lab.ts';
 import { runEndpointProcess } from './endpoint-process.ts';
-import { serverCli } from '../server/cli.ts';
 import { diagCli } from './diagnostics/diag-cli.ts';
 import { toSweepError } from './util/errors.ts';
 import { configCli } from './config-cli.ts';
 import { provision } from './provision.ts';
+import { loadLab, loadServerCli } from './on-demand.ts';
 
 const USAGE = `usage: sweep <command>
   lab [--demo] [--host 127.0.0.1] [--port 0] [--log-level warn]
@@ -55,6 +54,8 @@ export async function main(argv: string[]): Promise<number> {
       });
       const port = Number(values.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: ${values.port} is not a port (0-65535)`);
+      // The lab and the server are loaded on demand: their packages are not in the device bundle.
+      const { runLab } = await loadLab();
       return runLab({ demo: values.demo, host: values.host, port, logLevel: values['log-level'], out: process.stdout });
     }
     case 'endpoint': {
@@ -67,8 +68,10 @@ export async function main(argv: string[]): Promise<number> {
       if (values.control !== 'none' && values.control !== 'stdio') throw new Error(`--control: "${values.control}" is not one of none, stdio`);
       return runEndpointProcess({ configFile: values.config, control: values.control });
     }
-    case 'server':
+    case 'server': {
+      const { serverCli } = await loadServerCli();
       return serverCli(rest, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin });
+    }
     case 'provision': {
       const { values } = parseArgs({
         args: rest,

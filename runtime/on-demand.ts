@@ -1,0 +1,12 @@
+/**
+ * Commands whose code is loaded on demand: the lab and the access server need packages (SQLite,
+ * Argon2, aedes) that are not in the device bundle (deploy/make-bundle.ts); esbuild puts them in
+ * chunks of their own. (Kept out of cli.ts: tsx cannot parse a file with both a shebang and import().)
+ */
+export async function loadLab(): Promise<typeof import('./lab/lab.ts')> {
+  return import('./lab/lab.ts');
+}
+
+export async function loadServerCli(): Promise<typeof import('../server/cli.ts')> {
+  return import('../server/cli.ts');
+}
