@@ -1,0 +1,44 @@
+import t from 'tap';
+import { execFile, execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const INSTALL = fileURLToPath(new URL('../../deploy/install.sh', import.meta.url));
+const STAGE = fileURLToPath(new URL('../../deploy/image/stage-sweep', import.meta.url));
+
+function has(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function run(cmd: string, args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: 60_000 }, (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out: stdout + stderr }));
+  });
+}
+
+const scripts = [INSTALL, `${STAGE}/prerun.sh`, `${STAGE}/00-sweep/00-run.sh`];
+
+void t.test('deploy shell scripts parse with bash -n', async (t) => {
+  for (const s of scripts) {
+    const r = await run('bash', ['-n', s]);
+    t.equal(r.code, 0, `${s}: ${r.out}`);
+  }
+});
+
+void t.test('deploy shell scripts pass shellcheck', { skip: has('shellcheck') ? false : 'shellcheck missing (apt-get install shellcheck; .ci/run does)' }, async (t) => {
+  const r = await run('shellcheck', ['-x', ...scripts]);
+  t.equal(r.code, 0, r.out);
+});
+
+void t.test('install.sh --help prints usage; an unknown option exits 2', async (t) => {
+  const help = await run('bash', [INSTALL, '--help']);
+  t.equal(help.code, 0);
+  t.match(help.out, /usage: install\.sh \[--bundle FILE\]/);
+  const bad = await run('bash', [INSTALL, '--frobnicate']);
+  t.equal(bad.code, 2);
+  t.match(bad.out, /unknown option --frobnicate/);
+});
