@@ -79,6 +79,7 @@ export async function main(argv: string[]): Promise<number> {
         strict: true,
       });
       if (!values.config) throw new Error('--config FILE is required');
+      if (values.code === undefined && process.stdin.isTTY) process.stderr.write('provisioning code (from sweep server provision-code add): ');
       const code = values.code ?? (await readFirstLine(process.stdin));
       const r = await provision({ configFile: values.config, code, force: values.force });
       process.stdout.write(`provisioned ${r.account}/${r.endpointId}; password written to ${r.secretsFile} (0600)\n`);
