@@ -1,0 +1,59 @@
+import t from 'tap';
+import { retry } from '../../runtime/util/retry.ts';
+import { SweepError } from '../../runtime/util/errors.ts';
+import { silentLogger } from '../../runtime/util/log.ts';
+import { FakeClock } from '../helpers/fake-clock.ts';
+
+const flush = () => new Promise((r) => setImmediate(r));
+
+void t.test('retry with transient failures waits with growing back-off, then resolves', async (t) => {
+  const clock = new FakeClock();
+  let calls = 0;
+  const p = retry(
+    async () => {
+      calls += 1;
+      if (calls < 4) throw new SweepError('OFFLINE', 'server down');
+      return 'logged in';
+    },
+    { clock, log: silentLogger(), what: 'login', initialMs: 100, maxMs: 1000, random: () => 1 },
+  );
+  await flush();
+  t.equal(calls, 1);
+  clock.advance(99);
+  await flush();
+  t.equal(calls, 1, 'not before the first back-off');
+  clock.advance(1);
+  await flush();
+  t.equal(calls, 2);
+  clock.advance(200);
+  await flush();
+  t.equal(calls, 3);
+  clock.advance(400);
+  t.equal(await p, 'logged in');
+  t.equal(clock.pending(), 0);
+});
+
+void t.test('retry with a refusal rejects at once with its code', async (t) => {
+  const clock = new FakeClock();
+  let calls = 0;
+  const err = (await retry(
+    async () => {
+      calls += 1;
+      throw new SweepError('UNAUTHORIZED', 'username or password is wrong');
+    },
+    { clock, log: silentLogger(), what: 'login' },
+  ).catch((e: unknown) => e)) as SweepError;
+  t.equal(err.code, 'UNAUTHORIZED');
+  t.equal(calls, 1);
+});
+
+void t.test('retry aborted while waiting rejects CLOSED and leaves no timer', async (t) => {
+  const clock = new FakeClock();
+  const stop = new AbortController();
+  const p = retry(async () => Promise.reject(new SweepError('TIMEOUT', 'slow')), { clock, log: silentLogger(), what: 'login', signal: stop.signal });
+  await flush();
+  stop.abort();
+  const err = (await p.catch((e: unknown) => e)) as SweepError;
+  t.equal(err.code, 'CLOSED');
+  t.equal(clock.pending(), 0);
+});
