@@ -14,9 +14,34 @@ export const AudioSourceConfig = z.discriminatedUnion('driver', [
     frequencyHz: z.number().min(50).max(8000).default(440),
     levelDbfs: z.number().min(-60).max(0).default(-12),
   }),
+  z.strictObject({
+    driver: z.literal('alsa'),
+    /** ALSA PCM name: `default`, `plughw:CARD=Device,DEV=0`, `hw:1,0`, or an echo-cancel PCM (README). */
+    device: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_:,=.-]*$/, 'an ALSA PCM name such as default, hw:1,0 or plughw:CARD=Device').max(128).default('default'),
+    /** Period asked of the device, frames at 48 kHz (480 = 10 ms); the device may choose another. */
+    periodFrames: z.number().int().min(32).max(9600).default(480),
+    /** Send-path noise gate: frames quieter than this (RMS dBFS) are sent as silence; absent = off. */
+    noiseGateDbfs: z.number().min(-90).max(0).optional(),
+  }),
 ]);
 
-export const AudioSinkConfig = z.discriminatedUnion('driver', [z.strictObject({ driver: z.literal('simulated') })]);
+export const AudioSinkConfig = z.discriminatedUnion('driver', [
+  z.strictObject({ driver: z.literal('simulated') }),
+  z.strictObject({
+    driver: z.literal('alsa'),
+    device: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_:,=.-]*$/, 'an ALSA PCM name such as default, hw:1,0 or plughw:CARD=Device').max(128).default('default'),
+    /** ALSA period and buffer, ms: the buffer is the latency playback adds at most. */
+    periodMs: z.number().min(1).max(100).default(10),
+    bufferMs: z.number().min(2).max(1000).default(40),
+  }),
+]);
+
+/** The receive path's jitter buffer (runtime/media/jitter-buffer.ts), ms. */
+export const JitterConfig = z.strictObject({
+  minMs: z.number().int().min(0).max(200).default(20),
+  targetMs: z.number().int().min(0).max(500).default(40),
+  maxMs: z.number().int().min(20).max(1000).default(60),
+});
 
 export const EndpointConfig = z.strictObject({
   endpoint: z.strictObject({
@@ -57,8 +82,8 @@ export const EndpointConfig = z.strictObject({
     })
     .default({ ringTimeoutMs: 60_000 }),
   audio: z
-    .strictObject({ source: AudioSourceConfig, sink: AudioSinkConfig })
-    .default({ source: { driver: 'simulated', frequencyHz: 440, levelDbfs: -12 }, sink: { driver: 'simulated' } }),
+    .strictObject({ source: AudioSourceConfig, sink: AudioSinkConfig, jitter: JitterConfig.default({ minMs: 20, targetMs: 40, maxMs: 60 }) })
+    .default({ source: { driver: 'simulated', frequencyHz: 440, levelDbfs: -12 }, sink: { driver: 'simulated' }, jitter: { minMs: 20, targetMs: 40, maxMs: 60 } }),
   links: z
     .strictObject({ idleCloseMs: z.number().int().min(1000).default(60_000), setupTimeoutMs: z.number().int().min(500).default(8000) })
     .default({ idleCloseMs: 60_000, setupTimeoutMs: 8000 }),

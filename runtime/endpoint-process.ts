@@ -1,11 +1,11 @@
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { loadEndpointConfig } from '../firmware-config/load.ts';
-import { SimulatedAnalysingSink, SimulatedToneSource } from '../drivers/audio/simulated.ts';
+import { createAudioSink, createAudioSource } from '../drivers/audio/create.ts';
 import { Endpoint } from './endpoint.ts';
 import { startPanel } from './panel/panel-controller.ts';
 import { parseWith } from './protocol/validate.ts';
-import { createLogger } from './util/log.ts';
+import { createLogger, NS } from './util/log.ts';
 import { LevelControl, LogRing, teeDestination } from './util/log-ring.ts';
 import { startDiagnostics, type Diagnostics } from './diagnostics/diagnostics.ts';
 import { toWireError } from './util/errors.ts';
@@ -28,7 +28,7 @@ type Command = z.infer<typeof Command>;
 const FORWARDED: Array<keyof EndpointEvents & string> = ['call.state', 'sweep.finished', 'link.state', 'sibling.call', 'access.state'];
 
 /**
- * Runs one endpoint with simulated audio. With `control: 'stdio'`, stdin takes commands and
+ * Runs one endpoint with the audio drivers its config names (simulated by default). With `control: 'stdio'`, stdin takes commands and
  * stdout carries one JSON line per event and per command result: the multi-process test and
  * scripts drive endpoints this way. Logs go to stderr.
  */
@@ -37,10 +37,10 @@ export async function runEndpointProcess(opts: { configFile: string; control: 'n
   const logRing = new LogRing(500);
   const log = createLogger({ level: config.log.level, destination: teeDestination(process.stderr, logRing), name: config.endpoint.id });
   const levels = new LevelControl(log);
-  const src = config.audio.source;
+  const audioLog = log.child({ ns: NS.driverAudio });
   const endpoint = await Endpoint.start(config, {
-    source: new SimulatedToneSource({ frequencyHz: src.frequencyHz }),
-    sink: new SimulatedAnalysingSink({}),
+    source: createAudioSource(config.audio.source, { log: audioLog }),
+    sink: await createAudioSink(config.audio.sink, { log: audioLog }),
     log,
   });
   const out = (obj: object) => process.stdout.write(`${JSON.stringify(obj)}\n`);

@@ -72,6 +72,7 @@ export class Endpoint {
       sink: deps.sink,
       log: log.child({ ns: NS.media }),
       clock,
+      jitter: config.audio.jitter,
       // Q15: rate-limited by the engine.
       onSinkError: (e) => this.bus.emit('driver.state', { driver: 'audio.sink', state: 'failed', message: e.message, counters: { failures: e.failures, total: e.total } }),
     });

@@ -5,6 +5,8 @@ import { systemClock, type Clock } from '../util/clock.ts';
 import type { Logger } from '../util/log.ts';
 import { OpusDecoder, OpusEncoder, type OpusEncoderOptions } from './opus.ts';
 import { seqDelta } from './rtp.ts';
+import type { JitterBufferOptions, JitterStats } from './jitter-buffer.ts';
+import { Playout } from './playout.ts';
 
 export interface MediaEngineOptions {
   source: AudioSource;
@@ -14,6 +16,14 @@ export interface MediaEngineOptions {
   encoder?: OpusEncoderOptions;
   /** Missing frames concealed per sequence gap; a longer gap is left silent (default 3). */
   maxConcealFrames?: number;
+  /**
+   * The receive path's adaptive jitter buffer (runtime/media/jitter-buffer.ts): packets are
+   * played on a 20 ms clock, reordered, losses concealed. Absent: decoded on arrival.
+   */
+  jitter?: JitterBufferOptions;
+  /** Knob for tests and benchmarks: drop this fraction (0-1) of received packets at random. */
+  receiveLoss?: number;
+  random?: () => number;
   /**
    * Told when the sink refuses frames: on the first failure, then at most once per
    * SINK_ERROR_REPORT_MS with the failures since (a dead sound card must not flood the bus).
@@ -46,8 +56,9 @@ const NEW_STREAM_JUMP = 1000;
  * Capture → Opus → every send target; one chosen transport's audio → Opus → sink.
  * Make before break during a sweep: the session layer sends to old and new holder at once
  * (`setSendTargets`), learns the new one's media flows (`onFirstAudio`), then switches playback.
- * No jitter buffer: packets are decoded on arrival (loopback and LAN links reorder rarely;
- * reordered packets are dropped as late).
+ * With `jitter` set, received packets go through an adaptive jitter buffer played on a 20 ms
+ * clock (runtime/media/playout.ts); without, packets are decoded on arrival (reordered packets
+ * are dropped as late).
  */
 export class MediaEngine {
   readonly #source: AudioSource;
@@ -80,6 +91,11 @@ export class MediaEngine {
     framesDropped: 0,
     playbackSwitches: 0,
   };
+  /** Packets dropped by the loss-injection knob. */
+  #lostInjected = 0;
+  readonly #playout: Playout | undefined;
+  #receiveLoss = 0;
+  readonly #random: () => number;
 
   constructor(opts: MediaEngineOptions) {
     this.#source = opts.source;
@@ -90,6 +106,27 @@ export class MediaEngine {
     this.#maxConceal = opts.maxConcealFrames ?? 3;
     this.#onSinkError = opts.onSinkError;
     this.#source.onFrame((pcm) => this.#onCaptured(pcm));
+    this.#random = opts.random ?? Math.random;
+    this.setReceiveLoss(opts.receiveLoss ?? 0);
+    if (opts.jitter) {
+      this.#playout = new Playout({ output: (pcm, concealed) => this.#output(pcm, concealed), jitter: opts.jitter, clock: this.#clock, log: this.#log });
+    }
+  }
+
+  /** Loss injection (tests, benchmarks): each received packet is dropped with this probability. */
+  setReceiveLoss(fraction: number): void {
+    if (!(fraction >= 0 && fraction <= 1)) throw new SweepError('INVALID_CONFIG', `receive loss ${fraction} is not a fraction 0-1`);
+    this.#receiveLoss = fraction;
+  }
+
+  /** Packets the loss-injection knob dropped. */
+  get packetsLostInjected(): number {
+    return this.#lostInjected;
+  }
+
+  /** The jitter buffer's figures; undefined without one. */
+  jitterStats(): JitterStats | undefined {
+    return this.#playout?.stats();
   }
 
   /** Every captured frame is encoded once and sent to each of these (empty: nothing encoded). */
@@ -106,6 +143,7 @@ export class MediaEngine {
     this.#decoder.reset();
     this.#lastSeq = undefined;
     this.#playbackSince = this.#clock.mono();
+    this.#playout?.switchStream();
     this.#stats.playbackSwitches++;
     this.#log.debug({ linkId: transport?.linkId ?? null }, 'playback switched');
   }
@@ -169,6 +207,7 @@ export class MediaEngine {
     this.#playback = null;
     this.#attached.clear();
     this.#firstAudio.clear();
+    this.#playout?.close();
     try {
       await this.#source.stop();
     } catch (err) {
@@ -196,6 +235,10 @@ export class MediaEngine {
 
   #onAudio(transport: PeerTransport, opus: Uint8Array, seq: number): void {
     if (this.#closed || !this.#attached.has(transport)) return;
+    if (this.#receiveLoss > 0 && this.#random() < this.#receiveLoss) {
+      this.#lostInjected++;
+      return;
+    }
     this.#stats.framesReceived++;
     const first = this.#firstAudio.get(transport);
     if (first) {
@@ -213,6 +256,10 @@ export class MediaEngine {
   }
 
   #play(opus: Uint8Array, seq: number): void {
+    if (this.#playout) {
+      this.#playout.push(opus, seq);
+      return;
+    }
     const last = this.#lastSeq;
     if (last !== undefined) {
       const d = seqDelta(last, seq);
