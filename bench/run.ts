@@ -11,6 +11,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<Record<string, 
   'browser-sweep': () => import('./browser-sweep.ts'),
   'button-sweep': () => import('./button-sweep.ts'),
   mqtt: () => import('./mqtt.ts'),
+  'audio-path': () => import('./audio-path.ts'),
 };
 
 async function main(): Promise<number> {

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { runEndpointProcess } from './endpoint-process.ts';
 import { diagCli } from './diagnostics/diag-cli.ts';
+import { audioCli } from './audio-test-cli.ts';
 import { toSweepError } from './util/errors.ts';
 import { configCli } from './config-cli.ts';
 import { provision } from './provision.ts';
@@ -22,6 +23,7 @@ const USAGE = `usage: sweep <command>
                        validate a config file, migrate it, print its JSON Schema
   diag <watch|cmd|shell|keygen> …
                        operators: watch devices over MQTT, send signed commands, open the shell
+  audio <list|test> …   installers: list ALSA devices, play a tone, record and report levels
   --version`;
 
 function version(): string {
@@ -89,6 +91,8 @@ export async function main(argv: string[]): Promise<number> {
       return configCli(rest, { stdout: process.stdout, stderr: process.stderr });
     case 'diag':
       return diagCli(rest, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin });
+    case 'audio':
+      return audioCli(rest, { stdout: process.stdout, stderr: process.stderr });
     case '--version':
     case 'version':
       process.stdout.write(`${version()}\n`);

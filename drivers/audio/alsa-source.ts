@@ -220,6 +220,8 @@ export class AlsaSource implements AudioSource {
         this.#stats.rate = Number(v);
         // Every driver speaks 48 kHz: a device that cannot is a configuration error (use plughw:).
         if (!mine()) return;
+        // get_rate rounds an exact rate such as 48000.5 up: within 0.1% it is 48 kHz.
+        if (Math.abs(Number(v) - SAMPLE_RATE) <= SAMPLE_RATE / 1000) return;
         if (!settled) done(new SweepError('INVALID_CONFIG', `the ALSA capture device ${this.device} runs at ${String(v)} Hz, not 48000: use a plughw: or plug device`));
         else this.#fail(`rate ${String(v)} Hz`);
       });

@@ -96,6 +96,8 @@ export class PacedWriter {
   #start = performance.now();
   #n = 0;
   framesWritten = 0;
+  /** Called after each frame is written, with its index into the looped input and the time. */
+  onWrite: ((frameInLoop: number, at: number) => void) | undefined;
   readonly #bytes: Buffer;
 
   constructor(
@@ -119,6 +121,7 @@ export class PacedWriter {
     const due = Math.floor((performance.now() - this.#start) / FRAME_MS) + 1;
     while (this.#n < due) {
       this.#n++;
+      const frameInLoop = Math.floor(this.#pos / (FRAME_SAMPLES * 2));
       const frame = Buffer.alloc(FRAME_SAMPLES * 2);
       for (let at = 0; at < frame.length; ) {
         const n = Math.min(frame.length - at, this.#bytes.length - this.#pos);
@@ -129,6 +132,7 @@ export class PacedWriter {
       try {
         writeSync(this.#fd, frame);
         this.framesWritten++;
+        this.onWrite?.(frameInLoop, performance.now());
       } catch {
         // EPIPE: the reader went away; EAGAIN: it stalled. Start over at the next open.
         closeSync(this.#fd);
