@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { loadEndpointConfig } from '../firmware-config/load.ts';
-import { createAudioSink, createAudioSource } from '../drivers/audio/create.ts';
+import { createAudioSink, createAudioSource, watchAudioDrivers } from '../drivers/audio/create.ts';
 import { Endpoint } from './endpoint.ts';
 import { startPanel } from './panel/panel-controller.ts';
 import { parseWith } from './protocol/validate.ts';
@@ -38,11 +38,10 @@ export async function runEndpointProcess(opts: { configFile: string; control: 'n
   const log = createLogger({ level: config.log.level, destination: teeDestination(process.stderr, logRing), name: config.endpoint.id });
   const levels = new LevelControl(log);
   const audioLog = log.child({ ns: NS.driverAudio });
-  const endpoint = await Endpoint.start(config, {
-    source: createAudioSource(config.audio.source, { log: audioLog }),
-    sink: await createAudioSink(config.audio.sink, { log: audioLog }),
-    log,
-  });
+  const source = createAudioSource(config.audio.source, { log: audioLog });
+  const sink = await createAudioSink(config.audio.sink, { log: audioLog });
+  const endpoint = await Endpoint.start(config, { source, sink, log });
+  watchAudioDrivers(source, sink, (e) => endpoint.bus.emit('driver.state', e));
   const out = (obj: object) => process.stdout.write(`${JSON.stringify(obj)}\n`);
   for (const type of FORWARDED) endpoint.bus.on(endpoint, type, (e) => out({ event: type, ...(e as object) }));
   // The panel is a leaf: if it cannot start, the endpoint still takes calls without buttons.

@@ -113,6 +113,24 @@ export class AlsaSink implements AudioSink {
     return sink;
   }
 
+  /**
+   * Like `open`, but a device that cannot be opened now does not reject: the sink starts in its
+   * retry loop (an `error` is logged; frames are dropped until the device appears). Bad options
+   * still throw INVALID_CONFIG.
+   */
+  static async openOrRetry(opts: AlsaSinkOptions): Promise<AlsaSink> {
+    const sink = new AlsaSink(opts);
+    try {
+      await sink.#spawn();
+      sink.#state = 'running';
+    } catch (err) {
+      sink.#child = undefined;
+      sink.#state = 'running';
+      sink.#fail((err as Error).message);
+    }
+    return sink;
+  }
+
   onEvent(fn: (e: AlsaSinkEvent) => void): void {
     this.#eventFns.push(fn);
   }

@@ -53,6 +53,12 @@ export interface AlsaSourceOptions {
   clock?: Clock;
   log?: Logger;
   binding?: CaptureBinding;
+  /**
+   * When the device cannot be opened at `start()`: resolve anyway and keep retrying (an endpoint
+   * must come up without its USB card and hear again once it is plugged in). Default false:
+   * `start()` rejects, as the AudioSource contract says.
+   */
+  keepTrying?: boolean;
 }
 
 const FORMAT: AudioFormat = Object.freeze({ sampleRate: SAMPLE_RATE, channels: 1, frameSamples: FRAME_SAMPLES });
@@ -83,6 +89,7 @@ export class AlsaSource implements AudioSource {
   readonly #clock: Clock;
   readonly #log: Logger | undefined;
   readonly #binding: CaptureBinding | undefined;
+  readonly #keepTrying: boolean;
   #fns: ((pcm: Int16Array) => void)[] = [];
   #eventFns: ((e: AlsaSourceEvent) => void)[] = [];
   #state: State = 'stopped';
@@ -113,6 +120,7 @@ export class AlsaSource implements AudioSource {
     this.#clock = opts.clock ?? systemClock;
     this.#log = opts.log;
     this.#binding = opts.binding;
+    this.#keepTrying = opts.keepTrying ?? false;
   }
 
   onFrame(fn: (pcm: Int16Array) => void): void {
@@ -135,7 +143,13 @@ export class AlsaSource implements AudioSource {
     try {
       await this.#open();
     } catch (err) {
-      if (this.#state === 'opening') this.#state = 'stopped';
+      if (this.#state !== 'opening') return;
+      if (this.#keepTrying && !(err instanceof SweepError && err.code === 'INVALID_CONFIG')) {
+        this.#state = 'running';
+        this.#fail((err as Error).message);
+        return;
+      }
+      this.#state = 'stopped';
       throw err;
     }
     if (this.#state === 'opening') this.#state = 'running';

@@ -1,5 +1,10 @@
 import t from 'tap';
+import { appendFile } from 'node:fs/promises';
+import { filePlaybackPcm } from '../../drivers/audio/alsa-devices.ts';
 import { AlsaSink } from '../../drivers/audio/alsa-sink.ts';
+import { watchAudioDrivers } from '../../drivers/audio/create.ts';
+import { SimulatedAnalysingSink } from '../../drivers/audio/simulated.ts';
+import type { DriverStateEvent } from '../../runtime/session/events.ts';
 import { AlsaSource, type AlsaSourceEvent, type CaptureHandle } from '../../drivers/audio/alsa-source.ts';
 import { FRAME_SAMPLES } from '../../drivers/audio/audio.ts';
 import { createAlsaFixture, hasAlsaCapture, hasAlsaTools, readRaw, tone } from '../helpers/alsa.ts';
@@ -71,6 +76,26 @@ if (!tools || !capture) {
     await s.close();
     const out = await readRaw(fx.playbackFile);
     t.same(Array.from(out.subarray(0, pcm.length)), Array.from(pcm));
+  });
+
+  void t.test('AlsaSink.openOrRetry on a missing device resolves, drops frames and plays once the device appears', async (t) => {
+    const s = await AlsaSink.openOrRetry({ device: 'sweep_late', retryMs: 50, maxRetryMs: 100 });
+    t.teardown(() => s.close());
+    const types: string[] = [];
+    const recovered = new Promise<void>((resolve) =>
+      s.onEvent((e) => {
+        types.push(e.type);
+        if (e.type === 'recovered') resolve();
+      }),
+    );
+    await s.write(new Int16Array(FRAME_SAMPLES));
+    t.equal(s.stats().framesDropped, 1, 'frames dropped while the device is missing');
+    // "Plug in" the device: define it in the asoundrc (each aplay start reads it afresh).
+    await appendFile(fx.configPath, `${filePlaybackPcm('sweep_late', fx.playbackFile + '.late')}\n`);
+    await recovered;
+    t.ok(types.includes('recovered'));
+    await s.write(new Int16Array(FRAME_SAMPLES));
+    t.equal(s.stats().framesWritten, 1);
   });
 
   void t.test('AlsaSink when aplay dies emits error then recovers by restarting it', async (t) => {
@@ -168,4 +193,22 @@ void t.test('AlsaSource after an overrun counts the xrun and drops the stale per
   cap.emit('audio', new Uint8Array(1720));
   t.equal(frames, 2);
   t.match(s.stats(), { xruns: 1, shortReads: 1 });
+});
+
+void t.test('AlsaSource with keepTrying on a missing device starts, reports the failure and recovers when it appears', async (t) => {
+  FakeCapture.instances = [];
+  FakeCapture.failOpen = true;
+  const s = new AlsaSource({ device: 'plughw:CARD=Device,DEV=0', binding: FakeCapture, retryMs: 10, keepTrying: true });
+  t.teardown(() => s.close());
+  const bus: DriverStateEvent[] = [];
+  watchAudioDrivers(s, new SimulatedAnalysingSink(), (e) => bus.push(e));
+  await t.resolves(s.start(), 'start resolves without the device');
+  t.match(bus[0], { driver: 'audio.source', device: 'plughw:CARD=Device,DEV=0', state: 'failed', message: /plughw:CARD=Device,DEV=0.*No such device/ });
+  FakeCapture.failOpen = false;
+  await new Promise((r) => setTimeout(r, 100));
+  t.match(bus.at(-1), { driver: 'audio.source', state: 'recovered' });
+  let frames = 0;
+  s.onFrame(() => frames++);
+  FakeCapture.instances.at(-1)!.emit('audio', new Uint8Array(FRAME_SAMPLES * 2));
+  t.equal(frames, 1);
 });
