@@ -47,7 +47,8 @@ function beeps(frames: Array<{ mono: number; rmsDbfs: number; frequencyHz: numbe
   return {
     beepCount: loud.length,
     beepHz: hz.length ? hz[Math.floor(hz.length / 2)] : null,
-    beepIntervalMs: gaps.length ? Math.round(gaps.reduce((a, b) => a + b, 0) / gaps.length) : null,
+    // The median: the jitter buffer may shift one beep by a frame or two when it adapts its depth.
+    beepIntervalMs: gaps.length ? Math.round([...gaps].sort((a, b) => a - b)[Math.floor(gaps.length / 2)]!) : null,
   };
 }
 
