@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { loadEndpointConfig } from '../firmware-config/load.ts';
 import { createAudioSink, createAudioSource, watchAudioDrivers } from '../drivers/audio/create.ts';
 import { Endpoint } from './endpoint.ts';
+import { retry } from './util/retry.ts';
+import { systemClock } from './util/clock.ts';
 import { startPanel } from './panel/panel-controller.ts';
 import { parseWith } from './protocol/validate.ts';
 import { createLogger, NS } from './util/log.ts';
@@ -38,9 +40,26 @@ export async function runEndpointProcess(opts: { configFile: string; control: 'n
   const log = createLogger({ level: config.log.level, destination: teeDestination(process.stderr, logRing), name: config.endpoint.id });
   const levels = new LevelControl(log);
   const audioLog = log.child({ ns: NS.driverAudio });
-  const source = createAudioSource(config.audio.source, { log: audioLog });
-  const sink = await createAudioSink(config.audio.sink, { log: audioLog });
-  const endpoint = await Endpoint.start(config, { source, sink, log });
+  // A device that boots while its server is unreachable keeps trying, with jittered back-off
+  // (a fleet must not return in step); a refused login is final. Each attempt opens its drivers
+  // afresh, since a failed start releases them.
+  const startup = new AbortController();
+  const abortStartup = () => startup.abort();
+  process.once('SIGINT', abortStartup);
+  process.once('SIGTERM', abortStartup);
+  let source!: ReturnType<typeof createAudioSource>;
+  let sink!: Awaited<ReturnType<typeof createAudioSink>>;
+  const endpoint = await retry(
+    async () => {
+      source = createAudioSource(config.audio.source, { log: audioLog });
+      sink = await createAudioSink(config.audio.sink, { log: audioLog });
+      return Endpoint.start(config, { source, sink, log });
+    },
+    { clock: systemClock, log, what: 'login to the access server', signal: startup.signal },
+  ).finally(() => {
+    process.off('SIGINT', abortStartup);
+    process.off('SIGTERM', abortStartup);
+  });
   watchAudioDrivers(source, sink, (e) => endpoint.bus.emit('driver.state', e));
   const out = (obj: object) => process.stdout.write(`${JSON.stringify(obj)}\n`);
   for (const type of FORWARDED) endpoint.bus.on(endpoint, type, (e) => out({ event: type, ...(e as object) }));

@@ -1,0 +1,51 @@
+import t from 'tap';
+import { createServer } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AccessServer } from '../../server/access-server.ts';
+import { AccountStore } from '../../server/store.ts';
+import { hashPassword } from '../../server/passwords.ts';
+import { loadOrCreateServerKey } from '../../server/server-key.ts';
+import { ChildEndpoint } from '../../runtime/lab/child-endpoint.ts';
+import { silentLogger } from '../../runtime/util/log.ts';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+void t.test('sweep endpoint started while the access server is down logs in once it comes up', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'sweep-offline-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const data = join(dir, 'server');
+  const key = await loadOrCreateServerKey(data);
+  const store = AccountStore.open(data);
+  store.createAccount('door', 'Front door', await hashPassword('a long test passphrase'));
+  store.close();
+  const port = await freePort();
+
+  const starting = ChildEndpoint.start(
+    {
+      endpoint: { id: 'intercom', kind: 'intercom', label: 'Front door' },
+      access: { url: `ws://127.0.0.1:${port}/access`, serverPublicKey: key.publicKeyRaw, username: 'door', password: 'a long test passphrase' },
+      stateDir: join(dir, 'intercom'),
+      log: { level: 'warn' },
+    },
+    join(dir, 'intercom.json'),
+    { timeoutMs: 30_000 },
+  );
+  await new Promise((r) => setTimeout(r, 2500));
+  const server = await AccessServer.start({ dataDir: data, port, log: silentLogger() });
+  t.teardown(() => server.close());
+  const child = await starting;
+  t.teardown(() => child.close());
+  t.match(child.stderr, /login to the access server failed; retrying/, 'the endpoint said it was retrying');
+  t.equal((await child.command({ cmd: 'state' })).call, null, 'it is up and idle');
+});
