@@ -1,9 +1,8 @@
-import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { Aedes } from 'aedes';
 import { EndpointConfig } from '../firmware-config/endpoint-config.ts';
 import { DiagnosticsConfig } from '../firmware-config/diagnostics-config.ts';
 import { startDiagnostics } from '../runtime/diagnostics/diagnostics.ts';
+import { startLoopbackBroker } from '../runtime/diagnostics/loopback-broker.ts';
 import type { ObservedEndpoint } from '../runtime/diagnostics/observed.ts';
 import { OperatorClient } from '../runtime/diagnostics/operator.ts';
 import type { EndpointEvents } from '../runtime/session/events.ts';
@@ -23,16 +22,8 @@ export async function run(opts: { idleSeconds?: number; n?: number; telemetryInt
   const idleSeconds = opts.idleSeconds ?? 12;
   const n = opts.n ?? 200;
   const telemetryIntervalMs = opts.telemetryIntervalMs ?? 5000;
-  const broker = await Aedes.createBroker({ drainTimeout: 1000 });
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    s.setNoDelay(true);
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    broker.handle(s);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const broker = await startLoopbackBroker();
+  const url = broker.url;
   // The same process idle with the broker but without diagnostics, to subtract.
   await new Promise((r) => setTimeout(r, 1000));
   const baseline = await quietest(idleSeconds);
@@ -70,9 +61,7 @@ export async function run(opts: { idleSeconds?: number; n?: number; telemetryInt
   } finally {
     await op?.close();
     await diag.close();
-    for (const s of sockets) s.destroy();
-    await new Promise((r) => server.close(r));
-    await new Promise<void>((r) => broker.close(() => r()));
+    await broker.close();
   }
 }
 

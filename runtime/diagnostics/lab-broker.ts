@@ -1,9 +1,8 @@
-import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { Aedes } from 'aedes';
 import { DiagnosticsConfig } from '../../firmware-config/diagnostics-config.ts';
 import type { World } from '../lab/world.ts';
 import type { Logger } from '../util/log.ts';
 import { startDiagnostics, type Diagnostics } from './diagnostics.ts';
+import { startLoopbackBroker } from './loopback-broker.ts';
 
 export interface LabDiagnostics {
   /** mqtt://127.0.0.1:<port>, MQTT 3.1.1 (aedes). */
@@ -18,25 +17,15 @@ export interface LabDiagnostics {
  * keys and no shell. Watch with `sweep diag watch --url <url> --protocol 4`.
  */
 export async function startLabDiagnostics(world: World, log: Logger): Promise<LabDiagnostics> {
-  const broker = await Aedes.createBroker({ drainTimeout: 1000 });
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    s.setNoDelay(true);
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    broker.handle(s);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const broker = await startLoopbackBroker();
+  const url = broker.url;
   const diagnostics = new Map<string, Diagnostics>();
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
     await Promise.all([...diagnostics.values()].map((d) => d.close()));
-    for (const s of sockets) s.destroy();
-    await new Promise((resolve) => server.close(resolve));
-    await new Promise<void>((resolve) => broker.close(() => resolve()));
+    await broker.close();
   };
   try {
     const config = DiagnosticsConfig.parse({ url, protocolVersion: 4, telemetryIntervalMs: 10_000, reconnectMs: 1000 });
