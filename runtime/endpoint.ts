@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { EndpointConfig } from '../firmware-config/endpoint-config.ts';
 import type { AudioSink, AudioSource } from '../drivers/audio/audio.ts';
-import { AccessClient } from './access/access-client.ts';
+import { AccessClient, accessOptionsFromConfig } from './access/access-client.ts';
 import { loadOrCreateKeys, type EndpointKeys } from './identity/keys.ts';
 import { publicKeyFromRaw } from './identity/token.ts';
 import { MediaEngine } from './media/media-engine.ts';
@@ -105,15 +105,7 @@ export class Endpoint {
     const clock = deps.clock ?? systemClock;
     const keys = await loadOrCreateKeys(config.stateDir, config.endpoint.id);
     const access = new AccessClient({
-      url: config.access.url,
-      username: config.access.username,
-      password: config.access.password,
-      endpointId: config.endpoint.id,
-      kind: config.endpoint.kind,
-      label: config.endpoint.label,
-      signingKeyRaw: keys.signingKeyRaw,
-      dtlsFingerprint: keys.dtlsFingerprint,
-      serverPublicKeyRaw: config.access.serverPublicKey,
+      ...accessOptionsFromConfig(config, keys),
       log: deps.log.child({ ns: NS.access }),
       clock,
     });

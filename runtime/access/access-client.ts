@@ -416,3 +416,21 @@ export class AccessClient {
     }
   }
 }
+
+/** The access-client options an endpoint config and its keys determine (the rest is wiring). */
+export function accessOptionsFromConfig(
+  config: { endpoint: { id: string; kind: EndpointKind; label: string }; access: { url: string; username: string; password: string; serverPublicKey: string } },
+  keys: { signingKeyRaw: string; dtlsFingerprint: string },
+): Pick<AccessClientOptions, 'url' | 'username' | 'password' | 'endpointId' | 'kind' | 'label' | 'signingKeyRaw' | 'dtlsFingerprint' | 'serverPublicKeyRaw'> {
+  return {
+    url: config.access.url,
+    username: config.access.username,
+    password: config.access.password,
+    endpointId: config.endpoint.id,
+    kind: config.endpoint.kind,
+    label: config.endpoint.label,
+    signingKeyRaw: keys.signingKeyRaw,
+    dtlsFingerprint: keys.dtlsFingerprint,
+    serverPublicKeyRaw: config.access.serverPublicKey,
+  };
+}

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { AccessServer } from '../../server/access-server.ts';
 import { hashPassword } from '../../server/passwords.ts';
 import { createProvisionCode } from '../../server/provisioning.ts';
-import { AccessClient } from '../../runtime/access/access-client.ts';
+import { AccessClient, accessOptionsFromConfig } from '../../runtime/access/access-client.ts';
 import { loadOrCreateKeys } from '../../runtime/identity/keys.ts';
 import { provision } from '../../runtime/provision.ts';
 import { loadEndpointConfig } from '../../firmware-config/load.ts';
@@ -48,14 +48,7 @@ async function setup(t: Test, over: { serverPublicKey?: string; endpointId?: str
 async function login(t: Test, s: Setup, keys: { signingKeyRaw: string; dtlsFingerprint: string }): Promise<AccessClient> {
   const config = await loadEndpointConfig(s.configFile);
   const client = new AccessClient({
-    url: config.access.url,
-    username: config.access.username,
-    password: config.access.password,
-    endpointId: config.endpoint.id,
-    kind: config.endpoint.kind,
-    label: config.endpoint.label,
-    ...keys,
-    serverPublicKeyRaw: config.access.serverPublicKey,
+    ...accessOptionsFromConfig(config, keys),
     log,
     backoff: { initialMs: 20, maxMs: 200 },
     requestTimeoutMs: 3000,

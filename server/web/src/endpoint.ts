@@ -1,7 +1,8 @@
 import type { LoginResult, SignalIn, SignalPayload } from '../../../runtime/protocol/access.ts';
 import type { EndpointInfo } from '../../../runtime/protocol/common.ts';
 import type { GrantPayload, Party, SessionState, SweepScope } from '../../../runtime/protocol/peer.ts';
-import { transition, type CallEvent, type CallState } from '../../../runtime/session/call-state.ts';
+import { transition, type CallEvent } from '../../../runtime/session/call-state.ts';
+import type { CallSnapshot } from '../../../runtime/session/events.ts';
 import { SweepError, toSweepError } from '../../../runtime/util/errors.ts';
 import type { AccessConnection } from './access.ts';
 import { randomB64u } from './b64.ts';
@@ -9,17 +10,8 @@ import { signToken, type Identity } from './identity.ts';
 import { BrowserLink } from './link.ts';
 import type { WebLog } from './log.ts';
 
-export interface WebCall {
-  sessionId: string;
-  state: CallState;
-  /** The far end (the intercom). */
-  peer: Party;
-  epoch: number;
-  startedAt: number | null;
-  doorRights: boolean;
-  muted: boolean;
-  onHold: boolean;
-}
+/** The browser's call: the runtime's snapshot less `direction` (the browser takes calls by sweep). */
+export type WebCall = Omit<CallSnapshot, 'direction'>;
 
 export interface SiblingCall {
   sessionId: string;
