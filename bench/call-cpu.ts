@@ -5,7 +5,7 @@ import { World, LAB_CAST } from '../runtime/lab/world.ts';
 import { ChildEndpoint } from '../runtime/lab/child-endpoint.ts';
 import { waitForEvent } from '../runtime/lab/story.ts';
 import { createLogger } from '../runtime/util/log.ts';
-import { cpuMsOf, rssMbOf } from './proc.ts';
+import { cpuMsOf, rssMbOf, threadBreakdown, threadsOf } from './proc.ts';
 import { round } from './stats.ts';
 import { buildBundle } from '../deploy/bundle.ts';
 
@@ -47,9 +47,11 @@ export async function run(opts: { seconds?: number; nodeArgs?: string[] } = {}):
     await handset.calls.answer();
     await new Promise((r) => setTimeout(r, 2000));
     const idleRss = await rssMbOf(child.pid);
+    const threads0 = await threadsOf(child.pid);
     const cpu0 = await cpuMsOf(child.pid);
     await new Promise((r) => setTimeout(r, seconds * 1000));
     const cpu1 = await cpuMsOf(child.pid);
+    const threads1 = await threadsOf(child.pid);
     const rssMb = await rssMbOf(child.pid);
     const frames = world.get('handset').sink.frames.length;
     return {
@@ -58,6 +60,8 @@ export async function run(opts: { seconds?: number; nodeArgs?: string[] } = {}):
       idleCpuMsPerSecond: round(idleCpuMsPerSecond, 2),
       rssMb: round(Math.max(idleRss, rssMb)),
       framesHeardByHandset: frames,
+      // Where the CPU goes: on a VM every wake-up is costly, so wakes/s matter as much as work.
+      threads: threadBreakdown(threads0, threads1, seconds),
     };
   } finally {
     await child?.close();

@@ -57,7 +57,8 @@ const NEW_STREAM_JUMP = 1000;
  * Make before break during a sweep: the session layer sends to old and new holder at once
  * (`setSendTargets`), learns the new one's media flows (`onFirstAudio`), then switches playback.
  * With `jitter` set, received packets go through an adaptive jitter buffer played on a 20 ms
- * clock (runtime/media/playout.ts); without, packets are decoded on arrival (reordered packets
+ * clock (runtime/media/playout.ts): the capture device's frames while capture runs, a timer
+ * otherwise; without, packets are decoded on arrival (reordered packets
  * are dropped as late).
  */
 export class MediaEngine {
@@ -218,6 +219,12 @@ export class MediaEngine {
   #onCaptured(pcm: Int16Array): void {
     if (!this.#running || this.#closed) return;
     this.#stats.framesCaptured++;
+    this.#send(pcm);
+    // After sending (the far end waits for it): the captured frame is the playout's clock.
+    this.#playout?.clockTick();
+  }
+
+  #send(pcm: Int16Array): void {
     if (this.#sendTargets.length === 0) return;
     let opus: Uint8Array;
     try {

@@ -13,8 +13,13 @@ import { OpusDecoder } from './opus.ts';
  * first tick it is ready (its target filled), with the decoder reset. The output cadence never
  * pauses for the new stream's pre-fill.
  *
- * The timer runs only while there is something to play: it stops after `idleTicks` ticks with
- * nothing buffered and restarts with the next packet.
+ * Two clocks can pace the output. `clockTick()`, called once per captured frame, makes the capture
+ * device's clock the output clock: on a device whose microphone and speaker share a sound card
+ * that is the speaker's own clock, and the main thread wakes once per 20 ms for both directions
+ * instead of twice. Without such ticks (no capture running, or none for EXTERNAL_CLOCK_TIMEOUT_MS
+ * when a packet arrives: the capture device stalled) a timer paces the output; it runs only while
+ * there is something to play: it stops after `idleTicks` ticks with nothing buffered and restarts
+ * with the next packet.
  */
 export interface PlayoutOptions {
   output: (pcm: Int16Array, concealed: boolean) => void;
@@ -23,6 +28,9 @@ export interface PlayoutOptions {
   log?: Logger;
   idleTicks?: number;
 }
+
+/** A packet arriving this long after the last capture tick hands the output to the timer (2.5 frames). */
+export const EXTERNAL_CLOCK_TIMEOUT_MS = 50;
 
 export class Playout {
   readonly #output: PlayoutOptions['output'];
@@ -34,6 +42,8 @@ export class Playout {
   #current: JitterBuffer;
   #next: JitterBuffer | undefined;
   #timer: TimerHandle | undefined;
+  /** clock.mono() of the last capture tick; -Infinity before the first. */
+  #lastClockTick = -Infinity;
   #startMono = 0;
   #tick = 0;
   #idle = 0;
@@ -54,7 +64,17 @@ export class Playout {
     if (this.#closed) return;
     (this.#next ?? this.#current).push(seq, opus, this.#clock.mono());
     this.#idle = 0;
-    if (!this.#timer) this.#schedule(true);
+    // Capture ticks that stopped (the device stalled) are noticed here, at the next packet.
+    if (!this.#timer && !this.#clockTicking()) this.#schedule(true);
+  }
+
+  /** One frame period of the capture device's clock has passed: play one frame (class comment). */
+  clockTick(): void {
+    if (this.#closed) return;
+    if (this.#timer) this.#clock.clear(this.#timer);
+    this.#timer = undefined;
+    this.#lastClockTick = this.#clock.mono();
+    this.#playOne();
   }
 
   /** A new stream follows (playback switched): make before break, see the class comment. */
@@ -72,6 +92,10 @@ export class Playout {
     this.#closed = true;
     if (this.#timer) this.#clock.clear(this.#timer);
     this.#timer = undefined;
+  }
+
+  #clockTicking(): boolean {
+    return this.#clock.mono() - this.#lastClockTick < EXTERNAL_CLOCK_TIMEOUT_MS;
   }
 
   #schedule(fresh: boolean): void {

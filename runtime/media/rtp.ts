@@ -23,11 +23,14 @@ export function isRtcp(buf: Uint8Array): boolean {
   return buf.length >= 2 && pt !== undefined && (pt & 0x7f) >= 64 && (pt & 0x7f) <= 95;
 }
 
+/**
+ * Runs for every received audio packet (50 a second per stream): reads bytes directly, and
+ * allocates only the result and its payload view.
+ */
 export function parseRtp(buf: Uint8Array): RtpPacket | undefined {
   if (buf.length < FIXED_HEADER) return undefined;
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const b0 = view.getUint8(0);
-  const b1 = view.getUint8(1);
+  const b0 = buf[0]!;
+  const b1 = buf[1]!;
   if (b0 >> 6 !== 2) return undefined;
   const padding = (b0 & 0x20) !== 0;
   const hasExtension = (b0 & 0x10) !== 0;
@@ -35,13 +38,13 @@ export function parseRtp(buf: Uint8Array): RtpPacket | undefined {
   let offset = FIXED_HEADER + 4 * csrcCount;
   if (offset > buf.length) return undefined;
   const csrcs: number[] = [];
-  for (let i = 0; i < csrcCount; i++) csrcs.push(view.getUint32(FIXED_HEADER + 4 * i));
+  for (let i = 0; i < csrcCount; i++) csrcs.push(u32(buf, FIXED_HEADER + 4 * i));
 
   let extension: RtpPacket['extension'];
   if (hasExtension) {
     if (offset + 4 > buf.length) return undefined;
-    const profile = view.getUint16(offset);
-    const words = view.getUint16(offset + 2);
+    const profile = u16(buf, offset);
+    const words = u16(buf, offset + 2);
     const start = offset + 4;
     offset = start + 4 * words;
     if (offset > buf.length) return undefined;
@@ -50,22 +53,31 @@ export function parseRtp(buf: Uint8Array): RtpPacket | undefined {
 
   let end = buf.length;
   if (padding) {
-    const padCount = view.getUint8(buf.length - 1);
+    const padCount = buf[buf.length - 1]!;
     // The count includes itself, so 0 is invalid, and padding cannot eat into the header.
     if (padCount === 0 || end - padCount < offset) return undefined;
     end -= padCount;
   }
 
-  return {
+  const packet: RtpPacket = {
     marker: (b1 & 0x80) !== 0,
     payloadType: b1 & 0x7f,
-    sequence: view.getUint16(2),
-    timestamp: view.getUint32(4),
-    ssrc: view.getUint32(8),
+    sequence: u16(buf, 2),
+    timestamp: u32(buf, 4),
+    ssrc: u32(buf, 8),
     csrcs,
-    ...(extension ? { extension } : {}),
     payload: buf.subarray(offset, end),
   };
+  if (extension) packet.extension = extension;
+  return packet;
+}
+
+function u16(buf: Uint8Array, at: number): number {
+  return (buf[at]! << 8) | buf[at + 1]!;
+}
+
+function u32(buf: Uint8Array, at: number): number {
+  return ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0;
 }
 
 export interface RtpBuildFields {

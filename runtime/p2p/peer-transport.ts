@@ -332,7 +332,16 @@ class NdcPeerTransport implements PeerTransport {
     packetizer.addToChain(sr);
     packetizer.addToChain(nack);
     track.setMediaHandler(packetizer);
-    track.onMessage((msg) => this.#guard('trackMessage', () => this.#onRtp(msg)));
+    // Every audio packet comes through here: no closure per packet (#guard's work, inline).
+    track.onMessage((msg) => {
+      if (this.#state === 'closed') return;
+      try {
+        this.#onRtp(msg);
+      } catch (err) {
+        this.#log.error({ err, what: 'trackMessage' }, 'native callback failed');
+        this.#fail(new SweepError('INTERNAL', `link ${this.linkId}: trackMessage failed`, { cause: err }));
+      }
+    });
     track.onError((err) => this.#guard('trackError', () => this.#log.debug({ err }, 'track error')));
     this.#track = track;
     this.#rtpConfig = cfg;
@@ -425,9 +434,16 @@ class NdcPeerTransport implements PeerTransport {
   #onRtp(msg: Buffer): void {
     const pkt = parseRtp(msg);
     if (!pkt || pkt.payloadType !== this.#audioPt || pkt.payload.length === 0) return;
-    // The native buffer may be reused after this callback: listeners get their own copy.
-    const opus = new Uint8Array(pkt.payload);
-    for (const fn of this.#audioFns) this.#call('onAudio listener', () => fn(opus, pkt.sequence, pkt.timestamp));
+    // node-datachannel hands each message over in a Buffer of its own (napi_create_buffer_copy),
+    // so listeners may keep the payload view without copying it.
+    const opus = pkt.payload;
+    for (const fn of this.#audioFns) {
+      try {
+        fn(opus, pkt.sequence, pkt.timestamp);
+      } catch (err) {
+        this.#log.warn({ err, what: 'onAudio listener' }, 'listener threw');
+      }
+    }
   }
 
   #acceptSignal(raw: SignalPayload): void {

@@ -132,3 +132,33 @@ void t.test('Playout on a fake clock plays one frame per 20 ms and switches stre
   t.ok(out.filter((o) => o.concealed).length <= 3, 'at most the drained tail concealed');
   t.equal(clock.pending(), 0, 'the timer sleeps once nothing is left to play');
 });
+
+void t.test('Playout paced by capture ticks plays one frame per tick with no timer, and the timer takes over when they stop', async (t) => {
+  const clock = new FakeClock();
+  let played = 0;
+  const p = new Playout({ clock, output: () => played++ });
+  t.teardown(() => p.close());
+  const opus = new OpusEncoder().encode(new Int16Array(960));
+  let seq = 0;
+  // Capture runs: a packet arrives and a frame is captured every 20 ms, 5 ms apart.
+  for (let n = 0; n < 20; n++) {
+    p.push(opus, seq++);
+    clock.advance(5);
+    p.clockTick();
+    t.equal(clock.pending(), 0, 'no playout timer while capture ticks');
+    clock.advance(15);
+  }
+  t.equal(played, 19, `one frame per tick once the target is buffered (played ${played})`);
+  // Capture stalls (device gone); packets keep coming: the timer plays them on the same cadence.
+  const before = played;
+  for (let n = 0; n < 10; n++) {
+    p.push(opus, seq++);
+    clock.advance(20);
+  }
+  t.ok(played - before >= 7, `the timer played ${played - before} of 10 frames after the capture stalled`);
+  t.ok(clock.pending() > 0, 'the timer runs');
+  // Capture comes back: its ticks take over and the timer stops.
+  p.push(opus, seq++);
+  p.clockTick();
+  t.equal(clock.pending(), 0, 'ticks pace playout again');
+});
