@@ -9,17 +9,19 @@ import { SimulatedAnalysingSink, SimulatedToneSource } from '../drivers/audio/si
 import { analyseTone, startAudioCall } from '../runtime/lab/audio-call.ts';
 import { createLogger } from '../runtime/util/log.ts';
 import { createAlsaFixture, readRaw, tone } from '../test/helpers/alsa.ts';
+import { measureChildCall } from './child-call.ts';
 import { cpuMsOf, rssMbOf } from './proc.ts';
 import { round } from './stats.ts';
 
 /**
  * The audio path through real ALSA devices (file plugin, FINDINGS "ALSA without a sound card"):
  * a paced capture device feeds the intercom, the handset plays into an aplay-driven playback
- * device. Both endpoints, the access server and the FIFO pacer run in this process, so
- * `cpuMsPerCallSecond` is this process's CPU halved plus the aplay child's: an upper bound for one
- * endpoint (bench/call-cpu.ts measures one endpoint alone in its own process, simulated audio). Measured in
- * the same run: two baresip 1.0 instances calling each other with Opus on loopback (per instance).
+ * device.
  *
+ * - cpuMsPerCallSecond, rssMb: one endpoint alone in its own process (the bundle), capturing from
+ *   and playing to ALSA devices, aplay included (measureEndpointCpu). Measured in the same run:
+ *   two baresip 1.0 instances calling each other with Opus on loopback, per instance, with file
+ *   audio (aufile: no ALSA work, so the ratio leans against us).
  * - mouthToEarMs: a tone onset written into the capture FIFO until it reaches the playback file,
  *   plus the playback device's start threshold (the `null` slave does not pace, so the ALSA
  *   buffer's delay is added from the negotiated figures rather than observed).
@@ -30,6 +32,7 @@ import { round } from './stats.ts';
  */
 export async function run(opts: { seconds?: number } = {}): Promise<Record<string, unknown>> {
   const seconds = opts.seconds ?? 10;
+  const cpu = await measureEndpointCpu(seconds);
   const ours = await measureOurs(seconds, 0);
   const loss5 = await measureOurs(5, 0.05);
   const loss20 = await measureOurs(5, 0.2);
@@ -40,15 +43,40 @@ export async function run(opts: { seconds?: number } = {}): Promise<Record<strin
     mouthToEarMs: ours.mouthToEarMs,
     jitterBufferMs: ours.jitterBufferMs,
     addedPlaybackLatencyMs: ours.addedPlaybackLatencyMs,
-    cpuMsPerCallSecond: ours.cpuMsPerCallSecond,
-    rssMb: ours.rssMb,
+    cpuMsPerCallSecond: cpu.cpuMsPerCallSecond,
+    rssMb: cpu.rssMb,
     baresipCpuMsPerCallSecond: bCpu ?? null,
     baresipRssMb: 'rssMb' in baresip ? baresip.rssMb : null,
-    cpuRatio: bCpu ? round(ours.cpuMsPerCallSecond / bCpu, 2) : null,
+    cpuRatio: bCpu ? round(cpu.cpuMsPerCallSecond / bCpu, 2) : null,
+    cpuHeardHz: cpu.heardHz,
+    threads: cpu.threads,
     ...('error' in baresip ? { baresipError: baresip.error } : {}),
     loss5: { longestGapFrames: loss5.longestDropoutFrames, concealedPct: loss5.concealedPct, frequencyHz: loss5.frequencyHz },
     loss20: { longestGapFrames: loss20.longestDropoutFrames, concealedPct: loss20.concealedPct, frequencyHz: loss20.frequencyHz },
   };
+}
+
+/**
+ * CPU and RSS of one endpoint as a device runs it, through ALSA both ways: the intercom from the
+ * bundle in its own process, capturing a 1000 Hz tone from the paced file-plugin device and
+ * playing through aplay into the file device; the aplay child's CPU and RSS count as ours.
+ */
+async function measureEndpointCpu(seconds: number) {
+  const input = tone(1000, 2, -12);
+  const fx = await createAlsaFixture(input);
+  const pacer = fx.pacer(input);
+  try {
+    return await measureChildCall({
+      seconds,
+      audio: {
+        source: { driver: 'alsa', device: 'sweep_cap_paced' },
+        sink: { driver: 'alsa', device: 'sweep_play' },
+      },
+    });
+  } finally {
+    pacer.close();
+    await fx.close();
+  }
 }
 
 async function measureOurs(seconds: number, loss: number) {
@@ -77,14 +105,7 @@ async function measureOurs(seconds: number, loss: number) {
     if (loss > 0) call.handset.media.setReceiveLoss(loss);
     await call.call();
     await new Promise((r) => setTimeout(r, 1500));
-    // CPU first, with nothing but the call running (the file watcher below costs CPU itself).
-    const aplayPid = playback.pid!;
-    const cpu0 = process.cpuUsage();
-    const aplay0 = await cpuMsOf(aplayPid);
     await new Promise((r) => setTimeout(r, seconds * 1000));
-    const cpu = process.cpuUsage(cpu0);
-    const aplayCpu = (await cpuMsOf(aplayPid)) - aplay0;
-    const rssMb = process.memoryUsage().rss / 2 ** 20 + (await rssMbOf(aplayPid));
     // Watch the playback file grow: note when each silence→tone onset lands in it.
     const fh = await open(fx.playbackFile, 'r');
     // Only what lands from now on: earlier audio carries no arrival time.
@@ -131,8 +152,6 @@ async function measureOurs(seconds: number, loss: number) {
       mouthToEarMs: delays.length ? round(delays[Math.floor(delays.length / 2)]! + startMs, 1) : null,
       jitterBufferMs: round(jitterDepth / Math.max(1, jitterSamples), 1),
       addedPlaybackLatencyMs: round(pipeMs + startMs, 1),
-      cpuMsPerCallSecond: round((cpu.user + cpu.system) / 1000 / 2 / seconds + aplayCpu / seconds, 2),
-      rssMb: round(rssMb / 2, 1),
       longestDropoutFrames: out.longestDropoutFrames,
       frequencyHz: out.frequencyHz,
       concealedPct: round((100 * st.framesConcealed) / Math.max(1, st.framesConcealed + st.framesDecoded), 1),

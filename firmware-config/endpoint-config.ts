@@ -18,8 +18,8 @@ export const AudioSourceConfig = z.discriminatedUnion('driver', [
     driver: z.literal('alsa'),
     /** ALSA PCM name: `default`, `plughw:CARD=Device,DEV=0`, `hw:1,0`, or an echo-cancel PCM (README). */
     device: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_:,=.-]*$/, 'an ALSA PCM name such as default, hw:1,0 or plughw:CARD=Device').max(128).default('default'),
-    /** Period asked of the device, frames at 48 kHz (480 = 10 ms); the device may choose another. */
-    periodFrames: z.number().int().min(32).max(9600).default(480),
+    /** Period asked of the device, frames at 48 kHz (960 = 20 ms = one Opus frame, one wake-up per frame); the device may choose another. */
+    periodFrames: z.number().int().min(32).max(9600).default(960),
     /** Send-path noise gate: frames quieter than this (RMS dBFS) are sent as silence; absent = off. */
     noiseGateDbfs: z.number().min(-90).max(0).optional(),
   }),

@@ -43,7 +43,11 @@ export interface AlsaSourceStats {
 
 export interface AlsaSourceOptions {
   device: string;
-  /** Period size asked of the device, frames; the device may choose another (reported). Default 480 (10 ms). */
+  /**
+   * Period size asked of the device, frames; the device may choose another (reported). Default 960
+   * (20 ms): one period is one Opus frame, so the main thread wakes once per frame; a shorter
+   * period does not send sooner, since a frame leaves only when all its 960 samples are in.
+   */
   periodFrames?: number;
   /** How long `start()` waits for the device to open, ms (default 3000). */
   openTimeoutMs?: number;
@@ -109,7 +113,7 @@ export class AlsaSource implements AudioSource {
 
   constructor(opts: AlsaSourceOptions) {
     this.device = checkPcmName(opts.device, 'audio.source.device');
-    this.#periodFrames = opts.periodFrames ?? 480;
+    this.#periodFrames = opts.periodFrames ?? 960;
     if (!Number.isInteger(this.#periodFrames) || this.#periodFrames < 32 || this.#periodFrames > 9600) {
       throw new SweepError('INVALID_CONFIG', `audio.source.periodFrames ${this.#periodFrames} is not an integer 32-9600`);
     }

@@ -1,0 +1,100 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { EndpointConfigInput } from '../firmware-config/endpoint-config.ts';
+import { World, LAB_CAST } from '../runtime/lab/world.ts';
+import { ChildEndpoint } from '../runtime/lab/child-endpoint.ts';
+import { waitForEvent } from '../runtime/lab/story.ts';
+import { createLogger } from '../runtime/util/log.ts';
+import { buildBundle } from '../deploy/bundle.ts';
+import { cpuMsOf, rssMbOf, threadBreakdown, threadsOf } from './proc.ts';
+import { round } from './stats.ts';
+
+export interface ChildCallResult {
+  cpuMsPerCallSecond: number;
+  idleCpuMsPerSecond: number;
+  rssMb: number;
+  /** Frames the in-process handset played, and the tone it heard (Hz). */
+  framesHeardByHandset: number;
+  heardHz: number | null;
+  threads: ReturnType<typeof threadBreakdown>;
+}
+
+/**
+ * One endpoint as a device runs it: the intercom, from the bundle, in its own process (with
+ * whatever processes it starts, such as aplay), in a call with the lab's handset running in this
+ * process. CPU and RSS come from /proc over `seconds` of call after a 2 s warm-up.
+ */
+export async function measureChildCall(opts: { seconds: number; audio?: EndpointConfigInput['audio']; nodeArgs?: string[] }): Promise<ChildCallResult> {
+  await buildBundle();
+  const dir = await mkdtemp(join(tmpdir(), 'sweep-bench-child-'));
+  const world = await World.start({
+    ...LAB_CAST,
+    endpoints: LAB_CAST.endpoints.filter((e) => e.id === 'handset'),
+    log: createLogger({ level: 'silent' }),
+  });
+  let child: ChildEndpoint | undefined;
+  try {
+    child = await ChildEndpoint.start(
+      {
+        endpoint: { id: 'intercom', kind: 'intercom', label: 'Front door intercom' },
+        access: { url: world.server.url, serverPublicKey: world.server.publicKeyRaw, username: 'door', password: world.passwords.get('door')! },
+        stateDir: join(dir, 'intercom'),
+        log: { level: 'warn' },
+        ...(opts.audio ? { audio: opts.audio } : {}),
+      },
+      join(dir, 'intercom.json'),
+      { nodeArgs: opts.nodeArgs ?? [], bundle: true },
+    );
+    // Idle first: logged in, no call.
+    await sleep(1000);
+    const idle0 = await cpuMsOf(child.pid);
+    await sleep(5000);
+    const idleCpuMsPerSecond = ((await cpuMsOf(child.pid)) - idle0) / 5;
+    const handset = world.get('handset');
+    const ringing = waitForEvent(handset.endpoint, 'call.state', (e) => e.call.state === 'ringing', 10_000);
+    await child.command({ cmd: 'call', to: 'handset' });
+    await ringing;
+    await handset.endpoint.calls.answer();
+    await sleep(2000);
+    // The endpoint and what it started (aplay): all of it is the cost of the call.
+    const pids = [child.pid, ...(await childrenOf(child.pid))];
+    const threads0 = await threadsOf(child.pid);
+    const cpu0 = await cpuOfAll(pids);
+    const since = performance.now();
+    await sleep(opts.seconds * 1000);
+    const cpu1 = await cpuOfAll(pids);
+    const threads1 = await threadsOf(child.pid);
+    let rssMb = 0;
+    for (const pid of pids) rssMb += await rssMbOf(pid).catch(() => 0);
+    return {
+      cpuMsPerCallSecond: round((cpu1 - cpu0) / opts.seconds, 2),
+      idleCpuMsPerSecond: round(idleCpuMsPerSecond, 2),
+      rssMb: round(rssMb, 1),
+      framesHeardByHandset: handset.sink.framesSince(since).length,
+      heardHz: handset.sink.frequencyHz(since),
+      // Where the CPU goes: on a VM every wake-up is costly, so wakes/s matter as much as work.
+      threads: threadBreakdown(threads0, threads1, opts.seconds),
+    };
+  } finally {
+    await child?.close();
+    await world.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function cpuOfAll(pids: number[]): Promise<number> {
+  let ms = 0;
+  for (const pid of pids) ms += await cpuMsOf(pid).catch(() => 0);
+  return ms;
+}
+
+/** Direct children of a process (Linux /proc/PID/task/TID/children). */
+async function childrenOf(pid: number): Promise<number[]> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  return text.split(/\s+/).filter(Boolean).map(Number);
+}
