@@ -36,7 +36,7 @@ export async function run(opts: { seconds?: number } = {}): Promise<Record<strin
   const ours = await measureOurs(seconds, 0);
   const loss5 = await measureOurs(5, 0.05);
   const loss20 = await measureOurs(5, 0.2);
-  const baresip = await measureBaresip(seconds).catch((err: unknown) => ({ error: (err as Error).message }));
+  const baresip = await measureBaresipAlsa(seconds).catch((err: unknown) => ({ error: (err as Error).message }));
   const bCpu = 'cpuMsPerCallSecond' in baresip ? baresip.cpuMsPerCallSecond : undefined;
   return {
     seconds,
@@ -47,8 +47,10 @@ export async function run(opts: { seconds?: number } = {}): Promise<Record<strin
     rssMb: cpu.rssMb,
     baresipCpuMsPerCallSecond: bCpu ?? null,
     baresipRssMb: 'rssMb' in baresip ? baresip.rssMb : null,
+    baresipFileAudioCpuMsPerCallSecond: 'fileCpuMsPerCallSecond' in baresip ? baresip.fileCpuMsPerCallSecond : null,
     cpuRatio: bCpu ? round(cpu.cpuMsPerCallSecond / bCpu, 2) : null,
     cpuHeardHz: cpu.heardHz,
+    cpuLoudFramesPlayed: cpu.loudFramesPlayed,
     threads: cpu.threads,
     ...('error' in baresip ? { baresipError: baresip.error } : {}),
     loss5: { longestGapFrames: loss5.longestDropoutFrames, concealedPct: loss5.concealedPct, frequencyHz: loss5.frequencyHz },
@@ -59,22 +61,26 @@ export async function run(opts: { seconds?: number } = {}): Promise<Record<strin
 /**
  * CPU and RSS of one endpoint as a device runs it, through ALSA both ways: the intercom from the
  * bundle in its own process, capturing a 1000 Hz tone from the paced file-plugin device and
- * playing through aplay into the file device; the aplay child's CPU and RSS count as ours.
+ * playing through aplay into a paced playback device, as baresip does in measureBaresipAlsa; the
+ * aplay child's CPU and RSS count as ours.
  */
 async function measureEndpointCpu(seconds: number) {
   const input = tone(1000, 2, -12);
   const fx = await createAlsaFixture(input);
   const pacer = fx.pacer(input);
+  const heard = fx.drain('sweep_play_paced');
   try {
-    return await measureChildCall({
+    const r = await measureChildCall({
       seconds,
       audio: {
         source: { driver: 'alsa', device: 'sweep_cap_paced' },
-        sink: { driver: 'alsa', device: 'sweep_play' },
+        sink: { driver: 'alsa', device: 'sweep_play_paced' },
       },
     });
+    return { ...r, loudFramesPlayed: heard.loudFrames };
   } finally {
     pacer.close();
+    heard.close();
     await fx.close();
   }
 }
@@ -183,7 +189,36 @@ async function measurePipeMs(sink: AlsaSink, file: string): Promise<number> {
   return ms[10]!;
 }
 
-async function measureBaresip(seconds: number): Promise<{ cpuMsPerCallSecond: number; rssMb: number }> {
+type BaresipFigures = { cpuMsPerCallSecond: number; rssMb: number; fileCpuMsPerCallSecond: number };
+
+/**
+ * Two baresip instances calling each other with Opus on loopback, each playing through its alsa
+ * module into a paced FIFO device (a sound card's pace: the `null`-backed file device would let
+ * its player thread spin). Instance a captures from the paced ALSA capture device, as our
+ * endpoint does in measureEndpointCpu; b from a WAV file (aufile). Returns a's figures, and b's
+ * CPU as `fileCpuMsPerCallSecond`. Both must hear the other's tone, or the call did not run.
+ */
+async function measureBaresipAlsa(seconds: number): Promise<BaresipFigures> {
+  const input = tone(1000, 2, -12);
+  const fx = await createAlsaFixture(input);
+  const pacer = fx.pacer(input);
+  const heardByA = fx.drain('sweep_play_paced');
+  const heardByB = fx.drain('sweep_play_paced_b');
+  try {
+    const r = await measureBaresip(seconds);
+    if (heardByA.loudFrames < 25 || heardByB.loudFrames < 25) {
+      throw new Error(`baresip call carried no audio: a played ${heardByA.loudFrames} loud frames, b ${heardByB.loudFrames}`);
+    }
+    return r;
+  } finally {
+    pacer.close();
+    heardByA.close();
+    heardByB.close();
+    await fx.close();
+  }
+}
+
+async function measureBaresip(seconds: number): Promise<BaresipFigures> {
   const dir = await mkdtemp(join(tmpdir(), 'sweep-baresip-'));
   const procs: ChildProcess[] = [];
   try {
@@ -204,7 +239,7 @@ async function measureBaresip(seconds: number): Promise<{ cpuMsPerCallSecond: nu
     header.writeUInt32LE(pcm.byteLength, 40);
     await writeFile(wav, Buffer.concat([header, Buffer.from(pcm.buffer)]));
     const base = 20_000 + Math.floor(Math.random() * 20_000);
-    const mk = async (name: string, sipPort: number, rtp: number): Promise<string> => {
+    const mk = async (name: string, sipPort: number, rtp: number, audio: { source: string; player: string }): Promise<string> => {
       const d = join(dir, name);
       await mkdir(d);
       await writeFile(
@@ -216,10 +251,11 @@ async function measureBaresip(seconds: number): Promise<{ cpuMsPerCallSecond: nu
           'module_path /usr/lib/baresip/modules',
           'module opus.so',
           'module aufile.so',
+          'module alsa.so',
           'module_app account.so',
           'module_app menu.so',
-          `audio_source aufile,${wav}`,
-          `audio_player aufile,${join(d, 'out.wav')}`,
+          `audio_source ${audio.source}`,
+          `audio_player ${audio.player}`,
           'opus_bitrate 28000',
           'opus_stereo no',
           'opus_sprop_stereo no',
@@ -232,8 +268,8 @@ async function measureBaresip(seconds: number): Promise<{ cpuMsPerCallSecond: nu
       return d;
     };
     // SIP ports 100 apart: baresip also binds TCP and TLS on the next ports.
-    const a = await mk('a', base, base + 200);
-    const b = await mk('b', base + 100, base + 300);
+    const a = await mk('a', base, base + 200, { source: 'alsa,sweep_cap_paced', player: 'alsa,sweep_play_paced' });
+    const b = await mk('b', base + 100, base + 300, { source: `aufile,${wav}`, player: 'alsa,sweep_play_paced_b' });
     const start = (args: string[]): ChildProcess => {
       const p = spawn('baresip', args, { stdio: ['pipe', 'ignore', 'ignore'] });
       procs.push(p);
@@ -243,12 +279,13 @@ async function measureBaresip(seconds: number): Promise<{ cpuMsPerCallSecond: nu
     await new Promise((r) => setTimeout(r, 500));
     const pa = start(['-f', a, '-e', `/dial sip:b@127.0.0.1:${base + 100}`]);
     await new Promise((r) => setTimeout(r, 2500));
-    const c0 = (await cpuMsOf(pa.pid!)) + (await cpuMsOf(pb.pid!));
+    const a0 = await cpuMsOf(pa.pid!);
+    const b0 = await cpuMsOf(pb.pid!);
     await new Promise((r) => setTimeout(r, seconds * 1000));
-    const c1 = (await cpuMsOf(pa.pid!)) + (await cpuMsOf(pb.pid!));
-    const rss = ((await rssMbOf(pa.pid!)) + (await rssMbOf(pb.pid!))) / 2;
-    if (c1 - c0 <= 0) throw new Error('baresip used no CPU: the call did not run');
-    return { cpuMsPerCallSecond: round((c1 - c0) / 2 / seconds, 2), rssMb: round(rss, 1) };
+    const aCpu = (await cpuMsOf(pa.pid!)) - a0;
+    const bCpu = (await cpuMsOf(pb.pid!)) - b0;
+    if (aCpu <= 0 || bCpu <= 0) throw new Error('baresip used no CPU: the call did not run');
+    return { cpuMsPerCallSecond: round(aCpu / seconds, 2), rssMb: round(await rssMbOf(pa.pid!), 1), fileCpuMsPerCallSecond: round(bCpu / seconds, 2) };
   } finally {
     for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
     await Promise.all(procs.map((p) => (p.exitCode === null && p.signalCode === null ? new Promise((r) => p.once('exit', r)) : Promise.resolve())));

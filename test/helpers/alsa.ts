@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,10 @@ import { FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE } from '../../drivers/audio/audio.
  * the first ALSA open) and by the aplay children it starts.
  * - `sweep_cap_file`: capture from a raw file, unpaced (slave `null`);
  * - `sweep_cap_paced`: capture from a FIFO a PacedWriter feeds in real time;
- * - `sweep_play`: playback into a raw file.
+ * - `sweep_play`: playback into a raw file, unpaced (what is written lands at once);
+ * - `sweep_play_paced`, `sweep_play_paced_b`: playback into FIFOs a PacedReader drains in real
+ *   time, so a player that writes as fast as the device takes (baresip's alsa module) is paced
+ *   as by a sound card.
  */
 export interface AlsaFixture {
   dir: string;
@@ -22,6 +25,8 @@ export interface AlsaFixture {
   playbackFile: string;
   /** A writer pacing `pcm` (looped) into the FIFO at 48 kHz while a reader has it open. */
   pacer(pcm: Int16Array): PacedWriter;
+  /** A reader draining a paced playback device's FIFO at 48 kHz. */
+  drain(device: 'sweep_play_paced' | 'sweep_play_paced_b'): PacedReader;
   close(): Promise<void>;
 }
 
@@ -53,14 +58,22 @@ export async function createAlsaFixture(captureTone: Int16Array = tone(440, 2)):
   const fifo = join(dir, 'capture.fifo');
   const playbackFile = join(dir, 'playback.raw');
   await writeFile(captureFile, Buffer.from(captureTone.buffer, captureTone.byteOffset, captureTone.byteLength));
-  await new Promise<void>((resolve, reject) => execFile('mkfifo', [fifo], (err) => (err ? reject(new Error(err.message)) : resolve())));
+  const playFifos = { sweep_play_paced: join(dir, 'play-a.fifo'), sweep_play_paced_b: join(dir, 'play-b.fifo') };
+  const fifos = [fifo, ...Object.values(playFifos)];
+  await new Promise<void>((resolve, reject) => execFile('mkfifo', fifos, (err) => (err ? reject(new Error(err.message)) : resolve())));
   const configPath = join(dir, 'asoundrc');
   await writeFile(
     configPath,
-    [fileCapturePcm('sweep_cap_file', captureFile), fileCapturePcm('sweep_cap_paced', fifo), filePlaybackPcm('sweep_play', playbackFile), ''].join('\n'),
+    [
+      fileCapturePcm('sweep_cap_file', captureFile),
+      fileCapturePcm('sweep_cap_paced', fifo),
+      filePlaybackPcm('sweep_play', playbackFile),
+      ...Object.entries(playFifos).map(([name, f]) => filePlaybackPcm(name, f)),
+      '',
+    ].join('\n'),
   );
   process.env.ALSA_CONFIG_PATH = alsaConfigPath(configPath);
-  const writers: PacedWriter[] = [];
+  const writers: { close(): void }[] = [];
   return {
     dir,
     configPath,
@@ -71,6 +84,11 @@ export async function createAlsaFixture(captureTone: Int16Array = tone(440, 2)):
       const w = new PacedWriter(fifo, pcm);
       writers.push(w);
       return w;
+    },
+    drain(device) {
+      const r = new PacedReader(playFifos[device]);
+      writers.push(r);
+      return r;
     },
     async close() {
       for (const w of writers) w.close();
@@ -138,6 +156,69 @@ export class PacedWriter {
         closeSync(this.#fd);
         this.#fd = undefined;
         return;
+      }
+    }
+  }
+
+  close(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
+  }
+}
+
+/**
+ * Drains a FIFO at 48 kHz mono S16 in real time (a sound card's pace): reads only what is due, so
+ * a writer faster than real time blocks once the FIFO is full. Counts loud 20 ms frames, so a
+ * caller can tell that audio, not silence, was played.
+ */
+export class PacedReader {
+  #fd: number | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #start = 0;
+  #bytes = 0;
+  readonly #buf = Buffer.alloc(1 << 16);
+  /** Bytes read so far, and frames whose peak exceeded -30 dBFS. */
+  bytesRead = 0;
+  loudFrames = 0;
+  #frameBytes = 0;
+  #framePeak = 0;
+
+  constructor(readonly fifo: string) {
+    this.#timer = setInterval(() => this.#tick(), 5);
+  }
+
+  #tick(): void {
+    if (this.#fd === undefined) {
+      try {
+        // Non-blocking, so opening never waits for a writer; a read before one opens returns 0.
+        this.#fd = openSync(this.fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+        this.#start = performance.now();
+        this.#bytes = 0;
+      } catch {
+        return;
+      }
+    }
+    // The clock starts with the first bytes: a writer that opens late gets no backlog drained at once.
+    if (this.#bytes === 0) this.#start = performance.now() - FRAME_MS;
+    const due = Math.floor(((performance.now() - this.#start) / 1000) * SAMPLE_RATE) * 2 - this.#bytes;
+    if (due < 2) return;
+    let n = 0;
+    try {
+      n = readSync(this.#fd, this.#buf, 0, Math.min(due & ~1, this.#buf.length), null);
+    } catch {
+      return; // EAGAIN: nothing written yet
+    }
+    this.#bytes += n;
+    this.bytesRead += n;
+    for (let i = 0; i + 1 < n; i += 2) {
+      this.#framePeak = Math.max(this.#framePeak, Math.abs(this.#buf.readInt16LE(i)));
+      this.#frameBytes += 2;
+      if (this.#frameBytes === FRAME_SAMPLES * 2) {
+        if (this.#framePeak > 1036) this.loudFrames++;
+        this.#frameBytes = 0;
+        this.#framePeak = 0;
       }
     }
   }
