@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AlsaSink } from '../drivers/audio/alsa-sink.ts';
 import { AlsaSource } from '../drivers/audio/alsa-source.ts';
-import { FRAME_SAMPLES, SAMPLE_RATE } from '../drivers/audio/audio.ts';
-import { SimulatedAnalysingSink, SimulatedToneSource } from '../drivers/audio/simulated.ts';
+import { FRAME_SAMPLES, SAMPLE_RATE, type AudioSink } from '../drivers/audio/audio.ts';
+import { SimulatedAnalysingSink, SimulatedToneSource, rmsDbfsOf } from '../drivers/audio/simulated.ts';
 import { analyseTone, startAudioCall } from '../runtime/lab/audio-call.ts';
 import { createLogger } from '../runtime/util/log.ts';
 import { createAlsaFixture, readRaw, tone } from '../test/helpers/alsa.ts';
@@ -22,20 +22,20 @@ import { round } from './stats.ts';
  *   and playing to ALSA devices, aplay included (measureEndpointCpu). Measured in the same run:
  *   two baresip 1.0 instances calling each other with Opus on loopback, per instance, with file
  *   audio (aufile: no ALSA work, so the ratio leans against us).
- * - mouthToEarMs: a tone onset written into the capture FIFO until it reaches the playback file,
- *   plus the playback device's start threshold (the `null` slave does not pace, so the ALSA
- *   buffer's delay is added from the negotiated figures rather than observed).
- * - addedPlaybackLatencyMs: what the aplay path adds: write() → bytes in the device (measured)
- *   plus the device's start threshold.
+ * - mouthToEarMs: a tone onset written into the capture FIFO until it leaves a playback device
+ *   drained at a sound card's pace (measureLatency): capture, Opus, link, jitter buffer, aplay and
+ *   the ALSA buffer, all observed.
+ * - addedPlaybackLatencyMs: what the playback path adds, observed the same way: the handset's
+ *   sink.write() of the onset frame until it leaves the paced device.
  * - loss: 5% and 20% random loss injected on the handset's receive side; longest output dropout
  *   (frames below -40 dBFS inside the tone) and the share of frames concealed.
  */
 export async function run(opts: { seconds?: number } = {}): Promise<Record<string, unknown>> {
   const seconds = opts.seconds ?? 10;
   const cpu = await measureEndpointCpu(seconds);
-  const ours = await measureOurs(seconds, 0);
-  const loss5 = await measureOurs(5, 0.05);
-  const loss20 = await measureOurs(5, 0.2);
+  const ours = await measureLatency(seconds);
+  const loss5 = await measureLoss(5, 0.05);
+  const loss20 = await measureLoss(5, 0.2);
   const baresip = await measureBaresipAlsa(seconds).catch((err: unknown) => ({ error: (err as Error).message }));
   const bCpu = 'cpuMsPerCallSecond' in baresip ? baresip.cpuMsPerCallSecond : undefined;
   return {
@@ -43,6 +43,8 @@ export async function run(opts: { seconds?: number } = {}): Promise<Record<strin
     mouthToEarMs: ours.mouthToEarMs,
     jitterBufferMs: ours.jitterBufferMs,
     addedPlaybackLatencyMs: ours.addedPlaybackLatencyMs,
+    playbackBufferMs: ours.playbackBufferMs,
+    latencyOnsets: ours.onsets,
     cpuMsPerCallSecond: cpu.cpuMsPerCallSecond,
     rssMb: cpu.rssMb,
     baresipCpuMsPerCallSecond: bCpu ?? null,
@@ -53,8 +55,8 @@ export async function run(opts: { seconds?: number } = {}): Promise<Record<strin
     cpuLoudFramesPlayed: cpu.loudFramesPlayed,
     threads: cpu.threads,
     ...('error' in baresip ? { baresipError: baresip.error } : {}),
-    loss5: { longestGapFrames: loss5.longestDropoutFrames, concealedPct: loss5.concealedPct, frequencyHz: loss5.frequencyHz },
-    loss20: { longestGapFrames: loss20.longestDropoutFrames, concealedPct: loss20.concealedPct, frequencyHz: loss20.frequencyHz },
+    loss5,
+    loss20,
   };
 }
 
@@ -85,108 +87,117 @@ async function measureEndpointCpu(seconds: number) {
   }
 }
 
-async function measureOurs(seconds: number, loss: number) {
-  const log = createLogger({ level: 'silent' });
-  // Without loss: one second of silence then one of tone, looped, so every loop has an onset to
-  // time. With loss: a steady tone, so every quiet frame is a dropout.
-  const input = loss > 0 ? tone(1000, 2, -12) : new Int16Array(2 * SAMPLE_RATE);
-  if (loss === 0) input.set(tone(1000, 1, -12), SAMPLE_RATE);
+/**
+ * Latency, observed: the intercom captures from the paced device (one second of silence, one of
+ * tone, looped); the handset plays through aplay into a playback device drained at the sound
+ * card's pace, so what aplay and ALSA buffer shows up as delay. Each tone onset is timed from its
+ * write into the capture FIFO (mouth) and from the handset's sink.write() to its arrival at the
+ * drained end (ear).
+ */
+async function measureLatency(seconds: number) {
+  const input = new Int16Array(2 * SAMPLE_RATE);
+  input.set(tone(1000, 1, -12), SAMPLE_RATE);
   const fx = await createAlsaFixture(input);
   const pacer = fx.pacer(input);
   const onsetFrame = SAMPLE_RATE / FRAME_SAMPLES;
-  const onsets: number[] = [];
+  const mouths: number[] = [];
   pacer.onWrite = (i, at) => {
-    if (i === onsetFrame) onsets.push(at);
+    if (i === onsetFrame) mouths.push(at);
   };
+  const ears: number[] = [];
+  const drained = fx.drain('sweep_play_paced');
+  drained.onOnset = (at) => ears.push(at);
+  const capture = new AlsaSource({ device: 'sweep_cap_paced' });
+  const playback = await AlsaSink.open({ device: 'sweep_play_paced' });
+  const writes: number[] = [];
+  let loud = false;
+  const timedSink: AudioSink = {
+    format: playback.format,
+    write(pcm) {
+      const now = rmsDbfsOf(pcm) > -30;
+      if (now && !loud) writes.push(performance.now());
+      loud = now;
+      return playback.write(pcm);
+    },
+    close: () => playback.close(),
+  };
+  const quiet = new SimulatedToneSource({ frequencyHz: 300 });
+  quiet.silent = true;
+  const call = await startAudioCall({ intercom: { source: capture, sink: new SimulatedAnalysingSink() }, handset: { source: quiet, sink: timedSink }, log: createLogger({ level: 'silent' }) });
+  let jitterDepth = 0;
+  let jitterSamples = 0;
+  try {
+    await call.call();
+    const sampler = setInterval(() => {
+      const js = call.handset.media.jitterStats();
+      if (js) {
+        jitterDepth += js.depthMs;
+        jitterSamples++;
+      }
+    }, 7);
+    await new Promise((r) => setTimeout(r, 1500 + seconds * 1000));
+    clearInterval(sampler);
+    await call.intercom.calls.hangup();
+    const n = playback.negotiated();
+    return {
+      mouthToEarMs: medianDelay(ears, mouths),
+      jitterBufferMs: round(jitterDepth / Math.max(1, jitterSamples), 1),
+      addedPlaybackLatencyMs: medianDelay(ears, writes),
+      playbackBufferMs: n ? round((n.bufferFrames / SAMPLE_RATE) * 1000, 1) : null,
+      onsets: ears.length,
+    };
+  } finally {
+    await call.close();
+    await capture.close();
+    await playback.close();
+    pacer.close();
+    drained.close();
+    await fx.close();
+  }
+}
+
+/** Median of (each arrival − the latest cause before it), ms; null if none pair up. */
+function medianDelay(arrivals: number[], causes: number[]): number | null {
+  const d = arrivals
+    .map((a) => a - Math.max(...causes.filter((c) => c < a)))
+    .filter((x) => Number.isFinite(x) && x >= 0 && x < 1000)
+    .sort((a, b) => a - b);
+  return d.length ? round(d[Math.floor(d.length / 2)]!, 1) : null;
+}
+
+/**
+ * Loss: a steady 1000 Hz tone, `loss` of the handset's received packets dropped at random; the
+ * handset plays into a file device, which is then scanned for dropouts (frames below -40 dBFS).
+ */
+async function measureLoss(seconds: number, loss: number) {
+  const input = tone(1000, 2, -12);
+  const fx = await createAlsaFixture(input);
+  const pacer = fx.pacer(input);
   const capture = new AlsaSource({ device: 'sweep_cap_paced' });
   const playback = await AlsaSink.open({ device: 'sweep_play' });
   const quiet = new SimulatedToneSource({ frequencyHz: 300 });
   quiet.silent = true;
-  const call = await startAudioCall({ intercom: { source: capture, sink: new SimulatedAnalysingSink() }, handset: { source: quiet, sink: playback }, log });
-  const ears: number[] = [];
-  let watching = true;
-  let jitterDepth = 0;
-  let jitterSamples = 0;
+  const call = await startAudioCall({ intercom: { source: capture, sink: new SimulatedAnalysingSink() }, handset: { source: quiet, sink: playback }, log: createLogger({ level: 'silent' }) });
   try {
-    if (loss > 0) call.handset.media.setReceiveLoss(loss);
+    call.handset.media.setReceiveLoss(loss);
     await call.call();
-    await new Promise((r) => setTimeout(r, 1500));
-    await new Promise((r) => setTimeout(r, seconds * 1000));
-    // Watch the playback file grow: note when each silence→tone onset lands in it.
-    const fh = await open(fx.playbackFile, 'r');
-    // Only what lands from now on: earlier audio carries no arrival time.
-    let offset = (await fh.stat()).size & ~1;
-    let loud = false;
-    const buf = Buffer.alloc(1 << 16);
-    const watch = (async () => {
-      while (watching) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
-        if (bytesRead >= 2) {
-          const n = bytesRead >> 1;
-          for (let i = 0; i < n; i++) {
-            const v = Math.abs(buf.readInt16LE(i * 2));
-            if (!loud && v > 2000) {
-              loud = true;
-              ears.push(performance.now());
-            } else if (loud && v < 50 && i + 200 < n && Math.abs(buf.readInt16LE((i + 200) * 2)) < 50) loud = false;
-          }
-          offset += n * 2;
-        }
-        const js = call.handset.media.jitterStats();
-        if (js) {
-          jitterDepth += js.depthMs;
-          jitterSamples++;
-        }
-        await new Promise((r) => setTimeout(r, 1));
-      }
-    })();
-    await new Promise((r) => setTimeout(r, loss > 0 ? 100 : 6000));
-    watching = false;
-    await watch;
-    await fh.close();
+    await new Promise((r) => setTimeout(r, 1500 + seconds * 1000));
     await call.intercom.calls.hangup();
     const st = call.handset.media.stats();
-    // Pair each onset heard with the latest onset written before it.
-    const delays = ears.map((e) => e - Math.max(...onsets.filter((o) => o < e))).filter((d) => Number.isFinite(d) && d >= 0 && d < 1000);
-    delays.sort((a, b) => a - b);
-    const pipeMs = await measurePipeMs(playback, fx.playbackFile);
-    const n = playback.negotiated();
-    const startMs = n ? ((n.bufferFrames / 2) / SAMPLE_RATE) * 1000 : 20;
     await playback.close();
     const out = analyseTone(await readRaw(fx.playbackFile));
     return {
-      mouthToEarMs: delays.length ? round(delays[Math.floor(delays.length / 2)]! + startMs, 1) : null,
-      jitterBufferMs: round(jitterDepth / Math.max(1, jitterSamples), 1),
-      addedPlaybackLatencyMs: round(pipeMs + startMs, 1),
-      longestDropoutFrames: out.longestDropoutFrames,
-      frequencyHz: out.frequencyHz,
+      longestGapFrames: out.longestDropoutFrames,
       concealedPct: round((100 * st.framesConcealed) / Math.max(1, st.framesConcealed + st.framesDecoded), 1),
+      frequencyHz: out.frequencyHz,
     };
   } finally {
-    watching = false;
     await call.close();
     await capture.close();
     await playback.close();
     pacer.close();
     await fx.close();
   }
-}
-
-/** write() → bytes in the playback file, median over 20 frames: the pipe and aplay's own delay. */
-async function measurePipeMs(sink: AlsaSink, file: string): Promise<number> {
-  const { stat } = await import('node:fs/promises');
-  const frame = new Int16Array(FRAME_SAMPLES).fill(1000);
-  const ms: number[] = [];
-  for (let i = 0; i < 20; i++) {
-    const size0 = (await stat(file)).size;
-    const t0 = performance.now();
-    await sink.write(frame);
-    while ((await stat(file)).size === size0 && performance.now() - t0 < 200) await new Promise((r) => setImmediate(r));
-    ms.push(performance.now() - t0);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  ms.sort((a, b) => a - b);
-  return ms[10]!;
 }
 
 type BaresipFigures = { cpuMsPerCallSecond: number; rssMb: number; fileCpuMsPerCallSecond: number };

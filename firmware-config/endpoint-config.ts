@@ -32,7 +32,7 @@ export const AudioSinkConfig = z.discriminatedUnion('driver', [
     device: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_:,=.-]*$/, 'an ALSA PCM name such as default, hw:1,0 or plughw:CARD=Device').max(128).default('default'),
     /** ALSA period and buffer, ms: the buffer is the latency playback adds at most. */
     periodMs: z.number().min(1).max(100).default(10),
-    bufferMs: z.number().min(2).max(1000).default(40),
+    bufferMs: z.number().min(2).max(1000).default(30),
   }),
 ]);
 

@@ -9,8 +9,9 @@ import { checkPcmName } from './alsa-devices.ts';
  * ALSA playback through `aplay` as a supervised child process: raw S16_LE 48 kHz mono on its
  * stdin. Chosen by measurement (bench/audio-path.ts, README "Audio on the device"): no maintained
  * Node playback package exists, `aplay` is on every image with alsa-utils, costs ~1 ms of CPU per
- * call-second, and adds the pipe (< 1 ms) plus the ALSA buffer we ask for (`bufferMs`, default
- * 40 ms; playback starts at `startMs`, default 20 ms of fill).
+ * call-second, and adds the pipe (< 1 ms) plus the ALSA buffer's fill: playback starts at
+ * `startMs` (default 20 ms), and the fill never exceeds `bufferMs` (default 30 ms: a frame on top
+ * of the start fill; a fuller buffer would only add delay, not protect against underruns).
  *
  * Contract (AudioSink) plus:
  * - `AlsaSink.open()` resolves once aplay has negotiated the device (rate, period, buffer are
@@ -82,7 +83,7 @@ export class AlsaSink implements AudioSink {
     this.device = checkPcmName(opts.device, 'audio.sink.device');
     this.#opts = {
       periodMs: opts.periodMs ?? 10,
-      bufferMs: opts.bufferMs ?? 40,
+      bufferMs: opts.bufferMs ?? 30,
       startMs: opts.startMs ?? 20,
       maxQueueMs: opts.maxQueueMs ?? 100,
       openTimeoutMs: opts.openTimeoutMs ?? 3000,

@@ -70,7 +70,7 @@ if (!tools || !capture) {
 
   void t.test('AlsaSink write of frames lands them in the device in order', async (t) => {
     const s = await AlsaSink.open({ device: 'sweep_play' });
-    t.match(s.negotiated(), { rate: 48_000, periodFrames: 480, bufferFrames: 1920 });
+    t.match(s.negotiated(), { rate: 48_000, periodFrames: 480, bufferFrames: 1440 });
     const pcm = tone(1000, 0.2);
     for (let i = 0; i < 10; i++) await s.write(pcm.subarray(i * FRAME_SAMPLES, (i + 1) * FRAME_SAMPLES));
     await s.close();

@@ -182,8 +182,11 @@ export class PacedReader {
   /** Bytes read so far, and frames whose peak exceeded -30 dBFS. */
   bytesRead = 0;
   loudFrames = 0;
+  /** Called with the read's time when a sample above -24 dBFS follows 100 ms with none. */
+  onOnset: ((at: number) => void) | undefined;
   #frameBytes = 0;
   #framePeak = 0;
+  #quietSamples = 0;
 
   constructor(readonly fifo: string) {
     this.#timer = setInterval(() => this.#tick(), 5);
@@ -212,8 +215,14 @@ export class PacedReader {
     }
     this.#bytes += n;
     this.bytesRead += n;
+    const at = performance.now();
     for (let i = 0; i + 1 < n; i += 2) {
-      this.#framePeak = Math.max(this.#framePeak, Math.abs(this.#buf.readInt16LE(i)));
+      const v = Math.abs(this.#buf.readInt16LE(i));
+      if (v > 2000) {
+        if (this.#quietSamples >= SAMPLE_RATE / 10) this.onOnset?.(at);
+        this.#quietSamples = 0;
+      } else this.#quietSamples++;
+      this.#framePeak = Math.max(this.#framePeak, v);
       this.#frameBytes += 2;
       if (this.#frameBytes === FRAME_SAMPLES * 2) {
         if (this.#framePeak > 1036) this.loudFrames++;
