@@ -54,6 +54,7 @@ export async function run(opts: { seconds?: number } = {}): Promise<Record<strin
     cpuHeardHz: cpu.heardHz,
     cpuLoudFramesPlayed: cpu.loudFramesPlayed,
     threads: cpu.threads,
+    children: cpu.children,
     ...('error' in baresip ? { baresipError: baresip.error } : {}),
     loss5,
     loss20,

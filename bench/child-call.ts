@@ -18,6 +18,8 @@ export interface ChildCallResult {
   framesHeardByHandset: number;
   heardHz: number | null;
   threads: ReturnType<typeof threadBreakdown>;
+  /** CPU ms per second of each process the endpoint started (aplay), by command name. */
+  children: Record<string, number>;
 }
 
 /**
@@ -58,12 +60,20 @@ export async function measureChildCall(opts: { seconds: number; audio?: Endpoint
     await handset.endpoint.calls.answer();
     await sleep(2000);
     // The endpoint and what it started (aplay): all of it is the cost of the call.
-    const pids = [child.pid, ...(await childrenOf(child.pid))];
+    const kids = await childrenOf(child.pid);
+    const pids = [child.pid, ...kids];
     const threads0 = await threadsOf(child.pid);
+    const kids0 = await Promise.all(kids.map((pid) => cpuMsOf(pid).catch(() => 0)));
     const cpu0 = await cpuOfAll(pids);
     const since = performance.now();
     await sleep(opts.seconds * 1000);
     const cpu1 = await cpuOfAll(pids);
+    const kids1 = await Promise.all(kids.map((pid) => cpuMsOf(pid).catch(() => 0)));
+    const children: Record<string, number> = {};
+    for (const [i, pid] of kids.entries()) {
+      const name = (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => String(pid))).trim();
+      children[name] = round((children[name] ?? 0) + (kids1[i]! - kids0[i]!) / opts.seconds, 2);
+    }
     const threads1 = await threadsOf(child.pid);
     let rssMb = 0;
     for (const pid of pids) rssMb += await rssMbOf(pid).catch(() => 0);
@@ -75,6 +85,7 @@ export async function measureChildCall(opts: { seconds: number; audio?: Endpoint
       heardHz: handset.sink.frequencyHz(since),
       // Where the CPU goes: on a VM every wake-up is costly, so wakes/s matter as much as work.
       threads: threadBreakdown(threads0, threads1, opts.seconds),
+      children,
     };
   } finally {
     await child?.close();
