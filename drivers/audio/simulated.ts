@@ -108,8 +108,10 @@ export class SimulatedToneSource implements AudioSource {
     const due = this.#startMono + (this.#frameIndex + 1) * FRAME_MS;
     // Whole milliseconds, rounded up: a timer that fires a fraction early would find no frame due
     // and cost a second wake-up for the same frame.
-    this.#timer = this.#clock.setTimeout(() => this.#tick(), Math.max(0, Math.ceil(due - this.#clock.mono())));
+    this.#timer = this.#clock.setTimeout(this.#onTimer, Math.max(0, Math.ceil(due - this.#clock.mono())));
   }
+
+  readonly #onTimer = (): void => this.#tick();
 
   #tick(): void {
     this.#timer = undefined;

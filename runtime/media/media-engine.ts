@@ -228,7 +228,8 @@ export class MediaEngine {
     if (this.#sendTargets.length === 0) return;
     let opus: Uint8Array;
     try {
-      opus = this.#encoder.encode(pcm);
+      // Sent at once to every target, each of which copies it (node-datachannel): no copy here.
+      opus = this.#encoder.encodeShared(pcm);
     } catch (err) {
       this.#log.warn({ err }, 'encode failed');
       return;
@@ -295,8 +296,11 @@ export class MediaEngine {
   #output(pcm: Int16Array, concealed: boolean): void {
     if (concealed) this.#stats.framesConcealed++;
     else this.#stats.framesDecoded++;
-    this.#sink.write(pcm).catch((err: unknown) => this.#sinkFailed(err));
+    this.#sink.write(pcm).catch(this.#onSinkRejected);
   }
+
+  /** One function for every frame's write, not a closure per frame. */
+  readonly #onSinkRejected = (err: unknown): void => this.#sinkFailed(err);
 
   #sinkFailed(err: unknown): void {
     this.#sinkFailures.total++;

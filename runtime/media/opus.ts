@@ -41,8 +41,16 @@ export class OpusEncoder {
 
   /** One 20 ms frame (960 samples) to one Opus packet, a fresh copy. */
   encode(pcm: Int16Array): Uint8Array {
+    return this.encodeShared(pcm).slice();
+  }
+
+  /**
+   * As `encode`, but the packet is the library's own buffer, valid until the next call: for a
+   * caller that hands it on at once (the send path; transports copy what they send).
+   */
+  encodeShared(pcm: Int16Array): Uint8Array {
     checkFrame(pcm);
-    return this.#enc.encode(pcm).slice();
+    return this.#enc.encode(pcm);
   }
 
   reset(): void {

@@ -20,7 +20,10 @@ export interface PeerTransport {
   /** Sends one text message on `ctl`. Throws SweepError CLOSED if the channel is not open. */
   sendText(text: string): void;
   onText(fn: (text: string) => void): void;
-  /** Sends one encoded Opus frame (20 ms) on the audio track; dropped silently while not open. */
+  /**
+   * Sends one encoded Opus frame (20 ms) on the audio track; dropped silently while not open. The
+   * frame is copied before this returns: the caller may reuse its buffer at once.
+   */
   sendAudio(opusFrame: Uint8Array): void;
   /** Each received Opus payload, with its RTP sequence number and timestamp. */
   onAudio(fn: (opus: Uint8Array, seq: number, timestamp: number) => void): void;
