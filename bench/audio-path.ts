@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AlsaSink } from '../drivers/audio/alsa-sink.ts';
 import { AlsaSource } from '../drivers/audio/alsa-source.ts';
-import { FRAME_SAMPLES, SAMPLE_RATE, type AudioSink } from '../drivers/audio/audio.ts';
+import { FRAME_SAMPLES, SAMPLE_RATE, type AudioSink, type AudioSource } from '../drivers/audio/audio.ts';
 import { SimulatedAnalysingSink, SimulatedToneSource, rmsDbfsOf } from '../drivers/audio/simulated.ts';
 import { analyseTone, startAudioCall } from '../runtime/lab/audio-call.ts';
 import { createLogger } from '../runtime/util/log.ts';
@@ -20,8 +20,8 @@ import { round } from './stats.ts';
  *
  * - cpuMsPerCallSecond, rssMb: one endpoint alone in its own process (the bundle), capturing from
  *   and playing to ALSA devices, aplay included (measureEndpointCpu). Measured in the same run:
- *   two baresip 1.0 instances calling each other with Opus on loopback, per instance, with file
- *   audio (aufile: no ALSA work, so the ratio leans against us).
+ *   two baresip 1.0 instances calling each other with Opus on loopback; the one that captures and
+ *   plays through the same kind of ALSA devices is the reference (measureBaresipAlsa).
  * - mouthToEarMs: a tone onset written into the capture FIFO until it leaves a playback device
  *   drained at a sound card's pace (measureLatency): capture, Opus, link, jitter buffer, aplay and
  *   the ALSA buffer, all observed.
@@ -122,9 +122,7 @@ async function measureLatency(seconds: number) {
     },
     close: () => playback.close(),
   };
-  const quiet = new SimulatedToneSource({ frequencyHz: 300 });
-  quiet.silent = true;
-  const call = await startAudioCall({ intercom: { source: capture, sink: new SimulatedAnalysingSink() }, handset: { source: quiet, sink: timedSink }, log: createLogger({ level: 'silent' }) });
+  const call = await callIntoHandset(capture, timedSink);
   let jitterDepth = 0;
   let jitterSamples = 0;
   try {
@@ -157,6 +155,13 @@ async function measureLatency(seconds: number) {
   }
 }
 
+/** An in-process call: the intercom captures from `capture`; the silent handset plays into `sink`. */
+function callIntoHandset(capture: AudioSource, sink: AudioSink) {
+  const quiet = new SimulatedToneSource({ frequencyHz: 300 });
+  quiet.silent = true;
+  return startAudioCall({ intercom: { source: capture, sink: new SimulatedAnalysingSink() }, handset: { source: quiet, sink }, log: createLogger({ level: 'silent' }) });
+}
+
 /** Median of (each arrival − the latest cause before it), ms; null if none pair up. */
 function medianDelay(arrivals: number[], causes: number[]): number | null {
   const d = arrivals
@@ -176,9 +181,7 @@ async function measureLoss(seconds: number, loss: number) {
   const pacer = fx.pacer(input);
   const capture = new AlsaSource({ device: 'sweep_cap_paced' });
   const playback = await AlsaSink.open({ device: 'sweep_play' });
-  const quiet = new SimulatedToneSource({ frequencyHz: 300 });
-  quiet.silent = true;
-  const call = await startAudioCall({ intercom: { source: capture, sink: new SimulatedAnalysingSink() }, handset: { source: quiet, sink: playback }, log: createLogger({ level: 'silent' }) });
+  const call = await callIntoHandset(capture, playback);
   try {
     call.handset.media.setReceiveLoss(loss);
     await call.call();

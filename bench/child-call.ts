@@ -63,22 +63,21 @@ export async function measureChildCall(opts: { seconds: number; audio?: Endpoint
     const kids = await childrenOf(child.pid);
     const pids = [child.pid, ...kids];
     const threads0 = await threadsOf(child.pid);
-    const kids0 = await Promise.all(kids.map((pid) => cpuMsOf(pid).catch(() => 0)));
-    const cpu0 = await cpuOfAll(pids);
+    const cpu0 = await cpuOfEach(pids);
     const since = performance.now();
     await sleep(opts.seconds * 1000);
-    const cpu1 = await cpuOfAll(pids);
-    const kids1 = await Promise.all(kids.map((pid) => cpuMsOf(pid).catch(() => 0)));
+    const cpu1 = await cpuOfEach(pids);
+    const perSecond = pids.map((_, i) => (cpu1[i]! - cpu0[i]!) / opts.seconds);
     const children: Record<string, number> = {};
     for (const [i, pid] of kids.entries()) {
       const name = (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => String(pid))).trim();
-      children[name] = round((children[name] ?? 0) + (kids1[i]! - kids0[i]!) / opts.seconds, 2);
+      children[name] = round((children[name] ?? 0) + perSecond[i + 1]!, 2);
     }
     const threads1 = await threadsOf(child.pid);
     let rssMb = 0;
     for (const pid of pids) rssMb += await rssMbOf(pid).catch(() => 0);
     return {
-      cpuMsPerCallSecond: round((cpu1 - cpu0) / opts.seconds, 2),
+      cpuMsPerCallSecond: round(perSecond.reduce((x, y) => x + y, 0), 2),
       idleCpuMsPerSecond: round(idleCpuMsPerSecond, 2),
       rssMb: round(rssMb, 1),
       framesHeardByHandset: handset.sink.framesSince(since).length,
@@ -98,10 +97,9 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function cpuOfAll(pids: number[]): Promise<number> {
-  let ms = 0;
-  for (const pid of pids) ms += await cpuMsOf(pid).catch(() => 0);
-  return ms;
+/** CPU ms used so far by each process (0 for one that has gone). */
+function cpuOfEach(pids: number[]): Promise<number[]> {
+  return Promise.all(pids.map((pid) => cpuMsOf(pid).catch(() => 0)));
 }
 
 /** Direct children of a process (Linux /proc/PID/task/TID/children). */

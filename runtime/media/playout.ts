@@ -62,10 +62,11 @@ export class Playout {
 
   push(opus: Uint8Array, seq: number): void {
     if (this.#closed) return;
-    (this.#next ?? this.#current).push(seq, opus, this.#clock.mono());
+    const now = this.#clock.mono();
+    (this.#next ?? this.#current).push(seq, opus, now);
     this.#idle = 0;
     // Capture ticks that stopped (the device stalled) are noticed here, at the next packet.
-    if (!this.#timer && !this.#clockTicking()) this.#schedule(true);
+    if (!this.#timer && now - this.#lastClockTick >= EXTERNAL_CLOCK_TIMEOUT_MS) this.#schedule(true);
   }
 
   /** One frame period of the capture device's clock has passed: play one frame (class comment). */
@@ -92,10 +93,6 @@ export class Playout {
     this.#closed = true;
     if (this.#timer) this.#clock.clear(this.#timer);
     this.#timer = undefined;
-  }
-
-  #clockTicking(): boolean {
-    return this.#clock.mono() - this.#lastClockTick < EXTERNAL_CLOCK_TIMEOUT_MS;
   }
 
   #schedule(fresh: boolean): void {

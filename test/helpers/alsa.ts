@@ -104,59 +104,39 @@ export async function readRaw(file: string): Promise<Int16Array> {
 }
 
 /**
- * Feeds a FIFO 20 ms of audio every 20 ms of real time, only while a reader has it open (an
- * O_NONBLOCK writer open fails with ENXIO otherwise), so nothing piles up between captures.
+ * A FIFO end serviced every 5 ms of real time: opened non-blocking (retried each tick until the
+ * other end is there), then `transfer` moves what is due. `close()` stops the timer and the fd.
  */
-export class PacedWriter {
+abstract class PacedFifo {
   #fd: number | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #pos = 0;
-  #start = performance.now();
-  #n = 0;
-  framesWritten = 0;
-  /** Called after each frame is written, with its index into the looped input and the time. */
-  onWrite: ((frameInLoop: number, at: number) => void) | undefined;
-  readonly #bytes: Buffer;
+  readonly #flags: number;
 
   constructor(
     readonly fifo: string,
-    pcm: Int16Array,
+    flags: number,
   ) {
-    this.#bytes = Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
+    this.#flags = flags;
     this.#timer = setInterval(() => this.#tick(), 5);
   }
+
+  /** Called once the FIFO is open, before the first transfer. */
+  protected abstract opened(): void;
+  /** Moves what is due through `fd`; returns false if the other end went away (reopen later). */
+  protected abstract transfer(fd: number): boolean;
 
   #tick(): void {
     if (this.#fd === undefined) {
       try {
-        this.#fd = openSync(this.fifo, constants.O_WRONLY | constants.O_NONBLOCK);
-        this.#start = performance.now();
-        this.#n = 0;
+        this.#fd = openSync(this.fifo, this.#flags | constants.O_NONBLOCK);
       } catch {
-        return; // no reader yet
+        return; // the other end is not there yet
       }
+      this.opened();
     }
-    const due = Math.floor((performance.now() - this.#start) / FRAME_MS) + 1;
-    while (this.#n < due) {
-      this.#n++;
-      const frameInLoop = Math.floor(this.#pos / (FRAME_SAMPLES * 2));
-      const frame = Buffer.alloc(FRAME_SAMPLES * 2);
-      for (let at = 0; at < frame.length; ) {
-        const n = Math.min(frame.length - at, this.#bytes.length - this.#pos);
-        this.#bytes.copy(frame, at, this.#pos, this.#pos + n);
-        at += n;
-        this.#pos = (this.#pos + n) % this.#bytes.length;
-      }
-      try {
-        writeSync(this.#fd, frame);
-        this.framesWritten++;
-        this.onWrite?.(frameInLoop, performance.now());
-      } catch {
-        // EPIPE: the reader went away; EAGAIN: it stalled. Start over at the next open.
-        closeSync(this.#fd);
-        this.#fd = undefined;
-        return;
-      }
+    if (!this.transfer(this.#fd)) {
+      closeSync(this.#fd);
+      this.#fd = undefined;
     }
   }
 
@@ -169,13 +149,58 @@ export class PacedWriter {
 }
 
 /**
+ * Feeds a FIFO 20 ms of audio every 20 ms of real time, only while a reader has it open (an
+ * O_NONBLOCK writer open fails with ENXIO otherwise), so nothing piles up between captures.
+ */
+export class PacedWriter extends PacedFifo {
+  #pos = 0;
+  #start = performance.now();
+  #n = 0;
+  framesWritten = 0;
+  /** Called after each frame is written, with its index into the looped input and the time. */
+  onWrite: ((frameInLoop: number, at: number) => void) | undefined;
+  readonly #bytes: Buffer;
+
+  constructor(fifo: string, pcm: Int16Array) {
+    super(fifo, constants.O_WRONLY);
+    this.#bytes = Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
+  }
+
+  protected opened(): void {
+    this.#start = performance.now();
+    this.#n = 0;
+  }
+
+  protected transfer(fd: number): boolean {
+    const due = Math.floor((performance.now() - this.#start) / FRAME_MS) + 1;
+    while (this.#n < due) {
+      this.#n++;
+      const frameInLoop = Math.floor(this.#pos / (FRAME_SAMPLES * 2));
+      const frame = Buffer.alloc(FRAME_SAMPLES * 2);
+      for (let at = 0; at < frame.length; ) {
+        const n = Math.min(frame.length - at, this.#bytes.length - this.#pos);
+        this.#bytes.copy(frame, at, this.#pos, this.#pos + n);
+        at += n;
+        this.#pos = (this.#pos + n) % this.#bytes.length;
+      }
+      try {
+        writeSync(fd, frame);
+        this.framesWritten++;
+        this.onWrite?.(frameInLoop, performance.now());
+      } catch {
+        return false; // EPIPE: the reader went away; EAGAIN: it stalled. Start over at the next open.
+      }
+    }
+    return true;
+  }
+}
+
+/**
  * Drains a FIFO at 48 kHz mono S16 in real time (a sound card's pace): reads only what is due, so
  * a writer faster than real time blocks once the FIFO is full. Counts loud 20 ms frames, so a
  * caller can tell that audio, not silence, was played.
  */
-export class PacedReader {
-  #fd: number | undefined;
-  #timer: NodeJS.Timeout | undefined;
+export class PacedReader extends PacedFifo {
   #start = 0;
   #bytes = 0;
   readonly #buf = Buffer.alloc(1 << 16);
@@ -188,30 +213,25 @@ export class PacedReader {
   #framePeak = 0;
   #quietSamples = 0;
 
-  constructor(readonly fifo: string) {
-    this.#timer = setInterval(() => this.#tick(), 5);
+  constructor(fifo: string) {
+    // Non-blocking, so opening never waits for a writer; a read before one opens returns 0.
+    super(fifo, constants.O_RDONLY);
   }
 
-  #tick(): void {
-    if (this.#fd === undefined) {
-      try {
-        // Non-blocking, so opening never waits for a writer; a read before one opens returns 0.
-        this.#fd = openSync(this.fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-        this.#start = performance.now();
-        this.#bytes = 0;
-      } catch {
-        return;
-      }
-    }
+  protected opened(): void {
+    this.#bytes = 0;
+  }
+
+  protected transfer(fd: number): boolean {
     // The clock starts with the first bytes: a writer that opens late gets no backlog drained at once.
     if (this.#bytes === 0) this.#start = performance.now() - FRAME_MS;
     const due = Math.floor(((performance.now() - this.#start) / 1000) * SAMPLE_RATE) * 2 - this.#bytes;
-    if (due < 2) return;
+    if (due < 2) return true;
     let n = 0;
     try {
-      n = readSync(this.#fd, this.#buf, 0, Math.min(due & ~1, this.#buf.length), null);
+      n = readSync(fd, this.#buf, 0, Math.min(due & ~1, this.#buf.length), null);
     } catch {
-      return; // EAGAIN: nothing written yet
+      return true; // EAGAIN: nothing written yet
     }
     this.#bytes += n;
     this.bytesRead += n;
@@ -230,12 +250,6 @@ export class PacedReader {
         this.#framePeak = 0;
       }
     }
-  }
-
-  close(): void {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = undefined;
-    if (this.#fd !== undefined) closeSync(this.#fd);
-    this.#fd = undefined;
+    return true;
   }
 }
