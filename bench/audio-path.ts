@@ -19,7 +19,8 @@ import { round } from './stats.ts';
  * device.
  *
  * - cpuMsPerCallSecond, rssMb: one endpoint alone in its own process (the bundle), capturing from
- *   and playing to ALSA devices, aplay included (measureEndpointCpu). Measured in the same run:
+ *   and playing to ALSA devices, aplay included, in its second call (measureEndpointCpu; the
+ *   first is firstCallCpuMsPerCallSecond). Measured in the same run:
  *   two baresip 1.0 instances calling each other with Opus on loopback; the one that captures and
  *   plays through the same kind of ALSA devices is the reference (measureBaresipAlsa).
  * - mouthToEarMs: a tone onset written into the capture FIFO until it leaves a playback device
@@ -46,6 +47,7 @@ export async function run(opts: { seconds?: number } = {}): Promise<Record<strin
     playbackBufferMs: ours.playbackBufferMs,
     latencyOnsets: ours.onsets,
     cpuMsPerCallSecond: cpu.cpuMsPerCallSecond,
+    firstCallCpuMsPerCallSecond: cpu.firstCallCpuMsPerCallSecond,
     rssMb: cpu.rssMb,
     baresipCpuMsPerCallSecond: bCpu ?? null,
     baresipRssMb: 'rssMb' in baresip ? baresip.rssMb : null,

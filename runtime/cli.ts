@@ -8,6 +8,7 @@ import { toSweepError } from './util/errors.ts';
 import { configCli } from './config-cli.ts';
 import { provision } from './provision.ts';
 import { loadLab, loadServerCli } from './on-demand.ts';
+import { tuneJitForAudio } from './util/jit-tuning.ts';
 
 const USAGE = `usage: sweep <command>
   lab [--demo] [--host 127.0.0.1] [--port 0] [--log-level warn]
@@ -58,6 +59,7 @@ export async function main(argv: string[]): Promise<number> {
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: ${values.port} is not a port (0-65535)`);
       // The lab and the server are loaded on demand: their packages are not in the device bundle.
       const { runLab } = await loadLab();
+      tuneJitForAudio();
       return runLab({ demo: values.demo, host: values.host, port, logLevel: values['log-level'], out: process.stdout });
     }
     case 'endpoint': {
@@ -68,6 +70,7 @@ export async function main(argv: string[]): Promise<number> {
       });
       if (!values.config) throw new Error('--config FILE is required');
       if (values.control !== 'none' && values.control !== 'stdio') throw new Error(`--control: "${values.control}" is not one of none, stdio`);
+      tuneJitForAudio();
       return runEndpointProcess({ configFile: values.config, control: values.control });
     }
     case 'server': {
