@@ -48,6 +48,7 @@ export async function run(opts: { seconds?: number } = {}): Promise<Record<strin
     latencyOnsets: ours.onsets,
     cpuMsPerCallSecond: cpu.cpuMsPerCallSecond,
     firstCallCpuMsPerCallSecond: cpu.firstCallCpuMsPerCallSecond,
+    referenceWakeUs: cpu.referenceWakeUs,
     rssMb: cpu.rssMb,
     baresipCpuMsPerCallSecond: bCpu ?? null,
     baresipRssMb: 'rssMb' in baresip ? baresip.rssMb : null,

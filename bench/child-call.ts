@@ -8,6 +8,7 @@ import { waitForEvent } from '../runtime/lab/story.ts';
 import { createLogger } from '../runtime/util/log.ts';
 import { buildBundle } from '../deploy/bundle.ts';
 import { cpuMsOf, rssMbOf, threadBreakdown, threadsOf } from './proc.ts';
+import { ReferenceWake } from './reference-wake.ts';
 import { round } from './stats.ts';
 
 export interface ChildCallResult {
@@ -15,6 +16,8 @@ export interface ChildCallResult {
   /** The same over the endpoint's first call, while V8 still optimises the audio path (the endpoint's own process only). */
   firstCallCpuMsPerCallSecond: number;
   idleCpuMsPerSecond: number;
+  /** CPU µs of one empty timer wake-up of a bare Node process over the same window (bench/reference-wake.ts). */
+  referenceWakeUs: number;
   rssMb: number;
   /** Frames the in-process handset played, and the tone it heard (Hz). */
   framesHeardByHandset: number;
@@ -47,6 +50,7 @@ export async function measureChildCall(opts: {
     log: createLogger({ level: 'silent' }),
   });
   let child: ChildEndpoint | undefined;
+  let reference: ReferenceWake | undefined;
   try {
     child = await ChildEndpoint.start(
       {
@@ -86,10 +90,12 @@ export async function measureChildCall(opts: {
     const kids = await childrenOf(child.pid);
     const pids = [child.pid, ...kids];
     const threads0 = await threadsOf(child.pid);
+    reference = await ReferenceWake.start();
     const cpu0 = await cpuOfEach(pids);
     const since = performance.now();
     await sleep(opts.seconds * 1000);
     const cpu1 = await cpuOfEach(pids);
+    const referenceWakeUs = await reference.stop();
     const perSecond = pids.map((_, i) => (cpu1[i]! - cpu0[i]!) / opts.seconds);
     const children: Record<string, number> = {};
     for (const [i, pid] of kids.entries()) {
@@ -102,6 +108,7 @@ export async function measureChildCall(opts: {
     return {
       cpuMsPerCallSecond: round(perSecond.reduce((x, y) => x + y, 0), 2),
       firstCallCpuMsPerCallSecond: round(firstCallCpuMsPerCallSecond, 2),
+      referenceWakeUs,
       idleCpuMsPerSecond: round(idleCpuMsPerSecond, 2),
       rssMb: round(rssMb, 1),
       framesHeardByHandset: handset.sink.framesSince(since).length,
@@ -111,6 +118,7 @@ export async function measureChildCall(opts: {
       children,
     };
   } finally {
+    await reference?.close();
     await child?.close();
     await world.close();
     await rm(dir, { recursive: true, force: true });
