@@ -89,8 +89,8 @@ export async function measureChildCall(opts: {
     await call();
     const kids = await childrenOf(child.pid);
     const pids = [child.pid, ...kids];
-    const threads0 = await threadsOf(child.pid);
     reference = await ReferenceWake.start();
+    const threads0 = await threadsOf(child.pid);
     const cpu0 = await cpuOfEach(pids);
     const since = performance.now();
     await sleep(opts.seconds * 1000);

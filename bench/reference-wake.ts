@@ -7,9 +7,9 @@ const REFERENCE_HZ = 100;
 
 /**
  * The host's price of a wake-up, measured beside a benchmark: a Node process that does nothing
- * but an empty 100 Hz timer. On this shared VM that price moves by a third from one half hour to
- * the next, and with it every CPU figure of an endpoint (about 100 wake-ups a second in a call):
- * quote it with them to compare runs.
+ * but an empty 100 Hz timer. On this shared VM that price changes up to threefold from one half
+ * hour to the next (40–180 µs), and with it every CPU figure of an endpoint (about 100 wake-ups a
+ * second in a call): quote it with them to compare runs.
  */
 export class ReferenceWake {
   readonly #child: ChildProcess;
