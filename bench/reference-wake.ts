@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { cpuMsOf } from './proc.ts';
 
 /** Wake-ups per second of the reference process: the rate of the audio path's main thread. */
@@ -27,7 +28,7 @@ export class ReferenceWake {
     await once(child.stdout, 'data');
     const ref = new ReferenceWake(child);
     // Past start-up before the window opens.
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     ref.#cpu0 = await cpuMsOf(child.pid!);
     ref.#t0 = performance.now();
     return ref;

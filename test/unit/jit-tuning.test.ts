@@ -25,6 +25,7 @@ function optimisedAfter1000Calls(nodeArgs: string[]): Promise<boolean> {
     class Rtp { seq = 0; ts = 0; next(p) { this.seq = (this.seq + 1) & 0xffff; this.ts = (this.ts + 960) >>> 0; return p.length + this.seq; } }
     const r = new Rtp(); const p = new Uint8Array(80);
     for (let i = 0; i < 1000; i++) r.next(p);
+    // Bit 6 of V8's optimisation status: the function runs TurboFan code.
     console.log((%GetOptimizationStatus(r.next) & 64) !== 0 ? 'turbofan' : 'not optimised');`;
   const args = ['--allow-natives-syntax', '--no-concurrent-recompilation', ...nodeArgs, '--import', 'tsx', '--input-type=module', '-e', script];
   return new Promise((resolve, reject) => {
