@@ -43,10 +43,10 @@ void t.test('SerialPanel open of a missing path rejects OFFLINE naming the path,
 });
 
 /** A connected panel showing `pattern` on its call LED, then the cable pulled: socat stopped, the panel disconnected. */
-async function unplugged(t: Test, pattern: LedPattern, maxMs: number): Promise<{ pair: SocatPair; panel: SerialPanel; reopened: (device: PanelEmulator) => void }> {
+async function unplugged(t: Test, pattern: LedPattern, maxMs: number): Promise<{ pair: SocatPair; panel: SerialPanel }> {
   const pair = await SocatPair.create();
   t.teardown(() => pair.close());
-  let device = await PanelEmulator.open(pair.b);
+  const device = await PanelEmulator.open(pair.b);
   t.teardown(() => device.close());
   const panel = new SerialPanel({ path: pair.a, baudRate: 115_200, log: silentLogger(), reconnect: { initialMs: 20, maxMs } });
   t.teardown(() => panel.close());
@@ -56,16 +56,16 @@ async function unplugged(t: Test, pattern: LedPattern, maxMs: number): Promise<{
   await device.close();
   await pair.stop();
   await waitUntil(() => panel.state === 'disconnected', 3000, 'disconnected');
-  return { pair, panel, reopened: (d) => (device = d) };
+  return { pair, panel };
 }
 
 void t.test('SerialPanel with the port gone for a while keeps retrying with back-off and reconnects when it is back', async (t) => {
-  const { pair, panel, reopened } = await unplugged(t, 'incall', 100);
+  const { pair, panel } = await unplugged(t, 'incall', 100);
   await sleep(600); // several failed reopen attempts (20, 40, 80, 100, 100… ms)
   t.equal(panel.state, 'disconnected');
   await pair.start();
   const device = await PanelEmulator.open(pair.b);
-  reopened(device);
+  t.teardown(() => device.close());
   await waitUntil(() => panel.state === 'connected', 3000, 'reconnected');
   // The new emulator starts with no LEDs, so seeing `incall` proves the replay (H2). The host's own
   // HELLO is not asserted: when the panel reconnects before the emulator opens its end, the tty
@@ -80,13 +80,13 @@ void t.test('SerialPanel with the port gone for a while keeps retrying with back
 });
 
 void t.test('SerialPanel reopened before the panel starts: the host HELLO is lost, the panel hello still brings the LEDs back (H2)', async (t) => {
-  const { pair, panel, reopened } = await unplugged(t, 'ringing', 50);
+  const { pair, panel } = await unplugged(t, 'ringing', 50);
   await pair.start();
   // The host reopens its end first and sends HELLO and the LEDs into a port nobody reads yet.
   await waitUntil(() => panel.state === 'connected', 3000, 'reconnected');
   await sleep(50);
   const device = await PanelEmulator.open(pair.b);
-  reopened(device);
+  t.teardown(() => device.close());
   await device.waitFor(() => device.leds.get('call') === 'ringing', 2000, 'LED replay after the panel hello');
   t.notOk(device.received.some((m) => m.type === 'hello'), 'the host HELLO written before the panel opened is gone (flushed on open)');
   t.equal(device.leds.get('call'), 'ringing');

@@ -2,7 +2,6 @@ import type { Test } from 'tap';
 import { World, LAB_CAST, type WorldEndpointSpec, type WorldOptions } from '../../runtime/lab/world.ts';
 import { waitForWarmLinks, intercomCallsHandset, waitUntil } from '../../runtime/lab/story.ts';
 import { createLogger } from '../../runtime/util/log.ts';
-export { watchLoopStalls } from '../../runtime/util/loop-stalls.ts';
 
 /** The lab cast (plus extras) in one process; closed when the test ends. */
 export async function labWorld(

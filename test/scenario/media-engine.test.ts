@@ -11,7 +11,7 @@ import { connectPair, loopbackRelay } from '../../runtime/p2p/loopback-pair.ts';
 import { createPeerTransport } from '../../runtime/p2p/peer-transport.ts';
 import type { PeerTransport } from '../../runtime/p2p/transport.ts';
 import { silentLogger } from '../../runtime/util/log.ts';
-import { watchLoopStalls } from '../helpers/world.ts';
+import { watchLoopStalls } from '../../runtime/util/loop-stalls.ts';
 
 const log = silentLogger();
 let keys: EndpointKeys[] = [];

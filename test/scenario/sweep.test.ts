@@ -1,6 +1,7 @@
 import t from 'tap';
 import { performance } from 'node:perf_hooks';
-import { labWorld, inCall, sleep, states, watchLoopStalls } from '../helpers/world.ts';
+import { labWorld, inCall, sleep, states } from '../helpers/world.ts';
+import { watchLoopStalls } from '../../runtime/util/loop-stalls.ts';
 import { pullSweep, pushSweep, waitForEvent, waitUntil } from '../../runtime/lab/story.ts';
 import { issueGrant } from '../../runtime/session/sweep-rules.ts';
 import { SweepError } from '../../runtime/util/errors.ts';
