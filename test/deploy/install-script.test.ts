@@ -42,3 +42,13 @@ void t.test('install.sh --help prints usage; an unknown option exits 2', async (
   t.equal(bad.code, 2);
   t.match(bad.out, /unknown option --frobnicate/);
 });
+
+void t.test('install.sh on an unprovisioned device walks the installer through audio list, audio test and the panel port before provisioning', async (t) => {
+  const { readFile } = await import('node:fs/promises');
+  const script = await readFile(INSTALL, 'utf8');
+  const next = script.slice(script.indexOf("cat <<'NEXT'"), script.indexOf('\nNEXT\n'));
+  t.ok(next.length > 0, 'a next-steps message');
+  const order = ['access.serverPublicKey', 'sweep audio list', 'sweep audio test --playback', 'audio.source.device', 'panel.device.path', 'sweep config check', 'sweep-provision'].map((s) => next.indexOf(s));
+  t.ok(order.every((i) => i >= 0), `every step is there (${order.join(', ')})`);
+  t.same([...order].sort((a, b) => a - b), order, 'in the order an installer does them');
+});
