@@ -58,3 +58,30 @@ void t.test('install.sh on an unprovisioned device walks the installer through a
   t.ok(order.every((i) => i >= 0), `every step is there (${order.join(', ')})`);
   t.same([...order].sort((a, b) => a - b), order, 'in the order an installer does them');
 });
+
+void t.test('the image stage without an SSH key refuses to build an image nobody can log in to; with one it goes on', async (t) => {
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const rootfs = await mkdtemp(`${tmpdir()}/sweep-rootfs-`);
+  t.teardown(() => rm(rootfs, { recursive: true, force: true }));
+  const prerun = (env: Record<string, string>) =>
+    new Promise<{ code: number; out: string }>((resolve) => {
+      execFile('bash', [`${STAGE}/prerun.sh`], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ROOTFS_DIR: rootfs, ...env }, timeout: 30_000 }, (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out: stdout + stderr }),
+      );
+    });
+  const none = await prerun({ ENABLE_SSH: '1' });
+  t.equal(none.code, 1);
+  t.match(none.out, /refusing to build an image nobody can log in to: set PUBKEY_SSH_FIRST_USER/);
+  const noSsh = await prerun({ ENABLE_SSH: '0', PUBKEY_SSH_FIRST_USER: 'ssh-ed25519 AAAAC3Nza operator' });
+  t.equal(noSsh.code, 1, 'a key with SSH off is no way in either');
+  const notKey = await prerun({ ENABLE_SSH: '1', PUBKEY_SSH_FIRST_USER: 'hunter2' });
+  t.equal(notKey.code, 1);
+  t.match(notKey.out, /is not an SSH public key/);
+  const ok = await prerun({ ENABLE_SSH: '1', PUBKEY_SSH_FIRST_USER: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample operator' });
+  t.equal(ok.code, 0, ok.out);
+  const { readFile } = await import('node:fs/promises');
+  const config = await readFile(fileURLToPath(new URL('../../deploy/image/config', import.meta.url)), 'utf8');
+  t.match(config, /^ENABLE_SSH=1$/m, 'the shipped config turns SSH on (key only)');
+  t.match(config, /^PUBKEY_ONLY_SSH=1$/m);
+});
