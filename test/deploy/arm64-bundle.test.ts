@@ -1,10 +1,12 @@
 import t from 'tap';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CROSS_BUILT, OMITTED } from '../../deploy/make-bundle.ts';
+import { alsaConfigPath, fileCapturePcm, filePlaybackPcm } from '../../drivers/audio/alsa-devices.ts';
+import { tone } from '../helpers/alsa.ts';
 import { arm64Bundle, arm64Missing, cleanup, runArm64, sh, unpack } from './arm64-helpers.ts';
 
 const PROFILE = fileURLToPath(new URL('../../firmware-config/profiles/intercom.json', import.meta.url));
@@ -72,4 +74,31 @@ void t.test('make-bundle for linux-arm64 holds every driver, aarch64 binaries on
   ]);
   t.equal(natives.code, 0, natives.stderr);
   t.equal(natives.stdout.trim(), 'loaded', 'the arm64 native modules load, node-pty runs a shell');
+
+  // README step 5 on the device: sweep audio list / audio test, here through file-plugin devices
+  // read by the arm64 ALSA library (capture) and aplay (playback).
+  const alsa = join(dir, 'alsa');
+  await mkdir(alsa, { recursive: true });
+  const mic = join(alsa, 'mic.raw');
+  await writeFile(mic, Buffer.from(tone(1000, 4).buffer));
+  await writeFile(join(alsa, 'asoundrc'), [fileCapturePcm('sweep_mic', mic), filePlaybackPcm('sweep_speaker', join(alsa, 'speaker.raw')), ''].join('\n'));
+  const env = { ...process.env, ALSA_CONFIG_PATH: alsaConfigPath(join(alsa, 'asoundrc')) };
+  const list = await runArm64(node, ['dist/sweep.mjs', 'audio', 'list'], { cwd: root, env });
+  t.equal(list.code, 0, list.stderr);
+  t.match(list.stdout, /capture devices \(\d+\):[\s\S]*sweep_mic/, 'audio list shows the capture device');
+  const test = await runArm64(node, ['dist/sweep.mjs', 'audio', 'test', '--playback', 'sweep_speaker', '--capture', 'sweep_mic', '--seconds', '1'], { cwd: root, env });
+  t.equal(test.code, 0, test.stdout + test.stderr);
+  t.match(test.stdout, /^playback sweep_speaker: OK, 50 frames of 1000 Hz/m, 'audio test plays');
+  t.match(test.stdout, /^capture sweep_mic: OK, \d+ frames, .*dominant 1000 Hz/m, 'audio test records through the arm64 alsa-capture');
+
+  // A bundle that lost its capture driver: one line naming it, no stack trace.
+  await rm(join(root, 'node_modules', 'alsa-capture'), { recursive: true });
+  const lost = await runArm64(node, ['dist/sweep.mjs', 'audio', 'test', '--no-play', '--capture', 'sweep_mic', '--seconds', '1'], { cwd: root, env });
+  t.equal(lost.code, 1);
+  t.equal(lost.stdout, 'capture sweep_mic: FAILED — the ALSA capture driver needs the optional package alsa-capture (built against libasound2-dev)\n');
+  t.equal(lost.stderr, '', 'no stack trace');
+  const refused = await runArm(['dist/sweep.mjs', 'config', 'check', join(cfgDir, 'sweep.json')]);
+  t.equal(refused.code, 2);
+  t.match(refused.stderr, /sweep\.json: audio\.source\.driver: "alsa" needs the package alsa-capture, which is not installed/);
+  t.equal(refused.stderr.trim().split('\n').length, 1, 'config check: one line');
 });
