@@ -21,7 +21,8 @@ function run(cmd: string, args: string[]): Promise<{ code: number; out: string }
   });
 }
 
-const scripts = [INSTALL, INSTALL_SERVER, `${STAGE}/prerun.sh`, `${STAGE}/00-sweep/00-run.sh`];
+const ROOTFS = fileURLToPath(new URL('../../deploy/image/build-rootfs.sh', import.meta.url));
+const scripts = [INSTALL, INSTALL_SERVER, ROOTFS, `${STAGE}/prerun.sh`, `${STAGE}/00-sweep/00-run.sh`];
 
 void t.test('deploy shell scripts parse with bash -n', async (t) => {
   for (const s of scripts) {
@@ -84,4 +85,13 @@ void t.test('the image stage without an SSH key refuses to build an image nobody
   const config = await readFile(fileURLToPath(new URL('../../deploy/image/config', import.meta.url)), 'utf8');
   t.match(config, /^ENABLE_SSH=1$/m, 'the shipped config turns SSH on (key only)');
   t.match(config, /^PUBKEY_ONLY_SSH=1$/m);
+});
+
+void t.test('build-rootfs.sh without an SSH key, or with something that is not one, refuses to build', async (t) => {
+  const none = await run('bash', [ROOTFS]);
+  t.equal(none.code, 1);
+  t.match(none.out, /refusing to build a root filesystem nobody can log in to: pass --ssh-key/);
+  const notKey = await run('bash', [ROOTFS, '--ssh-key', INSTALL]);
+  t.equal(notKey.code, 1);
+  t.match(notKey.out, /is not an SSH public key/);
 });
