@@ -45,8 +45,11 @@ const Empty = z.strictObject({});
 
 export const peerCatalogue = {
   requests: {
-    /** P2: first message each way; carries the endpoint certificate. */
-    hello: { body: z.strictObject({ v: z.literal(1), certificate: Token }), result: Empty },
+    /**
+     * P2: first message each way; carries the endpoint certificate and the sender's instance id,
+     * new at every start of the endpoint's process or page (L6).
+     */
+    hello: { body: z.strictObject({ v: z.literal(1), certificate: Token, instance: Id }), result: Empty },
     /** C1: the sender calls the receiver. */
     'call.invite': { body: z.strictObject({ sessionId: Id, doorRights: z.boolean() }), result: Empty },
     'call.answer': { body: z.strictObject({ sessionId: Id }), result: z.strictObject({ startedAt: z.number().int() }) },
@@ -67,7 +70,7 @@ export const peerCatalogue = {
     /** S10: push: the holder asks a same-account endpoint to pull the call. */
     'sweep.invite': {
       body: z.strictObject({ sweepId: Id, sessionId: Id, scope: SweepScope }),
-      result: z.strictObject({ accepted: z.boolean() }),
+      result: z.strictObject({ accepted: z.boolean(), reason: Reason.optional() }),
     },
     /** S8: either side of a pending sweep gives up; the holder keeps the call. */
     'sweep.cancel': { body: z.strictObject({ sweepId: Id, reason: Reason }), result: Empty },
@@ -75,6 +78,8 @@ export const peerCatalogue = {
     'door.open': { body: z.strictObject({ sessionId: Id }), result: z.strictObject({ pulseMs: z.number().int().min(1) }) },
   },
   notes: {
+    /** L5: "I am alive", sent on every ready link at a fixed interval. */
+    'link.alive': Empty,
     /** L3: a sibling tells its same-account endpoints which far end it is in a call with. */
     'presence.call': z.strictObject({
       call: z.strictObject({ sessionId: Id, farEnd: Party, epoch: z.number().int().min(0) }).nullable(),

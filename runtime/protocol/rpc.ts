@@ -144,7 +144,7 @@ export class RpcChannel<C extends Catalogue> {
       p.reject(withStack(new SweepError(code, `${p.type}: ${env.error.message}`), p.stack));
       return;
     }
-    const schema = this.opts.catalogue.requests[p.type]?.result;
+    const schema = Object.hasOwn(this.opts.catalogue.requests, p.type) ? this.opts.catalogue.requests[p.type]?.result : undefined;
     try {
       p.resolve(schema ? parseWith(schema, env.data, `${p.type} result`) : env.data);
     } catch (err) {
@@ -156,7 +156,8 @@ export class RpcChannel<C extends Catalogue> {
   private async onRequest(id: string, type: string, rawBody: unknown): Promise<void> {
     let reply: object;
     try {
-      const entry = this.opts.catalogue.requests[type];
+      // Own keys only: "constructor" or "toString" must not find Object.prototype's members (M2).
+      const entry = Object.hasOwn(this.opts.catalogue.requests, type) ? this.opts.catalogue.requests[type] : undefined;
       if (!entry) throw new SweepError('UNKNOWN_TYPE', `unknown request type "${type}"`);
       this.opts.admit?.(type);
       const body = parseWith(entry.body, rawBody, type);
@@ -178,7 +179,7 @@ export class RpcChannel<C extends Catalogue> {
   }
 
   private onNoteMessage(type: string, rawBody: unknown): void {
-    const schema = this.opts.catalogue.notes[type];
+    const schema = Object.hasOwn(this.opts.catalogue.notes, type) ? this.opts.catalogue.notes[type] : undefined;
     if (!schema) {
       this.bad(new SweepError('UNKNOWN_TYPE', `unknown notification type "${type}"`));
       return;

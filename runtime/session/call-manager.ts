@@ -42,6 +42,8 @@ export interface CallManagerOptions {
   linkLossGraceMs?: number;
   /** S10: accept pushed sweeps at once (a simulated phone) or ask the user. */
   sweepInvites?: 'auto' | 'ask';
+  /** S10: how long a pushed sweep rings here ('ask') before the sender is told "not answered". */
+  inviteTimeoutMs?: number;
   /** Preferred push targets, in order (config); otherwise any online sibling. */
   pushPreference?: string[];
   /** S11: called after a sweep with scope "login" moved our call away. */
@@ -60,6 +62,10 @@ interface Call {
   doorRights: boolean;
   muted: boolean;
   onHold: boolean;
+  /** The link this call runs on; the C5 timer watches this link, never "any link to that id" (L6). */
+  link: Link | undefined;
+  /** The other party's instance (L6): a link from another instance means it restarted. */
+  peerInstance: string | undefined;
   /** The ring timer while ringing out (C1), then the link-loss timer (C5). */
   lossTimer?: TimerHandle;
 }
@@ -77,6 +83,8 @@ interface FarEndMove {
   sweepId: string;
   oldHolder: Party;
   oldCert: CertificatePayload | undefined;
+  oldLink: Link | undefined;
+  oldInstance: string | undefined;
   oldEpoch: number;
   newTransport: PeerTransport;
   timer: TimerHandle;
@@ -87,6 +95,20 @@ interface SiblingCall {
   sessionId: string;
   farEnd: Party;
   epoch: number;
+}
+
+interface KnownSiblingCall extends SiblingCall {
+  /** Set while the sibling's link is down: the call is remembered for the C5 grace (S9). */
+  lostTimer?: TimerHandle;
+}
+
+interface PendingInvite {
+  from: string;
+  fromLabel: string;
+  sessionId: string;
+  scope: SweepScope;
+  answer: (accepted: boolean, reason: string) => void;
+  timer: TimerHandle;
 }
 
 class Timeline {
@@ -115,15 +137,15 @@ export class CallManager {
   private holderSweep: HolderSweep | undefined;
   private farEndMove: FarEndMove | undefined;
   private newcomerSweepId: string | undefined;
-  private readonly siblingCalls = new Map<string, SiblingCall>();
+  private readonly siblingCalls = new Map<string, KnownSiblingCall>();
   private readonly nonces = new NonceSet();
-  private readonly pendingInvites = new Map<string, { from: string; sessionId: string; scope: SweepScope }>();
+  private readonly pendingInvites = new Map<string, PendingInvite>();
   private closed = false;
 
   constructor(private readonly opts: CallManagerOptions) {
     opts.links.onLinkCreated((link) => this.registerHandlers(link));
     opts.links.onLinkReady((link) => this.onLinkReady(link));
-    opts.links.onLinkClosed((peerId, reason) => this.onLinkClosed(peerId, reason));
+    opts.links.onLinkClosed((peerId, reason, link) => this.onLinkClosed(peerId, reason, link));
   }
 
   // ---- queries ---------------------------------------------------------------------------
@@ -146,7 +168,12 @@ export class CallManager {
 
   /** Siblings' calls as they told us (S1, L3). */
   siblingCallsSnapshot(): Array<{ endpointId: string } & SiblingCall> {
-    return [...this.siblingCalls].map(([endpointId, c]) => ({ endpointId, ...c }));
+    return [...this.siblingCalls].map(([endpointId, c]) => ({ endpointId, sessionId: c.sessionId, farEnd: c.farEnd, epoch: c.epoch }));
+  }
+
+  /** Pushed sweeps waiting for the user to accept them (S10, 'ask'). */
+  pendingInvitesSnapshot(): Array<{ sweepId: string; from: string; fromLabel: string; sessionId: string }> {
+    return [...this.pendingInvites].map(([sweepId, i]) => ({ sweepId, from: i.from, fromLabel: i.fromLabel, sessionId: i.sessionId }));
   }
 
   /** Whether a call or sweep uses the link to `peerId` (idle links are closed, L3). */
@@ -171,6 +198,8 @@ export class CallManager {
       direction: 'out',
       peer: partyOf(cert),
       peerCert: cert,
+      link,
+      peerInstance: link.peerInstance,
       epoch: 0,
       startedAt: null,
       doorRights: opts.doorRights ?? false,
@@ -202,7 +231,7 @@ export class CallManager {
     if (!call || call.state !== 'ringing' || call.direction !== 'in') {
       throw new SweepError('BAD_STATE', 'no incoming call is ringing');
     }
-    const link = this.requireLink(call.peer.endpointId);
+    const link = this.requireLink(call);
     const res = await link.rpc.request('call.answer', { sessionId: call.sessionId });
     if (this.call !== call || call.state !== 'ringing') throw new SweepError('BAD_STATE', 'the call ended while answering');
     call.startedAt = res.startedAt;
@@ -215,8 +244,7 @@ export class CallManager {
     const call = this.call;
     if (!call || call.state !== 'ringing' || call.direction !== 'in') throw new SweepError('BAD_STATE', 'no incoming call is ringing');
     this.apply(call, 'reject', reason);
-    await this.opts.links
-      .current(call.peer.endpointId)
+    await this.liveLink(call)
       ?.rpc.request('call.reject', { sessionId: call.sessionId, reason })
       .catch((err: unknown) => this.opts.log.debug({ err: toSweepError(err).message }, 'reject not delivered'));
   }
@@ -226,8 +254,7 @@ export class CallManager {
     const call = this.call;
     if (!call || call.state === 'ended') throw new SweepError('BAD_STATE', 'there is no call to hang up');
     this.apply(call, 'hangup', reason);
-    await this.opts.links
-      .current(call.peer.endpointId)
+    await this.liveLink(call)
       ?.rpc.request('call.hangup', { sessionId: call.sessionId, reason })
       .catch((err: unknown) => this.opts.log.debug({ err: toSweepError(err).message }, 'hangup not delivered'));
   }
@@ -236,7 +263,7 @@ export class CallManager {
     const call = this.call;
     if (!call || (call.state !== 'active' && call.state !== 'sweeping')) throw new SweepError('BAD_STATE', 'no call to mute');
     call.muted = muted;
-    const link = this.opts.links.current(call.peer.endpointId);
+    const link = this.liveLink(call);
     this.opts.media.setSendTargets(muted || !link ? [] : [link.transport]);
     this.emitState(call);
   }
@@ -262,6 +289,8 @@ export class CallManager {
       direction: 'in',
       peer: known?.farEnd ?? { account: this.opts.self.account, endpointId: holderId, label: '' },
       peerCert: undefined,
+      link: undefined,
+      peerInstance: undefined,
       epoch: known?.epoch ?? 0,
       startedAt: null,
       doorRights: false,
@@ -340,6 +369,8 @@ export class CallManager {
       placeholder.epoch = res.epoch;
       placeholder.doorRights = res.doorRights;
       placeholder.peerCert = farLink.peer;
+      placeholder.link = farLink;
+      placeholder.peerInstance = farLink.peerInstance;
       this.apply(placeholder, 'completed');
       await this.startMedia(farLink.transport);
       await this.withTimeout(firstAudio, timeoutMs, 'no audio from the far end after the sweep');
@@ -371,23 +402,53 @@ export class CallManager {
     const sweepId = randomBytes(9).toString('base64url');
     const link = await this.opts.links.get(to);
     if (link.peer?.account !== this.opts.self.account) throw new SweepError('FORBIDDEN', `${to} is not an endpoint of this account`);
+    const where = link.peer.label || to;
     this.emitStep(sweepId, 'holder', 'invite', 0);
-    const res = await link.rpc.request('sweep.invite', { sweepId, sessionId: call.sessionId, scope: opts.scope ?? 'session' });
-    if (!res.accepted) throw new SweepError('REFUSED', `${to} declined the sweep`);
+    // The invitee may ring its user first (S10, 'ask'); it answers within its invite timeout.
+    const timeoutMs = (this.opts.inviteTimeoutMs ?? 20_000) + 5000;
+    let res;
+    try {
+      res = await link.rpc.request('sweep.invite', { sweepId, sessionId: call.sessionId, scope: opts.scope ?? 'session' }, { timeoutMs });
+    } catch (err) {
+      const e = toSweepError(err);
+      if (e.code === 'TIMEOUT') throw new SweepError('REFUSED', `not answered on ${where}`);
+      throw e;
+    }
+    if (!res.accepted) throw new SweepError('REFUSED', res.reason ? `${res.reason} on ${where}` : `declined on ${where}`);
     return { sweepId, to, startedAtMono };
   }
 
-  /** S10 when the user accepts a pushed sweep ('ask' mode). */
-  async acceptInvite(sweepId: string): Promise<CallSnapshot> {
-    const inv = this.pendingInvites.get(sweepId);
-    if (!inv) throw new SweepError('NOT_FOUND', `no pending sweep invite ${sweepId}`);
-    this.pendingInvites.delete(sweepId);
-    return this.pull({ from: inv.from, sweepId, scope: inv.scope });
+  /**
+   * S10 when the user accepts a pushed sweep ('ask' mode): the one named, or the only one
+   * pending (the panel's answer or sweep button, the lab's `a`, stdio `accept`).
+   */
+  async acceptInvite(sweepId?: string): Promise<CallSnapshot> {
+    const [id, inv] = this.pendingInvite(sweepId);
+    inv.answer(true, 'accepted');
+    return this.pull({ from: inv.from, sweepId: id, scope: inv.scope });
+  }
+
+  /** S10: the user declines a pushed sweep; the sender keeps its call. */
+  declineInvite(sweepId?: string): void {
+    const [, inv] = this.pendingInvite(sweepId);
+    inv.answer(false, 'declined');
+  }
+
+  private pendingInvite(sweepId: string | undefined): [string, PendingInvite] {
+    if (sweepId !== undefined) {
+      const inv = this.pendingInvites.get(sweepId);
+      if (!inv) throw new SweepError('NOT_FOUND', `no pending sweep invite ${sweepId}`);
+      return [sweepId, inv];
+    }
+    const first = [...this.pendingInvites][0];
+    if (!first) throw new SweepError('NOT_FOUND', 'no call is being sent here');
+    return first;
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    for (const inv of [...this.pendingInvites.values()]) inv.answer(false, 'endpoint closing');
     if (this.holderSweep) this.opts.clock.clear(this.holderSweep.timer);
     if (this.farEndMove) this.opts.clock.clear(this.farEndMove.timer);
     if (this.call?.lossTimer) this.opts.clock.clear(this.call.lossTimer);
@@ -405,6 +466,7 @@ export class CallManager {
       if (from.account !== this.opts.self.account && !this.opts.isBuddy(from.account)) {
         throw new SweepError('FORBIDDEN', `account ${from.account} is not a buddy of ${this.opts.self.account} (P5)`);
       }
+      this.endOldInstanceCall(link);
       if (this.call && this.call.state !== 'ended') throw new SweepError('BUSY', `${this.opts.self.endpointId} is in a call (C2)`);
       const call: Call = {
         sessionId: body.sessionId,
@@ -412,6 +474,8 @@ export class CallManager {
         direction: 'in',
         peer: partyOf(from),
         peerCert: from,
+        link,
+        peerInstance: link.peerInstance,
         epoch: 0,
         startedAt: null,
         doorRights: body.doorRights,
@@ -424,26 +488,27 @@ export class CallManager {
     });
 
     rpc.handle('call.answer', async (body) => {
-      const call = this.callWith(body.sessionId, link.peerId);
+      const call = this.callWith(body.sessionId, link);
       if (call.state !== 'ringing' || call.direction !== 'out') throw new SweepError('BAD_STATE', `call is ${call.state}, not ringing out`);
       if (call.lossTimer) {
         this.opts.clock.clear(call.lossTimer); // the ring timer
         delete call.lossTimer;
       }
       call.startedAt = this.opts.clock.now();
+      call.link = link;
       this.apply(call, 'answer');
       await this.startMedia(link.transport);
       return { startedAt: call.startedAt };
     });
 
     rpc.handle('call.reject', (body) => {
-      const call = this.callWith(body.sessionId, link.peerId);
+      const call = this.callWith(body.sessionId, link);
       this.apply(call, 'reject', `rejected: ${body.reason}`);
       return {};
     });
 
     rpc.handle('call.hangup', (body) => {
-      const call = this.callWith(body.sessionId, link.peerId);
+      const call = this.callWith(body.sessionId, link);
       if (call.state !== 'ended') this.apply(call, 'hangup', `far end hung up: ${body.reason}`);
       return {};
     });
@@ -466,7 +531,8 @@ export class CallManager {
     rpc.handle('sweep.invite', (body) => {
       const from = peer();
       if (from.account !== this.opts.self.account) throw new SweepError('FORBIDDEN', 'only an endpoint of this account may push a call here (S10)');
-      if ((this.call && this.call.state !== 'ended') || this.newcomerSweepId) return { accepted: false };
+      if ((this.call && this.call.state !== 'ended') || this.newcomerSweepId) return { accepted: false, reason: 'busy' };
+      if (this.pendingInvites.has(body.sweepId)) throw new SweepError('BUSY', `sweep ${body.sweepId} is already ringing here`);
       if ((this.opts.sweepInvites ?? 'ask') === 'auto') {
         // Answer first, then pull (the push is a pull triggered by the holder).
         this.opts.clock.setTimeout(() => {
@@ -474,11 +540,30 @@ export class CallManager {
             this.opts.log.warn({ err: toSweepError(err).message, sweepId: body.sweepId }, 'pushed sweep failed'),
           );
         }, 0);
-      } else {
-        this.pendingInvites.set(body.sweepId, { from: link.peerId, sessionId: body.sessionId, scope: body.scope });
-        this.opts.bus.emit('sweep.invited', { sweepId: body.sweepId, from: link.peerId, sessionId: body.sessionId });
+        return { accepted: true };
       }
-      return { accepted: true };
+      // S10 'ask': ring here; the answer goes back when the user accepts or declines, or the invite times out.
+      return new Promise<{ accepted: boolean; reason?: string }>((resolve) => {
+        const sweepId = body.sweepId;
+        const answer = (accepted: boolean, reason: string): void => {
+          if (this.pendingInvites.get(sweepId) !== invite) return;
+          this.pendingInvites.delete(sweepId);
+          this.opts.clock.clear(invite.timer);
+          this.opts.bus.emit('sweep.inviteEnded', { sweepId, reason });
+          resolve(accepted ? { accepted } : { accepted, reason });
+        };
+        const invite: PendingInvite = {
+          from: link.peerId,
+          fromLabel: from.label,
+          sessionId: body.sessionId,
+          scope: body.scope,
+          answer,
+          timer: this.opts.clock.setTimeout(() => answer(false, 'not answered'), this.opts.inviteTimeoutMs ?? 20_000),
+        };
+        this.pendingInvites.set(sweepId, invite);
+        link.onClosed(() => answer(false, 'sender gone'));
+        this.opts.bus.emit('sweep.invited', { sweepId, from: link.peerId, fromLabel: from.label, sessionId: body.sessionId });
+      });
     });
 
     rpc.onNote('sweep.moved', (body) => this.onMoved(link, body.sessionId, body.epoch, body.to));
@@ -486,8 +571,9 @@ export class CallManager {
     rpc.onNote('presence.call', (body) => {
       if (link.peer?.account !== this.opts.self.account) return; // only siblings tell us their calls
       const prev = this.siblingCalls.get(link.peerId);
+      if (prev?.lostTimer) this.opts.clock.clear(prev.lostTimer);
       if (body.call) {
-        this.siblingCalls.set(link.peerId, body.call);
+        this.siblingCalls.set(link.peerId, { ...body.call });
         if (prev && prev.farEnd.endpointId !== body.call.farEnd.endpointId) this.opts.links.unpin(prev.farEnd.endpointId, `sibling:${link.peerId}`);
         // L3: link to the far end ahead of need while a sibling talks to it.
         if (body.call.farEnd.endpointId !== this.opts.self.endpointId) this.opts.links.pin(body.call.farEnd.endpointId, `sibling:${link.peerId}`);
@@ -543,7 +629,8 @@ export class CallManager {
     if (!call || call.sessionId !== body.sessionId || call.state === 'ended') throw new SweepError('NOT_FOUND', `no call ${body.sessionId} here`);
     if (call.state !== 'active') throw new SweepError('BAD_STATE', `call is ${call.state}, not active`);
     if (!call.peerCert) throw new SweepError('BAD_STATE', 'the holder of this call is not known');
-    const holderLink = this.opts.links.current(call.peer.endpointId);
+    // S9, L5: the holder is reachable while the link the call runs on is alive.
+    const holderLink = this.liveLink(call);
     const nonce = checkUpdate({
       sessionId: call.sessionId,
       currentEpoch: call.epoch,
@@ -561,6 +648,8 @@ export class CallManager {
       sweepId: body.sweepId,
       oldHolder: call.peer,
       oldCert: call.peerCert,
+      oldLink: call.link,
+      oldInstance: call.peerInstance,
       oldEpoch: call.epoch,
       newTransport: link.transport,
       timeline,
@@ -571,6 +660,8 @@ export class CallManager {
     call.epoch = body.epoch;
     call.peer = partyOf(link.peer!);
     call.peerCert = link.peer;
+    call.link = link;
+    call.peerInstance = link.peerInstance;
     if (call.lossTimer) {
       this.opts.clock.clear(call.lossTimer);
       delete call.lossTimer;
@@ -590,7 +681,7 @@ export class CallManager {
     move.timeline.mark('newHolderAudio');
     this.opts.media.setPlayback(move.newTransport);
     this.opts.media.setSendTargets(this.call?.muted ? [] : [move.newTransport]);
-    const old = this.opts.links.current(move.oldHolder.endpointId);
+    const old = move.oldLink && !move.oldLink.isClosed ? move.oldLink : undefined;
     if (old && this.call) {
       old.rpc.notify('sweep.moved', { sessionId: this.call.sessionId, epoch: this.call.epoch, to: this.call.peer.endpointId });
       this.opts.links.touch(move.oldHolder.endpointId);
@@ -604,15 +695,17 @@ export class CallManager {
     if (this.farEndMove !== move || !this.call) return;
     this.farEndMove = undefined;
     const call = this.call;
-    const newcomer = call.peer.endpointId;
+    const newcomerLink = this.liveLink(call);
     call.peer = move.oldHolder;
     call.peerCert = move.oldCert;
-    const old = this.opts.links.current(move.oldHolder.endpointId);
+    call.link = move.oldLink;
+    call.peerInstance = move.oldInstance;
+    // S13: the abandoned epoch is given back, so the holder's next grant (its epoch + 1) fits
+    // again; the abandoned grant's nonce stays spent, so it cannot be replayed.
+    call.epoch = move.oldEpoch;
+    const old = this.liveLink(call);
     this.opts.media.setSendTargets(old ? [old.transport] : []);
-    this.opts.links
-      .current(newcomer)
-      ?.rpc.request('call.hangup', { sessionId: call.sessionId, reason: 'no audio from you after the sweep' })
-      .catch(() => undefined);
+    newcomerLink?.rpc.request('call.hangup', { sessionId: call.sessionId, reason: 'no audio from you after the sweep' }).catch(() => undefined);
     move.timeline.mark('reverted');
     this.finish(move.sweepId, 'farEnd', 'rolledBack', move.timeline, new SweepError('TIMEOUT', 'no audio from the new holder'));
     this.emitState(call);
@@ -622,7 +715,7 @@ export class CallManager {
   /** S7 at the old holder. */
   private onMoved(link: Link, sessionId: string, epoch: number, to: string): void {
     const call = this.call;
-    if (!call || call.sessionId !== sessionId || call.peer.endpointId !== link.peerId || epoch <= call.epoch) {
+    if (!call || call.sessionId !== sessionId || !sameParty(call.peer, link) || epoch <= call.epoch) {
       this.opts.log.warn({ sessionId, from: link.peerId }, 'sweep.moved that does not match our call; ignored');
       return;
     }
@@ -650,18 +743,53 @@ export class CallManager {
 
   private onLinkReady(link: Link): void {
     this.opts.bus.emit('link.state', { peerId: link.peerId, up: true });
+    this.endOldInstanceCall(link);
+    const sibling = this.siblingCalls.get(link.peerId);
+    if (sibling && link.peer?.account === this.opts.self.account) {
+      // The sibling is back: it will tell its call again (L3), whatever we remembered is stale.
+      if (sibling.lostTimer) this.opts.clock.clear(sibling.lostTimer);
+      this.forgetSiblingCall(link.peerId);
+    }
     // L3: a sibling learns our call as soon as we are linked.
     if (link.peer?.account === this.opts.self.account) link.rpc.notify('presence.call', { call: this.presenceCall() });
   }
 
-  private onLinkClosed(peerId: string, reason: string): void {
+  /**
+   * L6: a ready link from the other party of our call. From a new instance of it, the party
+   * restarted and our call with its old instance is over ("peer restarted"). From the same
+   * instance, the link was rebuilt (L4): the call carries on over the new link.
+   */
+  private endOldInstanceCall(link: Link): void {
+    const call = this.call;
+    if (!call || call.state === 'ended' || !sameParty(call.peer, link) || link === call.link || this.farEndMove) return;
+    if (call.peerInstance !== undefined && link.peerInstance !== call.peerInstance) {
+      this.apply(call, call.state === 'ringing' ? 'linkLost' : 'hangup', 'peer restarted: its new instance does not know this call (L6)');
+      return;
+    }
+    if (call.link && !call.link.isClosed) return;
+    call.link = link;
+    if (call.state === 'active' || call.state === 'sweeping') {
+      this.opts.media.attach(link.transport);
+      this.opts.media.setPlayback(link.transport);
+      this.opts.media.setSendTargets(call.muted ? [] : [link.transport]);
+    }
+    if (call.lossTimer && call.state !== 'ringing') {
+      this.opts.clock.clear(call.lossTimer);
+      delete call.lossTimer;
+    }
+    this.opts.log.info({ sessionId: call.sessionId, peer: link.peerId }, 'call continues over a rebuilt link (L4)');
+  }
+
+  private onLinkClosed(peerId: string, reason: string, link: Link): void {
     this.opts.bus.emit('link.state', { peerId, up: false, reason });
-    if (this.siblingCalls.delete(peerId)) {
-      this.opts.links.unpinAll(`sibling:${peerId}`);
-      this.opts.bus.emit('sibling.call', { endpointId: peerId, call: null });
+    const sibling = this.siblingCalls.get(peerId);
+    if (sibling && !sibling.lostTimer && link.peer?.account === this.opts.self.account) {
+      // C5, S9: a sibling whose link died may have crashed holding its call; remember the call for
+      // the grace, so this endpoint can still take it over.
+      sibling.lostTimer = this.opts.clock.setTimeout(() => this.forgetSiblingCall(peerId), this.linkLossGraceMs);
     }
     const call = this.call;
-    if (!call || call.state === 'ended' || call.peer.endpointId !== peerId) return;
+    if (!call || call.state === 'ended' || call.link !== link) return;
     if (call.state === 'ringing') {
       this.apply(call, 'linkLost', `link lost: ${reason}`);
       return;
@@ -669,22 +797,38 @@ export class CallManager {
     this.startLossTimer(call);
   }
 
+  private forgetSiblingCall(peerId: string): void {
+    if (!this.siblingCalls.delete(peerId)) return;
+    this.opts.links.unpinAll(`sibling:${peerId}`);
+    this.opts.bus.emit('sibling.call', { endpointId: peerId, call: null });
+  }
+
   /** C5: the call outlives its link for a grace period, so a sibling can take it over (S9). */
   private startLossTimer(call: Call): void {
     if (call.lossTimer) return;
-    const peerAtLoss = call.peer.endpointId;
+    const linkAtLoss = call.link;
     call.lossTimer = this.opts.clock.setTimeout(() => {
       delete call.lossTimer;
-      if (this.call === call && call.state !== 'ended' && call.peer.endpointId === peerAtLoss && !this.opts.links.current(peerAtLoss)) {
+      // Still on the dead link: nobody took the call over and the link was not rebuilt (L6).
+      if (this.call === call && call.state !== 'ended' && call.link === linkAtLoss && (!linkAtLoss || linkAtLoss.isClosed)) {
         this.apply(call, 'linkLost', 'link lost');
       }
-    }, this.opts.linkLossGraceMs ?? this.sweepTimeoutMs);
+    }, this.linkLossGraceMs);
   }
 
   // ---- helpers ---------------------------------------------------------------------------
 
   private get sweepTimeoutMs(): number {
     return this.opts.sweepTimeoutMs ?? 3000;
+  }
+
+  private get linkLossGraceMs(): number {
+    return this.opts.linkLossGraceMs ?? this.sweepTimeoutMs;
+  }
+
+  /** The link the call runs on, while it is alive (L5). */
+  private liveLink(call: Call): Link | undefined {
+    return call.link && !call.link.isClosed ? call.link : undefined;
   }
 
   private apply(call: Call, event: CallEvent, reason?: string): void {
@@ -752,17 +896,18 @@ export class CallManager {
     await this.opts.media.start();
   }
 
-  private callWith(sessionId: string, peerId: string): Call {
+  /** The call `sessionId` with the certified party on `link` (account and endpoint id, P4). */
+  private callWith(sessionId: string, link: Link): Call {
     const call = this.call;
-    if (!call || call.sessionId !== sessionId || call.peer.endpointId !== peerId) {
-      throw new SweepError('NOT_FOUND', `no call ${sessionId} with ${peerId} here`);
+    if (!call || call.sessionId !== sessionId || !sameParty(call.peer, link)) {
+      throw new SweepError('NOT_FOUND', `no call ${sessionId} with ${link.peer?.account ?? '?'}/${link.peerId} here`);
     }
     return call;
   }
 
-  private requireLink(peerId: string): Link {
-    const link = this.opts.links.current(peerId);
-    if (!link) throw new SweepError('OFFLINE', `no link to ${peerId}`);
+  private requireLink(call: Call): Link {
+    const link = this.liveLink(call);
+    if (!link) throw new SweepError('OFFLINE', `no link to ${call.peer.endpointId}`);
     return link;
   }
 
@@ -792,6 +937,11 @@ export class CallManager {
       if (timer) this.opts.clock.clear(timer);
     }
   }
+}
+
+/** Identity is account plus endpoint id (P4, issue 12 item 4). */
+function sameParty(p: Party, link: Link): boolean {
+  return link.peer !== undefined && link.peer.account === p.account && link.peer.endpointId === p.endpointId;
 }
 
 function partyOf(cert: CertificatePayload): Party {

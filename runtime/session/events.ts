@@ -37,7 +37,9 @@ export interface EndpointEvents extends Record<string, unknown> {
     startedAtMono: number;
     timeline: SweepStep[];
   };
-  'sweep.invited': { sweepId: string; from: string; sessionId: string };
+  /** S10 'ask': a sibling sends its call here; it rings until accepted, declined or timed out. */
+  'sweep.invited': { sweepId: string; from: string; fromLabel: string; sessionId: string };
+  'sweep.inviteEnded': { sweepId: string; reason: string };
   'sibling.call': { endpointId: string; call: { sessionId: string; farEnd: Party; epoch: number } | null };
   'link.state': { peerId: string; up: boolean; reason?: string };
   presence: { endpoint: EndpointInfo };

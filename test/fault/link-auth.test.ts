@@ -49,7 +49,7 @@ function linkPair(t: Test, certA: string, certB: string) {
   const ta = mk('offerer', keys.a, relay.sendFromA);
   const tb = mk('answerer', keys.b, relay.sendFromB);
   relay.bind(ta, tb);
-  const common = { serverPublicKey: server.publicKey, clock: systemClock, log, helloTimeoutMs: 3000 };
+  const common = { serverPublicKey: server.publicKey, clock: systemClock, log, helloTimeoutMs: 3000, instance: 'test-instance' };
   const a = new Link({ ...common, transport: ta, expectedPeer: 'b', certificate: () => certA });
   const b = new Link({ ...common, transport: tb, expectedPeer: 'a', certificate: () => certB });
   t.teardown(() => {
@@ -115,7 +115,7 @@ void t.test('Link request before hello is refused UNAUTHORIZED (P2)', async (t) 
   const ta = createPeerTransport({ linkId: 'l2', role: 'offerer', bindAddress: '127.0.0.1', dtlsCertFile: keys.a.dtlsCertFile, dtlsKeyFile: keys.a.dtlsKeyFile, sendSignal: relay.sendFromA }, log);
   const tb = createPeerTransport({ linkId: 'l2', role: 'answerer', bindAddress: '127.0.0.1', dtlsCertFile: keys.b.dtlsCertFile, dtlsKeyFile: keys.b.dtlsKeyFile, sendSignal: relay.sendFromB }, log);
   relay.bind(ta, tb);
-  const b = new Link({ transport: tb, expectedPeer: 'a', certificate: () => cert('b', keys.b), serverPublicKey: server.publicKey, clock: systemClock, log, helloTimeoutMs: 3000 });
+  const b = new Link({ transport: tb, expectedPeer: 'a', certificate: () => cert('b', keys.b), serverPublicKey: server.publicKey, clock: systemClock, log, helloTimeoutMs: 3000, instance: 'test-instance' });
   t.teardown(() => {
     b.close();
     ta.close();
@@ -141,7 +141,7 @@ void t.test('Link receiving garbage, oversized and unknown messages stays up and
   a.transport.sendText('x'.repeat(17 * 1024));
   a.transport.sendText(JSON.stringify({ kind: 'note', type: 'no.such', body: {} }));
   a.transport.sendText(JSON.stringify({ kind: 'note', type: 'presence.call', body: { call: { sessionId: 5 } } }));
-  const unknown = (await a.rpc.request('no.such' as 'hello', { v: 1, certificate: 'x' }).catch((e: unknown) => e)) as SweepError;
+  const unknown = (await a.rpc.request('no.such' as 'hello', { v: 1, certificate: 'x', instance: 'i' }).catch((e: unknown) => e)) as SweepError;
   t.equal(unknown.code, 'UNKNOWN_TYPE');
   const bad = (await a.rpc.request('sweep.update', { sweepId: 'ok', sessionId: 'ok', epoch: 0, grant: null }).catch((e: unknown) => e)) as SweepError;
   t.equal(bad.code, 'INVALID_MESSAGE');

@@ -45,6 +45,7 @@ function manager(selfId: string, kinds: Record<string, EndpointKind>) {
     dtlsCertFile: '/nonexistent',
     dtlsKeyFile: '/nonexistent',
     certificate: () => '',
+    instance: 'test-instance',
     serverPublicKey: generateKeyPairSync('ed25519').publicKey,
     clock,
     log: silentLogger(),

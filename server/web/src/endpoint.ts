@@ -77,6 +77,11 @@ export class WebEndpoint {
   private status: WebState['status'] = { text: 'Logged in.' };
   private closed = false;
   private readonly changeFns: Array<(s: WebState) => void> = [];
+  /** New at every page load: a peer that sees a new one knows the page restarted (L6). */
+  readonly instance = randomB64u(9);
+  /** The peer instance our call runs with (L6). */
+  private callPeerInstance: string | undefined;
+  private readonly siblingLost = new Map<string, ReturnType<typeof setTimeout>>();
   /** For the page's timing: performance.now() of the last completed pull's first far-end audio. */
   lastPull: { startedAt: number; firstAudioAt: number; steps: Record<string, number> } | undefined;
 
@@ -169,6 +174,7 @@ export class WebEndpoint {
       if (this.call !== call) throw new SweepError('BAD_STATE', 'the call was ended during the sweep');
       call.epoch = res.epoch;
       call.doorRights = res.doorRights;
+      this.callPeerInstance = farLink.peerInstance;
       // S7: the newcomer starts sending; the far end switches when it hears us.
       mic.enabled = !call.muted;
       await farLink.setSending(mic);
@@ -211,9 +217,17 @@ export class WebEndpoint {
     try {
       const link = await this.get(to);
       if (link.peer?.account !== this.self.account) throw new SweepError('FORBIDDEN', `${to} is not an endpoint of this account`);
-      const res = await link.rpc.request('sweep.invite', { sweepId: randomB64u(9), sessionId: call.sessionId, scope: 'session' });
-      if (!res.accepted) throw new SweepError('REFUSED', `${to} declined the sweep`);
-      this.setStatus(`Sent to ${to}: it rings there; you keep talking until it is answered.`);
+      const where = link.peer.label || to;
+      this.setStatus(`Ringing on ${where}: you keep talking until it is answered there.`);
+      // S10: a device that asks its user first answers when the user accepts or its invite times out.
+      const res = await link.rpc
+        .request('sweep.invite', { sweepId: randomB64u(9), sessionId: call.sessionId, scope: 'session' }, { timeoutMs: 30_000 })
+        .catch((err: unknown) => {
+          const e = toSweepError(err);
+          throw e.code === 'TIMEOUT' ? new SweepError('REFUSED', `not answered on ${where}`) : e;
+        });
+      if (!res.accepted) throw new SweepError('REFUSED', res.reason ? `${res.reason} on ${where}` : `declined on ${where}`);
+      this.setStatus(`Answered on ${where}: moving the call there.`);
     } catch (err) {
       this.fail('The call could not be sent', toSweepError(err));
       throw err;
@@ -257,6 +271,7 @@ export class WebEndpoint {
     this.closed = true;
     if (this.holderSweep) clearTimeout(this.holderSweep.timer);
     for (const t of this.rebuild.values()) clearTimeout(t);
+    for (const t of this.siblingLost.values()) clearTimeout(t);
     if (this.call && this.call.state !== 'ended') {
       const link = this.link(this.call.peer.endpointId);
       link?.rpc.request('call.hangup', { sessionId: this.call.sessionId, reason: 'phone logged out' }).catch(() => undefined);
@@ -296,6 +311,7 @@ export class WebEndpoint {
       linkId,
       certificate: this.opts.id.certificate,
       endpointCertificate: () => this.opts.access.result?.certificate ?? '',
+      instance: this.instance,
       serverKey: this.opts.serverKey,
       sendSignal: (payload: SignalPayload) => {
         this.opts.access.signal(peerId, payload).catch((err: unknown) => {
@@ -310,6 +326,14 @@ export class WebEndpoint {
     link.onRemoteStream((s) => this.opts.onRemoteStream(peerId, s));
     link.ready.then(
       () => {
+        this.endOldInstanceCall(link);
+        const lost = this.siblingLost.get(peerId);
+        if (lost) {
+          // The sibling is back: it tells its call again (L3).
+          clearTimeout(lost);
+          this.siblingLost.delete(peerId);
+          this.forgetSiblingCall(peerId);
+        }
         // L3: a sibling learns our call as soon as we are linked.
         if (link.peer?.account === this.self.account) link.rpc.notify('presence.call', { call: this.presenceCall() });
         this.changed();
@@ -318,7 +342,13 @@ export class WebEndpoint {
     );
     link.onClosed(() => {
       if (this.links.get(peerId) === link) this.links.delete(peerId);
-      if (this.siblingCalls.delete(peerId)) this.unpinAll(`sibling:${peerId}`);
+      if (this.siblingCalls.has(peerId) && !this.siblingLost.has(peerId)) {
+        // C5, S9: a sibling that vanished may have crashed holding its call; remember it for the grace.
+        this.siblingLost.set(peerId, setTimeout(() => {
+          this.siblingLost.delete(peerId);
+          this.forgetSiblingCall(peerId);
+        }, LINK_LOSS_GRACE_MS));
+      }
       this.changed();
       // L4: links kept ahead of need are rebuilt.
       if (this.pins.has(peerId) && !this.closed && !this.rebuild.has(peerId)) {
@@ -329,6 +359,20 @@ export class WebEndpoint {
       }
     });
     return link;
+  }
+
+  private forgetSiblingCall(peerId: string): void {
+    if (this.siblingCalls.delete(peerId)) this.unpinAll(`sibling:${peerId}`);
+    this.changed();
+  }
+
+  /** L6: a ready link from our call's other party with a new instance: it restarted and forgot the call. */
+  private endOldInstanceCall(link: BrowserLink): void {
+    const call = this.call;
+    if (!call || call.state === 'ended' || call.peer.endpointId !== link.peerId || call.peer.account !== link.peer?.account) return;
+    if (this.callPeerInstance !== undefined && link.peerInstance !== this.callPeerInstance) {
+      this.apply(call, 'hangup', `${call.peer.label || call.peer.endpointId} restarted: the call ended.`);
+    }
   }
 
   private unpinAll(reason: string): void {
@@ -397,7 +441,9 @@ export class WebEndpoint {
     });
     rpc.handle('call.hangup', (body) => {
       const call = this.call;
-      if (!call || call.sessionId !== body.sessionId || call.peer.endpointId !== link.peerId) throw new SweepError('NOT_FOUND', `no call ${body.sessionId} with ${link.peerId} here`);
+      if (!call || call.sessionId !== body.sessionId || call.peer.endpointId !== link.peerId || call.peer.account !== link.peer?.account) {
+        throw new SweepError('NOT_FOUND', `no call ${body.sessionId} with ${link.peerId} here`);
+      }
       if (call.state !== 'ended') this.apply(call, 'hangup', `${call.peer.label || call.peer.endpointId} hung up.`);
       return {};
     });
@@ -475,7 +521,7 @@ export class WebEndpoint {
   /** S7 at the old holder: the far end has the new holder's audio; our leg ends. */
   private onMoved(link: BrowserLink, sessionId: string, epoch: number, to: string): void {
     const call = this.call;
-    if (!call || call.sessionId !== sessionId || call.peer.endpointId !== link.peerId || epoch <= call.epoch) {
+    if (!call || call.sessionId !== sessionId || call.peer.endpointId !== link.peerId || call.peer.account !== link.peer?.account || epoch <= call.epoch) {
       this.opts.log.warn({ sessionId, from: link.peerId }, 'sweep.moved that does not match our call; ignored');
       return;
     }
@@ -581,6 +627,9 @@ export class WebEndpoint {
     }
   }
 }
+
+/** C5: how long a sibling's call is remembered after its link died, so it can be taken over (S9). */
+const LINK_LOSS_GRACE_MS = 10_000;
 
 /** A refusal in words a resident understands, with its code kept for support. */
 export function explain(e: { code: string; message: string }): string {

@@ -2,6 +2,8 @@ import type { SignalPayload } from '../../../runtime/protocol/access.ts';
 import { CertificatePayload } from '../../../runtime/protocol/certificate.ts';
 import { peerCatalogue, type PeerCatalogue } from '../../../runtime/protocol/peer.ts';
 import { RpcChannel } from '../../../runtime/protocol/rpc.ts';
+import { Liveness } from '../../../runtime/protocol/liveness.ts';
+import { systemClock } from '../../../runtime/util/clock.ts';
 import { SweepError, toSweepError } from '../../../runtime/util/errors.ts';
 import { verifyToken } from './identity.ts';
 import type { WebLog } from './log.ts';
@@ -12,6 +14,8 @@ export interface BrowserLinkOptions {
   certificate: RTCCertificate;
   /** Our endpoint certificate (A3), sent in hello (P2). */
   endpointCertificate: () => string;
+  /** This page load's instance id, sent in hello (L6). */
+  instance: string;
   serverKey: CryptoKey;
   sendSignal: (payload: SignalPayload) => void;
   log: WebLog;
@@ -39,6 +43,8 @@ export class BrowserLink {
   remoteStream: MediaStream | null = null;
   private readonly dc: RTCDataChannel;
   private peerCert: CertificatePayload | undefined;
+  private peerInstanceId: string | undefined;
+  private readonly liveness: Liveness;
   private remoteFp: string | undefined;
   private remoteApplied = false;
   private readonly pendingCandidates: RTCIceCandidateInit[] = [];
@@ -65,7 +71,15 @@ export class BrowserLink {
         if (type !== 'hello' && !this.peerCert) throw new SweepError('UNAUTHORIZED', `${type} before hello`);
       },
     });
+    // L5: a peer that says nothing for too long is dead; ICE consent alone takes ~30 s.
+    const liveness = new Liveness({
+      clock: systemClock,
+      sendAlive: () => this.rpc.notify('link.alive', {}),
+      onDead: (silentMs) => this.close(`peer silent for ${silentMs} ms (L5)`),
+    });
+    this.liveness = liveness;
     this.dc.onmessage = (ev) => {
+      liveness.heard();
       if (typeof ev.data === 'string') this.rpc.receive(ev.data);
     };
     this.dc.onclose = () => this.close('peer closed ctl');
@@ -94,6 +108,7 @@ export class BrowserLink {
       try {
         const cert = await this.checkHello(body.certificate);
         this.peerCert = cert;
+        this.peerInstanceId = body.instance;
         peerHello(cert);
         return {};
       } catch (err) {
@@ -119,9 +134,10 @@ export class BrowserLink {
         });
         await Promise.race([open, failed]);
         const [, cert] = await Promise.race([
-          Promise.all([rpc.request('hello', { v: 1, certificate: opts.endpointCertificate() }), peerHelloDone]),
+          Promise.all([rpc.request('hello', { v: 1, certificate: opts.endpointCertificate(), instance: opts.instance }), peerHelloDone]),
           failed,
         ]);
+        liveness.start();
         return cert;
       } catch (err) {
         const e = toSweepError(err, 'UNAUTHORIZED');
@@ -145,6 +161,11 @@ export class BrowserLink {
 
   get peer(): CertificatePayload | undefined {
     return this.peerCert;
+  }
+
+  /** The peer's instance id from its hello (L6). */
+  get peerInstance(): string | undefined {
+    return this.peerInstanceId;
   }
 
   get isClosed(): boolean {
@@ -189,6 +210,7 @@ export class BrowserLink {
   close(reason = 'closed'): void {
     if (this.closeReason !== undefined) return;
     this.closeReason = reason;
+    this.liveness.stop();
     this.rpc.close(`link to ${this.opts.peerId} closed: ${reason}`);
     try {
       this.dc.close();
