@@ -18,6 +18,9 @@ import type { EndpointEvents } from './session/events.ts';
 const Command = z.discriminatedUnion('cmd', [
   z.strictObject({ id: z.string().max(64), cmd: z.literal('call'), to: z.string().max(64), doorRights: z.boolean().optional() }),
   z.strictObject({ id: z.string().max(64), cmd: z.literal('answer') }),
+  /** S10 'ask': take the call a sibling sends here (the only one ringing, or the one named). */
+  z.strictObject({ id: z.string().max(64), cmd: z.literal('accept'), sweepId: z.string().max(64).optional() }),
+  z.strictObject({ id: z.string().max(64), cmd: z.literal('decline'), sweepId: z.string().max(64).optional() }),
   z.strictObject({ id: z.string().max(64), cmd: z.literal('hangup') }),
   z.strictObject({ id: z.string().max(64), cmd: z.literal('push'), to: z.string().max(64).optional() }),
   z.strictObject({ id: z.string().max(64), cmd: z.literal('pull'), from: z.string().max(64).optional() }),
@@ -27,7 +30,7 @@ const Command = z.discriminatedUnion('cmd', [
 ]);
 type Command = z.infer<typeof Command>;
 
-const FORWARDED: Array<keyof EndpointEvents & string> = ['call.state', 'sweep.finished', 'link.state', 'sibling.call', 'access.state'];
+const FORWARDED: Array<keyof EndpointEvents & string> = ['call.state', 'sweep.finished', 'sweep.invited', 'sweep.inviteEnded', 'link.state', 'sibling.call', 'access.state'];
 
 /**
  * Runs one endpoint with the audio drivers its config names (simulated by default). With `control: 'stdio'`, stdin takes commands and
@@ -121,6 +124,11 @@ async function run(e: Endpoint, cmd: Command, stop: (code: number) => void): Pro
       return e.calls.placeCall(cmd.to, { doorRights: cmd.doorRights ?? false });
     case 'answer':
       return e.calls.answer();
+    case 'accept':
+      return e.calls.acceptInvite(cmd.sweepId);
+    case 'decline':
+      e.calls.declineInvite(cmd.sweepId);
+      return {};
     case 'hangup':
       return e.calls.hangup();
     case 'push':

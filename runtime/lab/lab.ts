@@ -159,8 +159,11 @@ async function runInteractive(world: World, print: (l: string) => void, log: Log
             const s = w.endpoint.calls.snapshot();
             return s?.state === 'ringing' && s.direction === 'in';
           });
-          if (!ringing) return print('  nobody is ringing');
-          return act(`${ringing.spec.id} answers`, () => ringing.endpoint.calls.answer());
+          if (ringing) return act(`${ringing.spec.id} answers`, () => ringing.endpoint.calls.answer());
+          // A call sent to a device that asks first (S10) rings there too.
+          const invited = [...world.endpoints.values()].find((w) => w.endpoint.calls.pendingInvitesSnapshot().length > 0);
+          if (invited) return act(`${invited.spec.id} takes the call sent to it`, () => invited.endpoint.calls.acceptInvite());
+          return print('  nobody is ringing');
         }
         case 's':
           return act('handset sweep button', () => panels.handset.press('sweep'));

@@ -19,6 +19,8 @@ export interface WorldEndpointSpec {
   /** The simulated microphone's tone, so a listener can tell whom it hears. */
   frequencyHz: number;
   invites?: 'auto' | 'ask';
+  /** S10 'ask': how long a pushed call rings here, ms. */
+  inviteTimeoutMs?: number;
   pushTo?: string[];
 }
 
@@ -104,7 +106,12 @@ export class World {
       endpoint: { id: spec.id, kind: spec.kind, label: spec.label },
       access: { url: this.server.url, serverPublicKey: this.server.publicKeyRaw, username: spec.account, password },
       stateDir: join(this.dir, 'endpoints', spec.id),
-      sweep: { timeoutMs: this.opts.sweepTimeoutMs ?? 3000, invites: spec.invites ?? 'ask', pushTo: spec.pushTo ?? [] },
+      sweep: {
+        timeoutMs: this.opts.sweepTimeoutMs ?? 3000,
+        invites: spec.invites ?? 'ask',
+        pushTo: spec.pushTo ?? [],
+        ...(spec.inviteTimeoutMs ? { inviteTimeoutMs: spec.inviteTimeoutMs } : {}),
+      },
       audio: { source: { driver: 'simulated', frequencyHz: spec.frequencyHz }, sink: { driver: 'simulated' } },
       ...(this.opts.ringTimeoutMs ? { calls: { ringTimeoutMs: this.opts.ringTimeoutMs } } : {}),
       ...(this.opts.idleCloseMs ? { links: { idleCloseMs: this.opts.idleCloseMs, setupTimeoutMs: 8000 } } : {}),

@@ -149,3 +149,23 @@ void t.test('Link receiving garbage, oversized and unknown messages stays up and
   t.ok(b.malformedCount >= 4, `${b.malformedCount} malformed messages counted`);
   t.notOk(b.isClosed, 'the link is still up');
 });
+
+void t.test('Link whose peer never says hello is closed 5 s after ctl opened, not 8 s (issue 12 item 10, P2)', async (t) => {
+  const relay = loopbackRelay();
+  const log = silentLogger();
+  const ta = createPeerTransport({ linkId: 'l3', role: 'offerer', bindAddress: '127.0.0.1', dtlsCertFile: keys.a.dtlsCertFile, dtlsKeyFile: keys.a.dtlsKeyFile, sendSignal: relay.sendFromA }, log);
+  const tb = createPeerTransport({ linkId: 'l3', role: 'answerer', bindAddress: '127.0.0.1', dtlsCertFile: keys.b.dtlsCertFile, dtlsKeyFile: keys.b.dtlsKeyFile, sendSignal: relay.sendFromB }, log);
+  relay.bind(ta, tb);
+  // Defaults only: the deadline is P2's, not a test knob.
+  const b = new Link({ transport: tb, expectedPeer: 'a', certificate: () => cert('b', keys.b), serverPublicKey: server.publicKey, clock: systemClock, log, instance: 'test-instance' });
+  t.teardown(() => {
+    b.close();
+    ta.close();
+  });
+  await tb.opened;
+  const openedAt = Date.now();
+  const reason = await new Promise<string>((resolve) => b.onClosed(resolve));
+  const ms = Date.now() - openedAt;
+  t.match(reason, /no verified hello/);
+  t.ok(ms >= 4800 && ms <= 6000, `closed ${ms} ms after ctl opened (P2: 5000)`);
+});
