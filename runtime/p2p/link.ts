@@ -40,6 +40,7 @@ export class Link {
   readonly ready: Promise<CertificatePayload>;
   private peerCert: CertificatePayload | undefined;
   private peerInstanceId: string | undefined;
+  private peerResumeId: string | undefined;
   private readonly liveness: Liveness;
   private readonly closedListeners: Array<(reason: string) => void> = [];
   private closeReason: string | undefined;
@@ -87,6 +88,7 @@ export class Link {
         const cert = this.checkHello(body.certificate);
         this.peerCert = cert;
         this.peerInstanceId = body.instance;
+        this.peerResumeId = body.resume;
         peerHello(cert);
         return {};
       } catch (err) {
@@ -152,6 +154,11 @@ export class Link {
   /** The peer's instance id from its hello (L6); undefined until `ready`. */
   get peerInstance(): string | undefined {
     return this.peerInstanceId;
+  }
+
+  /** The call the peer's new instance said it carries on (hello `resume`, L7). */
+  get peerResume(): string | undefined {
+    return this.peerResumeId;
   }
 
   get isClosed(): boolean {

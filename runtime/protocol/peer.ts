@@ -49,12 +49,17 @@ export const peerCatalogue = {
      * P2: first message each way; carries the endpoint certificate and the sender's instance id,
      * new at every start of the endpoint's process or page (L6).
      */
-    hello: { body: z.strictObject({ v: z.literal(1), certificate: Token, instance: Id }), result: Empty },
+    hello: { body: z.strictObject({ v: z.literal(1), certificate: Token, instance: Id, resume: Id.optional() }), result: Empty },
     /** C1: the sender calls the receiver. */
     'call.invite': { body: z.strictObject({ sessionId: Id, doorRights: z.boolean() }), result: Empty },
     'call.answer': { body: z.strictObject({ sessionId: Id }), result: z.strictObject({ startedAt: z.number().int() }) },
     'call.reject': { body: z.strictObject({ sessionId: Id, reason: Reason }), result: Empty },
     'call.hangup': { body: z.strictObject({ sessionId: Id, reason: Reason }), result: Empty },
+    /** L7: a restarted page reclaims its own call (same certified endpoint) within the C5 grace. */
+    'call.resume': {
+      body: z.strictObject({ sessionId: Id, epoch: z.number().int().min(0) }),
+      result: z.strictObject({ sessionId: Id, epoch: z.number().int().min(0), doorRights: z.boolean(), startedAt: z.number().int().nullable() }),
+    },
     /** S3: the newcomer asks the holder to give the call up. */
     'sweep.goAway': {
       body: z.strictObject({ sweepId: Id, sessionId: Id, scope: SweepScope }),

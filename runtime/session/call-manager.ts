@@ -513,6 +513,8 @@ export class CallManager {
       return {};
     });
 
+    rpc.handle('call.resume', (body) => this.onResume(link, body.sessionId, body.epoch));
+
     rpc.handle('sweep.goAway', (body) => this.onGoAway(link, body.sweepId, body.sessionId, body.scope));
 
     rpc.handle('sweep.ack', (body) => {
@@ -583,6 +585,26 @@ export class CallManager {
       }
       this.opts.bus.emit('sibling.call', { endpointId: link.peerId, call: body.call });
     });
+  }
+
+  /** L7: the same certified endpoint (a reloaded page) takes its own call back over its new link. */
+  private onResume(link: Link, sessionId: string, epoch: number) {
+    const call = this.callWith(sessionId, link);
+    if (call.state !== 'active' || this.farEndMove) throw new SweepError('BAD_STATE', `call is ${this.farEndMove ? 'moving' : call.state}, not active`);
+    if (epoch !== call.epoch) throw new SweepError('STALE_EPOCH', `the call is at epoch ${call.epoch}, not ${epoch}: it moved meanwhile`);
+    if (call.link && call.link !== link && !call.link.isClosed) call.link.close('the endpoint reclaimed its call over a new link (L7)');
+    call.link = link;
+    call.peerInstance = link.peerInstance;
+    if (call.lossTimer) {
+      this.opts.clock.clear(call.lossTimer);
+      delete call.lossTimer;
+    }
+    this.opts.media.attach(link.transport);
+    this.opts.media.setPlayback(link.transport);
+    this.opts.media.setSendTargets(call.muted ? [] : [link.transport]);
+    this.opts.log.info({ sessionId, peer: link.peerId }, 'call resumed by a new instance of its party (L7)');
+    this.emitState(call, 'resumed');
+    return { sessionId, epoch: call.epoch, doorRights: call.doorRights, startedAt: call.startedAt };
   }
 
   /** S3, S4 as the holder. */
@@ -763,6 +785,8 @@ export class CallManager {
     const call = this.call;
     if (!call || call.state === 'ended' || !sameParty(call.peer, link) || link === call.link || this.farEndMove) return;
     if (call.peerInstance !== undefined && link.peerInstance !== call.peerInstance) {
+      // L7: a new instance that says it carries this call on may reclaim it with call.resume.
+      if (link.peerResume === call.sessionId) return;
       this.apply(call, call.state === 'ringing' ? 'linkLost' : 'hangup', 'peer restarted: its new instance does not know this call (L6)');
       return;
     }

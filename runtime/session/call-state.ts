@@ -14,10 +14,11 @@ export type CallEvent =
   | 'rollback' // S8: the sweep failed, the holder keeps the call
   | 'moved' // S7: the far end confirmed the new holder: our leg ends
   | 'completed' // S7: as newcomer, the far end accepted us
-  | 'abandon'; // S8: as newcomer, the sweep failed; we never held the call
+  | 'abandon' // S8: as newcomer, the sweep failed; we never held the call
+  | 'resumed'; // L7: a restarted page took its own call back from the far end
 
 const TABLE: Record<CallState, Partial<Record<CallEvent, CallState>>> = {
-  idle: { invite: 'ringing', takeOver: 'sweeping' },
+  idle: { invite: 'ringing', takeOver: 'sweeping', resumed: 'active' },
   ringing: { answer: 'active', reject: 'ended', hangup: 'ended', linkLost: 'ended' },
   active: { hangup: 'ended', linkLost: 'ended', giveAway: 'sweeping', moved: 'ended' },
   sweeping: { rollback: 'active', moved: 'ended', completed: 'active', abandon: 'ended', hangup: 'ended', linkLost: 'ended' },

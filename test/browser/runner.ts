@@ -106,6 +106,28 @@ async function cases(bw: BrowserWorld): Promise<Result> {
     };
   });
 
+  // (1b) The phone reloads the page mid-call (phones do): it comes back with the same identity and
+  // takes its call back from the intercom within the C5 grace (L7). Issue 12 item 9.
+  await step(out, 'reload', async () => {
+    const reloadAt = performance.now();
+    await page.reload();
+    await loggedIn(page);
+    const s = await waitPage(page, (s) => s.call?.state === 'active', 8000, 'the reloaded page holds its call again');
+    // Chromium's fake microphone beeps every 500 ms: the first beep the intercom plays after the
+    // reload (past the old page's last buffered frames) is the audio coming back.
+    const beep = () => intercom.sink.framesSince(reloadAt + 200).find((f) => f.rmsDbfs > -15);
+    await waitUntil(() => beep() !== undefined, 8000, 'the intercom hears the browser again');
+    await shot(page, '3b-resumed-after-reload');
+    return {
+      audioBackMs: Math.round(beep()!.mono - reloadAt),
+      phoneState: s.call?.state,
+      status: s.status.text,
+      intercomState: intercom.endpoint.calls.snapshot()?.state,
+      intercomPeer: intercom.endpoint.calls.snapshot()?.peer.endpointId,
+      epoch: intercom.endpoint.calls.snapshot()?.epoch,
+    };
+  });
+
   // (3) The browser sweeps the call back to the handset (push; the handset's user accepts; the browser answers goAway).
   await step(out, 'sweepBack', async () => {
     await linked(world, 'handset', phoneId);

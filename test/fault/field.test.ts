@@ -1,7 +1,7 @@
 // Issue 12, "Survive the field": each numbered failure as a building produces it — endpoints in
 // their own processes, crashes by SIGKILL, restarts on the same state directory as systemd does.
 import t from 'tap';
-import { callOf, exitsWithin, isEvent, ProcessWorld, type Line } from '../helpers/processes.ts';
+import { callOf, exitsWithin, isEvent, ProcessWorld } from '../helpers/processes.ts';
 
 const ACCOUNTS = ['alice', 'door'];
 const BUDDIES: Array<[string, string]> = [['alice', 'door']];
@@ -73,59 +73,4 @@ void t.test('intercom killed and not restarted: the handset\'s call ends after t
   t.ok(detectMs <= 4000, `dead peer detected within the L5 bound (${detectMs} ms)`);
   const ended = await desk.waitFor(isEvent('call.state', (l) => callOf(l)?.state === 'ended'), 15_000, 'the call ended', mark);
   t.match(String(ended.reason), /link lost/);
-});
-
-void t.test('holder killed mid-call: the phone takes the call over and the door hears it within 5 s (issue 12 item 3, S9, L5)', async (t) => {
-  const world = await ProcessWorld.start(t, ACCOUNTS, BUDDIES);
-  const door = await world.endpoint(intercom);
-  const desk = await world.endpoint(handset);
-  const cell = await world.endpoint(phone);
-  await desk.waitFor(isEvent('link.state', (l) => l.peerId === 'phone' && l.up === true), 15_000, 'handset↔phone link');
-  await door.command({ cmd: 'call', to: 'handset' });
-  await desk.waitFor(isEvent('call.state', (l) => callOf(l)?.state === 'ringing'), 5000, 'ringing');
-  await desk.command({ cmd: 'answer' });
-  await cell.waitFor(isEvent('link.state', (l) => l.peerId === 'intercom' && l.up === true), 10_000, 'phone linked to the intercom ahead of need');
-  await cell.waitFor(isEvent('sibling.call', (l) => l.endpointId === 'handset' && l.call !== null), 5000, 'the phone knows the call');
-
-  const mark = door.mark();
-  const killedAt = Date.now();
-  desk.kill();
-  await desk.exited;
-  world.endpoints.delete(desk);
-  // The resident sees the handset die and takes the call on the phone at once.
-  const pulled = await cell.command({ cmd: 'pull' }, 15_000);
-  t.equal(pulled.state, 'active', 'the phone holds the call');
-  const moved = await door.waitFor(isEvent('sweep.finished', (l: Line) => l.role === 'farEnd' && l.outcome === 'completed'), 10_000, 'far end heard the phone', mark);
-  const audioBackMs = Date.now() - killedAt;
-  t.ok(moved, 'the far end plays the phone');
-  t.ok(audioBackMs <= 5000, `audio back at the door ${audioBackMs} ms after the holder was killed (goal ≤ 5000)`);
-  const s = await door.command({ cmd: 'state' });
-  t.equal(callOf(s)?.peer.endpointId, 'phone', 'the door talks to the phone');
-  t.equal(callOf(s)?.state, 'active', 'and the call never dropped');
-});
-
-void t.test('holder killed, phone pulls after its own link to the holder died: the call is still remembered (issue 12 item 3, C5)', async (t) => {
-  const world = await ProcessWorld.start(t, ACCOUNTS, BUDDIES);
-  const door = await world.endpoint(intercom);
-  const desk = await world.endpoint(handset);
-  const cell = await world.endpoint(phone);
-  await desk.waitFor(isEvent('link.state', (l) => l.peerId === 'phone' && l.up === true), 15_000, 'handset↔phone link');
-  await door.command({ cmd: 'call', to: 'handset' });
-  await desk.waitFor(isEvent('call.state', (l) => callOf(l)?.state === 'ringing'), 5000, 'ringing');
-  await desk.command({ cmd: 'answer' });
-  await cell.waitFor(isEvent('sibling.call', (l) => l.endpointId === 'handset' && l.call !== null), 5000, 'the phone knows the call');
-  await cell.waitFor(isEvent('link.state', (l) => l.peerId === 'intercom' && l.up === true), 10_000, 'phone linked to the intercom');
-
-  const mark = cell.mark();
-  const killedAt = Date.now();
-  desk.kill();
-  await desk.exited;
-  world.endpoints.delete(desk);
-  const down = await cell.waitFor(isEvent('link.state', (l) => l.peerId === 'handset' && l.up === false), 10_000, 'the phone sees the handset gone', mark);
-  const detectMs = Date.now() - killedAt;
-  t.ok(detectMs <= 4000, `the phone knows the handset is dead ${detectMs} ms after the kill (L5 bound 3000 ms + scheduling): ${String(down.reason)}`);
-  const pulled = await cell.command({ cmd: 'pull' }, 15_000);
-  t.equal(pulled.state, 'active', 'the phone took over the dead handset\'s call');
-  const s = await door.command({ cmd: 'state' });
-  t.equal(callOf(s)?.peer.endpointId, 'phone');
 });

@@ -6,7 +6,7 @@ import type { CallSnapshot } from '../../../runtime/session/events.ts';
 import { SweepError, toSweepError } from '../../../runtime/util/errors.ts';
 import type { AccessConnection } from './access.ts';
 import { randomB64u } from './b64.ts';
-import { signToken, type Identity } from './identity.ts';
+import { signToken, type Identity, type StoredCall } from './identity.ts';
 import { BrowserLink } from './link.ts';
 import type { WebLog } from './log.ts';
 
@@ -82,6 +82,8 @@ export class WebEndpoint {
   /** The peer instance our call runs with (L6). */
   private callPeerInstance: string | undefined;
   private readonly siblingLost = new Map<string, ReturnType<typeof setTimeout>>();
+  /** The call being reclaimed after a reload (L7): links to its far end say so in hello. */
+  private resuming: StoredCall | undefined;
   /** For the page's timing: performance.now() of the last completed pull's first far-end audio. */
   lastPull: { startedAt: number; firstAudioAt: number; steps: Record<string, number> } | undefined;
 
@@ -197,6 +199,43 @@ export class WebEndpoint {
     }
   }
 
+  /**
+   * L7: after a reload, takes back the call this page held (same endpoint identity, new instance)
+   * from its far end, which keeps it for the C5 grace. Resolves true when the call runs again.
+   */
+  async resumeCall(stored: StoredCall): Promise<boolean> {
+    if (this.call && this.call.state !== 'ended') return false;
+    const mic = this.opts.mic;
+    this.resuming = stored;
+    this.setStatus(`Reconnecting your call with ${stored.farEnd.label || stored.farEnd.endpointId}…`);
+    try {
+      const link = await this.get(stored.farEnd.endpointId);
+      if (link.peer?.account !== stored.farEnd.account) throw new SweepError('FORBIDDEN', `${stored.farEnd.endpointId} is not of account ${stored.farEnd.account}`);
+      const res = await link.rpc.request('call.resume', { sessionId: stored.sessionId, epoch: stored.epoch });
+      const call: WebCall = {
+        sessionId: res.sessionId,
+        state: 'idle',
+        peer: stored.farEnd,
+        epoch: res.epoch,
+        startedAt: res.startedAt,
+        doorRights: res.doorRights,
+        muted: stored.muted,
+        onHold: false,
+      };
+      this.call = call;
+      this.callPeerInstance = link.peerInstance;
+      if (mic) mic.enabled = !call.muted;
+      await link.setSending(mic);
+      this.apply(call, 'resumed', `Call resumed with ${call.peer.label || call.peer.endpointId}.`);
+      return true;
+    } catch (err) {
+      this.fail('The call ended while the page was reloading', toSweepError(err));
+      return false;
+    } finally {
+      this.resuming = undefined;
+    }
+  }
+
   /** S10: answering a pushed sweep runs the pull with the invite's sweep id. */
   async answerInvite(): Promise<void> {
     const inv = this.invite;
@@ -306,12 +345,14 @@ export class WebEndpoint {
 
   private createLink(peerId: string): BrowserLink {
     const linkId = randomB64u(6);
+    const resume = this.resuming?.farEnd.endpointId === peerId ? this.resuming.sessionId : undefined;
     const link = new BrowserLink({
       peerId,
       linkId,
       certificate: this.opts.id.certificate,
       endpointCertificate: () => this.opts.access.result?.certificate ?? '',
       instance: this.instance,
+      ...(resume ? { resume } : {}),
       serverKey: this.opts.serverKey,
       sendSignal: (payload: SignalPayload) => {
         this.opts.access.signal(peerId, payload).catch((err: unknown) => {

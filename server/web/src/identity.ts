@@ -85,6 +85,28 @@ export async function saveSession(session: SessionToken | undefined): Promise<vo
   else await del('session');
 }
 
+/** The call this page held, kept across a reload so the page can reclaim it (docs/protocol.md L7). */
+export interface StoredCall {
+  sessionId: string;
+  farEnd: { account: string; endpointId: string; label: string };
+  epoch: number;
+  doorRights: boolean;
+  muted: boolean;
+  startedAt: number | null;
+  /** Date.now() when it was last known active here. */
+  savedAt: number;
+}
+
+export async function loadCall(): Promise<StoredCall | undefined> {
+  const c = (await get('call')) as StoredCall | undefined;
+  return c && typeof c.sessionId === 'string' && typeof c.savedAt === 'number' ? c : undefined;
+}
+
+export async function saveCall(call: StoredCall | undefined): Promise<void> {
+  if (call) await put('call', call);
+  else await del('call');
+}
+
 /** The username of the last login, to prefill the form (not a secret). */
 export async function loadUsername(): Promise<string | undefined> {
   const u = await get('username');

@@ -16,6 +16,8 @@ export interface BrowserLinkOptions {
   endpointCertificate: () => string;
   /** This page load's instance id, sent in hello (L6). */
   instance: string;
+  /** The call this page carries on from before a reload, told in hello (L7). */
+  resume?: string;
   serverKey: CryptoKey;
   sendSignal: (payload: SignalPayload) => void;
   log: WebLog;
@@ -134,7 +136,7 @@ export class BrowserLink {
         });
         await Promise.race([open, failed]);
         const [, cert] = await Promise.race([
-          Promise.all([rpc.request('hello', { v: 1, certificate: opts.endpointCertificate(), instance: opts.instance }), peerHelloDone]),
+          Promise.all([rpc.request('hello', { v: 1, certificate: opts.endpointCertificate(), instance: opts.instance, ...(opts.resume ? { resume: opts.resume } : {}) }), peerHelloDone]),
           failed,
         ]);
         liveness.start();
