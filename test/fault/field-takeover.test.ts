@@ -1,7 +1,7 @@
 // Issue 12, "Survive the field" (holder crashes): each numbered failure as a building produces it — endpoints in
 // their own processes, crashes by SIGKILL, restarts on the same state directory as systemd does.
 import t from 'tap';
-import { callOf, isEvent, ProcessWorld, type Line } from '../helpers/processes.ts';
+import { callOf, isEvent, ProcessWorld, type Line } from '../../runtime/lab/process-world.ts';
 
 const ACCOUNTS = ['alice', 'door'];
 const BUDDIES: Array<[string, string]> = [['alice', 'door']];
@@ -11,7 +11,8 @@ const phone = { id: 'phone', kind: 'phone', account: 'alice', frequencyHz: 770, 
 
 
 void t.test('holder killed mid-call: the phone takes the call over and the door hears it within 5 s (issue 12 item 3, S9, L5)', async (t) => {
-  const world = await ProcessWorld.start(t, ACCOUNTS, BUDDIES);
+  const world = await ProcessWorld.start(ACCOUNTS, BUDDIES);
+  t.teardown(() => world.close());
   const door = await world.endpoint(intercom);
   const desk = await world.endpoint(handset);
   const cell = await world.endpoint(phone);
@@ -24,9 +25,7 @@ void t.test('holder killed mid-call: the phone takes the call over and the door 
 
   const mark = door.mark();
   const killedAt = Date.now();
-  desk.kill();
-  await desk.exited;
-  world.endpoints.delete(desk);
+  await world.kill(desk);
   // The resident sees the handset die and takes the call on the phone at once.
   const pulled = await cell.command({ cmd: 'pull' }, 15_000);
   t.equal(pulled.state, 'active', 'the phone holds the call');
@@ -40,7 +39,8 @@ void t.test('holder killed mid-call: the phone takes the call over and the door 
 });
 
 void t.test('holder killed, phone pulls after its own link to the holder died: the call is still remembered (issue 12 item 3, C5)', async (t) => {
-  const world = await ProcessWorld.start(t, ACCOUNTS, BUDDIES);
+  const world = await ProcessWorld.start(ACCOUNTS, BUDDIES);
+  t.teardown(() => world.close());
   const door = await world.endpoint(intercom);
   const desk = await world.endpoint(handset);
   const cell = await world.endpoint(phone);
@@ -53,9 +53,7 @@ void t.test('holder killed, phone pulls after its own link to the holder died: t
 
   const mark = cell.mark();
   const killedAt = Date.now();
-  desk.kill();
-  await desk.exited;
-  world.endpoints.delete(desk);
+  await world.kill(desk);
   const down = await cell.waitFor(isEvent('link.state', (l) => l.peerId === 'handset' && l.up === false), 10_000, 'the phone sees the handset gone', mark);
   const detectMs = Date.now() - killedAt;
   t.ok(detectMs <= 4000, `the phone knows the handset is dead ${detectMs} ms after the kill (L5 bound 3000 ms + scheduling): ${String(down.reason)}`);

@@ -1,7 +1,7 @@
 // Issue 12, "Survive the field": each numbered failure as a building produces it — endpoints in
 // their own processes, crashes by SIGKILL, restarts on the same state directory as systemd does.
 import t from 'tap';
-import { callOf, exitsWithin, isEvent, ProcessWorld } from '../helpers/processes.ts';
+import { callOf, exitsWithin, isEvent, ProcessWorld } from '../../runtime/lab/process-world.ts';
 
 const ACCOUNTS = ['alice', 'door'];
 const BUDDIES: Array<[string, string]> = [['alice', 'door']];
@@ -19,7 +19,8 @@ const refusal = async (p: Promise<unknown>): Promise<string> => {
 };
 
 void t.test('call to an offline endpoint is refused OFFLINE and the intercom stays up (issue 12 item 1)', async (t) => {
-  const world = await ProcessWorld.start(t, ACCOUNTS, BUDDIES);
+  const world = await ProcessWorld.start(ACCOUNTS, BUDDIES);
+  t.teardown(() => world.close());
   // A short set-up deadline: the stray wait used to reject unhandled once it ran out.
   const door = await world.endpoint({ ...intercom, extra: { links: { setupTimeoutMs: 1500, idleCloseMs: 60_000 } } });
   const cell = await world.endpoint({ ...phone, extra: { links: { setupTimeoutMs: 1500, idleCloseMs: 60_000 } } });
@@ -31,7 +32,8 @@ void t.test('call to an offline endpoint is refused OFFLINE and the intercom sta
 });
 
 void t.test('restarted intercom ends the old call at once and can call again (issue 12 item 2)', async (t) => {
-  const world = await ProcessWorld.start(t, ACCOUNTS, BUDDIES);
+  const world = await ProcessWorld.start(ACCOUNTS, BUDDIES);
+  t.teardown(() => world.close());
   let door = await world.endpoint(intercom);
   const desk = await world.endpoint(handset);
   await door.command({ cmd: 'call', to: 'handset' });
@@ -40,9 +42,7 @@ void t.test('restarted intercom ends the old call at once and can call again (is
   await door.waitFor(isEvent('call.state', (l) => callOf(l)?.state === 'active'), 5000, 'active at the door');
 
   const mark = desk.mark();
-  door.kill();
-  await door.exited;
-  world.endpoints.delete(door);
+  await world.kill(door);
   const restartedAt = Date.now();
   door = await world.endpoint(intercom);
   // A visitor presses the bell as soon as the intercom is back.
@@ -55,7 +55,8 @@ void t.test('restarted intercom ends the old call at once and can call again (is
 });
 
 void t.test('intercom killed and not restarted: the handset\'s call ends after the C5 grace, not half a minute (issue 12 item 2, L5)', async (t) => {
-  const world = await ProcessWorld.start(t, ACCOUNTS, BUDDIES);
+  const world = await ProcessWorld.start(ACCOUNTS, BUDDIES);
+  t.teardown(() => world.close());
   const door = await world.endpoint(intercom);
   const desk = await world.endpoint(handset);
   await door.command({ cmd: 'call', to: 'handset' });
@@ -64,9 +65,7 @@ void t.test('intercom killed and not restarted: the handset\'s call ends after t
   await door.waitFor(isEvent('call.state', (l) => callOf(l)?.state === 'active'), 5000, 'active at the door');
   const mark = desk.mark();
   const killedAt = Date.now();
-  door.kill();
-  await door.exited;
-  world.endpoints.delete(door);
+  await world.kill(door);
   const down = await desk.waitFor(isEvent('link.state', (l) => l.peerId === 'intercom' && l.up === false), 10_000, 'link to the dead intercom closed', mark);
   const detectMs = Date.now() - killedAt;
   t.match(String(down.reason), /silent/, `the handset knows the intercom is dead after ${detectMs} ms: ${String(down.reason)}`);

@@ -1,4 +1,3 @@
-import type { Test } from 'tap';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -6,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import { ChildEndpoint } from '../../runtime/lab/child-endpoint.ts';
+import { ChildEndpoint } from './child-endpoint.ts';
 import type { EndpointConfigInput } from '../../firmware-config/endpoint-config.ts';
 
-const CLI = fileURLToPath(new URL('../../runtime/cli.ts', import.meta.url));
+const CLI = fileURLToPath(new URL('../cli.ts', import.meta.url));
 
 export type Line = Record<string, unknown>;
 export const isEvent =
@@ -42,7 +41,7 @@ export interface EndpointSpec {
 
 /**
  * An access server process and endpoint processes on loopback, as a building runs them: each in
- * its own OS process, so a test can SIGKILL one and restart it as systemd would.
+ * its own OS process, so a fault test or benchmark can SIGKILL one and restart it as systemd would.
  */
 export class ProcessWorld {
   private server: ChildProcess | undefined;
@@ -56,23 +55,39 @@ export class ProcessWorld {
     readonly passwords: Record<string, string>,
   ) {}
 
-  static async start(t: Test, accounts: string[], buddies: Array<[string, string]>): Promise<ProcessWorld> {
+  /** Accounts with generated passwords, buddies, and the server started; `close()` undoes it all. */
+  static async start(accounts: string[], buddies: Array<[string, string]>): Promise<ProcessWorld> {
     const dir = await mkdtemp(join(tmpdir(), 'sweep-pw-'));
     const passwords: Record<string, string> = {};
     const world = new ProcessWorld(dir, passwords);
-    t.teardown(async () => {
-      await Promise.all([...world.endpoints].map((e) => e.close()));
-      await world.stopServer();
-      await rm(dir, { recursive: true, force: true });
-    });
-    const data = join(dir, 'server');
-    for (const a of accounts) {
-      passwords[a] = randomBytes(18).toString('base64url');
-      await sweepCli(['server', 'account', 'add', a, '--display', a, '--password-stdin', '--data', data], passwords[a]);
+    try {
+      const data = join(dir, 'server');
+      for (const a of accounts) {
+        passwords[a] = randomBytes(18).toString('base64url');
+        await sweepCli(['server', 'account', 'add', a, '--display', a, '--password-stdin', '--data', data], passwords[a]);
+      }
+      for (const [a, b] of buddies) await sweepCli(['server', 'buddy', 'add', a, b, '--data', data]);
+      await world.startServer();
+    } catch (err) {
+      await world.close();
+      throw err;
     }
-    for (const [a, b] of buddies) await sweepCli(['server', 'buddy', 'add', a, b, '--data', data]);
-    await world.startServer();
     return world;
+  }
+
+  /** Ends every endpoint and the server, and removes the directory. Idempotent. */
+  async close(): Promise<void> {
+    await Promise.all([...this.endpoints].map((e) => e.close()));
+    this.endpoints.clear();
+    await this.stopServer();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** SIGKILLs an endpoint process, as a crash or a power cut would, and waits for it to be gone. */
+  async kill(e: ChildEndpoint): Promise<void> {
+    e.kill();
+    await e.exited;
+    this.endpoints.delete(e);
   }
 
   async startServer(port = 0): Promise<void> {
