@@ -8,7 +8,8 @@ import { issueCertificate } from '../runtime/identity/certificate.ts';
 import { SweepError, toWireError } from '../runtime/util/errors.ts';
 import type { Clock, TimerHandle } from '../runtime/util/clock.ts';
 import type { Logger } from '../runtime/util/log.ts';
-import { dummyHash, verifyPassword } from './passwords.ts';
+import { dummyHash } from './passwords.ts';
+import type { PasswordGate } from './password-gate.ts';
 import type { LoginRateLimiter } from './rate-limit.ts';
 import type { OnlineEndpoint, OnlineRegistry } from './registry.ts';
 import type { ServerKey } from './server-key.ts';
@@ -18,6 +19,8 @@ export interface ConnectionContext {
   store: AccountStore;
   registry: OnlineRegistry;
   limiter: LoginRateLimiter;
+  /** A11: bounded Argon2 work. */
+  passwords: PasswordGate;
   key: ServerKey;
   clock: Clock;
   log: Logger;
@@ -182,15 +185,15 @@ export class AccessConnection {
     const { store, limiter, clock } = this.ctx;
     // Keyed apart from usernames ('#' is not an account name character).
     const rateKey = `#${body.endpointId}`;
-    limiter.check(rateKey, this.address);
+    const attempt = limiter.reserve(rateKey, this.address);
     const session = store.takeLoginSession(hashToken(body.token), clock.now());
     const account = session && session.endpointId === body.endpointId ? store.getAccount(session.account) : undefined;
     if (!account) {
-      limiter.recordFailure(rateKey, this.address);
+      attempt.failed();
       this.log.warn({ endpointId: body.endpointId }, 'resume refused');
       throw new SweepError('UNAUTHORIZED', BAD_SESSION);
     }
-    limiter.recordSuccess(rateKey);
+    attempt.succeeded();
     this.loginBusy = true;
     try {
       const { token: _token, ...rest } = body;
@@ -218,23 +221,35 @@ export class AccessConnection {
   }
 
   private async login(body: LoginBody): Promise<LoginResult> {
-    const { store, limiter } = this.ctx;
+    const { store, limiter, passwords } = this.ctx;
     const { username, endpointId } = body;
     const ids = { account: username, endpointId };
-    limiter.check(username, this.address);
-    const account = store.getAccount(username);
-    // An unknown name costs a hash check too, so timing does not reveal which names exist.
-    let matches = await verifyPassword(account?.passwordHash ?? (await dummyHash()), body.password);
-    // A provisioned device's own credential works for that endpoint id, with the signing key it was issued to.
-    const device = !matches && account ? store.getEndpointCredential(account.name, endpointId) : undefined;
-    if (device && device.signingKey === body.signingKey) matches = await verifyPassword(device.passwordHash, body.password);
-    if (this.closed) throw new SweepError('CLOSED', 'login: connection closed');
+    // A11: the attempt counts from now, before Argon2, so parallel attempts cannot all pass the check.
+    const attempt = limiter.reserve(username, this.address);
+    let account: Account | undefined;
+    let matches: boolean;
+    try {
+      account = store.getAccount(username);
+      // An unknown name costs a hash check too, so timing does not reveal which names exist.
+      const hash = account?.passwordHash ?? (await dummyHash());
+      matches = await passwords.verify(hash, body.password);
+      // A provisioned device's own credential works for that endpoint id, with the signing key it was issued to.
+      const device = !matches && account ? store.getEndpointCredential(account.name, endpointId) : undefined;
+      if (device && device.signingKey === body.signingKey) matches = await passwords.verify(device.passwordHash, body.password);
+    } catch (err) {
+      // Nothing was decided (server busy, internal error): the attempt is not a failure.
+      attempt.release();
+      if (toWireError(err).code === 'RATE_LIMITED') this.log.warn(ids, 'login refused: password checks busy');
+      throw err;
+    }
     if (!account || !matches) {
-      limiter.recordFailure(username, this.address);
+      // Counted even if the socket closed meanwhile: closing early must not hide a wrong guess.
+      attempt.failed();
       this.log.warn({ ...ids, reason: account ? 'wrong password' : 'unknown account' }, 'login refused');
       throw new SweepError('UNAUTHORIZED', WRONG_CREDENTIALS);
     }
-    limiter.recordSuccess(username);
+    attempt.succeeded();
+    if (this.closed) throw new SweepError('CLOSED', 'login: connection closed');
     return this.establish(account, body, 'password');
   }
 

@@ -8,6 +8,7 @@ import type { Logger } from '../runtime/util/log.ts';
 import { hashPassword } from './passwords.ts';
 import type { LoginRateLimiter } from './rate-limit.ts';
 import type { AccountStore } from './store.ts';
+import type { ClientAddresses } from './client-address.ts';
 
 const MAX_BODY_BYTES = 4096;
 /** One message for every refused code, so a guesser learns nothing about which part was wrong. */
@@ -31,6 +32,8 @@ export interface ProvisionContext {
   clock: Clock;
   log: Logger;
   publicKeyRaw: string;
+  /** A11: the client address behind a trusted proxy. */
+  addresses?: ClientAddresses;
 }
 
 /** POST /provision: exchanges a one-time code for the endpoint's credential (bound to its signing key). */
@@ -38,7 +41,7 @@ export async function handleProvision(ctx: ProvisionContext, req: IncomingMessag
   const send = (status: number, body: ProvisionResponse): void => {
     res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(JSON.stringify(body));
   };
-  const address = req.socket.remoteAddress ?? 'unknown';
+  const address = ctx.addresses ? ctx.addresses.resolve(req.socket.remoteAddress, req.headers['x-forwarded-for']) : (req.socket.remoteAddress ?? 'unknown');
   try {
     const body = ProvisionRequest.safeParse(await readJson(req));
     if (!body.success) throw new SweepError('INVALID_MESSAGE', `provision: ${describeIssues(body.error)}`);
