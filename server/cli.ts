@@ -40,6 +40,9 @@ export const SERVER_USAGE = `usage: sweep server <command> --data DIR [options]
                                                 once for its own credential (sweep provision)
   endpoint list ACCOUNT                         provisioned endpoints of an account
   endpoint revoke ACCOUNT ID                    revoke a provisioned endpoint's credential
+  endpoint owner ID                             the account an endpoint id is bound to (A10)
+  endpoint release ID                           unbind an endpoint id from its account, so another
+                                                account may claim it (a replaced or resold device)
 `;
 
 const OPTIONS = {
@@ -68,6 +71,8 @@ const COMMANDS: Record<string, { args: string[]; flags: Flag[] }> = {
   'provision-code add': { args: ['ACCOUNT'], flags: ['endpoint', 'ttl'] },
   'endpoint list': { args: ['ACCOUNT'], flags: [] },
   'endpoint revoke': { args: ['ACCOUNT', 'ID'], flags: [] },
+  'endpoint owner': { args: ['ID'], flags: [] },
+  'endpoint release': { args: ['ID'], flags: [] },
 };
 
 const DEFAULT_PORT = 8443;
@@ -146,6 +151,12 @@ export async function serverCli(argv: string[], io: ServerCliIo): Promise<number
             for (const e of list) out(`${e.endpointId}\t${e.signingKey}\t${new Date(e.createdAt).toISOString()}\n`);
           } else if (name === 'endpoint revoke') {
             out(store.removeEndpointCredential(a, b) ? `credential of ${a}/${b} revoked\n` : `${a}/${b} had no credential\n`);
+          } else if (name === 'endpoint owner') {
+            const owner = store.endpointOwner(a);
+            out(owner ? `${a}\t${owner}\n` : `${a} is not bound to an account\n`);
+          } else if (name === 'endpoint release') {
+            const owner = store.releaseEndpoint(a);
+            out(owner ? `endpoint ${a} released from account ${owner}; the next account to log in with it claims it\n` : `${a} was not bound to an account\n`);
           } else if (name === 'buddy add') {
             store.addBuddies(a, b);
             out(`${a} and ${b} are buddies\n`);

@@ -255,17 +255,19 @@ export class AccessConnection {
 
   /** A3, A4, A6, A7: registers the login, announces it, certifies the keys, opens a session. */
   private establish(account: Account, body: Omit<LoginBody, 'password'>, how: 'password' | 'resumed'): LoginResult {
-    const { registry, key, clock } = this.ctx;
+    const { registry, key, clock, store } = this.ctx;
     const { username, endpointId } = body;
     const ids = { account: username, endpointId };
     const current = this.entry;
     if (current && (current.account !== username || current.info.endpointId !== endpointId)) {
       throw new SweepError('BAD_STATE', `login: this connection is logged in as ${current.account}/${current.info.endpointId}; log out first`);
     }
+    // A10: an endpoint id belongs to the account that first logged in with it, online or not.
     const holder = registry.get(endpointId);
-    if (holder && holder.account !== username) {
-      this.log.warn({ ...ids, holder: holder.account }, 'login refused: endpoint id in use by another account');
-      throw new SweepError('FORBIDDEN', `endpointId: "${endpointId}" is in use by another account`);
+    const owner = store.claimEndpoint(endpointId, username, clock.now());
+    if (owner !== username || (holder && holder.account !== username)) {
+      this.log.warn({ ...ids, owner: owner !== username ? owner : holder?.account }, 'login refused: endpoint id belongs to another account');
+      throw new SweepError('FORBIDDEN', `endpointId: "${endpointId}" belongs to another account; use this device's own id, or have an operator release it (sweep server endpoint release ${endpointId})`);
     }
     const info = { endpointId, account: username, kind: body.kind, label: body.label, online: true };
     const renewed = current !== undefined;
@@ -341,7 +343,10 @@ export class AccessConnection {
 
   private onLogout(): Record<string, never> {
     // A9: the session token dies with the login.
-    if (this.entry) this.ctx.store.revokeLoginSessions(this.entry.account, this.entry.info.endpointId);
+    const entry = this.entry;
+    if (entry) this.ctx.store.revokeLoginSessions(entry.account, entry.info.endpointId);
+    // A10: a phone page that logs out lets go of its id, so a shared browser can log in to another account.
+    if (entry?.info.kind === 'browser') this.ctx.store.releaseEndpoint(entry.info.endpointId);
     this.endLogin('logged out');
     this.armLoginTimer();
     return {};

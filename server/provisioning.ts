@@ -20,6 +20,11 @@ export function hashCode(code: string): string {
 
 /** A new one-time code for one endpoint of `account`; only its hash is stored. */
 export function createProvisionCode(store: AccountStore, account: string, endpointId: string, ttlMs: number, now = Date.now()): { code: string; expiresAt: number } {
+  // A10: a code for an id bound to another account could only produce a device that is refused.
+  const owner = store.endpointOwner(endpointId);
+  if (owner !== undefined && owner !== account) {
+    throw new SweepError('FORBIDDEN', `endpoint "${endpointId}" belongs to account "${owner}"; release it first (sweep server endpoint release ${endpointId})`);
+  }
   const code = randomBytes(16).toString('base64url');
   const expiresAt = now + ttlMs;
   store.addProvisionCode(hashCode(code), account, endpointId, expiresAt, now);

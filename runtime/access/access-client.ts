@@ -1,5 +1,5 @@
 import { WebSocket } from 'ws';
-import { accessCatalogue, type AccessCatalogue, type LoginBody, type LoginResult, type SignalIn, type SignalPayload } from '../protocol/access.ts';
+import { accessCatalogue, isFinalLoginRefusal, type AccessCatalogue, type LoginBody, type LoginResult, type SignalIn, type SignalPayload } from '../protocol/access.ts';
 import type { EndpointInfo, EndpointKind } from '../protocol/common.ts';
 import { RpcChannel } from '../protocol/rpc.ts';
 import { MAX_MESSAGE_BYTES } from '../protocol/validate.ts';
@@ -33,11 +33,12 @@ export interface AccessClientOptions {
 }
 
 /**
- * idle → starting → online ⇄ reconnecting; kicked and closed are final.
+ * idle → starting → online ⇄ reconnecting; kicked, refused and closed are final.
  * `starting` failing returns to idle (start() rejected); `online` losing its socket goes to
- * `reconnecting`, which retries with back-off until it logs in again.
+ * `reconnecting`, which retries with back-off until it logs in again, unless the server refuses
+ * the credentials (A10, `isFinalLoginRefusal`): then `refused`.
  */
-export type AccessClientState = 'idle' | 'starting' | 'online' | 'reconnecting' | 'kicked' | 'closed';
+export type AccessClientState = 'idle' | 'starting' | 'online' | 'reconnecting' | 'kicked' | 'refused' | 'closed';
 
 /** Renew the certificate when this fraction of its lifetime has passed. */
 const RENEW_AT = 0.8;
@@ -69,6 +70,7 @@ export class AccessClient {
     signal: new Set<Listener<SignalIn>>(),
     connection: new Set<Listener<boolean>>(),
     kicked: new Set<Listener<string>>(),
+    refused: new Set<Listener<SweepError>>(),
   };
 
   constructor(private readonly opts: AccessClientOptions) {
@@ -121,6 +123,11 @@ export class AccessClient {
   /** The server ended this login for good (a newer login took this endpoint id); no reconnect follows. */
   onKicked(fn: Listener<string>): () => void {
     return this.listen(this.listeners.kicked, fn);
+  }
+
+  /** A reconnect was refused for good (A10: wrong credentials); no reconnect follows. */
+  onRefused(fn: Listener<SweepError>): () => void {
+    return this.listen(this.listeners.refused, fn);
   }
 
   /**
@@ -290,9 +297,18 @@ export class AccessClient {
     } catch (err) {
       if (this.stateNow !== 'reconnecting') return;
       const e = toSweepError(err);
-      this.log.warn({ code: e.code, reason: e.message }, 'reconnect failed');
       await this.dropSocket();
-      if (this.stateNow === 'reconnecting') this.scheduleReconnect();
+      if (this.stateNow !== 'reconnecting') return;
+      // A10: only wrong credentials are final; a busy, restarting or unreachable server is waited out.
+      if (isFinalLoginRefusal(e.code)) {
+        this.log.error({ code: e.code, reason: e.message }, 'reconnect refused for good; not retrying');
+        this.stateNow = 'refused';
+        this.clearTimers();
+        this.emit(this.listeners.refused, e);
+        return;
+      }
+      this.log.warn({ code: e.code, reason: e.message }, 'reconnect failed; retrying');
+      this.scheduleReconnect();
     }
   }
 

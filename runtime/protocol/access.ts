@@ -95,6 +95,19 @@ export type SignalIn = z.infer<typeof SignalIn>;
 
 export const Empty = z.strictObject({});
 
+/**
+ * A10: the one list of `login`/`resume` refusals that retrying cannot fix. Only wrong
+ * credentials (UNAUTHORIZED: a wrong password, or a certificate that does not verify with the
+ * configured server key) end an endpoint's reconnecting. Every other refusal — RATE_LIMITED
+ * (including "server busy"), BUSY, OFFLINE, TIMEOUT, CLOSED (server restarting), FORBIDDEN
+ * (an endpoint id an operator has yet to release), INTERNAL — is retried with back-off.
+ */
+export const FINAL_LOGIN_REFUSALS: ReadonlySet<string> = new Set(['UNAUTHORIZED']);
+
+export function isFinalLoginRefusal(code: string): boolean {
+  return FINAL_LOGIN_REFUSALS.has(code);
+}
+
 export const accessCatalogue = {
   requests: {
     login: { body: LoginBody, result: LoginResult },

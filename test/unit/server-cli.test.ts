@@ -163,3 +163,15 @@ void t.test('serve prints url and public key, answers /health, and stops cleanly
   t.equal(r.code, 0);
   t.match(r.stdout, /access server stopped/);
 });
+
+void t.test('provision-code add for an endpoint id bound to another account exits 1 naming the owner (A10)', async (t) => {
+  const dir = dataDir(t);
+  await run(['account', 'add', 'alice', '--data', dir]);
+  await run(['account', 'add', 'bob', '--data', dir]);
+  readStore(dir, (s) => s.claimEndpoint('handset-1', 'alice'));
+  const r = await run(['provision-code', 'add', 'bob', '--endpoint', 'handset-1', '--data', dir]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /endpoint "handset-1" belongs to account "alice"; release it first \(sweep server endpoint release handset-1\) \(FORBIDDEN\)/);
+  t.equal((await run(['provision-code', 'add', 'alice', '--endpoint', 'handset-1', '--data', dir])).code, 0, 'the owner may provision it');
+  t.match((await run(['endpoint', 'owner', 'nobody-1', '--data', dir])).stdout, /nobody-1 is not bound to an account/);
+});
