@@ -89,6 +89,8 @@ export class AccessServer {
     const passwordChecks = new PasswordGate(opts.passwordChecks ?? {});
     const key = await loadOrCreateServerKey(opts.dataDir);
     const store = AccountStore.open(opts.dataDir);
+    // A12: session tokens that expired while the server was down are dropped at once.
+    store.purgeExpiredLoginSessions(clock.now());
     const registry = new OnlineRegistry(store);
     const limiter = new LoginRateLimiter({ clock, ...opts.rateLimit });
     const webRoot = opts.webRoot ?? DEFAULT_WEB_ROOT;
@@ -143,7 +145,7 @@ export class AccessServer {
       ws.on('close', (code) => {
         connections.delete(conn);
         if (code === 1009) log.warn({ address: conn.address, limit: MAX_MESSAGE_BYTES }, 'closed a socket that sent an oversized message');
-        conn.onSocketClosed();
+        conn.onSocketClosed(code);
       });
     });
     wss.on('error', (err) => log.error({ err }, 'websocket server error'));

@@ -1,9 +1,10 @@
 import type { WebSocket, RawData } from 'ws';
 import { createHash, randomBytes } from 'node:crypto';
-import { accessCatalogue, type AccessCatalogue, type LoginBody, type LoginResult, type Profile, type ResumeBody, type SessionToken } from '../runtime/protocol/access.ts';
+import { accessCatalogue, LoginResult as LoginResultSchema, type AccessCatalogue, type LoginBody, type LoginResult, type Profile, type ResumeBody, type SessionToken } from '../runtime/protocol/access.ts';
 import { Envelope, type NoteBody, type NoteType } from '../runtime/protocol/envelope.ts';
 import { RpcChannel } from '../runtime/protocol/rpc.ts';
-import { parseJsonText, parseWith } from '../runtime/protocol/validate.ts';
+import { MAX_MESSAGE_BYTES, parseJsonText, parseWith } from '../runtime/protocol/validate.ts';
+import { profilePages } from './profile-pages.ts';
 import { issueCertificate } from '../runtime/identity/certificate.ts';
 import { SweepError, toWireError } from '../runtime/util/errors.ts';
 import type { Clock, TimerHandle } from '../runtime/util/clock.ts';
@@ -42,6 +43,8 @@ export const CLOSE = {
 const WRONG_CREDENTIALS = 'username or password is wrong';
 const BAD_SESSION = 'session token is unknown, expired or already used; log in with the password';
 const MAX_BAD_MESSAGES = 50;
+/** A12: a login answer whose profile would pass this size sends the profile in pages instead. */
+const INLINE_PROFILE_BYTES = MAX_MESSAGE_BYTES - 1024;
 
 /** One endpoint's socket: login, rendezvous relay, logout (docs/protocol.md part A). */
 export class AccessConnection {
@@ -54,6 +57,8 @@ export class AccessConnection {
   private closed = false;
   /** False after a ping, true again when the pong comes back. */
   private alive = true;
+  /** A12: hash of the session token of the login answered last, until we know it was sent. */
+  private issuedToken: string | undefined;
 
   constructor(
     private readonly ws: WebSocket,
@@ -151,10 +156,16 @@ export class AccessConnection {
     }
   }
 
-  /** The socket is gone: leave the registry, tell the related endpoints, reject anything pending. */
-  onSocketClosed(): void {
+  /**
+   * The socket is gone: leave the registry, tell the related endpoints, reject anything pending.
+   * A12: closed with 1009 (a message too big for the other side, such as a login answer an older
+   * server made too large), the session token of the last login never reached a client that can
+   * use it: it is revoked, as is one whose answer was still on its way.
+   */
+  onSocketClosed(code?: number): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.issuedToken && code === 1009) this.ctx.store.revokeLoginSession(this.issuedToken);
     if (this.loginTimer) this.ctx.clock.clear(this.loginTimer);
     this.loginTimer = undefined;
     this.endLogin('disconnected');
@@ -216,7 +227,8 @@ export class AccessConnection {
     const token = randomBytes(32).toString('base64url');
     const expiresAt = clock.now() + this.ctx.sessionTtlMs;
     store.revokeLoginSessions(account, endpointId);
-    store.addLoginSession(hashToken(token), account, endpointId, expiresAt);
+    this.issuedToken = hashToken(token);
+    store.addLoginSession(this.issuedToken, account, endpointId, expiresAt);
     return { token, expiresAt };
   }
 
@@ -303,7 +315,36 @@ export class AccessConnection {
     );
     this.log.info({ ...ids, kind: body.kind, renewed, how }, 'logged in');
     const session = this.newSession(username, endpointId);
-    return { profile: this.profile(account.name, account.displayName, endpointId), certificate, serverTime: now, session };
+    const result: LoginResult = { profile: this.profile(account.name, account.displayName, endpointId), certificate, serverTime: now, session };
+    // A12: the answer stays within the message limit however many buddies are online.
+    const inline = Buffer.byteLength(JSON.stringify(result)) <= INLINE_PROFILE_BYTES && LoginResultSchema.safeParse(result).success;
+    if (!inline) {
+      result.profile = { ...result.profile, siblings: [], buddies: [] };
+      result.profileFollows = true;
+    }
+    // M3: the pages go after the answer; the channel sends the answer once this handler returns.
+    const issued = this.issuedToken;
+    setImmediate(() => this.afterLoginAnswer(entry, issued, !inline));
+    return result;
+  }
+
+  /**
+   * A12: runs once the login answer is on its way. The profile pages are built now, not with the
+   * answer, so that every presence note sent before them is already reflected in them, and they
+   * go out in one synchronous run, so no presence note falls between two pages. A login whose
+   * socket closed before this point never delivered its session token: it is revoked.
+   */
+  private afterLoginAnswer(entry: OnlineEndpoint, issued: string | undefined, follows: boolean): void {
+    if (this.closed) {
+      if (issued) this.ctx.store.revokeLoginSession(issued);
+      return;
+    }
+    if (!follows || this.entry !== entry) return;
+    const account = this.ctx.store.getAccount(entry.account);
+    const profile = this.profile(entry.account, account?.displayName ?? entry.account, entry.info.endpointId);
+    const pages = profilePages(profile);
+    for (const page of pages) this.channel.notify('profilePage', page);
+    this.log.info({ account: entry.account, endpointId: entry.info.endpointId, pages: pages.length, buddies: profile.buddies.length }, 'profile sent in pages');
   }
 
   private profile(account: string, displayName: string, endpointId: string): Profile {

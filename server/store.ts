@@ -201,6 +201,27 @@ export class AccountStore {
     })();
   }
 
+  /** Runs `fn` in one transaction (many writes, one commit). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  /** A7: how many session tokens one endpoint of `account` holds (0 or 1 in a healthy store). */
+  countLoginSessions(account: string, endpointId: string): number {
+    const row = this.db.prepare('SELECT count(*) AS n FROM login_sessions WHERE account = ? AND endpoint_id = ?').get(account, endpointId) as { n: number };
+    return row.n;
+  }
+
+  /** A12: drops expired session tokens (at start-up: nobody may have asked for them since). */
+  purgeExpiredLoginSessions(now: number): number {
+    return this.db.prepare('DELETE FROM login_sessions WHERE expires_at <= ?').run(now).changes;
+  }
+
+  /** A12: revokes one session token by its hash (a login whose answer never reached its client). */
+  revokeLoginSession(tokenHash: string): void {
+    this.db.prepare('DELETE FROM login_sessions WHERE token_hash = ?').run(tokenHash);
+  }
+
   /** A7: stores a session token's hash (never the token) for one endpoint of `account`. */
   addLoginSession(tokenHash: string, account: string, endpointId: string, expiresAt: number): void {
     this.db.prepare('INSERT INTO login_sessions (token_hash, account, endpoint_id, expires_at) VALUES (?, ?, ?, ?)').run(tokenHash, account, endpointId, expiresAt);
