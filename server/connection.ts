@@ -165,7 +165,7 @@ export class AccessConnection {
   onSocketClosed(code?: number): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.issuedToken && code === 1009) this.ctx.store.revokeLoginSession(this.issuedToken);
+    if (this.issuedToken && code === 1009) this.revoke(this.issuedToken);
     if (this.loginTimer) this.ctx.clock.clear(this.loginTimer);
     this.loginTimer = undefined;
     this.endLogin('disconnected');
@@ -336,15 +336,21 @@ export class AccessConnection {
    */
   private afterLoginAnswer(entry: OnlineEndpoint, issued: string | undefined, follows: boolean): void {
     if (this.closed) {
-      if (issued) this.ctx.store.revokeLoginSession(issued);
+      if (issued) this.revoke(issued);
       return;
     }
     if (!follows || this.entry !== entry) return;
-    const account = this.ctx.store.getAccount(entry.account);
-    const profile = this.profile(entry.account, account?.displayName ?? entry.account, entry.info.endpointId);
-    const pages = profilePages(profile);
-    for (const page of pages) this.channel.notify('profilePage', page);
-    this.log.info({ account: entry.account, endpointId: entry.info.endpointId, pages: pages.length, buddies: profile.buddies.length }, 'profile sent in pages');
+    try {
+      const account = this.ctx.store.getAccount(entry.account);
+      const profile = this.profile(entry.account, account?.displayName ?? entry.account, entry.info.endpointId);
+      const pages = profilePages(profile);
+      for (const page of pages) this.channel.notify('profilePage', page);
+      this.log.info({ account: entry.account, endpointId: entry.info.endpointId, pages: pages.length, buddies: profile.buddies.length }, 'profile sent in pages');
+    } catch (err) {
+      // Without its pages the client's login times out and it retries (A10): close rather than leave it waiting.
+      this.log.error({ err }, 'profile pages not sent; closing the connection');
+      this.closeSocket(CLOSE.shutdown, 'profile not available');
+    }
   }
 
   private profile(account: string, displayName: string, endpointId: string): Profile {
@@ -360,6 +366,16 @@ export class AccessConnection {
         endpoints: registry.endpointsOf(b.name),
       })),
     };
+  }
+
+  /** Revokes one session token; never throws (the store may already be closed at shutdown). */
+  private revoke(tokenHash: string): void {
+    try {
+      this.ctx.store.revokeLoginSession(tokenHash);
+      this.log.info('revoked the session token of a login answer that was not delivered');
+    } catch (err) {
+      this.log.warn({ err }, 'could not revoke an undelivered session token');
+    }
   }
 
   private onSignal(to: string, payload: NoteBody<AccessCatalogue, 'signal'>['payload']): Record<string, never> {
