@@ -20,10 +20,10 @@ const FLATS = 2000;
 const PER_FLAT = 3;
 
 /** The door account with `flats` buddy flats, each with `perFlat` endpoints online (put straight into the registry). */
-async function building(t: Test, flats: number, perFlat: number): Promise<{ server: AccessServer; dataDir: string }> {
+async function building(t: Test, flats: number, perFlat: number, certTtlMs?: number): Promise<{ server: AccessServer; dataDir: string }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'sweep-building-'));
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
-  const server = await AccessServer.start({ dataDir, port: 0, log, webRoot: dataDir });
+  const server = await AccessServer.start({ dataDir, port: 0, log, webRoot: dataDir, ...(certTtlMs ? { certTtlMs } : {}) });
   t.teardown(() => server.close());
   const store = server.store;
   store.createAccount('door', 'Front door', await hashPassword('door-pw'));
@@ -98,6 +98,18 @@ void t.test('login answer and profile pages each stay within the message limit a
   t.same(pages.map((p) => p.page), pages.map((_, i) => i + 1), 'pages are numbered 1..n');
   t.same(pages.map((p) => p.last), pages.map((_, i) => i === pages.length - 1), 'only the last page is marked last');
   t.equal(pages.flatMap((p) => p.buddies).reduce((n, b) => n + b.endpoints.length, 0), 400 * PER_FLAT, 'the pages carry every online endpoint');
+});
+
+void t.test('certificate renewal on the same socket of a large building gets the whole profile again (A12)', async (t) => {
+  const { server } = await building(t, 400, PER_FLAT, 1500);
+  const client = door(t, server);
+  const profiles: number[] = [];
+  client.onProfile((r) => profiles.push(r.profile.buddies.reduce((n, b) => n + b.endpoints.length, 0)));
+  await client.start();
+  const end = Date.now() + 5000;
+  while (profiles.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  t.same(profiles.slice(0, 2), [400 * PER_FLAT, 400 * PER_FLAT], 'renewed at 80 % of the certificate lifetime, with every endpoint');
+  t.equal(client.state, 'online');
 });
 
 void t.test('login with few buddies carries the whole profile in the answer, no pages (A12)', async (t) => {
