@@ -73,6 +73,20 @@ void t.test('login of two accounts racing for a new endpoint id at the same mome
   }
 });
 
+void t.test('login of the owner and another account at the same moment while the owner is offline always lets the owner in (issue 12, A10)', async (t) => {
+  const server = await start(t);
+  const first = client(t, server, 'alice', 'handset-1');
+  await first.start();
+  await first.close();
+  for (let round = 0; round < 3; round++) {
+    const owner = client(t, server, 'alice', 'handset-1');
+    const [mine, theirs] = await Promise.allSettled([owner.start(), client(t, server, 'mallory', 'handset-1').start()]);
+    t.equal(mine.status, 'fulfilled', `round ${round}: the owner logged in`);
+    t.match(theirs.status === 'rejected' ? theirs.reason : undefined, FORBIDDEN_ID, `round ${round}: the other account was refused`);
+    await owner.close();
+  }
+});
+
 void t.test('endpoint binding after a server restart still refuses another account, and sweep server endpoint release frees it (issue 12, A10)', async (t) => {
   const dataDir = tempDir(t);
   const first = await start(t, { dataDir });
