@@ -8,6 +8,7 @@ import { hashPassword, MAX_PASSWORD_LENGTH } from './passwords.ts';
 import { loadOrCreateServerKey } from './server-key.ts';
 import { AccountStore, checkAccountName } from './store.ts';
 import { createProvisionCode } from './provisioning.ts';
+import { ClientAddresses } from './client-address.ts';
 import { EndpointId } from '../runtime/protocol/common.ts';
 
 export interface ServerCliIo {
@@ -21,8 +22,12 @@ export interface ServerCliIo {
 }
 
 export const SERVER_USAGE = `usage: sweep server <command> --data DIR [options]
-  serve [--host H] [--port P]                   run the access server until SIGINT/SIGTERM
-                                                (default 127.0.0.1, port 8443; 0 picks a free port)
+  serve [--host H] [--port P] [--trusted-proxy ADDR]...
+                                                run the access server until SIGINT/SIGTERM
+                                                (default 127.0.0.1, port 8443; 0 picks a free port);
+                                                --trusted-proxy: a reverse proxy's address or CIDR
+                                                range (repeat or comma-separate) whose
+                                                X-Forwarded-For names the client for login limits
   account add NAME [--display TEXT] [--password-stdin]
                                                 create an account; without --password-stdin a strong
                                                 password is generated and printed once
@@ -35,12 +40,16 @@ export const SERVER_USAGE = `usage: sweep server <command> --data DIR [options]
                                                 once for its own credential (sweep provision)
   endpoint list ACCOUNT                         provisioned endpoints of an account
   endpoint revoke ACCOUNT ID                    revoke a provisioned endpoint's credential
+  endpoint owner ID                             the account an endpoint id is bound to (A10)
+  endpoint release ID                           unbind an endpoint id from its account, so another
+                                                account may claim it (a replaced or resold device)
 `;
 
 const OPTIONS = {
   data: { type: 'string' },
   host: { type: 'string' },
   port: { type: 'string' },
+  'trusted-proxy': { type: 'string', multiple: true },
   display: { type: 'string' },
   'password-stdin': { type: 'boolean' },
   endpoint: { type: 'string' },
@@ -52,7 +61,7 @@ type Flag = keyof typeof OPTIONS;
 
 /** Each command: how many positionals after its name, which flags it takes. */
 const COMMANDS: Record<string, { args: string[]; flags: Flag[] }> = {
-  serve: { args: [], flags: ['host', 'port'] },
+  serve: { args: [], flags: ['host', 'port', 'trusted-proxy'] },
   'account add': { args: ['NAME'], flags: ['display', 'password-stdin'] },
   'account passwd': { args: ['NAME'], flags: ['password-stdin'] },
   'account list': { args: [], flags: [] },
@@ -62,6 +71,8 @@ const COMMANDS: Record<string, { args: string[]; flags: Flag[] }> = {
   'provision-code add': { args: ['ACCOUNT'], flags: ['endpoint', 'ttl'] },
   'endpoint list': { args: ['ACCOUNT'], flags: [] },
   'endpoint revoke': { args: ['ACCOUNT', 'ID'], flags: [] },
+  'endpoint owner': { args: ['ID'], flags: [] },
+  'endpoint release': { args: ['ID'], flags: [] },
 };
 
 const DEFAULT_PORT = 8443;
@@ -101,7 +112,7 @@ export async function serverCli(argv: string[], io: ServerCliIo): Promise<number
 
     switch (name) {
       case 'serve':
-        return await serve(dataDir, values.host ?? '127.0.0.1', parsePort(values.port), io);
+        return await serve(dataDir, values.host ?? '127.0.0.1', parsePort(values.port), parseProxies(values['trusted-proxy']), io);
       case 'pubkey':
         out(`${(await loadOrCreateServerKey(dataDir)).publicKeyRaw}\n`);
         return 0;
@@ -140,6 +151,12 @@ export async function serverCli(argv: string[], io: ServerCliIo): Promise<number
             for (const e of list) out(`${e.endpointId}\t${e.signingKey}\t${new Date(e.createdAt).toISOString()}\n`);
           } else if (name === 'endpoint revoke') {
             out(store.removeEndpointCredential(a, b) ? `credential of ${a}/${b} revoked\n` : `${a}/${b} had no credential\n`);
+          } else if (name === 'endpoint owner') {
+            const owner = store.endpointOwner(a);
+            out(owner ? `${a}\t${owner}\n` : `${a} is not bound to an account\n`);
+          } else if (name === 'endpoint release') {
+            const owner = store.releaseEndpoint(a);
+            out(owner ? `endpoint ${a} released from account ${owner}; the next account to log in with it claims it\n` : `${a} was not bound to an account\n`);
           } else if (name === 'buddy add') {
             store.addBuddies(a, b);
             out(`${a} and ${b} are buddies\n`);
@@ -168,6 +185,19 @@ function parsePort(text: string | undefined): number {
   return port;
 }
 
+/** --trusted-proxy may repeat and may list several addresses separated by commas. */
+function parseProxies(given: string[] | undefined): string[] {
+  const list = (given ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v.length > 0);
+  for (const entry of list) {
+    try {
+      new ClientAddresses([entry]);
+    } catch {
+      throw new UsageError(`--trusted-proxy: "${entry}" is not an IP address or CIDR range (e.g. 10.0.0.2 or 10.0.0.0/8)`);
+    }
+  }
+  return list;
+}
+
 async function withStore(dataDir: string, fn: (store: AccountStore) => Promise<number>): Promise<number> {
   const store = AccountStore.open(dataDir);
   try {
@@ -190,9 +220,9 @@ async function readPassword(stdin: NodeJS.ReadableStream): Promise<string> {
   return password;
 }
 
-async function serve(dataDir: string, host: string, port: number, io: ServerCliIo): Promise<number> {
+async function serve(dataDir: string, host: string, port: number, trustedProxies: string[], io: ServerCliIo): Promise<number> {
   const log = io.log ?? createLogger({ destination: io.stderr as unknown as DestinationStream });
-  const server = await AccessServer.start({ dataDir, host, port, log });
+  const server = await AccessServer.start({ dataDir, host, port, log, trustedProxies });
   io.stdout.write(`access server listening on ${server.url}\npublic key: ${server.publicKeyRaw}\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {

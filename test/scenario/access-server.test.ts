@@ -222,7 +222,7 @@ void t.test('malformed messages get errors naming the problem and the server sta
   await online(t, server, 'alice', 'a1');
 });
 
-void t.test('login with the same endpoint id kicks the older connection; another account using it is FORBIDDEN', async (t) => {
+void t.test('login with the same endpoint id kicks the older connection; another account using it is FORBIDDEN (A10)', async (t) => {
   const server = await startServer(t);
   const b1 = await online(t, server, 'bob', 'b1');
   const bobSeen = collect<EndpointInfo>(b1.onPresence.bind(b1));
@@ -240,7 +240,7 @@ void t.test('login with the same endpoint id kicks the older connection; another
   t.equal(fresh.state, 'online');
   await fresh.signal('b1', { kind: 'connect', linkId: 'y' });
   t.notOk(bobSeen.some((e) => !e.online), 'the buddy never saw a1 go offline');
-  await t.rejects(makeClient(t, server, 'carol', 'a1').start(), { code: 'FORBIDDEN', message: /"a1" is in use by another account/ });
+  await t.rejects(makeClient(t, server, 'carol', 'a1').start(), { code: 'FORBIDDEN', message: /endpointId: "a1" belongs to another account/ });
 });
 
 void t.test('client after the server restarts on the same port and data dir reconnects and logs in again', async (t) => {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { LoginResult } from '../../../runtime/protocol/access.ts';
+import { isFinalLoginRefusal, type LoginResult } from '../../../runtime/protocol/access.ts';
 import { SigningKey } from '../../../runtime/protocol/common.ts';
 import { peerCatalogue } from '../../../runtime/protocol/peer.ts';
 import { parseWith } from '../../../runtime/protocol/validate.ts';
@@ -232,7 +232,7 @@ async function reconnect(reason: string): Promise<void> {
       return;
     } catch (err) {
       const e = toSweepError(err);
-      if (e.code === 'UNAUTHORIZED') break;
+      if (isFinalLoginRefusal(e.code)) break; // A10: only wrong credentials end the retries
     }
   }
   await loggedOut('The connection to the access server was lost: log in again.');
