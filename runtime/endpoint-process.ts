@@ -3,14 +3,15 @@ import { z } from 'zod';
 import { loadEndpointConfig } from '../firmware-config/load.ts';
 import { createAudioSink, createAudioSource, watchAudioDrivers } from '../drivers/audio/create.ts';
 import { Endpoint } from './endpoint.ts';
-import { retry } from './util/retry.ts';
+import { retry, TRANSIENT_CODES } from './util/retry.ts';
+import { isFinalLoginRefusal } from './protocol/access.ts';
 import { systemClock } from './util/clock.ts';
 import { startPanel } from './panel/panel-controller.ts';
 import { parseWith } from './protocol/validate.ts';
 import { createLogger, NS } from './util/log.ts';
 import { LevelControl, LogRing, teeDestination } from './util/log-ring.ts';
 import { startDiagnostics, type Diagnostics } from './diagnostics/diagnostics.ts';
-import { toWireError } from './util/errors.ts';
+import { toWireError, type SweepError } from './util/errors.ts';
 import { createSdNotifier } from './sd-notify.ts';
 import type { EndpointEvents } from './session/events.ts';
 
@@ -58,7 +59,7 @@ export async function runEndpointProcess(opts: { configFile: string; control: 'n
       sink = await createAudioSink(config.audio.sink, { log: audioLog });
       return Endpoint.start(config, { source, sink, log });
     },
-    { clock: systemClock, log, what: 'login to the access server', signal: startup.signal },
+    { clock: systemClock, log, what: 'login to the access server', signal: startup.signal, retryable: retryableAtStart },
   ).finally(() => {
     process.off('SIGINT', abortStartup);
     process.off('SIGTERM', abortStartup);
@@ -116,6 +117,15 @@ export async function runEndpointProcess(opts: { configFile: string; control: 'n
   await endpoint.close();
   await notify.close();
   return code;
+}
+
+/**
+ * A10: at start, as on reconnect, only wrong credentials are final; a busy server, an endpoint id
+ * held by another account until an operator releases it, an unreachable server are waited out.
+ * A broken config or a local fault is final: systemd's restart would not fix it.
+ */
+function retryableAtStart(e: SweepError): boolean {
+  return TRANSIENT_CODES.has(e.code) || (!isFinalLoginRefusal(e.code) && e.code !== 'INVALID_CONFIG' && e.code !== 'INVALID_MESSAGE' && e.code !== 'INTERNAL');
 }
 
 async function run(e: Endpoint, cmd: Command, stop: (code: number) => void): Promise<unknown> {

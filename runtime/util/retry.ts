@@ -15,6 +15,8 @@ export interface RetryOptions {
   random?: () => number;
   /** Stops retrying: the pending wait ends and `retry` rejects CLOSED. */
   signal?: AbortSignal;
+  /** Which failures are worth waiting out; TRANSIENT_CODES by default. */
+  retryable?: (e: SweepError) => boolean;
 }
 
 /**
@@ -30,7 +32,7 @@ export async function retry<T>(attempt: () => Promise<T>, opts: RetryOptions): P
       return await attempt();
     } catch (err) {
       const e = toSweepError(err);
-      if (!TRANSIENT_CODES.has(e.code)) throw e;
+      if (!(opts.retryable ? opts.retryable(e) : TRANSIENT_CODES.has(e.code))) throw e;
       const waitMs = backoff.next();
       opts.log.warn({ attempt: n, code: e.code, reason: e.message, retryInMs: waitMs }, `${opts.what} failed; retrying`);
       await new Promise<void>((resolve) => {

@@ -57,3 +57,22 @@ void t.test('retry aborted while waiting rejects CLOSED and leaves no timer', as
   t.equal(err.code, 'CLOSED');
   t.equal(clock.pending(), 0);
 });
+
+void t.test('retry with a retryable predicate waits out what it allows and rejects the rest at once', async (t) => {
+  let calls = 0;
+  const clock = new FakeClock();
+  const p = retry(
+    async () => {
+      calls += 1;
+      throw new SweepError(calls < 3 ? 'BUSY' : 'UNAUTHORIZED', 'no');
+    },
+    { clock, log: silentLogger(), what: 'login', random: () => 0.5, retryable: (e) => e.code === 'BUSY' },
+  ).catch((e: unknown) => e);
+  for (let i = 0; i < 10 && calls < 3; i++) {
+    await new Promise((r) => setImmediate(r));
+    clock.advance(120_000);
+  }
+  const err = (await p) as SweepError;
+  t.equal(err.code, 'UNAUTHORIZED');
+  t.equal(calls, 3, 'BUSY twice waited out, then the final refusal');
+});
