@@ -1,5 +1,5 @@
-import { ProcessWorld, callOf, isEvent, type Line } from '../runtime/lab/process-world.ts';
-import type { ChildEndpoint } from '../runtime/lab/child-endpoint.ts';
+import { ProcessWorld, callOf, isEvent, type Line } from '../lab/process-world.ts';
+import type { ChildEndpoint } from '../lab/child-endpoint.ts';
 import { percentile, round } from './stats.ts';
 
 /**

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AccountName, EndpointId, EndpointKind, SigningKey } from '../runtime/protocol/common.ts';
+import { AccountName, EndpointId, EndpointKind, SigningKey } from '../core/protocol/common.ts';
 import { DiagnosticsConfig } from './diagnostics-config.ts';
 import { PanelConfig } from './panel-config.ts';
 

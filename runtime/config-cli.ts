@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from '../firmware-config/load.ts';
 import { migrateConfig, MigrationError, type JsonObject } from '../firmware-config/migrations.ts';
 import { endpointConfigJsonSchemaText } from '../firmware-config/json-schema.ts';
-import { writeFileAtomic } from './util/atomic-write.ts';
+import { writeFileAtomic } from '../firmware-config/atomic-write.ts';
 
 export const CONFIG_USAGE = `usage: sweep config <command>
   check FILE [--no-secrets]   validate a config file (and its secrets file unless --no-secrets);

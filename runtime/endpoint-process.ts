@@ -1,19 +1,19 @@
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { loadEndpointConfig } from '../firmware-config/load.ts';
-import { createAudioSink, createAudioSource, watchAudioDrivers } from '../drivers/audio/create.ts';
+import { createAudioSink, createAudioSource, watchAudioDrivers } from './audio-drivers.ts';
 import { Endpoint } from './endpoint.ts';
-import { retry, TRANSIENT_CODES } from './util/retry.ts';
-import { isFinalLoginRefusal } from './protocol/access.ts';
-import { systemClock } from './util/clock.ts';
+import { retry, TRANSIENT_CODES } from '../core/retry.ts';
+import { isFinalLoginRefusal } from '../core/protocol/access.ts';
+import { systemClock } from '../core/clock.ts';
 import { startPanel } from './panel/panel-controller.ts';
-import { parseWith } from './protocol/validate.ts';
-import { createLogger, NS } from './util/log.ts';
+import { parseWith } from '../core/protocol/validate.ts';
+import { createLogger, NS } from '../platform/log.ts';
 import { LevelControl, LogRing, teeDestination } from './util/log-ring.ts';
 import { startDiagnostics, type Diagnostics } from './diagnostics/diagnostics.ts';
-import { toWireError, type SweepError } from './util/errors.ts';
+import { toWireError, type SweepError } from '../core/errors.ts';
 import { createSdNotifier } from './sd-notify.ts';
-import type { EndpointEvents } from './session/events.ts';
+import type { EndpointEvents } from '../core/session/events.ts';
 
 /** Commands accepted on stdin with `--control stdio`, one JSON object per line. */
 const Command = z.discriminatedUnion('cmd', [

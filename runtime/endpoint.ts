@@ -3,17 +3,17 @@ import type { EndpointConfig } from '../firmware-config/endpoint-config.ts';
 import type { AudioSink, AudioSource } from '../drivers/audio/audio.ts';
 import { AccessClient, accessOptionsFromConfig } from './access/access-client.ts';
 import { loadOrCreateKeys, type EndpointKeys } from './identity/keys.ts';
-import { publicKeyFromRaw } from './identity/token.ts';
+import { publicKeyFromRaw } from '../platform/token.ts';
 import { MediaEngine } from './media/media-engine.ts';
 import { LinkManager } from './p2p/link-manager.ts';
 import { createPeerTransport } from './p2p/peer-transport.ts';
-import type { EndpointInfo } from './protocol/common.ts';
-import type { LoginResult } from './protocol/access.ts';
+import type { EndpointInfo } from '../core/protocol/common.ts';
+import type { LoginResult } from '../core/protocol/access.ts';
 import { CallManager } from './session/call-manager.ts';
-import type { EndpointEvents } from './session/events.ts';
-import { EventBus } from './util/bus.ts';
-import { systemClock, type Clock } from './util/clock.ts';
-import { NS, type Logger } from './util/log.ts';
+import type { EndpointEvents } from '../core/session/events.ts';
+import { EventBus } from '../core/bus.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
+import { NS, type Logger } from '../platform/log.ts';
 
 export interface EndpointDeps {
   source: AudioSource;

@@ -2,10 +2,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { MAX_MESSAGE_BYTES } from '../runtime/protocol/validate.ts';
-import { SweepError } from '../runtime/util/errors.ts';
-import { systemClock, type Clock, type TimerHandle } from '../runtime/util/clock.ts';
-import { NS, type Logger } from '../runtime/util/log.ts';
+import { MAX_MESSAGE_BYTES } from '../core/protocol/validate.ts';
+import { SweepError } from '../core/errors.ts';
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.ts';
+import { NS, type Logger } from '../platform/log.ts';
 import { AccessConnection, CLOSE } from './connection.ts';
 import { LoginRateLimiter, type RateRule } from './rate-limit.ts';
 import { ClientAddresses } from './client-address.ts';
@@ -13,7 +13,7 @@ import { PasswordGate, type PasswordCheckOptions } from './password-gate.ts';
 import { OnlineRegistry } from './registry.ts';
 import { loadOrCreateServerKey } from './server-key.ts';
 import { handleProvision, type ProvisionContext } from './provisioning.ts';
-import { PROVISION_PATH } from '../runtime/protocol/provision.ts';
+import { PROVISION_PATH } from '../core/protocol/provision.ts';
 import { serveStatic } from './static.ts';
 import { AccountStore } from './store.ts';
 

@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type { DestinationStream } from 'pino';
-import { SweepError, toSweepError } from '../runtime/util/errors.ts';
-import { createLogger, type Logger } from '../runtime/util/log.ts';
+import { SweepError, toSweepError } from '../core/errors.ts';
+import { createLogger, type Logger } from '../platform/log.ts';
 import { AccessServer } from './access-server.ts';
 import { hashPassword, MAX_PASSWORD_LENGTH } from './passwords.ts';
 import { loadOrCreateServerKey } from './server-key.ts';
 import { AccountStore, checkAccountName } from './store.ts';
 import { createProvisionCode } from './provisioning.ts';
 import { ClientAddresses } from './client-address.ts';
-import { EndpointId } from '../runtime/protocol/common.ts';
+import { EndpointId } from '../core/protocol/common.ts';
 
 export interface ServerCliIo {
   stdout: NodeJS.WritableStream;

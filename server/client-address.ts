@@ -1,5 +1,5 @@
 import { BlockList, isIP } from 'node:net';
-import { SweepError } from '../runtime/util/errors.ts';
+import { SweepError } from '../core/errors.ts';
 
 /** "::ffff:192.0.2.1" (an IPv4 peer on a dual-stack socket) → "192.0.2.1". */
 function plain(address: string): string {

@@ -1,4 +1,4 @@
-import { SweepError } from '../runtime/util/errors.ts';
+import { SweepError } from '../core/errors.ts';
 import { verifyPassword } from './passwords.ts';
 
 export interface PasswordCheckOptions {

@@ -1,6 +1,6 @@
-import type { Profile, ProfilePage } from '../runtime/protocol/access.ts';
-import type { EndpointInfo } from '../runtime/protocol/common.ts';
-import { MAX_MESSAGE_BYTES } from '../runtime/protocol/validate.ts';
+import type { Profile, ProfilePage } from '../core/protocol/access.ts';
+import type { EndpointInfo } from '../core/protocol/common.ts';
+import { MAX_MESSAGE_BYTES } from '../core/protocol/validate.ts';
 
 /**
  * Room for a page's lists: the limit (M2) less the envelope and the page's own fields

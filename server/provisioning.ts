@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ProvisionRequest, type ProvisionResponse } from '../runtime/protocol/provision.ts';
-import { describeIssues } from '../runtime/protocol/validate.ts';
-import type { Clock } from '../runtime/util/clock.ts';
-import { SweepError, toSweepError } from '../runtime/util/errors.ts';
-import type { Logger } from '../runtime/util/log.ts';
+import { ProvisionRequest, type ProvisionResponse } from '../core/protocol/provision.ts';
+import { describeIssues } from '../core/protocol/validate.ts';
+import type { Clock } from '../core/clock.ts';
+import { SweepError, toSweepError } from '../core/errors.ts';
+import type { Logger } from '../platform/log.ts';
 import { hashPassword } from './passwords.ts';
 import type { LoginRateLimiter } from './rate-limit.ts';
 import type { AccountStore } from './store.ts';

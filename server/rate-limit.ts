@@ -1,5 +1,5 @@
-import { SweepError } from '../runtime/util/errors.ts';
-import { systemClock, type Clock } from '../runtime/util/clock.ts';
+import { SweepError } from '../core/errors.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
 
 export interface RateRule {
   /** Failures allowed inside the window; the next attempt is refused. */

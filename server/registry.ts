@@ -1,6 +1,6 @@
-import type { EndpointInfo } from '../runtime/protocol/common.ts';
-import type { AccessCatalogue } from '../runtime/protocol/access.ts';
-import type { NoteBody, NoteType } from '../runtime/protocol/envelope.ts';
+import type { EndpointInfo } from '../core/protocol/common.ts';
+import type { AccessCatalogue } from '../core/protocol/access.ts';
+import type { NoteBody, NoteType } from '../core/protocol/envelope.ts';
 import type { AccountStore } from './store.ts';
 
 /** What the registry needs from a connection. */

@@ -1,8 +1,8 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { AccountName } from '../runtime/protocol/common.ts';
-import { SweepError } from '../runtime/util/errors.ts';
+import { AccountName } from '../core/protocol/common.ts';
+import { SweepError } from '../core/errors.ts';
 
 export interface Account {
   name: string;

@@ -1,14 +1,14 @@
 import { WebSocket } from 'ws';
-import { accessCatalogue, isFinalLoginRefusal, ProfileAssembler, type AccessCatalogue, type LoginBody, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload } from '../protocol/access.ts';
-import type { EndpointInfo, EndpointKind } from '../protocol/common.ts';
-import { RpcChannel } from '../protocol/rpc.ts';
-import { MAX_MESSAGE_BYTES } from '../protocol/validate.ts';
-import { verifyCertificate, type CertificatePayload } from '../identity/certificate.ts';
-import { publicKeyFromRaw } from '../identity/token.ts';
-import { Backoff } from '../util/backoff.ts';
-import { systemClock, type Clock, type TimerHandle } from '../util/clock.ts';
-import { SweepError, toSweepError } from '../util/errors.ts';
-import { NS, type Logger } from '../util/log.ts';
+import { accessCatalogue, isFinalLoginRefusal, ProfileAssembler, type AccessCatalogue, type LoginBody, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload } from '../../core/protocol/access.ts';
+import type { EndpointInfo, EndpointKind } from '../../core/protocol/common.ts';
+import { RpcChannel } from '../../core/protocol/rpc.ts';
+import { MAX_MESSAGE_BYTES } from '../../core/protocol/validate.ts';
+import { verifyCertificate, type CertificatePayload } from '../../platform/certificate.ts';
+import { publicKeyFromRaw } from '../../platform/token.ts';
+import { Backoff } from '../../core/backoff.ts';
+import { systemClock, type Clock, type TimerHandle } from '../../core/clock.ts';
+import { SweepError, toSweepError } from '../../core/errors.ts';
+import { NS, type Logger } from '../../platform/log.ts';
 
 export interface AccessClientOptions {
   /** ws://host:port/access */

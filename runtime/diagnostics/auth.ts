@@ -1,8 +1,8 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
-import { peekToken, publicKeyFromRaw, signToken, verifyToken } from '../identity/token.ts';
-import { SigningKey } from '../protocol/common.ts';
-import { SweepError } from '../util/errors.ts';
+import { peekToken, publicKeyFromRaw, signToken, verifyToken } from '../../platform/token.ts';
+import { SigningKey } from '../../core/protocol/common.ts';
+import { SweepError } from '../../core/errors.ts';
 
 /**
  * Operator-signed commands (Q7-Q9). A signed command is a token

@@ -1,9 +1,9 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
-import type { SignalPayload } from '../protocol/access.ts';
-import type { EndpointKind } from '../protocol/common.ts';
-import { SweepError, toSweepError } from '../util/errors.ts';
-import type { Clock, TimerHandle } from '../util/clock.ts';
-import type { Logger } from '../util/log.ts';
+import type { SignalPayload } from '../../core/protocol/access.ts';
+import type { EndpointKind } from '../../core/protocol/common.ts';
+import { SweepError, toSweepError } from '../../core/errors.ts';
+import type { Clock, TimerHandle } from '../../core/clock.ts';
+import type { Logger } from '../../platform/log.ts';
 import { Link } from './link.ts';
 import type { PeerTransport, TransportOptions } from './transport.ts';
 

@@ -1,11 +1,11 @@
 import type { KeyObject } from 'node:crypto';
-import { peerCatalogue, type PeerCatalogue } from '../protocol/peer.ts';
-import { RpcChannel } from '../protocol/rpc.ts';
-import { Liveness } from '../protocol/liveness.ts';
-import { verifyCertificate, type CertificatePayload } from '../identity/certificate.ts';
-import { SweepError, toSweepError } from '../util/errors.ts';
-import type { Clock, TimerHandle } from '../util/clock.ts';
-import type { Logger } from '../util/log.ts';
+import { peerCatalogue, type PeerCatalogue } from '../../core/protocol/peer.ts';
+import { RpcChannel } from '../../core/protocol/rpc.ts';
+import { Liveness } from '../../core/protocol/liveness.ts';
+import { verifyCertificate, type CertificatePayload } from '../../platform/certificate.ts';
+import { SweepError, toSweepError } from '../../core/errors.ts';
+import type { Clock, TimerHandle } from '../../core/clock.ts';
+import type { Logger } from '../../platform/log.ts';
 import type { PeerTransport } from './transport.ts';
 
 export interface LinkOptions {

@@ -6,10 +6,10 @@ import nodeDataChannel, {
 } from 'node-datachannel';
 import { randomInt } from 'node:crypto';
 import { isIP } from 'node:net';
-import { SignalPayload } from '../protocol/access.ts';
+import { SignalPayload } from '../../core/protocol/access.ts';
 import { parseRtp } from '../media/rtp.ts';
-import { SweepError } from '../util/errors.ts';
-import type { Logger } from '../util/log.ts';
+import { SweepError } from '../../core/errors.ts';
+import type { Logger } from '../../platform/log.ts';
 import type { PeerTransport, TransportOptions } from './transport.ts';
 
 export const OPUS_PT = 111;

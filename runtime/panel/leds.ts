@@ -1,5 +1,5 @@
 import type { LedPattern } from '../../drivers/buttons/panel.ts';
-import type { CallSnapshot } from '../session/events.ts';
+import type { CallSnapshot } from '../../core/session/events.ts';
 
 /** What the call LED shows, derived from one place: an error flash, a sweep in flight, the call. */
 export interface LedInputs {

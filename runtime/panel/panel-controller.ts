@@ -1,9 +1,9 @@
 import type { ButtonBinding, PanelConfig } from '../../firmware-config/panel-config.ts';
 import type { ButtonEvent, LedPattern, Panel, PanelState } from '../../drivers/buttons/panel.ts';
 import type { Endpoint } from '../endpoint.ts';
-import { systemClock, type Clock, type TimerHandle } from '../util/clock.ts';
-import { SweepError, toSweepError } from '../util/errors.ts';
-import { NS, type Logger } from '../util/log.ts';
+import { systemClock, type Clock, type TimerHandle } from '../../core/clock.ts';
+import { SweepError, toSweepError } from '../../core/errors.ts';
+import { NS, type Logger } from '../../platform/log.ts';
 import { createPanel } from './create-panel.ts';
 import { DoorRelay } from './door.ts';
 import { callLed, muteLed } from './leds.ts';

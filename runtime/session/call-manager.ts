@@ -1,15 +1,15 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
-import type { CertificatePayload } from '../identity/certificate.ts';
-import type { Party, SessionState, SweepScope } from '../protocol/peer.ts';
+import type { CertificatePayload } from '../../platform/certificate.ts';
+import type { Party, SessionState, SweepScope } from '../../core/protocol/peer.ts';
 import type { Link } from '../p2p/link.ts';
 import type { LinkManager } from '../p2p/link-manager.ts';
 import type { PeerTransport } from '../p2p/transport.ts';
-import { SweepError, toSweepError } from '../util/errors.ts';
-import type { EventBus } from '../util/bus.ts';
-import type { Clock, TimerHandle } from '../util/clock.ts';
-import type { Logger } from '../util/log.ts';
-import { transition, type CallEvent, type CallState } from './call-state.ts';
-import type { CallSnapshot, EndpointEvents, SweepOutcome, SweepRole, SweepStep } from './events.ts';
+import { SweepError, toSweepError } from '../../core/errors.ts';
+import type { EventBus } from '../../core/bus.ts';
+import type { Clock, TimerHandle } from '../../core/clock.ts';
+import type { Logger } from '../../platform/log.ts';
+import { transition, type CallEvent, type CallState } from '../../core/session/call-state.ts';
+import type { CallSnapshot, EndpointEvents, SweepOutcome, SweepRole, SweepStep } from '../../core/session/events.ts';
 import { checkUpdate, issueGrant, NonceSet } from './sweep-rules.ts';
 
 /** What the call manager needs from the media engine. */

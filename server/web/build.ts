@@ -4,11 +4,11 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * Bundles the smartphone client (server/web/src) for browsers into server/web/dist, which the
- * access server serves. The shared catalogue (runtime/protocol) is bundled in; `platform:
+ * access server serves. The shared catalogue (core/protocol) is bundled in; `platform:
  * 'browser'` makes any Node import in it a build error.
  */
 export async function buildWeb(opts: { minify?: boolean } = {}): Promise<string> {
-  const src = fileURLToPath(new URL('./src/', import.meta.url));
+  const src = fileURLToPath(new URL('./src', import.meta.url));
   const dist = fileURLToPath(new URL('./dist/', import.meta.url));
   await mkdir(dist, { recursive: true });
   await build({

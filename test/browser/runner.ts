@@ -7,7 +7,7 @@
 import { mkdir } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { Page } from 'playwright-core';
-import { intercomCallsHandset, waitForEvent, waitUntil } from '../../runtime/lab/story.ts';
+import { intercomCallsHandset, waitForEvent, waitUntil } from '../../lab/story.ts';
 import { denyMicrophone, linked, loggedIn, pageHearing, pageState, startBrowserWorld, waitPage, type BrowserWorld } from './harness.ts';
 
 const ARTIFACTS = 'test-artifacts';

@@ -1,7 +1,7 @@
 // Issue 12, "Survive the field": each numbered failure as a building produces it — endpoints in
 // their own processes, crashes by SIGKILL, restarts on the same state directory as systemd does.
 import t from 'tap';
-import { callOf, exitsWithin, isEvent, ProcessWorld } from '../../runtime/lab/process-world.ts';
+import { callOf, exitsWithin, isEvent, ProcessWorld } from '../../lab/process-world.ts';
 
 const ACCOUNTS = ['alice', 'door'];
 const BUDDIES: Array<[string, string]> = [['alice', 'door']];

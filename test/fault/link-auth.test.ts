@@ -3,14 +3,14 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { issueCertificate } from '../../runtime/identity/certificate.ts';
+import { issueCertificate } from '../../platform/certificate.ts';
 import { loadOrCreateKeys, type EndpointKeys } from '../../runtime/identity/keys.ts';
 import { Link } from '../../runtime/p2p/link.ts';
 import { loopbackRelay } from '../../runtime/p2p/loopback-pair.ts';
 import { createPeerTransport } from '../../runtime/p2p/peer-transport.ts';
-import { systemClock } from '../../runtime/util/clock.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
-import { SweepError } from '../../runtime/util/errors.ts';
+import { systemClock } from '../../core/clock.ts';
+import { silentLogger } from '../../platform/log.ts';
+import { SweepError } from '../../core/errors.ts';
 
 const server = generateKeyPairSync('ed25519');
 

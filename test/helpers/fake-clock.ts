@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle } from '../../runtime/util/clock.ts';
+import type { Clock, TimerHandle } from '../../core/clock.ts';
 
 /** A Clock driven by the test: `advance(ms)` runs due timers in order. */
 export class FakeClock implements Clock {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import { ChildEndpoint } from '../../runtime/lab/child-endpoint.ts';
+import { ChildEndpoint } from '../../lab/child-endpoint.ts';
 
 const CLI = fileURLToPath(new URL('../../runtime/cli.ts', import.meta.url));
 

@@ -8,7 +8,7 @@ import { AccessServer, type AccessServerOptions } from '../../server/access-serv
 import { serverCli } from '../../server/cli.ts';
 import { hashPassword } from '../../server/passwords.ts';
 import { AccessClient } from '../../runtime/access/access-client.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { silentLogger } from '../../platform/log.ts';
 import { fakeEndpointKeys } from '../helpers/endpoint-keys.ts';
 
 // Issue 12, item 4: identity is account plus endpoint id (A10).

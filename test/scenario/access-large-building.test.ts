@@ -7,9 +7,9 @@ import { AccessServer } from '../../server/access-server.ts';
 import { hashPassword } from '../../server/passwords.ts';
 import type { OnlineEndpoint } from '../../server/registry.ts';
 import { AccessClient } from '../../runtime/access/access-client.ts';
-import { MAX_MESSAGE_BYTES } from '../../runtime/protocol/validate.ts';
-import type { EndpointInfo } from '../../runtime/protocol/common.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { MAX_MESSAGE_BYTES } from '../../core/protocol/validate.ts';
+import type { EndpointInfo } from '../../core/protocol/common.ts';
+import { silentLogger } from '../../platform/log.ts';
 import { fakeEndpointKeys } from '../helpers/endpoint-keys.ts';
 
 // Issue 12, item 6: a large building's intercom logs in (A12).

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { AccessServer, type AccessServerOptions } from '../../server/access-server.ts';
 import { hashPassword } from '../../server/passwords.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { silentLogger } from '../../platform/log.ts';
 import { fakeEndpointKeys } from '../helpers/endpoint-keys.ts';
 
 // Issue 12, item 5: parallel logins must not bypass the password rate limit (A2, A11).

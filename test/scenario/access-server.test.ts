@@ -6,11 +6,11 @@ import { WebSocket } from 'ws';
 import { AccessServer, type AccessServerOptions } from '../../server/access-server.ts';
 import { hashPassword } from '../../server/passwords.ts';
 import { AccessClient, type AccessClientOptions } from '../../runtime/access/access-client.ts';
-import { verifyCertificate } from '../../runtime/identity/certificate.ts';
-import { publicKeyFromRaw } from '../../runtime/identity/token.ts';
-import type { EndpointInfo } from '../../runtime/protocol/common.ts';
-import type { SignalIn } from '../../runtime/protocol/access.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { verifyCertificate } from '../../platform/certificate.ts';
+import { publicKeyFromRaw } from '../../platform/token.ts';
+import type { EndpointInfo } from '../../core/protocol/common.ts';
+import type { SignalIn } from '../../core/protocol/access.ts';
+import { silentLogger } from '../../platform/log.ts';
 import { fakeEndpointKeys } from '../helpers/endpoint-keys.ts';
 
 const log = silentLogger();

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { waitForEvent, waitUntil } from '../../runtime/lab/story.ts';
-import type { SweepError } from '../../runtime/util/errors.ts';
+import { waitForEvent, waitUntil } from '../../lab/story.ts';
+import type { SweepError } from '../../core/errors.ts';
 import { inCall, labWorld, sleep, states } from '../helpers/world.ts';
 import { panelRigs } from '../helpers/panels.ts';
 

@@ -1,8 +1,8 @@
 // Issue 12, "Survive the field": sweeps abandoned halfway and pushed calls a person must accept.
 import t from 'tap';
 import { labWorld, inCall, states } from '../helpers/world.ts';
-import { pullSweep, waitForEvent, waitReadyForSweep, waitUntil } from '../../runtime/lab/story.ts';
-import { SweepError } from '../../runtime/util/errors.ts';
+import { pullSweep, waitForEvent, waitReadyForSweep, waitUntil } from '../../lab/story.ts';
+import { SweepError } from '../../core/errors.ts';
 
 const TABLET = { id: 'tablet', account: 'alice', kind: 'phone', label: 'Tablet', frequencyHz: 990 } as const;
 

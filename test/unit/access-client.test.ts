@@ -3,10 +3,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { AccessClient } from '../../runtime/access/access-client.ts';
-import { FINAL_LOGIN_REFUSALS, isFinalLoginRefusal } from '../../runtime/protocol/access.ts';
-import { issueCertificate, type CertificatePayload } from '../../runtime/identity/certificate.ts';
-import { rawPublicKey } from '../../runtime/identity/token.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { FINAL_LOGIN_REFUSALS, isFinalLoginRefusal } from '../../core/protocol/access.ts';
+import { issueCertificate, type CertificatePayload } from '../../platform/certificate.ts';
+import { rawPublicKey } from '../../platform/token.ts';
+import { silentLogger } from '../../platform/log.ts';
 import { fakeEndpointKeys } from '../helpers/endpoint-keys.ts';
 
 /** A stand-in server that answers every login with a certificate built by `certify`. */

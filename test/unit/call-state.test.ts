@@ -1,6 +1,6 @@
 import t from 'tap';
-import { canTransition, transition } from '../../runtime/session/call-state.ts';
-import { SweepError } from '../../runtime/util/errors.ts';
+import { canTransition, transition } from '../../core/session/call-state.ts';
+import { SweepError } from '../../core/errors.ts';
 
 void t.test('transition through a call, a sweep and a rollback follows C3', async (t) => {
   let s = transition('idle', 'invite');

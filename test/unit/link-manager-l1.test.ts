@@ -2,10 +2,10 @@ import t from 'tap';
 import { generateKeyPairSync } from 'node:crypto';
 import { LinkManager } from '../../runtime/p2p/link-manager.ts';
 import type { PeerTransport, TransportOptions } from '../../runtime/p2p/transport.ts';
-import type { SignalPayload } from '../../runtime/protocol/access.ts';
-import type { EndpointKind } from '../../runtime/protocol/common.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
-import { SweepError } from '../../runtime/util/errors.ts';
+import type { SignalPayload } from '../../core/protocol/access.ts';
+import type { EndpointKind } from '../../core/protocol/common.ts';
+import { silentLogger } from '../../platform/log.ts';
+import { SweepError } from '../../core/errors.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 
 /** A transport that records how it was made and never opens. */

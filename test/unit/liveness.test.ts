@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Liveness, LIVENESS } from '../../runtime/protocol/liveness.ts';
+import { Liveness, LIVENESS } from '../../core/protocol/liveness.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 
 function watch(clock: FakeClock) {

@@ -1,8 +1,8 @@
 import t from 'tap';
 import { profilePages } from '../../server/profile-pages.ts';
-import { ProfileAssembler, ProfilePage, type Profile } from '../../runtime/protocol/access.ts';
-import type { EndpointInfo } from '../../runtime/protocol/common.ts';
-import { MAX_MESSAGE_BYTES } from '../../runtime/protocol/validate.ts';
+import { ProfileAssembler, ProfilePage, type Profile } from '../../core/protocol/access.ts';
+import type { EndpointInfo } from '../../core/protocol/common.ts';
+import { MAX_MESSAGE_BYTES } from '../../core/protocol/validate.ts';
 
 const noteBytes = (page: ProfilePage): number => Buffer.byteLength(JSON.stringify({ kind: 'note', type: 'profilePage', body: page }));
 

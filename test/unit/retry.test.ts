@@ -1,7 +1,7 @@
 import t from 'tap';
-import { retry } from '../../runtime/util/retry.ts';
-import { SweepError } from '../../runtime/util/errors.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { retry } from '../../core/retry.ts';
+import { SweepError } from '../../core/errors.ts';
+import { silentLogger } from '../../platform/log.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 
 const flush = () => new Promise((r) => setImmediate(r));

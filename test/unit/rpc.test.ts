@@ -1,8 +1,8 @@
 import t from 'tap';
 import { z } from 'zod';
-import { RpcChannel } from '../../runtime/protocol/rpc.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
-import { SweepError } from '../../runtime/util/errors.ts';
+import { RpcChannel } from '../../core/protocol/rpc.ts';
+import { silentLogger } from '../../platform/log.ts';
+import { SweepError } from '../../core/errors.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 
 const catalogue = {

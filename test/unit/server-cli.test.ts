@@ -6,7 +6,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { serverCli, type ServerCliIo } from '../../server/cli.ts';
 import { AccountStore } from '../../server/store.ts';
 import { verifyPassword } from '../../server/passwords.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { silentLogger } from '../../platform/log.ts';
 
 interface Run {
   code: number;

@@ -1,9 +1,9 @@
-import type { LoginResult, SignalIn, SignalPayload } from '../../../runtime/protocol/access.ts';
-import type { EndpointInfo } from '../../../runtime/protocol/common.ts';
-import type { GrantPayload, Party, SessionState, SweepScope } from '../../../runtime/protocol/peer.ts';
-import { transition, type CallEvent } from '../../../runtime/session/call-state.ts';
-import type { CallSnapshot } from '../../../runtime/session/events.ts';
-import { SweepError, toSweepError } from '../../../runtime/util/errors.ts';
+import type { LoginResult, SignalIn, SignalPayload } from '../../../core/protocol/access.ts';
+import type { EndpointInfo } from '../../../core/protocol/common.ts';
+import type { GrantPayload, Party, SessionState, SweepScope } from '../../../core/protocol/peer.ts';
+import { transition, type CallEvent } from '../../../core/session/call-state.ts';
+import type { CallSnapshot } from '../../../core/session/events.ts';
+import { SweepError, toSweepError } from '../../../core/errors.ts';
 import type { AccessConnection } from './access.ts';
 import { randomB64u } from './b64.ts';
 import { signToken, type Identity, type StoredCall } from './identity.ts';

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
-import { SessionToken } from '../../../runtime/protocol/access.ts';
-import { parseWith } from '../../../runtime/protocol/validate.ts';
-import { SweepError } from '../../../runtime/util/errors.ts';
+import { SessionToken } from '../../../core/protocol/access.ts';
+import { parseWith } from '../../../core/protocol/validate.ts';
+import { SweepError } from '../../../core/errors.ts';
 import { fromB64u, toB64u } from './b64.ts';
 
 /**

@@ -1,10 +1,10 @@
-import type { SignalPayload } from '../../../runtime/protocol/access.ts';
-import { CertificatePayload } from '../../../runtime/protocol/certificate.ts';
-import { peerCatalogue, type PeerCatalogue } from '../../../runtime/protocol/peer.ts';
-import { RpcChannel } from '../../../runtime/protocol/rpc.ts';
-import { Liveness } from '../../../runtime/protocol/liveness.ts';
-import { systemClock } from '../../../runtime/util/clock.ts';
-import { SweepError, toSweepError } from '../../../runtime/util/errors.ts';
+import type { SignalPayload } from '../../../core/protocol/access.ts';
+import { CertificatePayload } from '../../../core/protocol/certificate.ts';
+import { peerCatalogue, type PeerCatalogue } from '../../../core/protocol/peer.ts';
+import { RpcChannel } from '../../../core/protocol/rpc.ts';
+import { Liveness } from '../../../core/protocol/liveness.ts';
+import { systemClock } from '../../../core/clock.ts';
+import { SweepError, toSweepError } from '../../../core/errors.ts';
 import { verifyToken } from './identity.ts';
 import type { WebLog } from './log.ts';
 

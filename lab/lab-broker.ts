@@ -1,8 +1,8 @@
-import { DiagnosticsConfig } from '../../firmware-config/diagnostics-config.ts';
-import type { World } from '../lab/world.ts';
-import type { Logger } from '../util/log.ts';
-import { startDiagnostics, type Diagnostics } from './diagnostics.ts';
-import { startLoopbackBroker } from './loopback-broker.ts';
+import { DiagnosticsConfig } from '../firmware-config/diagnostics-config.ts';
+import type { World } from './world.ts';
+import type { Logger } from '../platform/log.ts';
+import { startDiagnostics, type Diagnostics } from '../runtime/diagnostics/diagnostics.ts';
+import { startLoopbackBroker } from '../runtime/diagnostics/loopback-broker.ts';
 
 export interface LabDiagnostics {
   /** mqtt://127.0.0.1:<port>, MQTT 3.1.1 (aedes). */

@@ -11,7 +11,7 @@ import {
   WireErrorSchema,
 } from './common.ts';
 import type { Catalogue } from './envelope.ts';
-import { SweepError } from '../util/errors.ts';
+import { SweepError } from '../errors.ts';
 
 /**
  * The access protocol: JSON over a WebSocket between an endpoint and the access server.

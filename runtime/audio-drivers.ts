@@ -1,12 +1,12 @@
 import type { z } from 'zod';
-import type { AudioSinkConfig, AudioSourceConfig } from '../../firmware-config/endpoint-config.ts';
-import type { Logger } from '../../runtime/util/log.ts';
-import type { DriverStateEvent } from '../../runtime/session/events.ts';
-import type { AudioSink, AudioSource } from './audio.ts';
-import { AlsaSink } from './alsa-sink.ts';
-import { AlsaSource } from './alsa-source.ts';
-import { NoiseGateSource } from './noise-gate.ts';
-import { SimulatedAnalysingSink, SimulatedToneSource } from './simulated.ts';
+import type { AudioSinkConfig, AudioSourceConfig } from '../firmware-config/endpoint-config.ts';
+import type { Logger } from '../core/log.ts';
+import type { DriverStateEvent } from '../core/session/events.ts';
+import type { AudioSink, AudioSource } from '../drivers/audio/audio.ts';
+import { AlsaSink } from '../drivers/audio/alsa-sink.ts';
+import { AlsaSource } from '../drivers/audio/alsa-source.ts';
+import { NoiseGateSource } from '../drivers/audio/noise-gate.ts';
+import { SimulatedAnalysingSink, SimulatedToneSource } from '../drivers/audio/simulated.ts';
 
 /**
  * The audio drivers a config names (`audio.source.driver`, `audio.sink.driver`). The ALSA source

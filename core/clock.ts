@@ -22,8 +22,12 @@ export const systemClock: Clock = {
   setTimeout: (fn, ms) => ({ id: setTimeout(fn, ms) }),
   setInterval: (fn, ms) => ({ id: setInterval(fn, ms) }),
   clear: (h) => {
-    clearTimeout(h.id as NodeJS.Timeout);
-    clearInterval(h.id as NodeJS.Timeout);
+    // Node's timers are objects, browsers' are numbers: whatever setTimeout gave back. The cast is
+    // needed where node's types are loaded (the device, the server), not under core's own tsconfig.
+    /* eslint-disable @typescript-eslint/no-unnecessary-type-assertion */
+    clearTimeout(h.id as never);
+    clearInterval(h.id as never);
+    /* eslint-enable @typescript-eslint/no-unnecessary-type-assertion */
   },
 };
 

@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
-import { CertificatePayload } from '../protocol/certificate.ts';
-import { SweepError } from '../util/errors.ts';
+import { CertificatePayload } from '../core/protocol/certificate.ts';
+import { SweepError } from '../core/errors.ts';
 import { signToken, verifyToken } from './token.ts';
 
 export { CertificatePayload };

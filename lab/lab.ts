@@ -1,16 +1,16 @@
 import { emitKeypressEvents } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import type { Writable } from 'node:stream';
-import { createLogger, NS } from '../util/log.ts';
-import { toSweepError } from '../util/errors.ts';
-import { watchLoopStalls } from '../util/loop-stalls.ts';
-import type { EndpointEvents } from '../session/events.ts';
-import type { SimulatedAnalysingSink } from '../../drivers/audio/simulated.ts';
+import { createLogger, NS } from '../platform/log.ts';
+import { toSweepError } from '../core/errors.ts';
+import { watchLoopStalls } from '../runtime/util/loop-stalls.ts';
+import type { EndpointEvents } from '../core/session/events.ts';
+import type { SimulatedAnalysingSink } from '../drivers/audio/simulated.ts';
 import { World, LAB_CAST } from './world.ts';
-import { startLabDiagnostics } from '../diagnostics/lab-broker.ts';
+import { startLabDiagnostics } from './lab-broker.ts';
 import { intercomCallsHandset, pullSweep, pushSweep, waitForWarmLinks, waitUntil } from './story.ts';
-import { startLabPanels } from '../panel/lab-panels.ts';
-import type { Logger } from '../util/log.ts';
+import { startLabPanels } from './lab-panels.ts';
+import type { Logger } from '../platform/log.ts';
 
 export interface LabOptions {
   demo: boolean;

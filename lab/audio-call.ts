@@ -2,14 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AccessServer } from '../../server/access-server.ts';
-import { hashPassword } from '../../server/passwords.ts';
-import { EndpointConfig, type EndpointConfigInput } from '../../firmware-config/endpoint-config.ts';
-import type { AudioSink, AudioSource } from '../../drivers/audio/audio.ts';
-import { FRAME_SAMPLES, SAMPLE_RATE } from '../../drivers/audio/audio.ts';
-import { dominantFrequency, rmsDbfsOf } from '../../drivers/audio/simulated.ts';
-import { Endpoint } from '../endpoint.ts';
-import type { Logger } from '../util/log.ts';
+import { AccessServer } from '../server/access-server.ts';
+import { hashPassword } from '../server/passwords.ts';
+import { EndpointConfig, type EndpointConfigInput } from '../firmware-config/endpoint-config.ts';
+import type { AudioSink, AudioSource } from '../drivers/audio/audio.ts';
+import { FRAME_SAMPLES, SAMPLE_RATE } from '../drivers/audio/audio.ts';
+import { dominantFrequency, rmsDbfsOf } from '../drivers/audio/simulated.ts';
+import { Endpoint } from '../runtime/endpoint.ts';
+import type { Logger } from '../platform/log.ts';
 import { waitForEvent } from './story.ts';
 
 /**

@@ -1,6 +1,6 @@
-import type { Endpoint } from '../endpoint.ts';
-import type { EndpointEvents } from '../session/events.ts';
-import { SweepError } from '../util/errors.ts';
+import type { Endpoint } from '../runtime/endpoint.ts';
+import type { EndpointEvents } from '../core/session/events.ts';
+import { SweepError } from '../core/errors.ts';
 import type { World } from './world.ts';
 
 type Finished = EndpointEvents['sweep.finished'];

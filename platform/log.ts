@@ -1,25 +1,7 @@
-import { pino, type Logger, type DestinationStream } from 'pino';
+import { pino, type DestinationStream } from 'pino';
 
-export type { Logger };
-
-/** Namespaces name the subsystem, not the file. */
-export const NS = {
-  access: 'access:client',
-  server: 'server:access',
-  relay: 'server:relay',
-  link: 'p2p:link',
-  links: 'p2p:links',
-  rpc: 'p2p:rpc',
-  media: 'media',
-  call: 'session:call',
-  sweep: 'session:sweep',
-  endpoint: 'endpoint',
-  lab: 'lab',
-  driverAudio: 'driver:audio',
-  driverPanel: 'driver:panel',
-  panel: 'panel',
-  bench: 'bench',
-} as const;
+// pino behind the foundation's Logger interface (core/log.ts).
+export { NS, type Logger } from '../core/log.ts';
 
 /** Secrets never reach a log line, whatever object they ride in. */
 const REDACT = [
@@ -45,7 +27,7 @@ export interface LogOptions {
   destination?: DestinationStream;
 }
 
-export function createLogger(opts: LogOptions = {}): Logger {
+export function createLogger(opts: LogOptions = {}): pino.Logger {
   const options = {
     level: opts.level ?? process.env.SWEEP_LOG_LEVEL ?? 'info',
     redact: { paths: REDACT, censor: '[redacted]' },
@@ -55,6 +37,6 @@ export function createLogger(opts: LogOptions = {}): Logger {
 }
 
 /** A logger that drops everything: for tests that assert on behaviour, not logs. */
-export function silentLogger(): Logger {
+export function silentLogger(): pino.Logger {
   return pino({ level: 'silent' });
 }

@@ -1,4 +1,4 @@
-import { SweepError } from '../util/errors.ts';
+import { SweepError } from '../errors.ts';
 
 /** C3: the one state union of a call on this endpoint. `sweeping` is transient, never persisted. */
 export type CallState = 'idle' | 'ringing' | 'active' | 'sweeping' | 'ended';

@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle } from '../util/clock.ts';
+import type { Clock, TimerHandle } from '../clock.ts';
 
 /**
  * L5: every ready link says `link.alive` every `intervalMs`; a link that has heard nothing from

@@ -1,6 +1,6 @@
-import type { Logger } from '../util/log.ts';
-import { SweepError, toWireError, type ErrorCode } from '../util/errors.ts';
-import { systemClock, type Clock } from '../util/clock.ts';
+import type { Logger } from '../log.ts';
+import { SweepError, toWireError, type ErrorCode } from '../errors.ts';
+import { systemClock, type Clock } from '../clock.ts';
 import { Envelope, type Catalogue, type NoteBody, type NoteType, type ParsedRequestBody, type RequestBody, type RequestResult, type RequestType } from './envelope.ts';
 import { parseJsonText, parseWith } from './validate.ts';
 
@@ -103,7 +103,7 @@ export class RpcChannel<C extends Catalogue> {
   }
 
   /** Feeds one inbound frame. Never throws: malformed input is answered or logged and dropped. */
-  receive(text: string | Buffer | ArrayBuffer): void {
+  receive(text: string | Uint8Array | ArrayBuffer): void {
     if (this.closedWith) return;
     let env: Envelope;
     try {
@@ -211,7 +211,7 @@ export class RpcChannel<C extends Catalogue> {
 
 /** 12 random characters of base64url (9 bytes), from WebCrypto: this file also runs in browsers. */
 function randomId(): string {
-  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(9));
+  const bytes = crypto.getRandomValues(new Uint8Array(9));
   return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_');
 }
 

@@ -2,14 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AccessServer } from '../../server/access-server.ts';
-import { hashPassword } from '../../server/passwords.ts';
-import { SimulatedAnalysingSink, SimulatedToneSource } from '../../drivers/audio/simulated.ts';
-import { EndpointConfig } from '../../firmware-config/endpoint-config.ts';
-import type { EndpointKind } from '../protocol/common.ts';
-import { Endpoint } from '../endpoint.ts';
-import { systemClock, type Clock } from '../util/clock.ts';
-import type { Logger } from '../util/log.ts';
+import { AccessServer } from '../server/access-server.ts';
+import { hashPassword } from '../server/passwords.ts';
+import { SimulatedAnalysingSink, SimulatedToneSource } from '../drivers/audio/simulated.ts';
+import { EndpointConfig } from '../firmware-config/endpoint-config.ts';
+import type { EndpointKind } from '../core/protocol/common.ts';
+import { Endpoint } from '../runtime/endpoint.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
+import type { Logger } from '../platform/log.ts';
 
 export interface WorldEndpointSpec {
   id: string;

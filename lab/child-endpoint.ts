@@ -3,12 +3,12 @@ import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
-import type { EndpointConfigInput } from '../../firmware-config/endpoint-config.ts';
-import { SweepError } from '../util/errors.ts';
+import type { EndpointConfigInput } from '../firmware-config/endpoint-config.ts';
+import { SweepError } from '../core/errors.ts';
 
-const CLI = fileURLToPath(new URL('../cli.ts', import.meta.url));
+const CLI = fileURLToPath(new URL('../runtime/cli.ts', import.meta.url));
 /** The bundle a device runs (`npm run build`). */
-export const BUNDLE = fileURLToPath(new URL('../../dist/sweep.mjs', import.meta.url));
+export const BUNDLE = fileURLToPath(new URL('../dist/sweep.mjs', import.meta.url));
 
 type Line = Record<string, unknown>;
 

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { SweepError } from '../util/errors.ts';
+import { SweepError } from '../errors.ts';
 
 /** Largest JSON message accepted on any Sweep channel (access socket or peer `ctl`). */
 export const MAX_MESSAGE_BYTES = 16 * 1024;
@@ -22,7 +22,7 @@ export function parseWith<S extends z.ZodType>(schema: S, data: unknown, what: s
 }
 
 /** Parses raw text as JSON with a size cap; never throws anything but SweepError. */
-export function parseJsonText(text: string | Buffer | ArrayBuffer, what: string): unknown {
+export function parseJsonText(text: string | Uint8Array | ArrayBuffer, what: string): unknown {
   // Counted without Buffer: this file also runs in browsers.
   const size = typeof text === 'string' ? utf8Length(text) : text.byteLength;
   if (size > MAX_MESSAGE_BYTES) {

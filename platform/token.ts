@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import type { z } from 'zod';
-import { SweepError } from '../util/errors.ts';
-import { parseWith } from '../protocol/validate.ts';
+import { SweepError } from '../core/errors.ts';
+import { parseWith } from '../core/protocol/validate.ts';
 
 /**
  * A signed token: "<base64url(JSON payload)>.<base64url(Ed25519 signature over the first part)>".

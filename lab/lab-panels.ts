@@ -1,8 +1,8 @@
-import { SimulatedPanel } from '../../drivers/buttons/simulated-panel.ts';
-import { PanelConfig } from '../../firmware-config/panel-config.ts';
-import type { World } from '../lab/world.ts';
-import type { Logger } from '../util/log.ts';
-import { startPanel, type PanelController } from './panel-controller.ts';
+import { SimulatedPanel } from '../drivers/buttons/simulated-panel.ts';
+import { PanelConfig } from '../firmware-config/panel-config.ts';
+import type { World } from './world.ts';
+import type { Logger } from '../platform/log.ts';
+import { startPanel, type PanelController } from '../runtime/panel/panel-controller.ts';
 
 export interface LabPanels {
   /** The handset's keys: sweep, door, answer, hangup, mute. */

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { ChildEndpoint } from './child-endpoint.ts';
-import type { EndpointConfigInput } from '../../firmware-config/endpoint-config.ts';
+import type { EndpointConfigInput } from '../firmware-config/endpoint-config.ts';
 
-const CLI = fileURLToPath(new URL('../cli.ts', import.meta.url));
+const CLI = fileURLToPath(new URL('../runtime/cli.ts', import.meta.url));
 
 export type Line = Record<string, unknown>;
 export const isEvent =
