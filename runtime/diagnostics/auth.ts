@@ -6,7 +6,7 @@ import { SweepError } from '../../core/errors.ts';
 
 /**
  * Operator-signed commands (Q7-Q9). A signed command is a token
- * `base64url(JSON payload).base64url(Ed25519 signature)` (runtime/identity/token.ts) over:
+ * `base64url(JSON payload).base64url(Ed25519 signature)` (platform/token.ts) over:
  */
 export const SignedCommandPayload = z.strictObject({
   v: z.literal(1),

@@ -117,7 +117,7 @@ export async function saveUsername(username: string): Promise<void> {
   await put('username', username);
 }
 
-/** Same format as runtime/identity/token.ts: base64url(JSON).base64url(Ed25519 signature of the first part). */
+/** Same format as platform/token.ts: base64url(JSON).base64url(Ed25519 signature of the first part). */
 export async function signToken(payload: object, key: CryptoKey): Promise<string> {
   const body = toB64u(new TextEncoder().encode(JSON.stringify(payload)));
   const sig = await crypto.subtle.sign({ name: 'Ed25519' }, key, new TextEncoder().encode(body));
