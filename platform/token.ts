@@ -1,40 +1,25 @@
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import type { z } from 'zod';
 import { SweepError } from '../core/errors.ts';
-import { parseWith } from '../core/protocol/validate.ts';
+import { joinToken, readToken, tokenBody } from '../core/token.ts';
 
-/**
- * A signed token: "<base64url(JSON payload)>.<base64url(Ed25519 signature over the first part)>".
- * Used for endpoint certificates (signed by the access server) and sweep grants (signed by the holder).
- */
+/** Signs a token (format: core/token.ts) with node:crypto: certificates on the server, grants on the device. */
 export function signToken(payload: object, privateKey: KeyObject): string {
-  const body = Buffer.from(JSON.stringify(payload)).toString('base64url');
-  const signature = sign(null, Buffer.from(body), privateKey).toString('base64url');
-  return `${body}.${signature}`;
+  const body = tokenBody(payload);
+  return joinToken(body, sign(null, Buffer.from(body), privateKey));
 }
 
 /** Reads a token's payload without checking the signature (to learn who claims to have signed it). */
 export function peekToken<S extends z.ZodType>(token: string, schema: S, what: string): z.output<S> {
-  const [body, signature, extra] = token.split('.');
-  if (!body || !signature || extra !== undefined) {
-    throw new SweepError('UNAUTHORIZED', `${what}: not a signed token (payload.signature)`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
-  } catch {
-    throw new SweepError('UNAUTHORIZED', `${what}: payload is not base64url JSON`);
-  }
-  return parseWith(schema, json, what);
+  return readToken(token, schema, what).payload;
 }
 
 /** Verifies the signature, then validates the payload against `schema`. */
 export function verifyToken<S extends z.ZodType>(token: string, publicKey: KeyObject, schema: S, what: string): z.output<S> {
-  const payload = peekToken(token, schema, what);
-  const [body, signature] = token.split('.') as [string, string];
+  const { payload, body, signature } = readToken(token, schema, what);
   let ok = false;
   try {
-    ok = verify(null, Buffer.from(body), publicKey, Buffer.from(signature, 'base64url'));
+    ok = verify(null, Buffer.from(body), publicKey, signature);
   } catch {
     ok = false;
   }

@@ -11,6 +11,7 @@ import { parseRtp } from '../media/rtp.ts';
 import { SweepError } from '../../core/errors.ts';
 import type { Logger } from '../../platform/log.ts';
 import type { PeerTransport, TransportOptions } from './transport.ts';
+import { audioOfOffer, candidateAddress, fingerprintFromSdp } from '../../core/wire/sdp.ts';
 
 export const OPUS_PT = 111;
 export const OPUS_FMTP = 'minptime=10;useinbandfec=1;stereo=0;sprop-stereo=0';
@@ -63,28 +64,6 @@ export interface PeerTransportTuning {
 type State = 'connecting' | 'open' | 'closed';
 
 const noop = (): void => {};
-
-/** "sha-256 AB:CD:…" from an SDP, upper-cased as in DtlsFingerprint. */
-export function fingerprintFromSdp(sdp: string): string | undefined {
-  const m = /^a=fingerprint:(\S+) ([0-9A-Fa-f:]+)\s*$/m.exec(sdp);
-  return m ? `${m[1]!.toLowerCase()} ${m[2]!.toUpperCase()}` : undefined;
-}
-
-/** The audio section's mid and Opus payload type, which the answerer's own track must reuse. */
-export function audioOfOffer(sdp: string): { mid: string; pt: number } | undefined {
-  const section = /^m=audio [^]*?(?=^m=|(?![^]))/m.exec(sdp)?.[0];
-  if (!section) return undefined;
-  const mid = /^a=mid:(\S+)/m.exec(section)?.[1];
-  const pt = /^a=rtpmap:(\d+) opus\/48000/im.exec(section)?.[1];
-  if (mid === undefined || pt === undefined) return undefined;
-  return { mid, pt: Number(pt) };
-}
-
-/** The connection address of an ICE candidate line, or undefined when it has none. */
-function candidateAddress(candidate: string): string | undefined {
-  // candidate:<foundation> <component> <transport> <priority> <address> <port> typ …
-  return candidate.replace(/^a=/, '').split(' ')[4];
-}
 
 function isLoopback(addr: string): boolean {
   return addr === '::1' || (isIP(addr) === 4 && addr.startsWith('127.'));

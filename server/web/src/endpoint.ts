@@ -5,7 +5,7 @@ import { transition, type CallEvent } from '../../../core/session/call-state.ts'
 import type { CallSnapshot } from '../../../core/session/events.ts';
 import { SweepError, toSweepError } from '../../../core/errors.ts';
 import type { AccessConnection } from './access.ts';
-import { randomB64u } from './b64.ts';
+import { randomB64u } from '../../../core/wire/b64.ts';
 import { signToken, type Identity, type StoredCall } from './identity.ts';
 import { BrowserLink } from './link.ts';
 import type { WebLog } from './log.ts';

@@ -3,6 +3,7 @@ import { CertificatePayload } from '../../../core/protocol/certificate.ts';
 import { peerCatalogue, type PeerCatalogue } from '../../../core/protocol/peer.ts';
 import { RpcChannel } from '../../../core/protocol/rpc.ts';
 import { Liveness } from '../../../core/protocol/liveness.ts';
+import { fingerprintFromSdp } from '../../../core/wire/sdp.ts';
 import { systemClock } from '../../../core/clock.ts';
 import { SweepError, toSweepError } from '../../../core/errors.ts';
 import { verifyToken } from './identity.ts';
@@ -22,12 +23,6 @@ export interface BrowserLinkOptions {
   sendSignal: (payload: SignalPayload) => void;
   log: WebLog;
   timeoutMs?: number;
-}
-
-/** "sha-256 AB:…" from an SDP. */
-export function fingerprintOf(sdp: string): string | undefined {
-  const m = /^a=fingerprint:(\S+) ([0-9A-Fa-f:]+)\s*$/m.exec(sdp);
-  return m ? `${m[1]!.toLowerCase()} ${m[2]!.toUpperCase()}` : undefined;
 }
 
 /**
@@ -194,7 +189,7 @@ export class BrowserLink {
     if (this.isClosed || p.linkId !== this.opts.linkId) return;
     if (p.kind === 'answer') {
       if (this.remoteApplied) return;
-      this.remoteFp = fingerprintOf(p.sdp);
+      this.remoteFp = fingerprintFromSdp(p.sdp);
       this.remoteApplied = true;
       this.pc.setRemoteDescription({ type: 'answer', sdp: p.sdp }).then(
         () => {
