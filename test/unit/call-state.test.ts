@@ -23,7 +23,7 @@ void t.test('transition not allowed names the state and what was allowed', async
   }
   t.ok(caught instanceof SweepError);
   t.equal((caught as SweepError).code, 'BAD_STATE');
-  t.match((caught as SweepError).message, /call is idle: answer not allowed \(allowed: invite, takeOver\)/);
+  t.match((caught as SweepError).message, /call is idle: answer not allowed \(allowed: invite, takeOver, resumed\)/);
   t.notOk(canTransition('ended', 'answer'));
   t.equal(transition('idle', 'takeOver'), 'sweeping');
   t.equal(transition('sweeping', 'abandon'), 'ended');
