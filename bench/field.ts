@@ -1,4 +1,4 @@
-import { ProcessWorld, callOf, isEvent, type Line } from '../lab/process-world.ts';
+import { ProcessWorld, callAnswered, callOf, isEvent, type Line } from '../lab/process-world.ts';
 import type { ChildEndpoint } from '../lab/child-endpoint.ts';
 import { percentile, round } from './stats.ts';
 
@@ -18,12 +18,7 @@ export async function run(opts: { n?: number } = {}): Promise<Record<string, unk
   const intercomSpec = { id: 'intercom', kind: 'intercom', account: 'door', frequencyHz: 330, label: 'Front door' } as const;
   const handsetSpec = { id: 'handset', kind: 'deskphone', account: 'alice', frequencyHz: 550, label: 'Desk handset' } as const;
   const phoneSpec = { id: 'phone', kind: 'phone', account: 'alice', frequencyHz: 770, label: 'Phone', invites: 'auto' } as const;
-  const ringAndAnswer = async (door: ChildEndpoint, desk: ChildEndpoint): Promise<void> => {
-    const mark = desk.mark();
-    await door.command({ cmd: 'call', to: 'handset' });
-    await desk.waitFor(isEvent('call.state', (l) => callOf(l)?.state === 'ringing'), 5000, 'ringing', mark);
-    await desk.command({ cmd: 'answer' });
-  };
+  const ringAndAnswer = (door: ChildEndpoint, desk: ChildEndpoint): Promise<void> => callAnswered(door, desk, 'handset');
   try {
     let door = await world.endpoint(intercomSpec);
     const cell = await world.endpoint(phoneSpec);

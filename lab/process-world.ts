@@ -147,3 +147,13 @@ export async function exitsWithin(e: ChildEndpoint, ms: number): Promise<boolean
   clearTimeout(timer);
   return result;
 }
+
+/** `caller` rings `calleeId` and the callee (process `callee`) answers; resolves when both are active. */
+export async function callAnswered(caller: ChildEndpoint, callee: ChildEndpoint, calleeId: string): Promise<void> {
+  const calleeMark = callee.mark();
+  const callerMark = caller.mark();
+  await caller.command({ cmd: 'call', to: calleeId });
+  await callee.waitFor(isEvent('call.state', (l) => callOf(l)?.state === 'ringing'), 5000, 'ringing', calleeMark);
+  await callee.command({ cmd: 'answer' });
+  await caller.waitFor(isEvent('call.state', (l) => callOf(l)?.state === 'active'), 5000, 'active at the caller', callerMark);
+}

@@ -593,15 +593,7 @@ export class CallManager {
     if (call.state !== 'active' || this.farEndMove) throw new SweepError('BAD_STATE', `call is ${this.farEndMove ? 'moving' : call.state}, not active`);
     if (epoch !== call.epoch) throw new SweepError('STALE_EPOCH', `the call is at epoch ${call.epoch}, not ${epoch}: it moved meanwhile`);
     if (call.link && call.link !== link && !call.link.isClosed) call.link.close('the endpoint reclaimed its call over a new link (L7)');
-    call.link = link;
-    call.peerInstance = link.peerInstance;
-    if (call.lossTimer) {
-      this.opts.clock.clear(call.lossTimer);
-      delete call.lossTimer;
-    }
-    this.opts.media.attach(link.transport);
-    this.opts.media.setPlayback(link.transport);
-    this.opts.media.setSendTargets(call.muted ? [] : [link.transport]);
+    this.carryOn(call, link);
     this.opts.log.info({ sessionId, peer: link.peerId }, 'call resumed by a new instance of its party (L7)');
     this.emitState(call, 'resumed');
     return { sessionId, epoch: call.epoch, doorRights: call.doorRights, startedAt: call.startedAt };
@@ -682,12 +674,7 @@ export class CallManager {
     call.epoch = body.epoch;
     call.peer = partyOf(link.peer!);
     call.peerCert = link.peer;
-    call.link = link;
-    call.peerInstance = link.peerInstance;
-    if (call.lossTimer) {
-      this.opts.clock.clear(call.lossTimer);
-      delete call.lossTimer;
-    }
+    this.bindLink(call, link);
     // S7: make before break — send to both, keep playing the old holder until the new one is heard.
     this.opts.media.attach(link.transport);
     this.opts.media.setSendTargets(holderLink ? [holderLink.transport, link.transport] : [link.transport]);
@@ -791,16 +778,8 @@ export class CallManager {
       return;
     }
     if (call.link && !call.link.isClosed) return;
-    call.link = link;
-    if (call.state === 'active' || call.state === 'sweeping') {
-      this.opts.media.attach(link.transport);
-      this.opts.media.setPlayback(link.transport);
-      this.opts.media.setSendTargets(call.muted ? [] : [link.transport]);
-    }
-    if (call.lossTimer && call.state !== 'ringing') {
-      this.opts.clock.clear(call.lossTimer);
-      delete call.lossTimer;
-    }
+    if (call.state === 'ringing') call.link = link;
+    else this.carryOn(call, link);
     this.opts.log.info({ sessionId: call.sessionId, peer: link.peerId }, 'call continues over a rebuilt link (L4)');
   }
 
@@ -848,6 +827,24 @@ export class CallManager {
 
   private get linkLossGraceMs(): number {
     return this.opts.linkLossGraceMs ?? this.sweepTimeoutMs;
+  }
+
+  /** The call now runs on `link` (L6, L7, S7); the C5 timer for the old one stops. */
+  private bindLink(call: Call, link: Link): void {
+    call.link = link;
+    call.peerInstance = link.peerInstance;
+    if (call.lossTimer) {
+      this.opts.clock.clear(call.lossTimer);
+      delete call.lossTimer;
+    }
+  }
+
+  /** The same party carries on over a new link (L4, L7): audio both ways moves to it. */
+  private carryOn(call: Call, link: Link): void {
+    this.bindLink(call, link);
+    this.opts.media.attach(link.transport);
+    this.opts.media.setPlayback(link.transport);
+    this.opts.media.setSendTargets(call.muted ? [] : [link.transport]);
   }
 
   /** The link the call runs on, while it is alive (L5). */

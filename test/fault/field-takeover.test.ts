@@ -1,7 +1,7 @@
 // Issue 12, "Survive the field" (holder crashes): each numbered failure as a building produces it — endpoints in
 // their own processes, crashes by SIGKILL, restarts on the same state directory as systemd does.
-import t from 'tap';
-import { callOf, isEvent, ProcessWorld, type Line } from '../../lab/process-world.ts';
+import t, { type Test } from 'tap';
+import { callAnswered, callOf, isEvent, ProcessWorld, type Line } from '../../lab/process-world.ts';
 
 const ACCOUNTS = ['alice', 'door'];
 const BUDDIES: Array<[string, string]> = [['alice', 'door']];
@@ -9,19 +9,22 @@ const intercom = { id: 'intercom', kind: 'intercom', account: 'door', frequencyH
 const handset = { id: 'handset', kind: 'deskphone', account: 'alice', frequencyHz: 550, label: 'Desk handset' } as const;
 const phone = { id: 'phone', kind: 'phone', account: 'alice', frequencyHz: 770, label: 'Phone', invites: 'auto' } as const;
 
-
-void t.test('holder killed mid-call: the phone takes the call over and the door hears it within 5 s (issue 12 item 3, S9, L5)', async (t) => {
+/** Intercom ↔ handset in a call, each in its own process, and the phone ready to take it over (L3). */
+async function handsetInCallPhoneReady(t: Test) {
   const world = await ProcessWorld.start(ACCOUNTS, BUDDIES);
   t.teardown(() => world.close());
   const door = await world.endpoint(intercom);
   const desk = await world.endpoint(handset);
   const cell = await world.endpoint(phone);
   await desk.waitFor(isEvent('link.state', (l) => l.peerId === 'phone' && l.up === true), 15_000, 'handset↔phone link');
-  await door.command({ cmd: 'call', to: 'handset' });
-  await desk.waitFor(isEvent('call.state', (l) => callOf(l)?.state === 'ringing'), 5000, 'ringing');
-  await desk.command({ cmd: 'answer' });
+  await callAnswered(door, desk, 'handset');
   await cell.waitFor(isEvent('link.state', (l) => l.peerId === 'intercom' && l.up === true), 10_000, 'phone linked to the intercom ahead of need');
   await cell.waitFor(isEvent('sibling.call', (l) => l.endpointId === 'handset' && l.call !== null), 5000, 'the phone knows the call');
+  return { world, door, desk, cell };
+}
+
+void t.test('holder killed mid-call: the phone takes the call over and the door hears it within 5 s (issue 12 item 3, S9, L5)', async (t) => {
+  const { world, door, desk, cell } = await handsetInCallPhoneReady(t);
 
   const mark = door.mark();
   const killedAt = Date.now();
@@ -39,17 +42,7 @@ void t.test('holder killed mid-call: the phone takes the call over and the door 
 });
 
 void t.test('holder killed, phone pulls after its own link to the holder died: the call is still remembered (issue 12 item 3, C5)', async (t) => {
-  const world = await ProcessWorld.start(ACCOUNTS, BUDDIES);
-  t.teardown(() => world.close());
-  const door = await world.endpoint(intercom);
-  const desk = await world.endpoint(handset);
-  const cell = await world.endpoint(phone);
-  await desk.waitFor(isEvent('link.state', (l) => l.peerId === 'phone' && l.up === true), 15_000, 'handset↔phone link');
-  await door.command({ cmd: 'call', to: 'handset' });
-  await desk.waitFor(isEvent('call.state', (l) => callOf(l)?.state === 'ringing'), 5000, 'ringing');
-  await desk.command({ cmd: 'answer' });
-  await cell.waitFor(isEvent('sibling.call', (l) => l.endpointId === 'handset' && l.call !== null), 5000, 'the phone knows the call');
-  await cell.waitFor(isEvent('link.state', (l) => l.peerId === 'intercom' && l.up === true), 10_000, 'phone linked to the intercom');
+  const { world, door, desk, cell } = await handsetInCallPhoneReady(t);
 
   const mark = cell.mark();
   const killedAt = Date.now();

@@ -1,7 +1,7 @@
 // Issue 12, "Survive the field": each numbered failure as a building produces it — endpoints in
 // their own processes, crashes by SIGKILL, restarts on the same state directory as systemd does.
 import t from 'tap';
-import { callOf, exitsWithin, isEvent, ProcessWorld } from '../../lab/process-world.ts';
+import { callAnswered, callOf, exitsWithin, isEvent, ProcessWorld } from '../../lab/process-world.ts';
 
 const ACCOUNTS = ['alice', 'door'];
 const BUDDIES: Array<[string, string]> = [['alice', 'door']];
@@ -36,10 +36,7 @@ void t.test('restarted intercom ends the old call at once and can call again (is
   t.teardown(() => world.close());
   let door = await world.endpoint(intercom);
   const desk = await world.endpoint(handset);
-  await door.command({ cmd: 'call', to: 'handset' });
-  await desk.waitFor(isEvent('call.state', (l) => callOf(l)?.state === 'ringing'), 5000, 'ringing');
-  await desk.command({ cmd: 'answer' });
-  await door.waitFor(isEvent('call.state', (l) => callOf(l)?.state === 'active'), 5000, 'active at the door');
+  await callAnswered(door, desk, 'handset');
 
   const mark = desk.mark();
   await world.kill(door);
@@ -59,10 +56,7 @@ void t.test('intercom killed and not restarted: the handset\'s call ends after t
   t.teardown(() => world.close());
   const door = await world.endpoint(intercom);
   const desk = await world.endpoint(handset);
-  await door.command({ cmd: 'call', to: 'handset' });
-  await desk.waitFor(isEvent('call.state', (l) => callOf(l)?.state === 'ringing'), 5000, 'ringing');
-  await desk.command({ cmd: 'answer' });
-  await door.waitFor(isEvent('call.state', (l) => callOf(l)?.state === 'active'), 5000, 'active at the door');
+  await callAnswered(door, desk, 'handset');
   const mark = desk.mark();
   const killedAt = Date.now();
   await world.kill(door);

@@ -59,6 +59,17 @@ function linkPair(t: Test, certA: string, certB: string) {
   return { a, b };
 }
 
+/** A raw transport pair a–b on loopback: the test plays a peer that speaks (or not) on `ta` by hand. */
+function rawTransports(linkId: string, log: ReturnType<typeof silentLogger>) {
+  const relay = loopbackRelay();
+  const mk = (role: 'offerer' | 'answerer', k: EndpointKeys, sendSignal: typeof relay.sendFromA) =>
+    createPeerTransport({ linkId, role, bindAddress: '127.0.0.1', dtlsCertFile: k.dtlsCertFile, dtlsKeyFile: k.dtlsKeyFile, sendSignal }, log);
+  const ta = mk('offerer', keys.a, relay.sendFromA);
+  const tb = mk('answerer', keys.b, relay.sendFromB);
+  relay.bind(ta, tb);
+  return { ta, tb };
+}
+
 async function outcome(p: Promise<unknown>): Promise<string> {
   try {
     await p;
@@ -110,11 +121,8 @@ void t.test('Link with a tampered certificate payload is refused (P3)', async (t
 });
 
 void t.test('Link request before hello is refused UNAUTHORIZED (P2)', async (t) => {
-  const relay = loopbackRelay();
   const log = silentLogger();
-  const ta = createPeerTransport({ linkId: 'l2', role: 'offerer', bindAddress: '127.0.0.1', dtlsCertFile: keys.a.dtlsCertFile, dtlsKeyFile: keys.a.dtlsKeyFile, sendSignal: relay.sendFromA }, log);
-  const tb = createPeerTransport({ linkId: 'l2', role: 'answerer', bindAddress: '127.0.0.1', dtlsCertFile: keys.b.dtlsCertFile, dtlsKeyFile: keys.b.dtlsKeyFile, sendSignal: relay.sendFromB }, log);
-  relay.bind(ta, tb);
+  const { ta, tb } = rawTransports('l2', log);
   const b = new Link({ transport: tb, expectedPeer: 'a', certificate: () => cert('b', keys.b), serverPublicKey: server.publicKey, clock: systemClock, log, helloTimeoutMs: 3000, instance: 'test-instance' });
   t.teardown(() => {
     b.close();
@@ -151,11 +159,8 @@ void t.test('Link receiving garbage, oversized and unknown messages stays up and
 });
 
 void t.test('Link whose peer never says hello is closed 5 s after ctl opened, not 8 s (issue 12 item 10, P2)', async (t) => {
-  const relay = loopbackRelay();
   const log = silentLogger();
-  const ta = createPeerTransport({ linkId: 'l3', role: 'offerer', bindAddress: '127.0.0.1', dtlsCertFile: keys.a.dtlsCertFile, dtlsKeyFile: keys.a.dtlsKeyFile, sendSignal: relay.sendFromA }, log);
-  const tb = createPeerTransport({ linkId: 'l3', role: 'answerer', bindAddress: '127.0.0.1', dtlsCertFile: keys.b.dtlsCertFile, dtlsKeyFile: keys.b.dtlsKeyFile, sendSignal: relay.sendFromB }, log);
-  relay.bind(ta, tb);
+  const { ta, tb } = rawTransports('l3', log);
   // Defaults only: the deadline is P2's, not a test knob.
   const b = new Link({ transport: tb, expectedPeer: 'a', certificate: () => cert('b', keys.b), serverPublicKey: server.publicKey, clock: systemClock, log, instance: 'test-instance' });
   t.teardown(() => {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { generateKeyPairSync } from 'node:crypto';
-import { LinkManager } from '../../runtime/p2p/link-manager.ts';
+import { LinkManager, type Signaller } from '../../runtime/p2p/link-manager.ts';
 import type { PeerTransport, TransportOptions } from '../../runtime/p2p/transport.ts';
 import type { SignalPayload } from '../../core/protocol/access.ts';
 import type { EndpointKind } from '../../core/protocol/common.ts';
@@ -31,13 +31,13 @@ function stubTransport(opts: TransportOptions): PeerTransport & { signals: Signa
   };
 }
 
-function manager(selfId: string, kinds: Record<string, EndpointKind>) {
+function manager(selfId: string, kinds: Record<string, EndpointKind>, signal?: Signaller['signal']) {
   const sent: Array<{ to: string; payload: SignalPayload }> = [];
   const made: Array<{ role: string; linkId: string }> = [];
   const clock = new FakeClock();
   const lm = new LinkManager({
     selfId,
-    signaller: { signal: async (to, payload) => void sent.push({ to, payload }) },
+    signaller: { signal: signal ?? (async (to, payload) => void sent.push({ to, payload })) },
     createTransport: (opts) => {
       made.push({ role: opts.role, linkId: opts.linkId });
       return stubTransport(opts);
@@ -95,20 +95,7 @@ void t.test('offer for a linked endpoint id from another account is ignored; the
 });
 
 void t.test('get for a peer the relay says is offline rejects OFFLINE and leaves no wait behind (issue 12 item 1)', async (t) => {
-  const clock = new FakeClock();
-  const lm = new LinkManager({
-    selfId: 'zzz-node',
-    signaller: { signal: () => Promise.reject(new SweepError('OFFLINE', 'signal.to: endpoint "aaa-node" is not online')) },
-    createTransport: (opts) => stubTransport(opts),
-    bindAddress: '127.0.0.1',
-    dtlsCertFile: '/nonexistent',
-    dtlsKeyFile: '/nonexistent',
-    certificate: () => '',
-    instance: 'test-instance',
-    serverPublicKey: generateKeyPairSync('ed25519').publicKey,
-    clock,
-    log: silentLogger(),
-  });
+  const { lm, clock } = manager('zzz-node', {}, () => Promise.reject(new SweepError('OFFLINE', 'signal.to: endpoint "aaa-node" is not online')));
   t.teardown(() => lm.close());
   const before = clock.pending();
   const err = (await lm.get('aaa-node').catch((e: unknown) => e)) as SweepError;
