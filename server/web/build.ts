@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
  * 'browser'` makes any Node import in it a build error.
  */
 export async function buildWeb(opts: { minify?: boolean } = {}): Promise<string> {
-  const src = fileURLToPath(new URL('./src', import.meta.url));
+  const src = fileURLToPath(new URL('./src/', import.meta.url));
   const dist = fileURLToPath(new URL('./dist/', import.meta.url));
   await mkdir(dist, { recursive: true });
   await build({
