@@ -112,6 +112,8 @@ export async function startDiagnostics(endpoint: ObservedEndpoint, config: Diagn
   // Said once at warn level, then at debug until the next successful connection (no log flood).
   let errorsSinceConnect = 0;
   client.on('error', (err) => {
+    // A write that raced our own shutdown is no broker trouble: an operator would chase it for nothing.
+    if (closed) return;
     errorsSinceConnect += 1;
     log[errorsSinceConnect === 1 ? 'warn' : 'debug']({ code: (err as { code?: unknown }).code, message: err.message }, 'broker error; retrying');
   });

@@ -60,6 +60,15 @@ void t.test('browser phone in real Chromium inside unshare -n', async (t) => {
     t.ok(typeof c.audioBackMs === 'number' && c.audioBackMs <= 3000, `audio back at the intercom ${String(c.audioBackMs)} ms after the reload began (goal ≤ 3000)`);
   });
 
+  await t.test('the handset crashes mid-call: the page takes the call over without a grant (issue 12 item 3, S9)', async (t) => {
+    const c = r.takeover ?? {};
+    t.ok(c.ok, errorOf(c));
+    t.equal(c.phoneState, 'active', 'the page holds the call');
+    t.equal(c.intercomState, 'active', 'the visitor was never dropped');
+    t.equal(c.intercomPeer, r.pull?.phoneId, 'the intercom talks to the page');
+    t.ok(typeof c.audioBackMs === 'number' && c.audioBackMs <= 5000, `the intercom hears the page ${String(c.audioBackMs)} ms after the handset crashed`);
+  });
+
   await t.test('sweep back from the browser moves the call to the handset with a WebCrypto grant (S4, S10)', async (t) => {
     const c = r.sweepBack ?? {};
     t.ok(c.ok, errorOf(c));

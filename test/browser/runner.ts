@@ -228,6 +228,26 @@ async function cases(bw: BrowserWorld): Promise<Result> {
       intercomAfterHangup: intercom.endpoint.calls.snapshot()?.state,
     };
   });
+  // (5) The handset crashes mid-call: the page takes the call over without a grant (S9, L5, C5).
+  await step(out, 'takeover', async () => {
+    await intercomCallsHandset(world);
+    await linked(world, 'intercom', phoneId);
+    await waitPage(page, (s) => s.siblingCalls.length > 0, 5000, 'the page knows the handset call');
+    const crashedAt = performance.now();
+    await handset.endpoint.crash();
+    await page.getByTestId('take-handset').click();
+    const s = await waitPage(page, (s) => s.call?.state === 'active', 10_000, 'the page took over the dead handset\'s call');
+    const beep = () => intercom.sink.framesSince(crashedAt + 200).find((f) => f.rmsDbfs > -15);
+    await waitUntil(() => beep() !== undefined, 8000, 'the intercom hears the browser');
+    await shot(page, '8-taken-over-from-crashed-handset');
+    return {
+      phoneState: s.call?.state,
+      status: s.status.text,
+      intercomPeer: intercom.endpoint.calls.snapshot()?.peer.endpointId,
+      intercomState: intercom.endpoint.calls.snapshot()?.state,
+      audioBackMs: Math.round(beep()!.mono - crashedAt),
+    };
+  });
   return out;
 }
 

@@ -159,19 +159,45 @@ export class WebEndpoint {
       steps[step] = Math.round((performance.now() - startedAt) * 10) / 10;
     };
     try {
-      holderLink = await this.get(holderId);
-      // S3: ask the holder; S4: it answers with the session and a grant it signed.
-      const info = await holderLink.rpc.request('sweep.goAway', { sweepId, sessionId: call.sessionId, scope }, { timeoutMs });
-      holderLink.rpc.request('sweep.ack', { sweepId }, { timeoutMs }).catch((err: unknown) => this.opts.log.debug({ err }, 'ack not delivered'));
+      let session: SessionState;
+      let grant: string | null;
+      try {
+        holderLink = await this.get(holderId);
+        // S3: ask the holder; S4: it answers with the session and a grant it signed.
+        const info = await holderLink.rpc.request('sweep.goAway', { sweepId, sessionId: call.sessionId, scope }, { timeoutMs });
+        holderLink.rpc.request('sweep.ack', { sweepId }, { timeoutMs }).catch((err: unknown) => this.opts.log.debug({ err }, 'ack not delivered'));
+        ({ session, grant } = info);
+      } catch (err) {
+        // S9: the holder is gone (crashed, its link dead): take over the call we know of, without a grant.
+        const e = toSweepError(err);
+        if (!known || !HOLDER_GONE.has(e.code)) throw e;
+        this.opts.log.warn({ holder: holderId, reason: e.message }, 'holder unreachable: taking over without a grant (S9)');
+        mark('holderLost');
+        session = { sessionId: known.sessionId, farEnd: known.farEnd, epoch: known.epoch, codec: 'opus/48000/1', startedAt: Date.now(), onHold: false, muted: false, doorRights: false };
+        grant = null;
+      }
       mark('sessionInfo');
-      this.adopt(call, info.session);
-      farLink = await this.get(info.session.farEnd.endpointId);
-      if (farLink.peer?.account !== info.session.farEnd.account) {
-        throw new SweepError('FORBIDDEN', `far end ${info.session.farEnd.endpointId} is not of account ${info.session.farEnd.account}`);
+      this.adopt(call, session);
+      farLink = await this.get(session.farEnd.endpointId);
+      if (farLink.peer?.account !== session.farEnd.account) {
+        throw new SweepError('FORBIDDEN', `far end ${session.farEnd.endpointId} is not of account ${session.farEnd.account}`);
       }
       const heard = this.firstAudio(farLink, startedAt, timeoutMs);
       // S5: the grant goes to the far end; S6 is checked there.
-      const res = await farLink.rpc.request('sweep.update', { sweepId, sessionId: info.session.sessionId, epoch: info.session.epoch + 1, grant: info.grant }, { timeoutMs });
+      const update = { sweepId, sessionId: session.sessionId, epoch: session.epoch + 1, grant };
+      const deadline = performance.now() + timeoutMs;
+      let res;
+      for (;;) {
+        try {
+          res = await farLink.rpc.request('sweep.update', update, { timeoutMs });
+          break;
+        } catch (err) {
+          // S9: the far end may not have seen the holder's link die yet (L5); ask again until the deadline.
+          const e = toSweepError(err);
+          if (grant !== null || e.code !== 'UNAUTHORIZED' || performance.now() + 200 > deadline) throw e;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
       mark('updateResponse');
       if (this.call !== call) throw new SweepError('BAD_STATE', 'the call was ended during the sweep');
       call.epoch = res.epoch;
@@ -668,6 +694,9 @@ export class WebEndpoint {
     }
   }
 }
+
+/** S9: what a goAway to a holder that crashed or vanished fails with. */
+const HOLDER_GONE = new Set(['CLOSED', 'TIMEOUT', 'OFFLINE']);
 
 /** C5: how long a sibling's call is remembered after its link died, so it can be taken over (S9). */
 const LINK_LOSS_GRACE_MS = 10_000;
