@@ -1,6 +1,7 @@
 // Type-aware lint: floating promises and misused promises are errors; CI runs with --max-warnings 0.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { floorsConfig } from './eslint.floors.js';
 
 export default tseslint.config(
   { ignores: ['node_modules/**', '.tap/**', '.lab/**', 'server/web/dist/**', 'dist/**', '**/*.js', '**/*.mjs'] },
@@ -28,4 +29,5 @@ export default tseslint.config(
       '@typescript-eslint/no-non-null-assertion': 'off',
     },
   },
+  ...floorsConfig,
 );

@@ -1,9 +1,9 @@
 import { PanelEmulator } from '../drivers/buttons/panel-emulator.ts';
 import { PanelConfig } from '../firmware-config/panel-config.ts';
-import { World, LAB_CAST } from '../runtime/lab/world.ts';
-import { intercomCallsHandset, waitForEvent, waitForWarmLinks, waitReadyForSweep } from '../runtime/lab/story.ts';
+import { World, LAB_CAST } from '../lab/world.ts';
+import { intercomCallsHandset, waitForEvent, waitForWarmLinks, waitReadyForSweep } from '../lab/story.ts';
 import { startPanel } from '../runtime/panel/panel-controller.ts';
-import { createLogger } from '../runtime/util/log.ts';
+import { createLogger } from '../platform/log.ts';
 import { SocatPair } from '../test/helpers/socat.ts';
 import { percentile, round } from './stats.ts';
 

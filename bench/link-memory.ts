@@ -6,7 +6,7 @@ import { loadOrCreateKeys, type EndpointKeys } from '../runtime/identity/keys.ts
 import { connectPair, loopbackRelay } from '../runtime/p2p/loopback-pair.ts';
 import { createPeerTransport } from '../runtime/p2p/peer-transport.ts';
 import type { PeerTransport } from '../runtime/p2p/transport.ts';
-import { silentLogger, type Logger } from '../runtime/util/log.ts';
+import { silentLogger, type Logger } from '../platform/log.ts';
 
 const mb = (bytes: number): number => Math.round((bytes / 1048576) * 100) / 100;
 

@@ -5,7 +5,7 @@ import { loadOrCreateKeys } from '../runtime/identity/keys.ts';
 import { connectPair, loopbackRelay } from '../runtime/p2p/loopback-pair.ts';
 import { createPeerTransport, type SetupRecipe } from '../runtime/p2p/peer-transport.ts';
 import type { PeerTransport } from '../runtime/p2p/transport.ts';
-import { silentLogger } from '../runtime/util/log.ts';
+import { silentLogger } from '../platform/log.ts';
 
 const STALL_MS = 200;
 

@@ -5,9 +5,9 @@ import { startDiagnostics } from '../runtime/diagnostics/diagnostics.ts';
 import { startLoopbackBroker } from '../runtime/diagnostics/loopback-broker.ts';
 import type { ObservedEndpoint } from '../runtime/diagnostics/observed.ts';
 import { OperatorClient } from '../runtime/diagnostics/operator.ts';
-import type { EndpointEvents } from '../runtime/session/events.ts';
-import { EventBus } from '../runtime/util/bus.ts';
-import { createLogger } from '../runtime/util/log.ts';
+import type { EndpointEvents } from '../core/session/events.ts';
+import { EventBus } from '../core/bus.ts';
+import { createLogger } from '../platform/log.ts';
 import { percentile, round } from './stats.ts';
 
 /**

@@ -12,6 +12,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<Record<string, 
   'button-sweep': () => import('./button-sweep.ts'),
   mqtt: () => import('./mqtt.ts'),
   'audio-path': () => import('./audio-path.ts'),
+  field: () => import('./field.ts'),
 };
 
 async function main(): Promise<number> {

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
-import { World, LAB_CAST } from '../runtime/lab/world.ts';
-import { intercomCallsHandset, pullSweep, pushSweep, waitForWarmLinks, waitReadyForSweep } from '../runtime/lab/story.ts';
-import { createLogger } from '../runtime/util/log.ts';
+import { World, LAB_CAST } from '../lab/world.ts';
+import { intercomCallsHandset, pullSweep, pushSweep, waitForWarmLinks, waitReadyForSweep } from '../lab/story.ts';
+import { createLogger } from '../platform/log.ts';
 import { percentile, round } from './stats.ts';
 
 /**

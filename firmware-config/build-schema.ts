@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { writeFileAtomic } from '../runtime/util/atomic-write.ts';
+import { writeFileAtomic } from './atomic-write.ts';
 import { endpointConfigJsonSchemaText, SCHEMA_FILE } from './json-schema.ts';
 
 // `npm run build:schema`: regenerates the published JSON Schema from the zod schema.

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { SigningKey } from '../runtime/protocol/common.ts';
+import { SigningKey } from '../core/protocol/common.ts';
 
 /**
  * Remote diagnostics over MQTT (docs/mqtt.md). Absent from the endpoint config = off.

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AccountName, EndpointId, EndpointKind, SigningKey } from '../runtime/protocol/common.ts';
+import { AccountName, EndpointId, EndpointKind, SigningKey } from '../core/protocol/common.ts';
 import { DiagnosticsConfig } from './diagnostics-config.ts';
 import { PanelConfig } from './panel-config.ts';
 
@@ -74,16 +74,20 @@ export const EndpointConfig = z.strictObject({
       timeoutMs: z.number().int().min(200).max(60_000).default(3000),
       /** S10: accept pushed calls at once, or ring and ask. */
       invites: z.enum(['auto', 'ask']).default('ask'),
+      /** S10: with invites "ask", how long a pushed call rings here before the sender is told "not answered", ms. */
+      inviteTimeoutMs: z.number().int().min(1000).max(120_000).default(20_000),
       /** Push targets in order of preference (endpoint ids). */
       pushTo: z.array(EndpointId).default([]),
     })
-    .default({ timeoutMs: 3000, invites: 'ask', pushTo: [] }),
+    .default({ timeoutMs: 3000, invites: 'ask', inviteTimeoutMs: 20_000, pushTo: [] }),
   calls: z
     .strictObject({
       /** C1: an outgoing call nobody answers ends after this long. */
       ringTimeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
+      /** C5: how long a call outlives the link to its other party (a takeover, S9, or a reloaded page reclaiming it, L7), ms. */
+      linkLossGraceMs: z.number().int().min(1000).max(120_000).default(10_000),
     })
-    .default({ ringTimeoutMs: 60_000 }),
+    .default({ ringTimeoutMs: 60_000, linkLossGraceMs: 10_000 }),
   audio: z
     .strictObject({ source: AudioSourceConfig, sink: AudioSinkConfig, jitter: JitterConfig.default({ minMs: 20, targetMs: 40, maxMs: 60 }) })
     .default({ source: { driver: 'simulated', frequencyHz: 440, levelDbfs: -12 }, sink: { driver: 'simulated' }, jitter: { minMs: 20, targetMs: 40, maxMs: 60 } }),

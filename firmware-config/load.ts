@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { CONFIG_VERSION, EndpointConfig, EndpointConfigFile, SecretsFile } from './endpoint-config.ts';
 import { deployabilityProblems } from './deployable.ts';
 import { migrateConfig, MigrationError, type JsonObject, type Migration } from './migrations.ts';
-import { SweepError } from '../runtime/util/errors.ts';
+import { SweepError } from '../core/errors.ts';
 
 /** One thing wrong with a config or secrets file: the file, the field path, what was wrong and what was allowed. */
 export interface ConfigProblem {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { EndpointId } from '../runtime/protocol/common.ts';
+import { EndpointId } from '../core/protocol/common.ts';
 
 /**
  * The keys, LEDs and door relay of a handset or intercom (docs/serial-protocol.md). Absent from

@@ -5,7 +5,7 @@ import { listAlsaDevices } from '../drivers/audio/alsa-devices.ts';
 import { AlsaSink } from '../drivers/audio/alsa-sink.ts';
 import { AlsaSource } from '../drivers/audio/alsa-source.ts';
 import { dominantFrequency, rmsDbfsOf } from '../drivers/audio/simulated.ts';
-import { SweepError, toSweepError } from './util/errors.ts';
+import { SweepError, toSweepError } from '../core/errors.ts';
 
 /**
  * `sweep audio test`: what an installer runs on the device when "the intercom can't hear me".

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { runEndpointProcess } from './endpoint-process.ts';
 import { diagCli } from './diagnostics/diag-cli.ts';
 import { audioCli } from './audio-test-cli.ts';
-import { toSweepError } from './util/errors.ts';
+import { toSweepError } from '../core/errors.ts';
 import { configCli } from './config-cli.ts';
 import { provision } from './provision.ts';
 import { loadLab, loadServerCli } from './on-demand.ts';

@@ -2,23 +2,27 @@ import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { ConfigError, loadEndpointConfig } from '../firmware-config/load.ts';
 import { deviceProblems, simulatedDrivers } from './diagnostics/config-check.ts';
-import { createAudioSink, createAudioSource, watchAudioDrivers } from '../drivers/audio/create.ts';
+import { createAudioSink, createAudioSource, watchAudioDrivers } from './audio-drivers.ts';
 import { Endpoint } from './endpoint.ts';
-import { retry } from './util/retry.ts';
-import { systemClock } from './util/clock.ts';
+import { retry, TRANSIENT_CODES } from '../core/retry.ts';
+import { isFinalLoginRefusal } from '../core/protocol/access.ts';
+import { systemClock } from '../core/clock.ts';
 import { startPanel } from './panel/panel-controller.ts';
-import { parseWith } from './protocol/validate.ts';
-import { createLogger, NS } from './util/log.ts';
+import { parseWith } from '../core/protocol/validate.ts';
+import { createLogger, NS } from '../platform/log.ts';
 import { LevelControl, LogRing, teeDestination } from './util/log-ring.ts';
 import { startDiagnostics, type Diagnostics } from './diagnostics/diagnostics.ts';
-import { toWireError } from './util/errors.ts';
+import { toWireError, type SweepError } from '../core/errors.ts';
 import { createSdNotifier } from './sd-notify.ts';
-import type { EndpointEvents } from './session/events.ts';
+import type { EndpointEvents } from '../core/session/events.ts';
 
 /** Commands accepted on stdin with `--control stdio`, one JSON object per line. */
 const Command = z.discriminatedUnion('cmd', [
   z.strictObject({ id: z.string().max(64), cmd: z.literal('call'), to: z.string().max(64), doorRights: z.boolean().optional() }),
   z.strictObject({ id: z.string().max(64), cmd: z.literal('answer') }),
+  /** S10 'ask': take the call a sibling sends here (the only one ringing, or the one named). */
+  z.strictObject({ id: z.string().max(64), cmd: z.literal('accept'), sweepId: z.string().max(64).optional() }),
+  z.strictObject({ id: z.string().max(64), cmd: z.literal('decline'), sweepId: z.string().max(64).optional() }),
   z.strictObject({ id: z.string().max(64), cmd: z.literal('hangup') }),
   z.strictObject({ id: z.string().max(64), cmd: z.literal('push'), to: z.string().max(64).optional() }),
   z.strictObject({ id: z.string().max(64), cmd: z.literal('pull'), from: z.string().max(64).optional() }),
@@ -28,7 +32,7 @@ const Command = z.discriminatedUnion('cmd', [
 ]);
 type Command = z.infer<typeof Command>;
 
-const FORWARDED: Array<keyof EndpointEvents & string> = ['call.state', 'sweep.finished', 'link.state', 'sibling.call', 'access.state'];
+const FORWARDED: Array<keyof EndpointEvents & string> = ['call.state', 'sweep.finished', 'sweep.invited', 'sweep.inviteEnded', 'link.state', 'sibling.call', 'access.state'];
 
 /**
  * Runs one endpoint with the audio drivers its config names (simulated by default). With `control: 'stdio'`, stdin takes commands and
@@ -61,7 +65,7 @@ export async function runEndpointProcess(opts: { configFile: string; control: 'n
       sink = await createAudioSink(config.audio.sink, { log: audioLog });
       return Endpoint.start(config, { source, sink, log });
     },
-    { clock: systemClock, log, what: 'login to the access server', signal: startup.signal },
+    { clock: systemClock, log, what: 'login to the access server', signal: startup.signal, retryable: retryableAtStart },
   ).finally(() => {
     process.off('SIGINT', abortStartup);
     process.off('SIGTERM', abortStartup);
@@ -121,12 +125,26 @@ export async function runEndpointProcess(opts: { configFile: string; control: 'n
   return code;
 }
 
+/**
+ * A10: at start, as on reconnect, only wrong credentials are final; a busy server, an endpoint id
+ * held by another account until an operator releases it, an unreachable server are waited out.
+ * A broken config or a local fault is final: systemd's restart would not fix it.
+ */
+function retryableAtStart(e: SweepError): boolean {
+  return TRANSIENT_CODES.has(e.code) || (!isFinalLoginRefusal(e.code) && e.code !== 'INVALID_CONFIG' && e.code !== 'INVALID_MESSAGE' && e.code !== 'INTERNAL');
+}
+
 async function run(e: Endpoint, cmd: Command, stop: (code: number) => void): Promise<unknown> {
   switch (cmd.cmd) {
     case 'call':
       return e.calls.placeCall(cmd.to, { doorRights: cmd.doorRights ?? false });
     case 'answer':
       return e.calls.answer();
+    case 'accept':
+      return e.calls.acceptInvite(cmd.sweepId);
+    case 'decline':
+      e.calls.declineInvite(cmd.sweepId);
+      return {};
     case 'hangup':
       return e.calls.hangup();
     case 'push':

@@ -1,19 +1,19 @@
-import type { KeyObject } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import type { EndpointConfig } from '../firmware-config/endpoint-config.ts';
 import type { AudioSink, AudioSource } from '../drivers/audio/audio.ts';
 import { AccessClient, accessOptionsFromConfig } from './access/access-client.ts';
 import { loadOrCreateKeys, type EndpointKeys } from './identity/keys.ts';
-import { publicKeyFromRaw } from './identity/token.ts';
+import { publicKeyFromRaw } from '../platform/token.ts';
 import { MediaEngine } from './media/media-engine.ts';
 import { LinkManager } from './p2p/link-manager.ts';
 import { createPeerTransport } from './p2p/peer-transport.ts';
-import type { EndpointInfo } from './protocol/common.ts';
-import type { LoginResult } from './protocol/access.ts';
+import type { EndpointInfo } from '../core/protocol/common.ts';
+import type { LoginResult } from '../core/protocol/access.ts';
 import { CallManager } from './session/call-manager.ts';
-import type { EndpointEvents } from './session/events.ts';
-import { EventBus } from './util/bus.ts';
-import { systemClock, type Clock } from './util/clock.ts';
-import { NS, type Logger } from './util/log.ts';
+import type { EndpointEvents } from '../core/session/events.ts';
+import { EventBus } from '../core/bus.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
+import { NS, type Logger } from '../platform/log.ts';
 
 export interface EndpointDeps {
   source: AudioSource;
@@ -34,6 +34,8 @@ export class Endpoint {
   readonly calls: CallManager;
   readonly links: LinkManager;
   readonly media: MediaEngine;
+  /** New at every start of the process: a peer that sees a new one knows we restarted (L6). */
+  readonly instance = randomBytes(9).toString('base64url');
   private readonly siblings = new Map<string, EndpointInfo>();
   /** Kinds of the endpoints presence told us about (L1: a browser peer always offers). */
   private readonly kinds = new Map<string, EndpointInfo['kind']>();
@@ -59,6 +61,7 @@ export class Endpoint {
       dtlsKeyFile: keys.dtlsKeyFile,
       // Links are only made after login, when the certificate exists.
       certificate: () => access.certificate ?? '',
+      instance: this.instance,
       serverPublicKey,
       clock,
       log: log.child({ ns: NS.links }),
@@ -88,13 +91,15 @@ export class Endpoint {
       sweepTimeoutMs: config.sweep.timeoutMs,
       ringTimeoutMs: config.calls.ringTimeoutMs,
       sweepInvites: config.sweep.invites,
+      inviteTimeoutMs: config.sweep.inviteTimeoutMs,
+      linkLossGraceMs: config.calls.linkLossGraceMs,
       pushPreference: config.sweep.pushTo,
       onLoginSwept: () => {
         log.info('sweep with scope login: logging out (S11)');
         void this.access.close();
       },
     });
-    access.onSignal((s) => this.links.acceptSignal(s.from, s.payload));
+    access.onSignal((s) => this.links.acceptSignal(s.from, s.payload, s.fromAccount));
     access.onProfile((login) => this.applyProfile(login));
     access.onPresence((info) => this.applyPresence(info));
     access.onConnectionChange((connected) => this.bus.emit('access.state', { connected }));

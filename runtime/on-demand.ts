@@ -3,8 +3,8 @@
  * Argon2, aedes) that are not in the device bundle (deploy/make-bundle.ts); esbuild puts them in
  * chunks of their own. (Kept out of cli.ts: tsx cannot parse a file with both a shebang and import().)
  */
-export async function loadLab(): Promise<typeof import('./lab/lab.ts')> {
-  return import('./lab/lab.ts');
+export async function loadLab(): Promise<typeof import('../lab/lab.ts')> {
+  return import('../lab/lab.ts');
 }
 
 export async function loadServerCli(): Promise<typeof import('../server/cli.ts')> {

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { loadConfigFile } from '../firmware-config/load.ts';
-import { PROVISION_PATH, ProvisionCode, ProvisionResponse } from './protocol/provision.ts';
+import { PROVISION_PATH, ProvisionCode, ProvisionResponse } from '../core/protocol/provision.ts';
 import { loadOrCreateKeys } from './identity/keys.ts';
-import { writeFileAtomic } from './util/atomic-write.ts';
-import { SweepError } from './util/errors.ts';
+import { writeFileAtomic } from '../firmware-config/atomic-write.ts';
+import { SweepError } from '../core/errors.ts';
 
 export interface ProvisionOptions {
   configFile: string;

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import { systemClock, type Clock, type TimerHandle } from './util/clock.ts';
-import type { Logger } from './util/log.ts';
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.ts';
+import type { Logger } from '../platform/log.ts';
 
 /**
  * systemd's service notification protocol (sd_notify(3)) for a `Type=notify` unit: READY=1 once

@@ -2,16 +2,18 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { MAX_MESSAGE_BYTES } from '../runtime/protocol/validate.ts';
-import { SweepError } from '../runtime/util/errors.ts';
-import { systemClock, type Clock, type TimerHandle } from '../runtime/util/clock.ts';
-import { NS, type Logger } from '../runtime/util/log.ts';
+import { MAX_MESSAGE_BYTES } from '../core/protocol/validate.ts';
+import { SweepError } from '../core/errors.ts';
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.ts';
+import { NS, type Logger } from '../platform/log.ts';
 import { AccessConnection, CLOSE } from './connection.ts';
 import { LoginRateLimiter, type RateRule } from './rate-limit.ts';
+import { ClientAddresses } from './client-address.ts';
+import { PasswordGate, type PasswordCheckOptions } from './password-gate.ts';
 import { OnlineRegistry } from './registry.ts';
 import { loadOrCreateServerKey } from './server-key.ts';
 import { handleProvision, type ProvisionContext } from './provisioning.ts';
-import { PROVISION_PATH } from '../runtime/protocol/provision.ts';
+import { PROVISION_PATH } from '../core/protocol/provision.ts';
 import { serveStatic } from './static.ts';
 import { AccountStore } from './store.ts';
 
@@ -35,6 +37,13 @@ export interface AccessServerOptions {
   heartbeatMs?: number;
   /** A socket must log in within this time. Default 30 s. */
   loginTimeoutMs?: number;
+  /**
+   * A11: reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For names the client for
+   * the per-address login limit. Empty by default: the socket's peer is the client.
+   */
+  trustedProxies?: readonly string[];
+  /** A11: bounds on the Argon2 work of logins (default 2 at once, 16 waiting). */
+  passwordChecks?: PasswordCheckOptions;
 }
 
 export const ACCESS_PATH = '/access';
@@ -59,6 +68,8 @@ export class AccessServer {
     private readonly clock: Clock,
     private readonly log: Logger,
     readonly registry: OnlineRegistry,
+    /** A11: the server's Argon2 work (checks run, logins refused busy). */
+    readonly passwordChecks: PasswordGate,
   ) {
     const { address, port } = http.address() as AddressInfo;
     const host = address.includes(':') ? `[${address}]` : address;
@@ -74,12 +85,16 @@ export class AccessServer {
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       throw new SweepError('INVALID_CONFIG', `port: ${port} is not a port number (0-65535)`);
     }
+    const addresses = new ClientAddresses(opts.trustedProxies ?? []);
+    const passwordChecks = new PasswordGate(opts.passwordChecks ?? {});
     const key = await loadOrCreateServerKey(opts.dataDir);
     const store = AccountStore.open(opts.dataDir);
+    // A12: session tokens that expired while the server was down are dropped at once.
+    store.purgeExpiredLoginSessions(clock.now());
     const registry = new OnlineRegistry(store);
     const limiter = new LoginRateLimiter({ clock, ...opts.rateLimit });
     const webRoot = opts.webRoot ?? DEFAULT_WEB_ROOT;
-    const provisioning: ProvisionContext = { store, limiter, clock, log, publicKeyRaw: key.publicKeyRaw };
+    const provisioning: ProvisionContext = { store, limiter, clock, log, publicKeyRaw: key.publicKeyRaw, addresses };
     const http = createServer((req, res) => {
       if (req.method === 'POST' && (req.url ?? '/').split('?')[0] === PROVISION_PATH) {
         handleProvision(provisioning, req, res).catch((err: unknown) => {
@@ -100,7 +115,7 @@ export class AccessServer {
       throw new SweepError('INVALID_CONFIG', `cannot listen on ${host}:${port}: ${code}`, { cause: err });
     }
 
-    const server = new AccessServer(store, key.publicKeyRaw, http, wss, clock, log, registry);
+    const server = new AccessServer(store, key.publicKeyRaw, http, wss, clock, log, registry, passwordChecks);
     const connections = server.connections;
     server.heartbeat = clock.setInterval(() => {
       for (const c of connections) c.heartbeat();
@@ -109,6 +124,7 @@ export class AccessServer {
       store,
       registry,
       limiter,
+      passwords: passwordChecks,
       key,
       clock,
       log,
@@ -121,7 +137,7 @@ export class AccessServer {
         ws.terminate();
         return;
       }
-      const conn = new AccessConnection(ws, req.socket.remoteAddress ?? 'unknown', ctx);
+      const conn = new AccessConnection(ws, addresses.resolve(req.socket.remoteAddress, req.headers['x-forwarded-for']), ctx);
       connections.add(conn);
       ws.on('message', (data, isBinary) => conn.receive(data, isBinary));
       ws.on('pong', () => conn.pong());
@@ -129,7 +145,7 @@ export class AccessServer {
       ws.on('close', (code) => {
         connections.delete(conn);
         if (code === 1009) log.warn({ address: conn.address, limit: MAX_MESSAGE_BYTES }, 'closed a socket that sent an oversized message');
-        conn.onSocketClosed();
+        conn.onSocketClosed(code);
       });
     });
     wss.on('error', (err) => log.error({ err }, 'websocket server error'));
@@ -137,7 +153,7 @@ export class AccessServer {
       log.debug({ reason: err.message }, 'bad HTTP request');
       socket.destroy();
     });
-    log.info({ url: server.url, publicKey: key.publicKeyRaw }, 'access server listening');
+    log.info({ url: server.url, publicKey: key.publicKeyRaw, trustedProxies: addresses.count }, 'access server listening');
     return server;
   }
 

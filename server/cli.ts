@@ -4,14 +4,15 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { DestinationStream } from 'pino';
-import { SweepError, toSweepError } from '../runtime/util/errors.ts';
-import { createLogger, type Logger } from '../runtime/util/log.ts';
+import { SweepError, toSweepError } from '../core/errors.ts';
+import { createLogger, type Logger } from '../platform/log.ts';
 import { AccessServer } from './access-server.ts';
 import { hashPassword, MAX_PASSWORD_LENGTH } from './passwords.ts';
 import { loadOrCreateServerKey } from './server-key.ts';
 import { AccountStore, checkAccountName } from './store.ts';
 import { createProvisionCode } from './provisioning.ts';
-import { EndpointId } from '../runtime/protocol/common.ts';
+import { ClientAddresses } from './client-address.ts';
+import { EndpointId } from '../core/protocol/common.ts';
 
 export interface ServerCliIo {
   stdout: NodeJS.WritableStream;
@@ -24,8 +25,12 @@ export interface ServerCliIo {
 }
 
 export const SERVER_USAGE = `usage: sweep server <command> --data DIR [options]
-  serve [--host H] [--port P] [--web DIR]       run the access server until SIGINT/SIGTERM
+  serve [--host H] [--port P] [--trusted-proxy ADDR]... [--web DIR]
+                                                run the access server until SIGINT/SIGTERM
                                                 (default 127.0.0.1, port 8443; 0 picks a free port);
+                                                --trusted-proxy: a reverse proxy's address or CIDR
+                                                range (repeat or comma-separate) whose
+                                                X-Forwarded-For names the client for login limits;
                                                 --web: the phone page's files (default: the
                                                 bundle's, or server/web/dist in a checkout, built
                                                 there when missing)
@@ -41,12 +46,16 @@ export const SERVER_USAGE = `usage: sweep server <command> --data DIR [options]
                                                 once for its own credential (sweep provision)
   endpoint list ACCOUNT                         provisioned endpoints of an account
   endpoint revoke ACCOUNT ID                    revoke a provisioned endpoint's credential
+  endpoint owner ID                             the account an endpoint id is bound to (A10)
+  endpoint release ID                           unbind an endpoint id from its account, so another
+                                                account may claim it (a replaced or resold device)
 `;
 
 const OPTIONS = {
   data: { type: 'string' },
   host: { type: 'string' },
   port: { type: 'string' },
+  'trusted-proxy': { type: 'string', multiple: true },
   web: { type: 'string' },
   display: { type: 'string' },
   'password-stdin': { type: 'boolean' },
@@ -59,7 +68,7 @@ type Flag = keyof typeof OPTIONS;
 
 /** Each command: how many positionals after its name, which flags it takes. */
 const COMMANDS: Record<string, { args: string[]; flags: Flag[] }> = {
-  serve: { args: [], flags: ['host', 'port', 'web'] },
+  serve: { args: [], flags: ['host', 'port', 'trusted-proxy', 'web'] },
   'account add': { args: ['NAME'], flags: ['display', 'password-stdin'] },
   'account passwd': { args: ['NAME'], flags: ['password-stdin'] },
   'account list': { args: [], flags: [] },
@@ -69,6 +78,8 @@ const COMMANDS: Record<string, { args: string[]; flags: Flag[] }> = {
   'provision-code add': { args: ['ACCOUNT'], flags: ['endpoint', 'ttl'] },
   'endpoint list': { args: ['ACCOUNT'], flags: [] },
   'endpoint revoke': { args: ['ACCOUNT', 'ID'], flags: [] },
+  'endpoint owner': { args: ['ID'], flags: [] },
+  'endpoint release': { args: ['ID'], flags: [] },
 };
 
 const DEFAULT_PORT = 8443;
@@ -108,7 +119,7 @@ export async function serverCli(argv: string[], io: ServerCliIo): Promise<number
 
     switch (name) {
       case 'serve':
-        return await serve(dataDir, values.host ?? '127.0.0.1', parsePort(values.port), await findWebRoot(values.web, io), io);
+        return await serve(dataDir, values.host ?? '127.0.0.1', parsePort(values.port), parseProxies(values['trusted-proxy']), await findWebRoot(values.web, io), io);
       case 'pubkey':
         out(`${(await loadOrCreateServerKey(dataDir)).publicKeyRaw}\n`);
         return 0;
@@ -147,6 +158,12 @@ export async function serverCli(argv: string[], io: ServerCliIo): Promise<number
             for (const e of list) out(`${e.endpointId}\t${e.signingKey}\t${new Date(e.createdAt).toISOString()}\n`);
           } else if (name === 'endpoint revoke') {
             out(store.removeEndpointCredential(a, b) ? `credential of ${a}/${b} revoked\n` : `${a}/${b} had no credential\n`);
+          } else if (name === 'endpoint owner') {
+            const owner = store.endpointOwner(a);
+            out(owner ? `${a}\t${owner}\n` : `${a} is not bound to an account\n`);
+          } else if (name === 'endpoint release') {
+            const owner = store.releaseEndpoint(a);
+            out(owner ? `endpoint ${a} released from account ${owner}; the next account to log in with it claims it\n` : `${a} was not bound to an account\n`);
           } else if (name === 'buddy add') {
             store.addBuddies(a, b);
             out(`${a} and ${b} are buddies\n`);
@@ -173,6 +190,19 @@ function parsePort(text: string | undefined): number {
   const port = Number(text);
   if (!/^\d+$/.test(text) || port > 65535) throw new UsageError(`--port: "${text}" is not a port number (0-65535)`);
   return port;
+}
+
+/** --trusted-proxy may repeat and may list several addresses separated by commas. */
+function parseProxies(given: string[] | undefined): string[] {
+  const list = (given ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v.length > 0);
+  for (const entry of list) {
+    try {
+      new ClientAddresses([entry]);
+    } catch {
+      throw new UsageError(`--trusted-proxy: "${entry}" is not an IP address or CIDR range (e.g. 10.0.0.2 or 10.0.0.0/8)`);
+    }
+  }
+  return list;
 }
 
 async function withStore(dataDir: string, fn: (store: AccountStore) => Promise<number>): Promise<number> {
@@ -232,9 +262,9 @@ async function buildPhonePage(): Promise<string> {
   return buildWeb();
 }
 
-async function serve(dataDir: string, host: string, port: number, webRoot: string, io: ServerCliIo): Promise<number> {
+async function serve(dataDir: string, host: string, port: number, trustedProxies: string[], webRoot: string, io: ServerCliIo): Promise<number> {
   const log = io.log ?? createLogger({ destination: io.stderr as unknown as DestinationStream });
-  const server = await AccessServer.start({ dataDir, host, port, log, webRoot });
+  const server = await AccessServer.start({ dataDir, host, port, log, trustedProxies, webRoot });
   io.stdout.write(`access server listening on ${server.url}\npublic key: ${server.publicKeyRaw}\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {

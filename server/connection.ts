@@ -1,14 +1,16 @@
 import type { WebSocket, RawData } from 'ws';
 import { createHash, randomBytes } from 'node:crypto';
-import { accessCatalogue, type AccessCatalogue, type LoginBody, type LoginResult, type Profile, type ResumeBody, type SessionToken } from '../runtime/protocol/access.ts';
-import { Envelope, type NoteBody, type NoteType } from '../runtime/protocol/envelope.ts';
-import { RpcChannel } from '../runtime/protocol/rpc.ts';
-import { parseJsonText, parseWith } from '../runtime/protocol/validate.ts';
-import { issueCertificate } from '../runtime/identity/certificate.ts';
-import { SweepError, toWireError } from '../runtime/util/errors.ts';
-import type { Clock, TimerHandle } from '../runtime/util/clock.ts';
-import type { Logger } from '../runtime/util/log.ts';
-import { dummyHash, verifyPassword } from './passwords.ts';
+import { accessCatalogue, LoginResult as LoginResultSchema, type AccessCatalogue, type LoginBody, type LoginResult, type Profile, type ResumeBody, type SessionToken } from '../core/protocol/access.ts';
+import { Envelope, type NoteBody, type NoteType } from '../core/protocol/envelope.ts';
+import { RpcChannel } from '../core/protocol/rpc.ts';
+import { MAX_MESSAGE_BYTES, parseJsonText, parseWith } from '../core/protocol/validate.ts';
+import { profilePages } from './profile-pages.ts';
+import { issueCertificate } from '../platform/certificate.ts';
+import { SweepError, toWireError } from '../core/errors.ts';
+import type { Clock, TimerHandle } from '../core/clock.ts';
+import type { Logger } from '../platform/log.ts';
+import { dummyHash } from './passwords.ts';
+import type { PasswordGate } from './password-gate.ts';
 import type { LoginRateLimiter } from './rate-limit.ts';
 import type { OnlineEndpoint, OnlineRegistry } from './registry.ts';
 import type { ServerKey } from './server-key.ts';
@@ -18,6 +20,8 @@ export interface ConnectionContext {
   store: AccountStore;
   registry: OnlineRegistry;
   limiter: LoginRateLimiter;
+  /** A11: bounded Argon2 work. */
+  passwords: PasswordGate;
   key: ServerKey;
   clock: Clock;
   log: Logger;
@@ -39,6 +43,8 @@ export const CLOSE = {
 const WRONG_CREDENTIALS = 'username or password is wrong';
 const BAD_SESSION = 'session token is unknown, expired or already used; log in with the password';
 const MAX_BAD_MESSAGES = 50;
+/** A12: a login answer whose profile would pass this size sends the profile in pages instead. */
+const INLINE_PROFILE_BYTES = MAX_MESSAGE_BYTES - 1024;
 
 /** One endpoint's socket: login, rendezvous relay, logout (docs/protocol.md part A). */
 export class AccessConnection {
@@ -51,6 +57,8 @@ export class AccessConnection {
   private closed = false;
   /** False after a ping, true again when the pong comes back. */
   private alive = true;
+  /** A12: hash of the session token of the login answered last, until we know it was sent. */
+  private issuedToken: string | undefined;
 
   constructor(
     private readonly ws: WebSocket,
@@ -148,10 +156,16 @@ export class AccessConnection {
     }
   }
 
-  /** The socket is gone: leave the registry, tell the related endpoints, reject anything pending. */
-  onSocketClosed(): void {
+  /**
+   * The socket is gone: leave the registry, tell the related endpoints, reject anything pending.
+   * A12: closed with 1009 (a message too big for the other side, such as a login answer an older
+   * server made too large), the session token of the last login never reached a client that can
+   * use it: it is revoked, as is one whose answer was still on its way.
+   */
+  onSocketClosed(code?: number): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.issuedToken && code === 1009) this.revoke(this.issuedToken);
     if (this.loginTimer) this.ctx.clock.clear(this.loginTimer);
     this.loginTimer = undefined;
     this.endLogin('disconnected');
@@ -182,15 +196,15 @@ export class AccessConnection {
     const { store, limiter, clock } = this.ctx;
     // Keyed apart from usernames ('#' is not an account name character).
     const rateKey = `#${body.endpointId}`;
-    limiter.check(rateKey, this.address);
+    const attempt = limiter.reserve(rateKey, this.address);
     const session = store.takeLoginSession(hashToken(body.token), clock.now());
     const account = session && session.endpointId === body.endpointId ? store.getAccount(session.account) : undefined;
     if (!account) {
-      limiter.recordFailure(rateKey, this.address);
+      attempt.failed();
       this.log.warn({ endpointId: body.endpointId }, 'resume refused');
       throw new SweepError('UNAUTHORIZED', BAD_SESSION);
     }
-    limiter.recordSuccess(rateKey);
+    attempt.succeeded();
     this.loginBusy = true;
     try {
       const { token: _token, ...rest } = body;
@@ -213,44 +227,59 @@ export class AccessConnection {
     const token = randomBytes(32).toString('base64url');
     const expiresAt = clock.now() + this.ctx.sessionTtlMs;
     store.revokeLoginSessions(account, endpointId);
-    store.addLoginSession(hashToken(token), account, endpointId, expiresAt);
+    this.issuedToken = hashToken(token);
+    store.addLoginSession(this.issuedToken, account, endpointId, expiresAt);
     return { token, expiresAt };
   }
 
   private async login(body: LoginBody): Promise<LoginResult> {
-    const { store, limiter } = this.ctx;
+    const { store, limiter, passwords } = this.ctx;
     const { username, endpointId } = body;
     const ids = { account: username, endpointId };
-    limiter.check(username, this.address);
-    const account = store.getAccount(username);
-    // An unknown name costs a hash check too, so timing does not reveal which names exist.
-    let matches = await verifyPassword(account?.passwordHash ?? (await dummyHash()), body.password);
-    // A provisioned device's own credential works for that endpoint id, with the signing key it was issued to.
-    const device = !matches && account ? store.getEndpointCredential(account.name, endpointId) : undefined;
-    if (device && device.signingKey === body.signingKey) matches = await verifyPassword(device.passwordHash, body.password);
-    if (this.closed) throw new SweepError('CLOSED', 'login: connection closed');
+    // A11: the attempt counts from now, before Argon2, so parallel attempts cannot all pass the check.
+    const attempt = limiter.reserve(username, this.address);
+    let account: Account | undefined;
+    let matches: boolean;
+    try {
+      account = store.getAccount(username);
+      // An unknown name costs a hash check too, so timing does not reveal which names exist.
+      const hash = account?.passwordHash ?? (await dummyHash());
+      matches = await passwords.verify(hash, body.password);
+      // A provisioned device's own credential works for that endpoint id, with the signing key it was issued to.
+      const device = !matches && account ? store.getEndpointCredential(account.name, endpointId) : undefined;
+      if (device && device.signingKey === body.signingKey) matches = await passwords.verify(device.passwordHash, body.password);
+    } catch (err) {
+      // Nothing was decided (server busy, internal error): the attempt is not a failure.
+      attempt.release();
+      if (toWireError(err).code === 'RATE_LIMITED') this.log.warn(ids, 'login refused: password checks busy');
+      throw err;
+    }
     if (!account || !matches) {
-      limiter.recordFailure(username, this.address);
+      // Counted even if the socket closed meanwhile: closing early must not hide a wrong guess.
+      attempt.failed();
       this.log.warn({ ...ids, reason: account ? 'wrong password' : 'unknown account' }, 'login refused');
       throw new SweepError('UNAUTHORIZED', WRONG_CREDENTIALS);
     }
-    limiter.recordSuccess(username);
+    attempt.succeeded();
+    if (this.closed) throw new SweepError('CLOSED', 'login: connection closed');
     return this.establish(account, body, 'password');
   }
 
   /** A3, A4, A6, A7: registers the login, announces it, certifies the keys, opens a session. */
   private establish(account: Account, body: Omit<LoginBody, 'password'>, how: 'password' | 'resumed'): LoginResult {
-    const { registry, key, clock } = this.ctx;
+    const { registry, key, clock, store } = this.ctx;
     const { username, endpointId } = body;
     const ids = { account: username, endpointId };
     const current = this.entry;
     if (current && (current.account !== username || current.info.endpointId !== endpointId)) {
       throw new SweepError('BAD_STATE', `login: this connection is logged in as ${current.account}/${current.info.endpointId}; log out first`);
     }
+    // A10: an endpoint id belongs to the account that first logged in with it, online or not.
     const holder = registry.get(endpointId);
-    if (holder && holder.account !== username) {
-      this.log.warn({ ...ids, holder: holder.account }, 'login refused: endpoint id in use by another account');
-      throw new SweepError('FORBIDDEN', `endpointId: "${endpointId}" is in use by another account`);
+    const owner = store.claimEndpoint(endpointId, username, clock.now());
+    if (owner !== username || (holder && holder.account !== username)) {
+      this.log.warn({ ...ids, owner: owner !== username ? owner : holder?.account }, 'login refused: endpoint id belongs to another account');
+      throw new SweepError('FORBIDDEN', `endpointId: "${endpointId}" belongs to another account; use this device's own id, or have an operator release it (sweep server endpoint release ${endpointId})`);
     }
     const info = { endpointId, account: username, kind: body.kind, label: body.label, online: true };
     const renewed = current !== undefined;
@@ -286,7 +315,42 @@ export class AccessConnection {
     );
     this.log.info({ ...ids, kind: body.kind, renewed, how }, 'logged in');
     const session = this.newSession(username, endpointId);
-    return { profile: this.profile(account.name, account.displayName, endpointId), certificate, serverTime: now, session };
+    const result: LoginResult = { profile: this.profile(account.name, account.displayName, endpointId), certificate, serverTime: now, session };
+    // A12: the answer stays within the message limit however many buddies are online.
+    const inline = Buffer.byteLength(JSON.stringify(result)) <= INLINE_PROFILE_BYTES && LoginResultSchema.safeParse(result).success;
+    if (!inline) {
+      result.profile = { ...result.profile, siblings: [], buddies: [] };
+      result.profileFollows = true;
+    }
+    // M3: the pages go after the answer; the channel sends the answer once this handler returns.
+    const issued = this.issuedToken;
+    setImmediate(() => this.afterLoginAnswer(entry, issued, !inline));
+    return result;
+  }
+
+  /**
+   * A12: runs once the login answer is on its way. The profile pages are built now, not with the
+   * answer, so that every presence note sent before them is already reflected in them, and they
+   * go out in one synchronous run, so no presence note falls between two pages. A login whose
+   * socket closed before this point never delivered its session token: it is revoked.
+   */
+  private afterLoginAnswer(entry: OnlineEndpoint, issued: string | undefined, follows: boolean): void {
+    if (this.closed) {
+      if (issued) this.revoke(issued);
+      return;
+    }
+    if (!follows || this.entry !== entry) return;
+    try {
+      const account = this.ctx.store.getAccount(entry.account);
+      const profile = this.profile(entry.account, account?.displayName ?? entry.account, entry.info.endpointId);
+      const pages = profilePages(profile);
+      for (const page of pages) this.channel.notify('profilePage', page);
+      this.log.info({ account: entry.account, endpointId: entry.info.endpointId, pages: pages.length, buddies: profile.buddies.length }, 'profile sent in pages');
+    } catch (err) {
+      // Without its pages the client's login times out and it retries (A10): close rather than leave it waiting.
+      this.log.error({ err }, 'profile pages not sent; closing the connection');
+      this.closeSocket(CLOSE.shutdown, 'profile not available');
+    }
   }
 
   private profile(account: string, displayName: string, endpointId: string): Profile {
@@ -302,6 +366,16 @@ export class AccessConnection {
         endpoints: registry.endpointsOf(b.name),
       })),
     };
+  }
+
+  /** Revokes one session token; never throws (the store may already be closed at shutdown). */
+  private revoke(tokenHash: string): void {
+    try {
+      this.ctx.store.revokeLoginSession(tokenHash);
+      this.log.info('revoked the session token of a login answer that was not delivered');
+    } catch (err) {
+      this.log.warn({ err }, 'could not revoke an undelivered session token');
+    }
   }
 
   private onSignal(to: string, payload: NoteBody<AccessCatalogue, 'signal'>['payload']): Record<string, never> {
@@ -326,7 +400,10 @@ export class AccessConnection {
 
   private onLogout(): Record<string, never> {
     // A9: the session token dies with the login.
-    if (this.entry) this.ctx.store.revokeLoginSessions(this.entry.account, this.entry.info.endpointId);
+    const entry = this.entry;
+    if (entry) this.ctx.store.revokeLoginSessions(entry.account, entry.info.endpointId);
+    // A10: a phone page that logs out lets go of its id, so a shared browser can log in to another account.
+    if (entry?.info.kind === 'browser') this.ctx.store.releaseEndpoint(entry.info.endpointId);
     this.endLogin('logged out');
     this.armLoginTimer();
     return {};

@@ -1,5 +1,5 @@
 import * as argon2 from 'argon2';
-import { SweepError } from '../runtime/util/errors.ts';
+import { SweepError } from '../core/errors.ts';
 
 /** OWASP Password Storage Cheat Sheet, Argon2id: 19 MiB memory, 2 iterations, 1 lane. */
 export const ARGON2_PARAMS = { type: argon2.argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;

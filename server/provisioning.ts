@@ -1,13 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ProvisionRequest, type ProvisionResponse } from '../runtime/protocol/provision.ts';
-import { describeIssues } from '../runtime/protocol/validate.ts';
-import type { Clock } from '../runtime/util/clock.ts';
-import { SweepError, toSweepError } from '../runtime/util/errors.ts';
-import type { Logger } from '../runtime/util/log.ts';
+import { ProvisionRequest, type ProvisionResponse } from '../core/protocol/provision.ts';
+import { describeIssues } from '../core/protocol/validate.ts';
+import type { Clock } from '../core/clock.ts';
+import { SweepError, toSweepError } from '../core/errors.ts';
+import type { Logger } from '../platform/log.ts';
 import { hashPassword } from './passwords.ts';
 import type { LoginRateLimiter } from './rate-limit.ts';
 import type { AccountStore } from './store.ts';
+import type { ClientAddresses } from './client-address.ts';
 
 const MAX_BODY_BYTES = 4096;
 /** One message for every refused code, so a guesser learns nothing about which part was wrong. */
@@ -19,6 +20,11 @@ export function hashCode(code: string): string {
 
 /** A new one-time code for one endpoint of `account`; only its hash is stored. */
 export function createProvisionCode(store: AccountStore, account: string, endpointId: string, ttlMs: number, now = Date.now()): { code: string; expiresAt: number } {
+  // A10: a code for an id bound to another account could only produce a device that is refused.
+  const owner = store.endpointOwner(endpointId);
+  if (owner !== undefined && owner !== account) {
+    throw new SweepError('FORBIDDEN', `endpoint "${endpointId}" belongs to account "${owner}"; release it first (sweep server endpoint release ${endpointId})`);
+  }
   const code = randomBytes(16).toString('base64url');
   const expiresAt = now + ttlMs;
   store.addProvisionCode(hashCode(code), account, endpointId, expiresAt, now);
@@ -31,6 +37,8 @@ export interface ProvisionContext {
   clock: Clock;
   log: Logger;
   publicKeyRaw: string;
+  /** A11: the client address behind a trusted proxy. */
+  addresses?: ClientAddresses;
 }
 
 /** POST /provision: exchanges a one-time code for the endpoint's credential (bound to its signing key). */
@@ -38,7 +46,7 @@ export async function handleProvision(ctx: ProvisionContext, req: IncomingMessag
   const send = (status: number, body: ProvisionResponse): void => {
     res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(JSON.stringify(body));
   };
-  const address = req.socket.remoteAddress ?? 'unknown';
+  const address = ctx.addresses ? ctx.addresses.resolve(req.socket.remoteAddress, req.headers['x-forwarded-for']) : (req.socket.remoteAddress ?? 'unknown');
   try {
     const body = ProvisionRequest.safeParse(await readJson(req));
     if (!body.success) throw new SweepError('INVALID_MESSAGE', `provision: ${describeIssues(body.error)}`);

@@ -1,5 +1,5 @@
-import { SweepError } from '../runtime/util/errors.ts';
-import { systemClock, type Clock } from '../runtime/util/clock.ts';
+import { SweepError } from '../core/errors.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
 
 export interface RateRule {
   /** Failures allowed inside the window; the next attempt is refused. */
@@ -52,6 +52,15 @@ class FailureWindow {
     this.failures.delete(key);
   }
 
+  /** Takes back one entry made at `at` (a reservation that turned out not to be a failure). */
+  remove(key: string, at: number): void {
+    const list = this.failures.get(key);
+    const i = list?.lastIndexOf(at) ?? -1;
+    if (!list || i < 0) return;
+    list.splice(i, 1);
+    if (list.length === 0) this.failures.delete(key);
+  }
+
   private prune(key: string, now: number): number[] {
     const list = (this.failures.get(key) ?? []).filter((t) => t > now - this.rule.windowMs);
     if (list.length === 0) this.failures.delete(key);
@@ -61,9 +70,22 @@ class FailureWindow {
 }
 
 /**
+ * One login attempt counted from the moment it starts (A11): until it ends it counts as a
+ * failure, so parallel attempts cannot all pass the check before any of them fails.
+ */
+export interface Reservation {
+  /** The credentials were right: the attempt is taken back and the username's count cleared. */
+  succeeded(): void;
+  /** The credentials were wrong: the attempt stays counted as a failure. */
+  failed(): void;
+  /** Nothing was checked (server busy, connection closed, internal error): the attempt is taken back. */
+  release(): void;
+}
+
+/**
  * Login throttling by username and by remote address: after `maxFailures` failed logins within
  * `windowMs`, further attempts are refused RATE_LIMITED (before the password is even checked)
- * until old failures age out.
+ * until old failures age out. Attempts in flight count as failures (A11: reserve, then verify).
  */
 export class LoginRateLimiter {
   private readonly clock: Clock;
@@ -87,6 +109,38 @@ export class LoginRateLimiter {
     const seconds = Math.ceil(wait / 1000);
     const what = userWait >= addrWait ? `username "${username}"` : `address ${address}`;
     throw new SweepError('RATE_LIMITED', `too many failed logins for ${what}; retry after ${seconds} s`);
+  }
+
+  /**
+   * A11: checks, then counts this attempt at once as a failure until it ends; throws
+   * RATE_LIMITED like `check`. Each reservation must end with exactly one of its three calls.
+   */
+  reserve(username: string, address: string): Reservation {
+    this.check(username, address);
+    const at = this.clock.now();
+    this.byUser.record(username, at);
+    this.byAddress.record(address, at);
+    let open = true;
+    const takeBack = (): void => {
+      this.byUser.remove(username, at);
+      this.byAddress.remove(address, at);
+    };
+    return {
+      succeeded: () => {
+        if (!open) return;
+        open = false;
+        takeBack();
+        this.recordSuccess(username);
+      },
+      failed: () => {
+        open = false;
+      },
+      release: () => {
+        if (!open) return;
+        open = false;
+        takeBack();
+      },
+    };
   }
 
   recordFailure(username: string, address: string): void {

@@ -1,6 +1,6 @@
-import type { EndpointInfo } from '../runtime/protocol/common.ts';
-import type { AccessCatalogue } from '../runtime/protocol/access.ts';
-import type { NoteBody, NoteType } from '../runtime/protocol/envelope.ts';
+import type { EndpointInfo } from '../core/protocol/common.ts';
+import type { AccessCatalogue } from '../core/protocol/access.ts';
+import type { NoteBody, NoteType } from '../core/protocol/envelope.ts';
 import type { AccountStore } from './store.ts';
 
 /** What the registry needs from a connection. */
@@ -22,6 +22,8 @@ export interface OnlineEndpoint {
  */
 export class OnlineRegistry {
   private readonly byEndpoint = new Map<string, OnlineEndpoint>();
+  /** The same entries by account, so a profile of 2,000 buddies does not scan every endpoint per buddy (A12). */
+  private readonly byAccount = new Map<string, Map<string, OnlineEndpoint>>();
 
   constructor(private readonly store: AccountStore) {}
 
@@ -34,20 +36,30 @@ export class OnlineRegistry {
   }
 
   set(entry: OnlineEndpoint): void {
-    this.byEndpoint.set(entry.info.endpointId, entry);
+    const id = entry.info.endpointId;
+    const old = this.byEndpoint.get(id);
+    if (old) this.byAccount.get(old.account)?.delete(id);
+    this.byEndpoint.set(id, entry);
+    let mine = this.byAccount.get(entry.account);
+    if (!mine) this.byAccount.set(entry.account, (mine = new Map<string, OnlineEndpoint>()));
+    mine.set(id, entry);
   }
 
   /** Removes `entry` only if it is still the one registered (a newer login may have replaced it). */
   remove(entry: OnlineEndpoint): boolean {
-    if (this.byEndpoint.get(entry.info.endpointId) !== entry) return false;
-    this.byEndpoint.delete(entry.info.endpointId);
+    const id = entry.info.endpointId;
+    if (this.byEndpoint.get(id) !== entry) return false;
+    this.byEndpoint.delete(id);
+    const mine = this.byAccount.get(entry.account);
+    mine?.delete(id);
+    if (mine?.size === 0) this.byAccount.delete(entry.account);
     return true;
   }
 
   endpointsOf(account: string, except?: string): EndpointInfo[] {
     const out: EndpointInfo[] = [];
-    for (const e of this.byEndpoint.values()) {
-      if (e.account === account && e.info.endpointId !== except) out.push(e.info);
+    for (const e of this.byAccount.get(account)?.values() ?? []) {
+      if (e.info.endpointId !== except) out.push(e.info);
     }
     return out;
   }
@@ -59,11 +71,13 @@ export class OnlineRegistry {
 
   /** Tells every related endpoint except `entry` itself that `entry` came online or went offline. */
   announce(entry: OnlineEndpoint, online: boolean): void {
-    const buddies = new Set(this.store.buddiesOf(entry.account).map((b) => b.name));
     const endpoint = { ...entry.info, online };
-    for (const other of this.byEndpoint.values()) {
-      if (other === entry || other.info.endpointId === entry.info.endpointId) continue;
-      if (other.account === entry.account || buddies.has(other.account)) other.peer.notify('presence', { endpoint });
+    const accounts = [entry.account, ...this.store.buddiesOf(entry.account).map((b) => b.name)];
+    for (const account of accounts) {
+      for (const other of this.byAccount.get(account)?.values() ?? []) {
+        if (other === entry || other.info.endpointId === entry.info.endpointId) continue;
+        other.peer.notify('presence', { endpoint });
+      }
     }
   }
 }

@@ -1,8 +1,8 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { privateKeyFromPem, publicKeyFromRaw, rawPublicKey } from '../runtime/identity/token.ts';
-import { SweepError } from '../runtime/util/errors.ts';
+import { privateKeyFromPem, publicKeyFromRaw, rawPublicKey } from '../platform/token.ts';
+import { SweepError } from '../core/errors.ts';
 
 export interface ServerKey {
   privateKey: KeyObject;

@@ -1,8 +1,8 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { AccountName } from '../runtime/protocol/common.ts';
-import { SweepError } from '../runtime/util/errors.ts';
+import { AccountName } from '../core/protocol/common.ts';
+import { SweepError } from '../core/errors.ts';
 
 export interface Account {
   name: string;
@@ -20,7 +20,8 @@ export interface AccountSummary {
 
 const MAX_DISPLAY_NAME = 64;
 
-/** Schema version 1. Buddy pairs are stored once, with a < b, so the relation is symmetric by construction. */
+/**
+ * Schema version 2 (version 1 plus endpoint_bindings, created on open). Buddy pairs are stored once, with a < b, so the relation is symmetric by construction. */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS accounts (
   name          TEXT PRIMARY KEY,
@@ -57,6 +58,12 @@ CREATE TABLE IF NOT EXISTS endpoint_credentials (
   created_at    INTEGER NOT NULL,
   PRIMARY KEY (account, endpoint_id)
 ) STRICT;
+CREATE TABLE IF NOT EXISTS endpoint_bindings (
+  endpoint_id TEXT PRIMARY KEY,
+  account     TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+  bound_at    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS endpoint_bindings_account ON endpoint_bindings(account);
 `;
 
 export function checkAccountName(name: string, field = 'account'): string {
@@ -97,7 +104,7 @@ export class AccountStore {
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
     db.exec(SCHEMA);
-    db.pragma('user_version = 1');
+    db.pragma('user_version = 2');
     return new AccountStore(db);
   }
 
@@ -153,6 +160,66 @@ export class AccountStore {
       )
       .all(account, account, account) as AccountRow[];
     return rows.map((r) => ({ name: r.name, displayName: r.display_name, createdAt: r.created_at }));
+  }
+
+  /**
+   * A10: binds `endpointId` to `account` if it is free (the first login claims it) and returns
+   * the account it is bound to afterwards: `account` itself, or the one that had it before.
+   * One statement, so two logins racing for a new id (even from two processes) get one owner.
+   */
+  claimEndpoint(endpointId: string, account: string, now = Date.now()): string {
+    const row = this.db
+      .prepare(
+        `INSERT INTO endpoint_bindings (endpoint_id, account, bound_at) VALUES (?, ?, ?)
+         ON CONFLICT(endpoint_id) DO UPDATE SET endpoint_id = endpoint_id RETURNING account`,
+      )
+      .get(endpointId, account, now) as { account: string } | undefined;
+    return row?.account ?? account;
+  }
+
+  /** A10: the account an endpoint id is bound to, if any. */
+  endpointOwner(endpointId: string): string | undefined {
+    const row = this.db.prepare('SELECT account FROM endpoint_bindings WHERE endpoint_id = ?').get(endpointId) as { account: string } | undefined;
+    return row?.account;
+  }
+
+  /** A10: the endpoint ids bound to `account`. */
+  listEndpointBindings(account: string): Array<{ endpointId: string; boundAt: number }> {
+    const rows = this.db.prepare('SELECT endpoint_id, bound_at FROM endpoint_bindings WHERE account = ? ORDER BY endpoint_id').all(account) as Array<{ endpoint_id: string; bound_at: number }>;
+    return rows.map((r) => ({ endpointId: r.endpoint_id, boundAt: r.bound_at }));
+  }
+
+  /**
+   * A10: frees an endpoint id (an operator's decision, or a browser's logout) and revokes the
+   * session tokens issued to it; returns the account it was bound to, if any.
+   */
+  releaseEndpoint(endpointId: string): string | undefined {
+    return this.db.transaction(() => {
+      const row = this.db.prepare('DELETE FROM endpoint_bindings WHERE endpoint_id = ? RETURNING account').get(endpointId) as { account: string } | undefined;
+      if (row) this.revokeLoginSessions(row.account, endpointId);
+      return row?.account;
+    })();
+  }
+
+  /** Runs `fn` in one transaction (many writes, one commit). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  /** A7: how many session tokens one endpoint of `account` holds (0 or 1 in a healthy store). */
+  countLoginSessions(account: string, endpointId: string): number {
+    const row = this.db.prepare('SELECT count(*) AS n FROM login_sessions WHERE account = ? AND endpoint_id = ?').get(account, endpointId) as { n: number };
+    return row.n;
+  }
+
+  /** A12: drops expired session tokens (at start-up: nobody may have asked for them since). */
+  purgeExpiredLoginSessions(now: number): number {
+    return this.db.prepare('DELETE FROM login_sessions WHERE expires_at <= ?').run(now).changes;
+  }
+
+  /** A12: revokes one session token by its hash (a login whose answer never reached its client). */
+  revokeLoginSession(tokenHash: string): void {
+    this.db.prepare('DELETE FROM login_sessions WHERE token_hash = ?').run(tokenHash);
   }
 
   /** A7: stores a session token's hash (never the token) for one endpoint of `account`. */

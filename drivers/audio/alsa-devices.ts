@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { SweepError } from '../../runtime/util/errors.ts';
+import { SweepError } from '../../core/errors.ts';
 
 /**
  * ALSA device names and configuration snippets. Pure string builders (tested without ALSA) plus

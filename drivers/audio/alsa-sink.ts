@@ -1,7 +1,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { SweepError } from '../../runtime/util/errors.ts';
-import { systemClock, type Clock, type TimerHandle } from '../../runtime/util/clock.ts';
-import type { Logger } from '../../runtime/util/log.ts';
+import { SweepError } from '../../core/errors.ts';
+import { systemClock, type Clock, type TimerHandle } from '../../core/clock.ts';
+import type { Logger } from '../../core/log.ts';
 import { FRAME_SAMPLES, SAMPLE_RATE, type AudioFormat, type AudioSink } from './audio.ts';
 import { checkPcmName } from './alsa-devices.ts';
 

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
-import { SweepError } from '../../runtime/util/errors.ts';
-import { systemClock, type Clock, type TimerHandle } from '../../runtime/util/clock.ts';
-import type { Logger } from '../../runtime/util/log.ts';
+import { SweepError } from '../../core/errors.ts';
+import { systemClock, type Clock, type TimerHandle } from '../../core/clock.ts';
+import type { Logger } from '../../core/log.ts';
 import { FRAME_SAMPLES, SAMPLE_RATE, type AudioFormat, type AudioSource } from './audio.ts';
 import { checkPcmName } from './alsa-devices.ts';
 

@@ -1,5 +1,5 @@
-import { SweepError } from '../../runtime/util/errors.ts';
-import { systemClock, type Clock, type TimerHandle } from '../../runtime/util/clock.ts';
+import { SweepError } from '../../core/errors.ts';
+import { systemClock, type Clock, type TimerHandle } from '../../core/clock.ts';
 import { FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, type AudioFormat, type AudioSink, type AudioSource } from './audio.ts';
 
 /**

@@ -1,4 +1,4 @@
-import { SweepError } from '../../runtime/util/errors.ts';
+import { SweepError } from '../../core/errors.ts';
 
 /**
  * The panel line protocol (docs/serial-protocol.md), pure: no port, no timers. A line is

@@ -1,5 +1,5 @@
-import { SweepError } from '../../runtime/util/errors.ts';
-import type { Logger } from '../../runtime/util/log.ts';
+import { SweepError } from '../../core/errors.ts';
+import type { Logger } from '../../core/log.ts';
 import { LED_PATTERNS, NAME_RE, RELAY_MAX_MS, RELAY_MIN_MS, SEQ_MODULO, type LedPattern } from './line-protocol.ts';
 import type { ButtonEvent, PanelCounters, PanelState } from './panel.ts';
 

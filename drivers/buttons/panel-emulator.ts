@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { SerialPort } from 'serialport';
-import { SweepError } from '../../runtime/util/errors.ts';
+import { SweepError } from '../../core/errors.ts';
 import { formatPanel, LineDecoder, PROTOCOL_VERSION, SEQ_MODULO, toHostMessage, type ButtonAction, type HostMessage, type LedPattern } from './line-protocol.ts';
 
 /**

@@ -1,8 +1,8 @@
 import { SerialPort } from 'serialport';
-import { Backoff } from '../../runtime/util/backoff.ts';
-import { systemClock, type Clock, type TimerHandle } from '../../runtime/util/clock.ts';
-import { SweepError, toSweepError } from '../../runtime/util/errors.ts';
-import type { Logger } from '../../runtime/util/log.ts';
+import { Backoff } from '../../core/backoff.ts';
+import { systemClock, type Clock, type TimerHandle } from '../../core/clock.ts';
+import { SweepError, toSweepError } from '../../core/errors.ts';
+import type { Logger } from '../../core/log.ts';
 import { formatHost, LineDecoder, PROTOCOL_VERSION, toPanelMessage, type HostMessage, type LedPattern, type PanelMessage } from './line-protocol.ts';
 import { ButtonSequencer, checkLed, checkRelay, HostSeq, PanelListeners } from './panel-core.ts';
 import { emptyCounters, type ButtonEvent, type Panel, type PanelInfo, type PanelState } from './panel.ts';

@@ -1,6 +1,6 @@
-import { systemClock, type Clock } from '../../runtime/util/clock.ts';
-import { SweepError } from '../../runtime/util/errors.ts';
-import { silentLogger, type Logger } from '../../runtime/util/log.ts';
+import { systemClock, type Clock } from '../../core/clock.ts';
+import { SweepError } from '../../core/errors.ts';
+import { nullLogger, type Logger } from '../../core/log.ts';
 import { PROTOCOL_VERSION, SEQ_MODULO, type ButtonAction, type LedPattern } from './line-protocol.ts';
 import { ButtonSequencer, checkLed, checkRelay, PanelListeners } from './panel-core.ts';
 import { emptyCounters, type ButtonEvent, type Panel, type PanelInfo, type PanelState } from './panel.ts';
@@ -37,7 +37,7 @@ export class SimulatedPanel implements Panel {
 
   constructor(opts: SimulatedPanelOptions = {}) {
     this.#clock = opts.clock ?? systemClock;
-    this.#listeners = new PanelListeners(opts.log ?? silentLogger());
+    this.#listeners = new PanelListeners(opts.log ?? nullLogger());
     this.failOpen = opts.failOpen ?? false;
   }
 

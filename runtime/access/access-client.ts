@@ -1,14 +1,14 @@
 import { WebSocket } from 'ws';
-import { accessCatalogue, type AccessCatalogue, type LoginBody, type LoginResult, type SignalIn, type SignalPayload } from '../protocol/access.ts';
-import type { EndpointInfo, EndpointKind } from '../protocol/common.ts';
-import { RpcChannel } from '../protocol/rpc.ts';
-import { MAX_MESSAGE_BYTES } from '../protocol/validate.ts';
-import { verifyCertificate, type CertificatePayload } from '../identity/certificate.ts';
-import { publicKeyFromRaw } from '../identity/token.ts';
-import { Backoff } from '../util/backoff.ts';
-import { systemClock, type Clock, type TimerHandle } from '../util/clock.ts';
-import { SweepError, toSweepError } from '../util/errors.ts';
-import { NS, type Logger } from '../util/log.ts';
+import { accessCatalogue, isFinalLoginRefusal, ProfileAssembler, type AccessCatalogue, type LoginBody, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload } from '../../core/protocol/access.ts';
+import type { EndpointInfo, EndpointKind } from '../../core/protocol/common.ts';
+import { RpcChannel } from '../../core/protocol/rpc.ts';
+import { MAX_MESSAGE_BYTES } from '../../core/protocol/validate.ts';
+import { verifyCertificate, type CertificatePayload } from '../../platform/certificate.ts';
+import { publicKeyFromRaw } from '../../platform/token.ts';
+import { Backoff } from '../../core/backoff.ts';
+import { systemClock, type Clock, type TimerHandle } from '../../core/clock.ts';
+import { SweepError, toSweepError } from '../../core/errors.ts';
+import { NS, type Logger } from '../../platform/log.ts';
 
 export interface AccessClientOptions {
   /** ws://host:port/access */
@@ -33,11 +33,12 @@ export interface AccessClientOptions {
 }
 
 /**
- * idle → starting → online ⇄ reconnecting; kicked and closed are final.
+ * idle → starting → online ⇄ reconnecting; kicked, refused and closed are final.
  * `starting` failing returns to idle (start() rejected); `online` losing its socket goes to
- * `reconnecting`, which retries with back-off until it logs in again.
+ * `reconnecting`, which retries with back-off until it logs in again, unless the server refuses
+ * the credentials (A10, `isFinalLoginRefusal`): then `refused`.
  */
-export type AccessClientState = 'idle' | 'starting' | 'online' | 'reconnecting' | 'kicked' | 'closed';
+export type AccessClientState = 'idle' | 'starting' | 'online' | 'reconnecting' | 'kicked' | 'refused' | 'closed';
 
 /** Renew the certificate when this fraction of its lifetime has passed. */
 const RENEW_AT = 0.8;
@@ -63,12 +64,15 @@ export class AccessClient {
   private reconnectTimer: TimerHandle | undefined;
   private renewTimer: TimerHandle | undefined;
   private closing: Promise<void> | undefined;
+  /** A12: the profile pages being collected after a login answer with `profileFollows`. */
+  private pages: { channel: RpcChannel<AccessCatalogue>; add: (page: ProfilePage) => void; fail: (err: SweepError) => void } | undefined;
   private readonly listeners = {
     profile: new Set<Listener<LoginResult>>(),
     presence: new Set<Listener<EndpointInfo>>(),
     signal: new Set<Listener<SignalIn>>(),
     connection: new Set<Listener<boolean>>(),
     kicked: new Set<Listener<string>>(),
+    refused: new Set<Listener<SweepError>>(),
   };
 
   constructor(private readonly opts: AccessClientOptions) {
@@ -121,6 +125,11 @@ export class AccessClient {
   /** The server ended this login for good (a newer login took this endpoint id); no reconnect follows. */
   onKicked(fn: Listener<string>): () => void {
     return this.listen(this.listeners.kicked, fn);
+  }
+
+  /** A reconnect was refused for good (A10: wrong credentials); no reconnect follows. */
+  onRefused(fn: Listener<SweepError>): () => void {
+    return this.listen(this.listeners.refused, fn);
   }
 
   /**
@@ -188,9 +197,49 @@ export class AccessClient {
 
   private async connectAndLogin(): Promise<LoginResult> {
     const channel = await this.connect();
-    const result = await channel.request('login', this.loginBody(), { timeoutMs: this.timeoutMs });
+    const result = await this.login(channel);
     this.certPayload = this.checkCertificate(result);
     return result;
+  }
+
+  /** Logs in on `channel`; resolves once the profile is whole (A12: after its last page, if paged). */
+  private async login(channel: RpcChannel<AccessCatalogue>): Promise<LoginResult> {
+    const result = await channel.request('login', this.loginBody(), { timeoutMs: this.timeoutMs });
+    if (result.profileFollows) {
+      await this.collectPages(channel, result);
+      delete result.profileFollows;
+    }
+    return result;
+  }
+
+  /** A12: fills `result.profile` from the pages that follow the answer (the rpc channel delivers them after it, M3). */
+  private collectPages(channel: RpcChannel<AccessCatalogue>, result: LoginResult): Promise<void> {
+    const assembler = new ProfileAssembler(result.profile);
+    return new Promise<void>((resolve, reject) => {
+      const end = (err?: SweepError): void => {
+        this.clock.clear(timer);
+        if (this.pages?.channel === channel) this.pages = undefined;
+        if (err) reject(err);
+        else resolve();
+      };
+      const timer = this.clock.setTimeout(() => end(new SweepError('TIMEOUT', `login: the profile's pages did not all arrive within ${this.timeoutMs} ms`)), this.timeoutMs);
+      this.pages = {
+        channel,
+        add: (page) => {
+          try {
+            if (assembler.add(page)) end();
+          } catch (err) {
+            end(toSweepError(err));
+          }
+        },
+        fail: (err) => end(err),
+      };
+    });
+  }
+
+  private onProfilePage(channel: RpcChannel<AccessCatalogue>, page: ProfilePage): void {
+    if (this.pages?.channel === channel) this.pages.add(page);
+    else this.log.warn({ page: page.page }, 'profile page without a login waiting for it; ignored');
   }
 
   /** P3 for our own certificate: signed by our server, unexpired, and about our own keys. */
@@ -229,6 +278,7 @@ export class AccessClient {
     this.ws = ws;
     this.channel = channel;
     channel.onNote('presence', (b) => this.onPresenceNote(b.endpoint));
+    channel.onNote('profilePage', (b) => this.onProfilePage(channel, b));
     channel.onNote('signal', (b) => this.emit(this.listeners.signal, b));
     channel.onNote('kicked', (b) => this.onKickedNote(ws, b.reason));
     channel.onNote('error', (b) => this.log.warn({ code: b.code, reason: b.message }, 'the access server refused a message'));
@@ -261,8 +311,10 @@ export class AccessClient {
   private onSocketClosed(ws: WebSocket, code: number, reason: string): void {
     if (this.ws !== ws) return; // a socket we already let go of
     this.ws = undefined;
-    this.channel?.close(`access server connection closed (${code}${reason ? ` ${reason}` : ''})`);
+    const why = `access server connection closed (${code}${reason ? ` ${reason}` : ''})`;
+    this.channel?.close(why);
     this.channel = undefined;
+    this.pages?.fail(new SweepError('CLOSED', `login: ${why} before the profile was whole`));
     if (code === 1009) this.log.error({ limit: MAX_MESSAGE_BYTES }, 'the access server closed the connection: a message was too large');
     if (this.stateNow !== 'online') return;
     this.log.warn({ code, reason }, 'lost the access server; reconnecting');
@@ -290,9 +342,18 @@ export class AccessClient {
     } catch (err) {
       if (this.stateNow !== 'reconnecting') return;
       const e = toSweepError(err);
-      this.log.warn({ code: e.code, reason: e.message }, 'reconnect failed');
       await this.dropSocket();
-      if (this.stateNow === 'reconnecting') this.scheduleReconnect();
+      if (this.stateNow !== 'reconnecting') return;
+      // A10: only wrong credentials are final; a busy, restarting or unreachable server is waited out.
+      if (isFinalLoginRefusal(e.code)) {
+        this.log.error({ code: e.code, reason: e.message }, 'reconnect refused for good; not retrying');
+        this.stateNow = 'refused';
+        this.clearTimers();
+        this.emit(this.listeners.refused, e);
+        return;
+      }
+      this.log.warn({ code: e.code, reason: e.message }, 'reconnect failed; retrying');
+      this.scheduleReconnect();
     }
   }
 
@@ -320,7 +381,7 @@ export class AccessClient {
     const channel = this.channel;
     if (this.stateNow !== 'online' || !channel) return;
     try {
-      const result = await channel.request('login', this.loginBody(), { timeoutMs: this.timeoutMs });
+      const result = await this.login(channel);
       const cert = this.checkCertificate(result);
       if (this.stateNow !== 'online' || this.channel !== channel) return;
       this.certPayload = cert;
@@ -376,6 +437,7 @@ export class AccessClient {
     this.ws = undefined;
     this.channel = undefined;
     channel?.close('access client dropped the connection');
+    this.pages?.fail(new SweepError('CLOSED', 'login: the connection was dropped before the profile was whole'));
     if (!ws || ws.readyState === WebSocket.CLOSED) return;
     await new Promise<void>((resolve) => {
       const timer = this.clock.setTimeout(() => {

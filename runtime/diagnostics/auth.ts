@@ -1,12 +1,12 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
-import { peekToken, publicKeyFromRaw, signToken, verifyToken } from '../identity/token.ts';
-import { SigningKey } from '../protocol/common.ts';
-import { SweepError } from '../util/errors.ts';
+import { peekToken, publicKeyFromRaw, signToken, verifyToken } from '../../platform/token.ts';
+import { SigningKey } from '../../core/protocol/common.ts';
+import { SweepError } from '../../core/errors.ts';
 
 /**
  * Operator-signed commands (Q7-Q9). A signed command is a token
- * `base64url(JSON payload).base64url(Ed25519 signature)` (runtime/identity/token.ts) over:
+ * `base64url(JSON payload).base64url(Ed25519 signature)` (platform/token.ts) over:
  */
 export const SignedCommandPayload = z.strictObject({
   v: z.literal(1),

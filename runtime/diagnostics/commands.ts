@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { EndpointId } from '../protocol/common.ts';
-import { describeIssues, MAX_MESSAGE_BYTES } from '../protocol/validate.ts';
-import { SweepError, toWireError, type WireError } from '../util/errors.ts';
+import { EndpointId } from '../../core/protocol/common.ts';
+import { describeIssues, MAX_MESSAGE_BYTES } from '../../core/protocol/validate.ts';
+import { SweepError, toWireError, type WireError } from '../../core/errors.ts';
 import type { LogRing } from '../util/log-ring.ts';
 import type { OperatorAuth } from './auth.ts';
 import type { ObservedEndpoint } from './observed.ts';

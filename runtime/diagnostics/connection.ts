@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { SweepError } from '../util/errors.ts';
+import { SweepError } from '../../core/errors.ts';
 
 /** Broker settings shared by the device (config.diagnostics) and the operator CLI. */
 export interface BrokerSettings {

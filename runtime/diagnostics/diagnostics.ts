@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientPublishOptions, type MqttClient } from 'mqtt';
 import type { DiagnosticsConfig } from '../../firmware-config/diagnostics-config.ts';
-import { peekToken, verifyToken } from '../identity/token.ts';
-import { systemClock, delay, type Clock, type TimerHandle } from '../util/clock.ts';
-import { toSweepError } from '../util/errors.ts';
+import { peekToken, verifyToken } from '../../platform/token.ts';
+import { systemClock, delay, type Clock, type TimerHandle } from '../../core/clock.ts';
+import { toSweepError } from '../../core/errors.ts';
 import type { LevelControl, LogRing } from '../util/log-ring.ts';
-import type { Logger } from '../util/log.ts';
+import type { Logger } from '../../platform/log.ts';
 import { OperatorAuth, SignedShellInput } from './auth.ts';
 import { CommandHandler, type CommandResponse } from './commands.ts';
 import { brokerOptions, noDelay } from './connection.ts';
@@ -112,6 +112,8 @@ export async function startDiagnostics(endpoint: ObservedEndpoint, config: Diagn
   // Said once at warn level, then at debug until the next successful connection (no log flood).
   let errorsSinceConnect = 0;
   client.on('error', (err) => {
+    // A write that raced our own shutdown is no broker trouble: an operator would chase it for nothing.
+    if (closed) return;
     errorsSinceConnect += 1;
     log[errorsSinceConnect === 1 ? 'warn' : 'debug']({ code: (err as { code?: unknown }).code, message: err.message }, 'broker error; retrying');
   });

@@ -1,5 +1,5 @@
-import type { EndpointEvents, SweepOutcome, SweepStep } from '../session/events.ts';
-import type { EventBus } from '../util/bus.ts';
+import type { EndpointEvents, SweepOutcome, SweepStep } from '../../core/session/events.ts';
+import type { EventBus } from '../../core/bus.ts';
 
 /** One event on `<prefix>/<device>/event/<type>` (Q5). `seq` grows by one per event of this run. */
 export interface DiagEvent {

@@ -1,7 +1,7 @@
 import type { EndpointConfig } from '../../firmware-config/endpoint-config.ts';
 import type { MediaStats } from '../media/media-engine.ts';
-import type { CallSnapshot, EndpointEvents } from '../session/events.ts';
-import type { EventBus } from '../util/bus.ts';
+import type { CallSnapshot, EndpointEvents } from '../../core/session/events.ts';
+import type { EventBus } from '../../core/bus.ts';
 
 /**
  * What diagnostics reads from and asks of an endpoint. `Endpoint` has all of it; unit tests pass

@@ -1,8 +1,8 @@
 import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { rawPublicKey } from '../identity/token.ts';
-import { SweepError } from '../util/errors.ts';
+import { rawPublicKey } from '../../platform/token.ts';
+import { SweepError } from '../../core/errors.ts';
 import { signCommand, signShellInput } from './auth.ts';
 import type { CommandResponse } from './commands.ts';
 import { brokerOptions, noDelay, type BrokerSettings } from './connection.ts';

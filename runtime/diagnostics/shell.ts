@@ -2,9 +2,9 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { IPty, IPtyForkOptions } from 'node-pty';
-import { SweepError } from '../util/errors.ts';
-import type { Clock, TimerHandle } from '../util/clock.ts';
-import type { Logger } from '../util/log.ts';
+import { SweepError } from '../../core/errors.ts';
+import type { Clock, TimerHandle } from '../../core/clock.ts';
+import type { Logger } from '../../platform/log.ts';
 
 export interface ShellOptions {
   command: string;

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { freemem, loadavg, totalmem } from 'node:os';
 import type { MediaStats } from '../media/media-engine.ts';
-import type { CallSnapshot } from '../session/events.ts';
+import type { CallSnapshot } from '../../core/session/events.ts';
 import type { EventMapper, LastSweep, SweepCounters } from './events.ts';
 import type { ObservedEndpoint } from './observed.ts';
 

@@ -3,7 +3,7 @@ import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { privateKeyFromPem, publicKeyFromRaw, rawPublicKey } from './token.ts';
+import { privateKeyFromPem, publicKeyFromRaw, rawPublicKey } from '../../platform/token.ts';
 
 /**
  * The endpoint's two long-lived keys, generated on first boot and kept in its state directory:

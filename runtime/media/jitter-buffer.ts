@@ -1,5 +1,5 @@
 import { FRAME_MS } from '../../drivers/audio/audio.ts';
-import { SweepError } from '../util/errors.ts';
+import { SweepError } from '../../core/errors.ts';
 import { seqDelta } from './rtp.ts';
 
 /**

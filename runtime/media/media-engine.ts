@@ -1,8 +1,8 @@
 import type { AudioSink, AudioSource } from '../../drivers/audio/audio.ts';
 import type { PeerTransport } from '../p2p/transport.ts';
-import { SweepError } from '../util/errors.ts';
-import { systemClock, type Clock } from '../util/clock.ts';
-import type { Logger } from '../util/log.ts';
+import { SweepError } from '../../core/errors.ts';
+import { systemClock, type Clock } from '../../core/clock.ts';
+import type { Logger } from '../../platform/log.ts';
 import { OpusDecoder, OpusEncoder, type OpusEncoderOptions } from './opus.ts';
 import { seqDelta } from './rtp.ts';
 import type { JitterBufferOptions, JitterStats } from './jitter-buffer.ts';

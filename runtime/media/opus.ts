@@ -1,6 +1,6 @@
 import { Decoder, Encoder } from '@evan/opus';
 import { FRAME_SAMPLES, SAMPLE_RATE } from '../../drivers/audio/audio.ts';
-import { SweepError } from '../util/errors.ts';
+import { SweepError } from '../../core/errors.ts';
 
 /**
  * Opus at 48 kHz mono in 20 ms frames over @evan/opus (native, 210 ms CPU per minute encode +

@@ -1,6 +1,6 @@
 import { FRAME_MS } from '../../drivers/audio/audio.ts';
-import { systemClock, type Clock, type TimerHandle } from '../util/clock.ts';
-import type { Logger } from '../util/log.ts';
+import { systemClock, type Clock, type TimerHandle } from '../../core/clock.ts';
+import type { Logger } from '../../platform/log.ts';
 import { JitterBuffer, type JitterBufferOptions, type JitterStats } from './jitter-buffer.ts';
 import { OpusDecoder } from './opus.ts';
 

@@ -1,9 +1,9 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
-import type { SignalPayload } from '../protocol/access.ts';
-import type { EndpointKind } from '../protocol/common.ts';
-import { SweepError, toSweepError } from '../util/errors.ts';
-import type { Clock, TimerHandle } from '../util/clock.ts';
-import type { Logger } from '../util/log.ts';
+import type { SignalPayload } from '../../core/protocol/access.ts';
+import type { EndpointKind } from '../../core/protocol/common.ts';
+import { SweepError, toSweepError } from '../../core/errors.ts';
+import type { Clock, TimerHandle } from '../../core/clock.ts';
+import type { Logger } from '../../platform/log.ts';
 import { Link } from './link.ts';
 import type { PeerTransport, TransportOptions } from './transport.ts';
 
@@ -19,6 +19,8 @@ export interface LinkManagerOptions {
   dtlsCertFile: string;
   dtlsKeyFile: string;
   certificate: () => string;
+  /** This process's instance id, new at every start (L6). */
+  instance: string;
   serverPublicKey: KeyObject;
   clock: Clock;
   log: Logger;
@@ -30,12 +32,16 @@ export interface LinkManagerOptions {
   inUse?: (peerId: string) => boolean;
   /** The peer's endpoint kind as presence told it, if known: a browser always offers (L1). */
   peerKind?: (peerId: string) => EndpointKind | undefined;
+  /** L5 knobs (tests). */
+  liveness?: { intervalMs: number; deadAfterMs: number };
 }
 
 interface Entry {
   link: Link;
   linkId: string;
   lastUsed: number;
+  /** The account the relay said the peer is of, when it said. */
+  account: string | undefined;
 }
 
 /**
@@ -49,7 +55,7 @@ export class LinkManager {
   private readonly pins = new Map<string, Set<string>>();
   private readonly createdListeners: Array<(link: Link) => void> = [];
   private readonly readyListeners: Array<(link: Link) => void> = [];
-  private readonly closedListeners: Array<(peerId: string, reason: string) => void> = [];
+  private readonly closedListeners: Array<(peerId: string, reason: string, link: Link) => void> = [];
   private readonly rebuildTimers = new Map<string, TimerHandle>();
   private readonly idleTimer: TimerHandle;
   private closed = false;
@@ -68,7 +74,8 @@ export class LinkManager {
     this.readyListeners.push(fn);
   }
 
-  onLinkClosed(fn: (peerId: string, reason: string) => void): void {
+  /** Fires for links that were ready (authenticated) when they closed. */
+  onLinkClosed(fn: (peerId: string, reason: string, link: Link) => void): void {
     this.closedListeners.push(fn);
   }
 
@@ -100,6 +107,7 @@ export class LinkManager {
     // L1: the peer offers; ask it to, then wait for its link.
     const linkId = newLinkId();
     const timeoutMs = this.opts.setupTimeoutMs ?? 8000;
+    let cancel!: () => void;
     const arrived = new Promise<Link>((resolve, reject) => {
       const timer = this.opts.clock.setTimeout(() => {
         this.removeWaiter(peerId, onLink);
@@ -109,11 +117,21 @@ export class LinkManager {
         this.opts.clock.clear(timer);
         resolve(link);
       };
+      cancel = () => {
+        this.opts.clock.clear(timer);
+        this.removeWaiter(peerId, onLink);
+      };
       const list = this.waiters.get(peerId) ?? [];
       list.push(onLink);
       this.waiters.set(peerId, list);
     });
-    await this.opts.signaller.signal(peerId, { kind: 'connect', linkId });
+    try {
+      await this.opts.signaller.signal(peerId, { kind: 'connect', linkId });
+    } catch (err) {
+      // Issue 12 item 1: an offline peer (OFFLINE) must not leave a wait behind that rejects later, unhandled.
+      cancel();
+      throw err;
+    }
     const link = await arrived;
     await link.ready;
     return link;
@@ -152,11 +170,17 @@ export class LinkManager {
     this.entries.get(peerId)?.link.close(reason);
   }
 
-  /** Fed with every signal the relay delivers. Never throws. */
-  acceptSignal(from: string, payload: SignalPayload): void {
+  /** Fed with every signal the relay delivers, with the sender's account as the relay says. Never throws. */
+  acceptSignal(from: string, payload: SignalPayload, fromAccount?: string): void {
     if (this.closed) return;
     try {
       const entry = this.entries.get(from);
+      const entryAccount = entry?.link.peer?.account ?? entry?.account;
+      if (entry && !entry.link.isClosed && fromAccount !== undefined && entryAccount !== undefined && entryAccount !== fromAccount) {
+        // Issue 12 item 4: identity is account plus endpoint id; a link is never replaced by another account's.
+        this.opts.log.warn({ peer: from, fromAccount, linkedAccount: entryAccount, kind: payload.kind }, 'signal from another account for a linked endpoint id; ignored (P3)');
+        return;
+      }
       switch (payload.kind) {
         case 'connect':
           if (!this.offersTo(from)) {
@@ -168,7 +192,7 @@ export class LinkManager {
             if (!entry.link.peer) return; // set-up in flight; it will complete
             entry.link.close('peer asked for a new link');
           }
-          this.createLink(from, newLinkId(), 'offerer');
+          this.createLink(from, newLinkId(), 'offerer', fromAccount);
           return;
         case 'offer':
           if (this.offersTo(from)) {
@@ -176,7 +200,7 @@ export class LinkManager {
             return;
           }
           if (entry && !entry.link.isClosed) entry.link.close('peer offered a new link');
-          this.createLink(from, payload.linkId, 'answerer').transport.acceptSignal(payload);
+          this.createLink(from, payload.linkId, 'answerer', fromAccount).transport.acceptSignal(payload);
           return;
         case 'answer':
         case 'candidate':
@@ -230,7 +254,7 @@ export class LinkManager {
     this.rebuildTimers.set(peerId, timer);
   }
 
-  private createLink(peerId: string, linkId: string, role: 'offerer' | 'answerer'): Link {
+  private createLink(peerId: string, linkId: string, role: 'offerer' | 'answerer', account?: string): Link {
     const log = this.opts.log.child({ peer: peerId, linkId });
     const transport = this.opts.createTransport(
       {
@@ -251,21 +275,24 @@ export class LinkManager {
     const link = new Link({
       transport,
       expectedPeer: peerId,
+      ...(account !== undefined ? { expectedAccount: account } : {}),
       certificate: this.opts.certificate,
+      instance: this.opts.instance,
       serverPublicKey: this.opts.serverPublicKey,
       clock: this.opts.clock,
       log,
-      helloTimeoutMs: this.opts.setupTimeoutMs ?? 8000,
+      openTimeoutMs: this.opts.setupTimeoutMs ?? 8000,
+      ...(this.opts.liveness ? { liveness: this.opts.liveness } : {}),
     });
     for (const fn of this.createdListeners) safe(log, () => fn(link));
-    const entry: Entry = { link, linkId, lastUsed: this.opts.clock.mono() };
+    const entry: Entry = { link, linkId, lastUsed: this.opts.clock.mono(), account };
     this.entries.set(peerId, entry);
     for (const w of this.waiters.get(peerId)?.splice(0) ?? []) w(link);
     link.onClosed((reason) => {
       if (this.entries.get(peerId) === entry) this.entries.delete(peerId);
       if (link.peer) {
         log.info({ reason }, 'link closed');
-        for (const fn of this.closedListeners) safe(log, () => fn(peerId, reason));
+        for (const fn of this.closedListeners) safe(log, () => fn(peerId, reason, link));
       }
       this.scheduleRebuild(peerId);
     });

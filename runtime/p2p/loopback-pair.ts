@@ -1,4 +1,4 @@
-import type { SignalPayload } from '../protocol/access.ts';
+import type { SignalPayload } from '../../core/protocol/access.ts';
 import type { PeerTransport } from './transport.ts';
 
 /**

@@ -6,11 +6,15 @@ import nodeDataChannel, {
 } from 'node-datachannel';
 import { randomInt } from 'node:crypto';
 import { isIP } from 'node:net';
-import { SignalPayload } from '../protocol/access.ts';
+import { SignalPayload } from '../../core/protocol/access.ts';
 import { parseRtp } from '../media/rtp.ts';
-import { SweepError } from '../util/errors.ts';
-import type { Logger } from '../util/log.ts';
+import { SweepError } from '../../core/errors.ts';
+import type { Logger } from '../../platform/log.ts';
 import type { PeerTransport, TransportOptions } from './transport.ts';
+import { audioOfOffer, candidateAddress, fingerprintFromSdp } from '../../core/wire/sdp.ts';
+import { DEFAULT_RECIPE, recipeRules, type RecipeRules, type SetupRecipe } from './setup-recipe.ts';
+
+export { DEFAULT_RECIPE, type SetupRecipe } from './setup-recipe.ts';
 
 export const OPUS_PT = 111;
 export const OPUS_FMTP = 'minptime=10;useinbandfec=1;stereo=0;sprop-stereo=0';
@@ -20,41 +24,6 @@ const CTL_LABEL = 'ctl';
 const TS_PER_FRAME = 960;
 const DEFAULT_OPEN_TIMEOUT_MS = 10_000;
 const MAX_PENDING_CANDIDATES = 64;
-/** 'connect-first': when the offerer's ICE has not connected by then, its candidates go anyway. */
-const CANDIDATE_FALLBACK_MS = 100;
-
-/**
- * How the link dodges libdatachannel's ~1 s DTLS stall (FINDINGS: the answerer's ClientHello
- * can arrive before the offerer applied the answer, is dropped, and OpenSSL retransmits after 1 s).
- * - 'quiet-offerer': the offerer never sends its candidates; the answerer learns it as
- *   peer-reflexive from its checks, which only start once the answer is applied.
- * - 'active-offerer': the offer says `a=setup:active` (the offerer becomes the DTLS client) and
- *   the offerer's candidates are held until the answer is applied.
- * - 'active-quiet': both: the offerer is the DTLS client and sends no candidates.
- * - 'held-offerer': no munging (the answerer stays the DTLS client); the offerer's candidates are
- *   held until the answer is applied, so no ICE check can succeed before the offerer can talk DTLS.
- * - 'connect-first': as 'held-offerer', but the offerer's candidates are held until its own ICE is
- *   connected (its DTLS server is then listening), or at the latest CANDIDATE_FALLBACK_MS after
- *   the answer, for a peer that sends no candidates of its own.
- * The default is chosen by measurement; see DEFAULT_RECIPE.
- */
-export type SetupRecipe = 'quiet-offerer' | 'active-offerer' | 'active-quiet' | 'held-offerer' | 'connect-first';
-
-/**
- * Measured with bench/link-setup.ts (creation → `ctl` open on both ends, 100 set-ups in one process
- * on 127.0.0.1, 2 cores; stall = over 200 ms):
- *   quiet-offerer   p50 55 ms, p95 59 ms, max 67 ms, 0 stalls in 30 (the answerer's check to the
- *                   peer-reflexive offerer waits one 50 ms libjuice pacing tick)
- *   active-offerer  p50 4.4 ms, 5 stalls in 30 (~1000 ms each)
- *   active-quiet    p50 55 ms, 7 stalls in 30
- *   held-offerer    p50 3.9 ms, p95 55 ms, 1 stall in 60
- *   connect-first   p50 3.4-3.7 ms, p95 54-56 ms, max 65-80 ms, 0 stalls in 3 × 100
- * connect-first wins: the stall needs the answerer's ClientHello to reach the offerer before the
- * offerer's DTLS transport exists, which libdatachannel creates when the offerer's ICE connects;
- * holding the offerer's candidates until then means the answerer cannot connect (and send its
- * ClientHello) before that point.
- */
-export const DEFAULT_RECIPE: SetupRecipe = 'connect-first';
 
 export interface PeerTransportTuning {
   recipe?: SetupRecipe;
@@ -64,34 +33,13 @@ type State = 'connecting' | 'open' | 'closed';
 
 const noop = (): void => {};
 
-/** "sha-256 AB:CD:…" from an SDP, upper-cased as in DtlsFingerprint. */
-export function fingerprintFromSdp(sdp: string): string | undefined {
-  const m = /^a=fingerprint:(\S+) ([0-9A-Fa-f:]+)\s*$/m.exec(sdp);
-  return m ? `${m[1]!.toLowerCase()} ${m[2]!.toUpperCase()}` : undefined;
-}
-
-/** The audio section's mid and Opus payload type, which the answerer's own track must reuse. */
-export function audioOfOffer(sdp: string): { mid: string; pt: number } | undefined {
-  const section = /^m=audio [^]*?(?=^m=|(?![^]))/m.exec(sdp)?.[0];
-  if (!section) return undefined;
-  const mid = /^a=mid:(\S+)/m.exec(section)?.[1];
-  const pt = /^a=rtpmap:(\d+) opus\/48000/im.exec(section)?.[1];
-  if (mid === undefined || pt === undefined) return undefined;
-  return { mid, pt: Number(pt) };
-}
-
-/** The connection address of an ICE candidate line, or undefined when it has none. */
-function candidateAddress(candidate: string): string | undefined {
-  // candidate:<foundation> <component> <transport> <priority> <address> <port> typ …
-  return candidate.replace(/^a=/, '').split(' ')[4];
-}
-
 function isLoopback(addr: string): boolean {
   return addr === '::1' || (isIP(addr) === 4 && addr.startsWith('127.'));
 }
 
 /**
- * One node-datachannel PeerConnection carrying `ctl` and one Opus track (see transport.ts).
+ * One node-datachannel PeerConnection carrying `ctl` and one Opus track (see transport.ts), set up
+ * by the recipe's rules (setup-recipe.ts).
  * Native callbacks are dispatched through `guard`, so nothing thrown ever reaches libdatachannel.
  */
 class NdcPeerTransport implements PeerTransport {
@@ -101,7 +49,7 @@ class NdcPeerTransport implements PeerTransport {
 
   readonly #opts: TransportOptions;
   readonly #log: Logger;
-  readonly #recipe: SetupRecipe;
+  readonly #recipe: RecipeRules;
   // Strong references: a collected wrapper closes its native object (FINDINGS).
   #pc: PeerConnection | undefined;
   #dc: DataChannel | undefined;
@@ -133,7 +81,7 @@ class NdcPeerTransport implements PeerTransport {
     this.linkId = opts.linkId;
     this.role = opts.role;
     this.#log = log.child({ linkId: opts.linkId, role: opts.role });
-    this.#recipe = tuning.recipe ?? DEFAULT_RECIPE;
+    this.#recipe = recipeRules(tuning.recipe ?? DEFAULT_RECIPE);
     this.opened = new Promise<void>((resolve, reject) => {
       this.#resolveOpen = resolve;
       this.#rejectOpen = reject;
@@ -370,9 +318,7 @@ class NdcPeerTransport implements PeerTransport {
 
   #onLocalDescription(sdp: string, type: string): void {
     if (type === 'offer') {
-      const munge = this.#recipe === 'active-offerer' || this.#recipe === 'active-quiet';
-      const out = !munge ? sdp : sdp.replace(/^a=setup:actpass/gm, 'a=setup:active');
-      this.#signal({ kind: 'offer', linkId: this.linkId, sdp: out });
+      this.#signal({ kind: 'offer', linkId: this.linkId, sdp: this.#recipe.offer(sdp) });
     } else if (type === 'answer') {
       this.#signal({ kind: 'answer', linkId: this.linkId, sdp });
     }
@@ -380,7 +326,7 @@ class NdcPeerTransport implements PeerTransport {
 
   #onLocalCandidate(candidate: string, mid: string): void {
     if (this.role === 'offerer') {
-      if (this.#recipe === 'quiet-offerer' || this.#recipe === 'active-quiet') return; // found as peer-reflexive
+      if (!this.#recipe.offererSendsCandidates) return; // found as peer-reflexive
       if (!this.#localReleased) {
         this.#heldLocal.push({ candidate, mid });
         return;
@@ -482,11 +428,9 @@ class NdcPeerTransport implements PeerTransport {
         }
         this.#applyRemote(pc, this.#loopbackOnly(p.sdp), 'answer', fp);
         if (!this.#remoteApplied) return;
-        if (this.#recipe === 'connect-first') {
-          this.#fallbackTimer = setTimeout(() => this.#guard('candidateFallback', () => this.#releaseLocal()), CANDIDATE_FALLBACK_MS);
-        } else {
-          this.#releaseLocal();
-        }
+        const wait = this.#recipe.releaseCandidatesAfterAnswerMs;
+        if (wait > 0) this.#fallbackTimer = setTimeout(() => this.#guard('candidateFallback', () => this.#releaseLocal()), wait);
+        else this.#releaseLocal();
         return;
       }
       case 'candidate': {

@@ -1,4 +1,4 @@
-import type { SignalPayload } from '../protocol/access.ts';
+import type { SignalPayload } from '../../core/protocol/access.ts';
 
 /**
  * One node-datachannel PeerConnection to one other endpoint: a reliable ordered data channel

@@ -2,8 +2,8 @@ import type { PanelDeviceConfig } from '../../firmware-config/panel-config.ts';
 import type { Panel } from '../../drivers/buttons/panel.ts';
 import { SerialPanel } from '../../drivers/buttons/serial-panel.ts';
 import { SimulatedPanel } from '../../drivers/buttons/simulated-panel.ts';
-import type { Clock } from '../util/clock.ts';
-import type { Logger } from '../util/log.ts';
+import type { Clock } from '../../core/clock.ts';
+import type { Logger } from '../../platform/log.ts';
 
 /** The panel driver named by the config (not opened). */
 export function createPanel(device: PanelDeviceConfig, deps: { log: Logger; clock?: Clock }): Panel {

@@ -1,10 +1,10 @@
 import type { Panel } from '../../drivers/buttons/panel.ts';
 import type { Endpoint } from '../endpoint.ts';
 import type { Link } from '../p2p/link.ts';
-import type { CallSnapshot } from '../session/events.ts';
-import type { Clock } from '../util/clock.ts';
-import { SweepError, toSweepError } from '../util/errors.ts';
-import type { Logger } from '../util/log.ts';
+import type { CallSnapshot } from '../../core/session/events.ts';
+import type { Clock } from '../../core/clock.ts';
+import { SweepError, toSweepError } from '../../core/errors.ts';
+import type { Logger } from '../../platform/log.ts';
 
 export interface DoorRequest {
   sessionId: string;

@@ -1,9 +1,9 @@
 import type { ButtonBinding, PanelConfig } from '../../firmware-config/panel-config.ts';
 import type { ButtonEvent, LedPattern, Panel, PanelState } from '../../drivers/buttons/panel.ts';
 import type { Endpoint } from '../endpoint.ts';
-import { systemClock, type Clock, type TimerHandle } from '../util/clock.ts';
-import { SweepError, toSweepError } from '../util/errors.ts';
-import { NS, type Logger } from '../util/log.ts';
+import { systemClock, type Clock, type TimerHandle } from '../../core/clock.ts';
+import { SweepError, toSweepError } from '../../core/errors.ts';
+import { NS, type Logger } from '../../platform/log.ts';
 import { createPanel } from './create-panel.ts';
 import { DoorRelay } from './door.ts';
 import { callLed, muteLed } from './leds.ts';
@@ -91,6 +91,9 @@ class Controller implements PanelController {
     panel.onState((s) => this.#onPanelState(s));
     const bus = endpoint.bus;
     bus.on(this, 'call.state', () => this.#syncLeds());
+    // S10 'ask': a call sent here rings like an incoming call until it is taken or withdrawn.
+    bus.on(this, 'sweep.invited', () => this.#syncLeds());
+    bus.on(this, 'sweep.inviteEnded', () => this.#syncLeds());
     bus.on(this, 'sweep.step', (e) => {
       if (e.role === 'farEnd') return;
       this.#sweeps.add(e.sweepId);
@@ -182,10 +185,12 @@ class Controller implements PanelController {
     const call = calls.snapshot();
     switch (b.action) {
       case 'answer':
-        await calls.answer();
+        if (this.#invited()) await calls.acceptInvite();
+        else await calls.answer();
         return;
       case 'hangup':
         if (call?.state === 'ringing' && call.direction === 'in') await calls.reject('rejected at the panel');
+        else if (this.#invited()) calls.declineInvite();
         else await calls.hangup('hung up at the panel');
         return;
       case 'mute':
@@ -206,6 +211,11 @@ class Controller implements PanelController {
   /** Push the active call to the preferred sibling; with no call here, take a sibling's call back. */
   async #sweep(): Promise<void> {
     const calls = this.endpoint.calls;
+    if (this.#invited()) {
+      // The call a sibling sends here rings: the sweep key takes it, as the answer key does (S10).
+      await calls.acceptInvite();
+      return;
+    }
     const call = calls.snapshot();
     if (call?.state === 'active') {
       const preferred = (this.config.pushTo ?? []).find((id) => this.endpoint.links.current(id)?.peer?.account === this.endpoint.account);
@@ -225,6 +235,12 @@ class Controller implements PanelController {
     if (!call || call.state === 'ended') throw new SweepError('BAD_STATE', 'door button: there is no call, so no door to open');
     const link = await this.endpoint.links.get(call.peer.endpointId);
     await link.rpc.request('door.open', { sessionId: call.sessionId });
+  }
+
+  /** A sibling's pushed call rings here, waiting for the user (S10 'ask'). */
+  #invited(): boolean {
+    const call = this.endpoint.calls.snapshot();
+    return (!call || call.state === 'ended') && this.endpoint.calls.pendingInvitesSnapshot().length > 0;
   }
 
   #flashError(): void {
@@ -249,7 +265,7 @@ class Controller implements PanelController {
     if (this.#closed) return;
     const call = this.endpoint.calls.snapshot();
     const wanted: Array<[string, LedPattern]> = [
-      [this.config.leds.call, callLed({ call, sweeping: this.#sweeps.size > 0, error: this.#errorTimer !== undefined })],
+      [this.config.leds.call, callLed({ call, sweeping: this.#sweeps.size > 0, error: this.#errorTimer !== undefined, invited: this.#invited() })],
     ];
     if (this.config.leds.mute) wanted.push([this.config.leds.mute, muteLed(call)]);
     for (const [led, pattern] of wanted) {

@@ -1,8 +1,8 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
-import { GrantPayload } from '../protocol/peer.ts';
-import type { CertificatePayload } from '../identity/certificate.ts';
-import { publicKeyFromRaw, signToken, verifyToken } from '../identity/token.ts';
-import { SweepError } from '../util/errors.ts';
+import { GrantPayload } from '../../core/protocol/peer.ts';
+import type { CertificatePayload } from '../../platform/certificate.ts';
+import { publicKeyFromRaw, signToken, verifyToken } from '../../platform/token.ts';
+import { SweepError } from '../../core/errors.ts';
 
 /** S4: the holder's grant handing `sessionId` at `epoch` to `to`, valid for `ttlMs`. */
 export function issueGrant(

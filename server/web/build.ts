@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * Bundles the smartphone client (server/web/src) for browsers into server/web/dist, which the
- * access server serves. The shared catalogue (runtime/protocol) is bundled in; `platform:
+ * access server serves. The shared catalogue (core/protocol) is bundled in; `platform:
  * 'browser'` makes any Node import in it a build error.
  */
 export async function buildWeb(opts: { minify?: boolean } = {}): Promise<string> {

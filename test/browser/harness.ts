@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { World, LAB_CAST } from '../../runtime/lab/world.ts';
-import { waitUntil } from '../../runtime/lab/story.ts';
-import { createLogger } from '../../runtime/util/log.ts';
+import { World, LAB_CAST } from '../../lab/world.ts';
+import { waitUntil } from '../../lab/story.ts';
+import { createLogger } from '../../platform/log.ts';
 import { buildWeb } from '../../server/web/build.ts';
 
 /** FINDINGS.md: the headless Chromium flags that work here (plus loopback candidates). */
@@ -31,7 +31,7 @@ export function runIsolated(script: string, args: string[], opts: { timeoutMs: n
   const node = process.execPath;
   const cmd = `ip link set lo up && exec "${node}" --import tsx "${script}" ${args.map((a) => `'${a}'`).join(' ')}`;
   return new Promise((resolve, reject) => {
-    const child = spawn('unshare', ['-n', 'sh', '-c', cmd], { cwd: fileURLToPath(new URL('../../', import.meta.url)), stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('unshare', ['-n', 'sh', '-c', cmd], { cwd: fileURLToPath(new URL('../..', import.meta.url)), stdio: ['ignore', 'pipe', 'inherit'] });
     let last: Record<string, unknown> | undefined;
     let buf = '';
     child.stdout.on('data', (d: Buffer) => {

@@ -50,6 +50,25 @@ void t.test('browser phone in real Chromium inside unshare -n', async (t) => {
     t.match(c.doorStatus, { error: { code: /^(NOT_FOUND|UNKNOWN_TYPE)$/ }, text: /door did not open/ }, 'door.open reaches the intercom, which has no relay here, and the page says so');
   });
 
+  await t.test('reloading the page mid-call takes the call back: the door hears the phone again within 3 s (issue 12 item 9, L7)', async (t) => {
+    const c = r.reload ?? {};
+    t.ok(c.ok, errorOf(c));
+    t.equal(c.phoneState, 'active', 'the reloaded page holds the call');
+    t.match(String(c.status), /Call resumed/);
+    t.equal(c.intercomState, 'active', 'the visitor was never dropped');
+    t.equal(c.epoch, 1, 'same epoch: the call did not move, it was reclaimed');
+    t.ok(typeof c.audioBackMs === 'number' && c.audioBackMs <= 3000, `audio back at the intercom ${String(c.audioBackMs)} ms after the reload began (goal ≤ 3000)`);
+  });
+
+  await t.test('the handset crashes mid-call: the page takes the call over without a grant (issue 12 item 3, S9)', async (t) => {
+    const c = r.takeover ?? {};
+    t.ok(c.ok, errorOf(c));
+    t.equal(c.phoneState, 'active', 'the page holds the call');
+    t.equal(c.intercomState, 'active', 'the visitor was never dropped');
+    t.equal(c.intercomPeer, r.pull?.phoneId, 'the intercom talks to the page');
+    t.ok(typeof c.audioBackMs === 'number' && c.audioBackMs <= 5000, `the intercom hears the page ${String(c.audioBackMs)} ms after the handset crashed`);
+  });
+
   await t.test('sweep back from the browser moves the call to the handset with a WebCrypto grant (S4, S10)', async (t) => {
     const c = r.sweepBack ?? {};
     t.ok(c.ok, errorOf(c));

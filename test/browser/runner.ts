@@ -7,7 +7,7 @@
 import { mkdir } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { Page } from 'playwright-core';
-import { intercomCallsHandset, waitForEvent, waitUntil } from '../../runtime/lab/story.ts';
+import { intercomCallsHandset, waitForEvent, waitUntil } from '../../lab/story.ts';
 import { denyMicrophone, linked, loggedIn, pageHearing, pageState, startBrowserWorld, waitPage, type BrowserWorld } from './harness.ts';
 
 const ARTIFACTS = 'test-artifacts';
@@ -103,6 +103,28 @@ async function cases(bw: BrowserWorld): Promise<Result> {
       ...beeps(intercom.sink.framesSince(since)),
       pullMs: lastPull ? lastPull.firstAudioAt - lastPull.startedAt : null,
       doorStatus: door.status,
+    };
+  });
+
+  // (1b) The phone reloads the page mid-call (phones do): it comes back with the same identity and
+  // takes its call back from the intercom within the C5 grace (L7). Issue 12 item 9.
+  await step(out, 'reload', async () => {
+    const reloadAt = performance.now();
+    await page.reload();
+    await loggedIn(page);
+    const s = await waitPage(page, (s) => s.call?.state === 'active', 8000, 'the reloaded page holds its call again');
+    // Chromium's fake microphone beeps every 500 ms: the first beep the intercom plays after the
+    // reload (past the old page's last buffered frames) is the audio coming back.
+    const beep = () => intercom.sink.framesSince(reloadAt + 200).find((f) => f.rmsDbfs > -15);
+    await waitUntil(() => beep() !== undefined, 8000, 'the intercom hears the browser again');
+    await shot(page, '3b-resumed-after-reload');
+    return {
+      audioBackMs: Math.round(beep()!.mono - reloadAt),
+      phoneState: s.call?.state,
+      status: s.status.text,
+      intercomState: intercom.endpoint.calls.snapshot()?.state,
+      intercomPeer: intercom.endpoint.calls.snapshot()?.peer.endpointId,
+      epoch: intercom.endpoint.calls.snapshot()?.epoch,
     };
   });
 
@@ -204,6 +226,26 @@ async function cases(bw: BrowserWorld): Promise<Result> {
       pageHearsHz: pageHz,
       ...beeps(intercom.sink.framesSince(since)),
       intercomAfterHangup: intercom.endpoint.calls.snapshot()?.state,
+    };
+  });
+  // (5) The handset crashes mid-call: the page takes the call over without a grant (S9, L5, C5).
+  await step(out, 'takeover', async () => {
+    await intercomCallsHandset(world);
+    await linked(world, 'intercom', phoneId);
+    await waitPage(page, (s) => s.siblingCalls.length > 0, 5000, 'the page knows the handset call');
+    const crashedAt = performance.now();
+    await handset.endpoint.crash();
+    await page.getByTestId('take-handset').click();
+    const s = await waitPage(page, (s) => s.call?.state === 'active', 10_000, 'the page took over the dead handset\'s call');
+    const beep = () => intercom.sink.framesSince(crashedAt + 200).find((f) => f.rmsDbfs > -15);
+    await waitUntil(() => beep() !== undefined, 8000, 'the intercom hears the browser');
+    await shot(page, '8-taken-over-from-crashed-handset');
+    return {
+      phoneState: s.call?.state,
+      status: s.status.text,
+      intercomPeer: intercom.endpoint.calls.snapshot()?.peer.endpointId,
+      intercomState: intercom.endpoint.calls.snapshot()?.state,
+      audioBackMs: Math.round(beep()!.mono - crashedAt),
     };
   });
   return out;

@@ -2,10 +2,10 @@ import t, { type Test } from 'tap';
 import { PanelEmulator } from '../../drivers/buttons/panel-emulator.ts';
 import { SerialPanel } from '../../drivers/buttons/serial-panel.ts';
 import type { LedPattern } from '../../drivers/buttons/line-protocol.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { silentLogger } from '../../platform/log.ts';
 import { SocatPair } from '../helpers/socat.ts';
 import { sleep } from '../helpers/world.ts';
-import { waitUntil } from '../../runtime/lab/story.ts';
+import { waitUntil } from '../../lab/story.ts';
 import { panelContract } from './panel.contract.ts';
 
 // The real driver on a real (pseudo) serial port: socat links A (the Pi) and B (the panel, emulated).

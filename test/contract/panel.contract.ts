@@ -1,7 +1,7 @@
 import type { Test } from 'tap';
 import type { ButtonEvent, LedPattern, Panel } from '../../drivers/buttons/panel.ts';
 import type { ButtonAction } from '../../drivers/buttons/line-protocol.ts';
-import { waitUntil } from '../../runtime/lab/story.ts';
+import { waitUntil } from '../../lab/story.ts';
 
 /** A panel driver plus a hand on the panel's side of the wire. */
 export interface PanelRig {

@@ -3,14 +3,14 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { issueCertificate } from '../../runtime/identity/certificate.ts';
+import { issueCertificate } from '../../platform/certificate.ts';
 import { loadOrCreateKeys, type EndpointKeys } from '../../runtime/identity/keys.ts';
 import { Link } from '../../runtime/p2p/link.ts';
 import { loopbackRelay } from '../../runtime/p2p/loopback-pair.ts';
 import { createPeerTransport } from '../../runtime/p2p/peer-transport.ts';
-import { systemClock } from '../../runtime/util/clock.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
-import { SweepError } from '../../runtime/util/errors.ts';
+import { systemClock } from '../../core/clock.ts';
+import { silentLogger } from '../../platform/log.ts';
+import { SweepError } from '../../core/errors.ts';
 
 const server = generateKeyPairSync('ed25519');
 
@@ -49,7 +49,7 @@ function linkPair(t: Test, certA: string, certB: string) {
   const ta = mk('offerer', keys.a, relay.sendFromA);
   const tb = mk('answerer', keys.b, relay.sendFromB);
   relay.bind(ta, tb);
-  const common = { serverPublicKey: server.publicKey, clock: systemClock, log, helloTimeoutMs: 3000 };
+  const common = { serverPublicKey: server.publicKey, clock: systemClock, log, helloTimeoutMs: 3000, instance: 'test-instance' };
   const a = new Link({ ...common, transport: ta, expectedPeer: 'b', certificate: () => certA });
   const b = new Link({ ...common, transport: tb, expectedPeer: 'a', certificate: () => certB });
   t.teardown(() => {
@@ -57,6 +57,17 @@ function linkPair(t: Test, certA: string, certB: string) {
     b.close();
   });
   return { a, b };
+}
+
+/** A raw transport pair a–b on loopback: the test plays a peer that speaks (or not) on `ta` by hand. */
+function rawTransports(linkId: string, log: ReturnType<typeof silentLogger>) {
+  const relay = loopbackRelay();
+  const mk = (role: 'offerer' | 'answerer', k: EndpointKeys, sendSignal: typeof relay.sendFromA) =>
+    createPeerTransport({ linkId, role, bindAddress: '127.0.0.1', dtlsCertFile: k.dtlsCertFile, dtlsKeyFile: k.dtlsKeyFile, sendSignal }, log);
+  const ta = mk('offerer', keys.a, relay.sendFromA);
+  const tb = mk('answerer', keys.b, relay.sendFromB);
+  relay.bind(ta, tb);
+  return { ta, tb };
 }
 
 async function outcome(p: Promise<unknown>): Promise<string> {
@@ -110,12 +121,9 @@ void t.test('Link with a tampered certificate payload is refused (P3)', async (t
 });
 
 void t.test('Link request before hello is refused UNAUTHORIZED (P2)', async (t) => {
-  const relay = loopbackRelay();
   const log = silentLogger();
-  const ta = createPeerTransport({ linkId: 'l2', role: 'offerer', bindAddress: '127.0.0.1', dtlsCertFile: keys.a.dtlsCertFile, dtlsKeyFile: keys.a.dtlsKeyFile, sendSignal: relay.sendFromA }, log);
-  const tb = createPeerTransport({ linkId: 'l2', role: 'answerer', bindAddress: '127.0.0.1', dtlsCertFile: keys.b.dtlsCertFile, dtlsKeyFile: keys.b.dtlsKeyFile, sendSignal: relay.sendFromB }, log);
-  relay.bind(ta, tb);
-  const b = new Link({ transport: tb, expectedPeer: 'a', certificate: () => cert('b', keys.b), serverPublicKey: server.publicKey, clock: systemClock, log, helloTimeoutMs: 3000 });
+  const { ta, tb } = rawTransports('l2', log);
+  const b = new Link({ transport: tb, expectedPeer: 'a', certificate: () => cert('b', keys.b), serverPublicKey: server.publicKey, clock: systemClock, log, helloTimeoutMs: 3000, instance: 'test-instance' });
   t.teardown(() => {
     b.close();
     ta.close();
@@ -141,11 +149,28 @@ void t.test('Link receiving garbage, oversized and unknown messages stays up and
   a.transport.sendText('x'.repeat(17 * 1024));
   a.transport.sendText(JSON.stringify({ kind: 'note', type: 'no.such', body: {} }));
   a.transport.sendText(JSON.stringify({ kind: 'note', type: 'presence.call', body: { call: { sessionId: 5 } } }));
-  const unknown = (await a.rpc.request('no.such' as 'hello', { v: 1, certificate: 'x' }).catch((e: unknown) => e)) as SweepError;
+  const unknown = (await a.rpc.request('no.such' as 'hello', { v: 1, certificate: 'x', instance: 'i' }).catch((e: unknown) => e)) as SweepError;
   t.equal(unknown.code, 'UNKNOWN_TYPE');
   const bad = (await a.rpc.request('sweep.update', { sweepId: 'ok', sessionId: 'ok', epoch: 0, grant: null }).catch((e: unknown) => e)) as SweepError;
   t.equal(bad.code, 'INVALID_MESSAGE');
   t.match(bad.message, /epoch/, 'the error names the field');
   t.ok(b.malformedCount >= 4, `${b.malformedCount} malformed messages counted`);
   t.notOk(b.isClosed, 'the link is still up');
+});
+
+void t.test('Link whose peer never says hello is closed 5 s after ctl opened, not 8 s (issue 12 item 10, P2)', async (t) => {
+  const log = silentLogger();
+  const { ta, tb } = rawTransports('l3', log);
+  // Defaults only: the deadline is P2's, not a test knob.
+  const b = new Link({ transport: tb, expectedPeer: 'a', certificate: () => cert('b', keys.b), serverPublicKey: server.publicKey, clock: systemClock, log, instance: 'test-instance' });
+  t.teardown(() => {
+    b.close();
+    ta.close();
+  });
+  await tb.opened;
+  const openedAt = Date.now();
+  const reason = await new Promise<string>((resolve) => b.onClosed(resolve));
+  const ms = Date.now() - openedAt;
+  t.match(reason, /no verified hello/);
+  t.ok(ms >= 4800 && ms <= 6000, `closed ${ms} ms after ctl opened (P2: 5000)`);
 });

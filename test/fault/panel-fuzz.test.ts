@@ -3,8 +3,8 @@ import { formatPanel, LineDecoder, toPanelMessage } from '../../drivers/buttons/
 import { PanelEmulator } from '../../drivers/buttons/panel-emulator.ts';
 import type { ButtonEvent } from '../../drivers/buttons/panel.ts';
 import { SerialPanel } from '../../drivers/buttons/serial-panel.ts';
-import { waitUntil } from '../../runtime/lab/story.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { waitUntil } from '../../lab/story.ts';
+import { silentLogger } from '../../platform/log.ts';
 import { panelRigs } from '../helpers/panels.ts';
 import { SocatPair } from '../helpers/socat.ts';
 import { inCall, labWorld, sleep, states } from '../helpers/world.ts';

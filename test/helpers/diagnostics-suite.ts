@@ -6,9 +6,9 @@ import { signCommand } from '../../runtime/diagnostics/auth.ts';
 import type { BrokerSettings } from '../../runtime/diagnostics/connection.ts';
 import { startDiagnostics, type Diagnostics, type DiagnosticsDeps } from '../../runtime/diagnostics/diagnostics.ts';
 import { OperatorClient, type OperatorKey } from '../../runtime/diagnostics/operator.ts';
-import { rawPublicKey } from '../../runtime/identity/token.ts';
+import { rawPublicKey } from '../../platform/token.ts';
 import { LevelControl, LogRing } from '../../runtime/util/log-ring.ts';
-import { createLogger } from '../../runtime/util/log.ts';
+import { createLogger } from '../../platform/log.ts';
 import type { ObservedEndpoint } from '../../runtime/diagnostics/observed.ts';
 import { FakeEndpoint } from './fake-endpoint.ts';
 

@@ -1,5 +1,5 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { rawPublicKey } from '../../runtime/identity/token.ts';
+import { rawPublicKey } from '../../platform/token.ts';
 
 /** A fresh Ed25519 public key and a syntactically valid DTLS fingerprint, without openssl. */
 export function fakeEndpointKeys(): { signingKeyRaw: string; dtlsFingerprint: string } {

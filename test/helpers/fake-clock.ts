@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle } from '../../runtime/util/clock.ts';
+import type { Clock, TimerHandle } from '../../core/clock.ts';
 
 /** A Clock driven by the test: `advance(ms)` runs due timers in order. */
 export class FakeClock implements Clock {
@@ -44,5 +44,17 @@ export class FakeClock implements Clock {
     }
     this.t += end - this.m;
     this.m = end;
+  }
+
+  /** An event-loop stall: `ms` pass with no timer running, then each due timer fires once, late. */
+  jump(ms: number): void {
+    this.t += ms;
+    this.m += ms;
+    for (const [id, timer] of [...this.timers].sort((a, b) => a[1].at - b[1].at)) {
+      if (timer.at > this.m || !this.timers.has(id)) continue;
+      if (timer.every) timer.at = this.m + timer.every;
+      else this.timers.delete(id);
+      timer.fn();
+    }
   }
 }

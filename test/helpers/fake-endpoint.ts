@@ -1,8 +1,8 @@
 import { EndpointConfig } from '../../firmware-config/endpoint-config.ts';
 import type { ObservedEndpoint } from '../../runtime/diagnostics/observed.ts';
 import type { MediaStats } from '../../runtime/media/media-engine.ts';
-import type { CallSnapshot, EndpointEvents } from '../../runtime/session/events.ts';
-import { EventBus } from '../../runtime/util/bus.ts';
+import type { CallSnapshot, EndpointEvents } from '../../core/session/events.ts';
+import { EventBus } from '../../core/bus.ts';
 
 /** A stand-in endpoint for diagnostics tests: a real bus, a call and stats the test sets. */
 export class FakeEndpoint implements ObservedEndpoint {

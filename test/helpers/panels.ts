@@ -2,9 +2,9 @@ import type { Test } from 'tap';
 import { PanelEmulator } from '../../drivers/buttons/panel-emulator.ts';
 import { SimulatedPanel } from '../../drivers/buttons/simulated-panel.ts';
 import { PanelConfig, type PanelConfigInput } from '../../firmware-config/panel-config.ts';
-import type { World } from '../../runtime/lab/world.ts';
+import type { World } from '../../lab/world.ts';
 import { startPanel, type PanelActionEvent, type PanelController } from '../../runtime/panel/panel-controller.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { silentLogger } from '../../platform/log.ts';
 import { SocatPair } from './socat.ts';
 
 export interface PanelRigs {

@@ -1,7 +1,7 @@
 import type { Test } from 'tap';
-import { World, LAB_CAST, type WorldEndpointSpec, type WorldOptions } from '../../runtime/lab/world.ts';
-import { waitForWarmLinks, intercomCallsHandset, waitUntil } from '../../runtime/lab/story.ts';
-import { createLogger } from '../../runtime/util/log.ts';
+import { World, LAB_CAST, type WorldEndpointSpec, type WorldOptions } from '../../lab/world.ts';
+import { waitForWarmLinks, intercomCallsHandset, waitUntil } from '../../lab/story.ts';
+import { createLogger } from '../../platform/log.ts';
 
 /** The lab cast (plus extras) in one process; closed when the test ends. */
 export async function labWorld(

@@ -2,9 +2,9 @@ import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ChildEndpoint } from '../../runtime/lab/child-endpoint.ts';
-import { LAB_CAST, World } from '../../runtime/lab/world.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { ChildEndpoint } from '../../lab/child-endpoint.ts';
+import { LAB_CAST, World } from '../../lab/world.ts';
+import { silentLogger } from '../../platform/log.ts';
 import { operatorKey, startOperator } from '../helpers/diagnostics-suite.ts';
 import { startAedes } from '../helpers/mqtt-brokers.ts';
 

@@ -1,70 +1,11 @@
 import t from 'tap';
-import { spawn, execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
-import { ChildEndpoint } from '../../runtime/lab/child-endpoint.ts';
-
-const CLI = fileURLToPath(new URL('../../runtime/cli.ts', import.meta.url));
-
-function sweepCli(args: string[], stdin?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, ['--import', 'tsx', CLI, ...args], (err, stdout, stderr) => {
-      if (err) reject(new Error(`sweep ${args.join(' ')}: ${stderr || err.message}`));
-      else resolve(stdout);
-    });
-    child.stdin?.end(stdin ?? '');
-  });
-}
-
-type Line = Record<string, unknown>;
-const isEvent = (type: string, f: (l: Line) => boolean = () => true) => (l: Line) => l.event === type && f(l);
-const callState = (l: Line) => (l.call as { state: string; peer: { endpointId: string } } | undefined);
+import { callOf as callState, isEvent, ProcessWorld } from '../../lab/process-world.ts';
 
 void t.test('access server and three endpoint processes run a push and a pull sweep', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'sweep-mp-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const data = join(dir, 'server');
-  const passwords = { alice: randomBytes(18).toString('base64url'), door: randomBytes(18).toString('base64url') };
-  await sweepCli(['server', 'account', 'add', 'alice', '--display', 'Alice', '--password-stdin', '--data', data], passwords.alice);
-  await sweepCli(['server', 'account', 'add', 'door', '--display', 'Front door', '--password-stdin', '--data', data], passwords.door);
-  await sweepCli(['server', 'buddy', 'add', 'alice', 'door', '--data', data]);
-
-  const server = spawn(process.execPath, ['--import', 'tsx', CLI, 'server', 'serve', '--data', data, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const serverExited = new Promise((r) => server.once('exit', r));
-  t.teardown(async () => {
-    server.kill('SIGTERM');
-    await serverExited;
-  });
-  const { url, publicKey } = await new Promise<{ url: string; publicKey: string }>((resolve, reject) => {
-    let url = '';
-    const timer = setTimeout(() => reject(new Error('server did not print its url')), 20_000);
-    createInterface({ input: server.stdout }).on('line', (line) => {
-      const u = /listening on (\S+)/.exec(line);
-      if (u) url = u[1]!;
-      const k = /public key: (\S+)/.exec(line);
-      if (k && url) {
-        clearTimeout(timer);
-        resolve({ url, publicKey: k[1]! });
-      }
-    });
-  });
-
+  const world = await ProcessWorld.start(['alice', 'door'], [['alice', 'door']]);
+  t.teardown(() => world.close());
   const endpoint = (id: string, kind: 'intercom' | 'deskphone' | 'phone', account: 'alice' | 'door', frequencyHz: number, invites: 'auto' | 'ask') =>
-    ChildEndpoint.start(
-      {
-        endpoint: { id, kind, label: id },
-        access: { url, serverPublicKey: publicKey, username: account, password: passwords[account] },
-        stateDir: join(dir, id),
-        sweep: { timeoutMs: 3000, invites, pushTo: [] },
-        audio: { source: { driver: 'simulated', frequencyHz }, sink: { driver: 'simulated' } },
-        log: { level: 'warn' },
-      },
-      join(dir, `${id}.json`),
-    );
+    world.endpoint({ id, kind, account, frequencyHz, invites });
   const [intercom, handset, phone] = await Promise.all([
     endpoint('intercom', 'intercom', 'door', 330, 'ask'),
     endpoint('handset', 'deskphone', 'alice', 550, 'ask'),

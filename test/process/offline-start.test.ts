@@ -7,8 +7,8 @@ import { AccessServer } from '../../server/access-server.ts';
 import { AccountStore } from '../../server/store.ts';
 import { hashPassword } from '../../server/passwords.ts';
 import { loadOrCreateServerKey } from '../../server/server-key.ts';
-import { ChildEndpoint } from '../../runtime/lab/child-endpoint.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { ChildEndpoint } from '../../lab/child-endpoint.ts';
+import { silentLogger } from '../../platform/log.ts';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AccessServer } from '../../server/access-server.ts';
 import { hashPassword } from '../../server/passwords.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { silentLogger } from '../../platform/log.ts';
 import { FakeNotifySocket } from '../helpers/notify-socket.ts';
 
 const CLI = fileURLToPath(new URL('../../runtime/cli.ts', import.meta.url));

@@ -6,11 +6,11 @@ import { WebSocket } from 'ws';
 import { AccessServer, type AccessServerOptions } from '../../server/access-server.ts';
 import { hashPassword } from '../../server/passwords.ts';
 import { AccessClient, type AccessClientOptions } from '../../runtime/access/access-client.ts';
-import { verifyCertificate } from '../../runtime/identity/certificate.ts';
-import { publicKeyFromRaw } from '../../runtime/identity/token.ts';
-import type { EndpointInfo } from '../../runtime/protocol/common.ts';
-import type { SignalIn } from '../../runtime/protocol/access.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { verifyCertificate } from '../../platform/certificate.ts';
+import { publicKeyFromRaw } from '../../platform/token.ts';
+import type { EndpointInfo } from '../../core/protocol/common.ts';
+import type { SignalIn } from '../../core/protocol/access.ts';
+import { silentLogger } from '../../platform/log.ts';
 import { fakeEndpointKeys } from '../helpers/endpoint-keys.ts';
 
 const log = silentLogger();
@@ -222,7 +222,7 @@ void t.test('malformed messages get errors naming the problem and the server sta
   await online(t, server, 'alice', 'a1');
 });
 
-void t.test('login with the same endpoint id kicks the older connection; another account using it is FORBIDDEN', async (t) => {
+void t.test('login with the same endpoint id kicks the older connection; another account using it is FORBIDDEN (A10)', async (t) => {
   const server = await startServer(t);
   const b1 = await online(t, server, 'bob', 'b1');
   const bobSeen = collect<EndpointInfo>(b1.onPresence.bind(b1));
@@ -240,7 +240,7 @@ void t.test('login with the same endpoint id kicks the older connection; another
   t.equal(fresh.state, 'online');
   await fresh.signal('b1', { kind: 'connect', linkId: 'y' });
   t.notOk(bobSeen.some((e) => !e.online), 'the buddy never saw a1 go offline');
-  await t.rejects(makeClient(t, server, 'carol', 'a1').start(), { code: 'FORBIDDEN', message: /"a1" is in use by another account/ });
+  await t.rejects(makeClient(t, server, 'carol', 'a1').start(), { code: 'FORBIDDEN', message: /endpointId: "a1" belongs to another account/ });
 });
 
 void t.test('client after the server restarts on the same port and data dir reconnects and logs in again', async (t) => {

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { AccessServer } from '../../server/access-server.ts';
 import { hashPassword } from '../../server/passwords.ts';
-import { LoginResult, SessionToken } from '../../runtime/protocol/access.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { LoginResult, SessionToken } from '../../core/protocol/access.ts';
+import { silentLogger } from '../../platform/log.ts';
 import { fakeEndpointKeys } from '../helpers/endpoint-keys.ts';
 
 const log = silentLogger();

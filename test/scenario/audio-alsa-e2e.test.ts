@@ -2,8 +2,8 @@ import t, { type Test } from 'tap';
 import { AlsaSink } from '../../drivers/audio/alsa-sink.ts';
 import { AlsaSource } from '../../drivers/audio/alsa-source.ts';
 import { SimulatedAnalysingSink, SimulatedToneSource } from '../../drivers/audio/simulated.ts';
-import { analyseTone, startAudioCall } from '../../runtime/lab/audio-call.ts';
-import { createLogger } from '../../runtime/util/log.ts';
+import { analyseTone, startAudioCall } from '../../lab/audio-call.ts';
+import { createLogger } from '../../platform/log.ts';
 import { createAlsaFixture, hasAlsaCapture, hasAlsaTools, readRaw, tone } from '../helpers/alsa.ts';
 
 /**

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { labWorld, states } from '../helpers/world.ts';
-import { waitForEvent, waitUntil } from '../../runtime/lab/story.ts';
-import { SweepError } from '../../runtime/util/errors.ts';
+import { waitForEvent, waitUntil } from '../../lab/story.ts';
+import { SweepError } from '../../core/errors.ts';
 
 void t.test('placeCall nobody answers ends on both sides after the ring timeout (C1)', async (t) => {
   const world = await labWorld(t, { ringTimeoutMs: 1000 });

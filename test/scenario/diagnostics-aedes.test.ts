@@ -4,9 +4,9 @@ import { FakeEndpoint } from '../helpers/fake-endpoint.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { freePort, startAedes, type AedesBroker } from '../helpers/mqtt-brokers.ts';
 import { inCall, labWorld } from '../helpers/world.ts';
-import { waitUntil } from '../../runtime/lab/story.ts';
-import { startLabDiagnostics } from '../../runtime/diagnostics/lab-broker.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { waitUntil } from '../../lab/story.ts';
+import { startLabDiagnostics } from '../../lab/lab-broker.ts';
+import { silentLogger } from '../../platform/log.ts';
 
 async function aedes(t: Test): Promise<SuiteBroker> {
   const b = await startAedes(t);

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { labWorld, inCall, sleep } from '../helpers/world.ts';
-import { waitUntil } from '../../runtime/lab/story.ts';
-import type { World } from '../../runtime/lab/world.ts';
+import { waitUntil } from '../../lab/story.ts';
+import type { World } from '../../lab/world.ts';
 
 const peers = (world: World, id: string) => world.get(id).endpoint.links.links().map((l) => l.peerId).sort();
 

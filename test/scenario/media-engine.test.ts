@@ -10,7 +10,7 @@ import { OpusEncoder } from '../../runtime/media/opus.ts';
 import { connectPair, loopbackRelay } from '../../runtime/p2p/loopback-pair.ts';
 import { createPeerTransport } from '../../runtime/p2p/peer-transport.ts';
 import type { PeerTransport } from '../../runtime/p2p/transport.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { silentLogger } from '../../platform/log.ts';
 import { watchLoopStalls } from '../../runtime/util/loop-stalls.ts';
 
 const log = silentLogger();

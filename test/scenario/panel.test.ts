@@ -1,6 +1,6 @@
 import t from 'tap';
-import { waitForEvent, waitUntil } from '../../runtime/lab/story.ts';
-import type { SweepError } from '../../runtime/util/errors.ts';
+import { waitForEvent, waitUntil } from '../../lab/story.ts';
+import type { SweepError } from '../../core/errors.ts';
 import { inCall, labWorld, sleep, states } from '../helpers/world.ts';
 import { panelRigs } from '../helpers/panels.ts';
 
@@ -108,4 +108,21 @@ void t.test('intercom call button rings the handset; mute and hang up at the han
   await waitUntil(() => world.get('intercom').endpoint.calls.snapshot()?.state === 'ended', 3000, 'intercom leg ended');
   await rig.wire.waitFor(() => rig.wire.leds.get('call') === 'off' && rig.wire.leds.get('mute') === 'off', 2000, 'LEDs off');
   t.same(rig.handsetActions.map((a) => `${a.action}:${a.ok}`), ['answer:true', 'mute:true', 'hangup:true']);
+});
+
+void t.test('call sent from the phone to the handset rings on its call LED and the answer key takes it (issue 12 item 8, S10)', async (t) => {
+  const world = await labWorld(t);
+  const rig = await panelRigs(t, world);
+  await inCall(world);
+  await world.get('phone').endpoint.calls.pull({ from: 'handset' });
+  await waitUntil(() => world.get('handset').endpoint.calls.siblingCallsSnapshot().length > 0, 3000, 'handset knows the phone call');
+  await rig.wire.waitFor(() => rig.wire.leds.get('call') === 'off', 2000, 'call LED off');
+  const push = world.get('phone').endpoint.calls.push({ to: 'handset' });
+  await rig.wire.waitFor(() => rig.wire.leds.get('call') === 'ringing', 3000, 'the call LED rings for the call sent here');
+  await rig.wire.press('answer');
+  await push;
+  await waitUntil(() => world.get('phone').endpoint.calls.snapshot()?.state === 'ended', 3000, 'phone leg ended');
+  t.same(states(world, ALL), { intercom: 'active@handset', handset: 'active@intercom', phone: 'ended@intercom' });
+  await rig.wire.waitFor(() => rig.wire.leds.get('call') === 'incall', 2000, 'call LED in call');
+  t.same(rig.handsetActions.map((a) => `${a.action}:${a.ok}`), ['answer:true']);
 });

@@ -9,8 +9,8 @@ import { OpusDecoder, OpusEncoder } from '../../runtime/media/opus.ts';
 import { connectPair, loopbackRelay } from '../../runtime/p2p/loopback-pair.ts';
 import { createPeerTransport } from '../../runtime/p2p/peer-transport.ts';
 import type { PeerTransport } from '../../runtime/p2p/transport.ts';
-import type { SignalPayload } from '../../runtime/protocol/access.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import type { SignalPayload } from '../../core/protocol/access.ts';
+import { silentLogger } from '../../platform/log.ts';
 
 const log = silentLogger();
 let keysA: EndpointKeys;

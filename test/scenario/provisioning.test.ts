@@ -11,7 +11,7 @@ import { AccessClient, accessOptionsFromConfig } from '../../runtime/access/acce
 import { loadOrCreateKeys } from '../../runtime/identity/keys.ts';
 import { provision } from '../../runtime/provision.ts';
 import { loadEndpointConfig } from '../../firmware-config/load.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { silentLogger } from '../../platform/log.ts';
 import { fakeEndpointKeys } from '../helpers/endpoint-keys.ts';
 
 const log = silentLogger();

@@ -2,10 +2,10 @@ import t from 'tap';
 import { performance } from 'node:perf_hooks';
 import { labWorld, inCall, sleep, states } from '../helpers/world.ts';
 import { watchLoopStalls } from '../../runtime/util/loop-stalls.ts';
-import { pullSweep, pushSweep, waitForEvent, waitUntil } from '../../runtime/lab/story.ts';
+import { pullSweep, pushSweep, waitForEvent, waitUntil } from '../../lab/story.ts';
 import { issueGrant } from '../../runtime/session/sweep-rules.ts';
-import { SweepError } from '../../runtime/util/errors.ts';
-import type { World } from '../../runtime/lab/world.ts';
+import { SweepError } from '../../core/errors.ts';
+import type { World } from '../../lab/world.ts';
 
 const ALL = ['intercom', 'handset', 'phone'];
 const TONE = { intercom: 330, handset: 550, phone: 770, tablet: 990 } as const;

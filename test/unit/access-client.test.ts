@@ -3,9 +3,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { AccessClient } from '../../runtime/access/access-client.ts';
-import { issueCertificate, type CertificatePayload } from '../../runtime/identity/certificate.ts';
-import { rawPublicKey } from '../../runtime/identity/token.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { FINAL_LOGIN_REFUSALS, isFinalLoginRefusal } from '../../core/protocol/access.ts';
+import { issueCertificate, type CertificatePayload } from '../../platform/certificate.ts';
+import { rawPublicKey } from '../../platform/token.ts';
+import { silentLogger } from '../../platform/log.ts';
 import { fakeEndpointKeys } from '../helpers/endpoint-keys.ts';
 
 /** A stand-in server that answers every login with a certificate built by `certify`. */
@@ -72,4 +73,89 @@ void t.test('start with an expired certificate rejects EXPIRED', async (t) => {
 
 void t.test('AccessClient with a malformed server key throws INVALID_CONFIG naming the option', async (t) => {
   t.throws(() => client(t, 'ws://127.0.0.1:1', 'short'), { code: 'INVALID_CONFIG', message: /serverPublicKeyRaw/ });
+});
+
+/** A stand-in server whose n-th login is answered as `script[n]` says: 'ok', 'silent' (no answer) or an error code. */
+async function scriptedServer(t: Test, script: string[]): Promise<{ url: string; keyRaw: string; logins: () => number; drop: () => void }> {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((r) => wss.once('listening', r));
+  t.teardown(() => new Promise<void>((r) => {
+    for (const c of wss.clients) c.terminate();
+    wss.close(() => r());
+  }));
+  let n = 0;
+  wss.on('connection', (ws) => {
+    ws.on('message', (data: Buffer) => {
+      const req = JSON.parse(data.toString()) as { id: string; type: string; body: Record<string, string> };
+      if (req.type !== 'login') return ws.send(JSON.stringify({ kind: 'res', id: req.id, status: 'ok', data: {} }));
+      const step = script[n++] ?? 'ok';
+      if (step === 'silent') return;
+      if (step !== 'ok') return ws.send(JSON.stringify({ kind: 'res', id: req.id, status: 'error', error: { code: step, message: `scripted ${step}` } }));
+      const b = req.body;
+      const now = Date.now();
+      const payload = { v: 1 as const, account: b.username!, endpointId: b.endpointId!, kind: 'deskphone' as const, label: '', signingKey: b.signingKey!, dtlsFingerprint: b.dtlsFingerprint!, issuedAt: now, expiresAt: now + 60_000 };
+      const profile = { account: b.username, displayName: '', endpointId: b.endpointId, siblings: [], buddies: [] };
+      ws.send(JSON.stringify({ kind: 'res', id: req.id, status: 'ok', data: { profile, certificate: issueCertificate(payload, privateKey), serverTime: now } }));
+    });
+  });
+  return {
+    url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`,
+    keyRaw: rawPublicKey(privateKey),
+    logins: () => n,
+    drop: () => {
+      for (const c of wss.clients) c.terminate();
+    },
+  };
+}
+
+function fastClient(t: Test, url: string, keyRaw: string): AccessClient {
+  const c = new AccessClient({
+    url, username: 'alice', password: 'pw', endpointId: 'a1', kind: 'deskphone', label: '',
+    ...fakeEndpointKeys(), serverPublicKeyRaw: keyRaw, log: silentLogger(), backoff: { initialMs: 5, maxMs: 20 }, requestTimeoutMs: 150,
+  });
+  t.teardown(() => c.close());
+  return c;
+}
+
+async function until(what: string, cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+void t.test('reconnect refused for a transient reason is retried with back-off until it logs in (issue 12, A10)', async (t) => {
+  const transient = ['RATE_LIMITED', 'BUSY', 'silent', 'FORBIDDEN', 'INTERNAL', 'CLOSED'];
+  const s = await scriptedServer(t, ['ok', ...transient, 'ok']);
+  const c = fastClient(t, s.url, s.keyRaw);
+  const changes: boolean[] = [];
+  c.onConnectionChange((v) => changes.push(v));
+  await c.start();
+  s.drop();
+  await until('back online', () => changes.length === 3, 5000);
+  t.same(changes, [true, false, true]);
+  t.equal(c.state, 'online');
+  t.equal(s.logins(), 2 + transient.length, 'every refusal was followed by another attempt');
+});
+
+void t.test('reconnect refused for wrong credentials is final: state refused, no more attempts (issue 12, A10)', async (t) => {
+  const s = await scriptedServer(t, ['ok', 'RATE_LIMITED', 'UNAUTHORIZED', 'ok']);
+  const c = fastClient(t, s.url, s.keyRaw);
+  const refused: string[] = [];
+  c.onRefused((e) => refused.push(`${e.code}: ${e.message}`));
+  await c.start();
+  s.drop();
+  await until('refused', () => refused.length === 1);
+  t.match(refused[0], /^UNAUTHORIZED: login: scripted UNAUTHORIZED/);
+  t.equal(c.state, 'refused');
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(s.logins(), 3, 'no attempt after the final refusal');
+});
+
+void t.test('isFinalLoginRefusal is true only for wrong credentials (issue 12, A10)', async (t) => {
+  t.same([...FINAL_LOGIN_REFUSALS], ['UNAUTHORIZED']);
+  for (const code of ['RATE_LIMITED', 'BUSY', 'OFFLINE', 'TIMEOUT', 'CLOSED', 'FORBIDDEN', 'INTERNAL', 'TOO_LARGE', 'EXPIRED']) t.notOk(isFinalLoginRefusal(code), `${code} is retried`);
+  t.ok(isFinalLoginRefusal('UNAUTHORIZED'));
 });

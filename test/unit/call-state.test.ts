@@ -1,6 +1,6 @@
 import t from 'tap';
-import { canTransition, transition } from '../../runtime/session/call-state.ts';
-import { SweepError } from '../../runtime/util/errors.ts';
+import { canTransition, transition } from '../../core/session/call-state.ts';
+import { SweepError } from '../../core/errors.ts';
 
 void t.test('transition through a call, a sweep and a rollback follows C3', async (t) => {
   let s = transition('idle', 'invite');
@@ -23,7 +23,7 @@ void t.test('transition not allowed names the state and what was allowed', async
   }
   t.ok(caught instanceof SweepError);
   t.equal((caught as SweepError).code, 'BAD_STATE');
-  t.match((caught as SweepError).message, /call is idle: answer not allowed \(allowed: invite, takeOver\)/);
+  t.match((caught as SweepError).message, /call is idle: answer not allowed \(allowed: invite, takeOver, resumed\)/);
   t.notOk(canTransition('ended', 'answer'));
   t.equal(transition('idle', 'takeOver'), 'sweeping');
   t.equal(transition('sweeping', 'abandon'), 'ended');

@@ -7,7 +7,7 @@ import { CONFIG_VERSION, EndpointConfigFile } from '../../firmware-config/endpoi
 import { endpointConfigJsonSchemaText, SCHEMA_FILE } from '../../firmware-config/json-schema.ts';
 import { ConfigError, loadConfigFile } from '../../firmware-config/load.ts';
 import { migrateConfig, MIGRATIONS, MigrationError, versionOf } from '../../firmware-config/migrations.ts';
-import { writeFileAtomic } from '../../runtime/util/atomic-write.ts';
+import { writeFileAtomic } from '../../firmware-config/atomic-write.ts';
 
 const PROFILES = ['intercom', 'deskphone'].map((p) => fileURLToPath(new URL(`../../firmware-config/profiles/${p}.json`, import.meta.url)));
 

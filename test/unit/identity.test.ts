@@ -3,9 +3,9 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { issueCertificate, verifyCertificate } from '../../runtime/identity/certificate.ts';
+import { issueCertificate, verifyCertificate } from '../../platform/certificate.ts';
 import { loadOrCreateKeys } from '../../runtime/identity/keys.ts';
-import { SweepError } from '../../runtime/util/errors.ts';
+import { SweepError } from '../../core/errors.ts';
 
 const server = generateKeyPairSync('ed25519');
 const NOW = 1_700_000_000_000;

@@ -1,10 +1,10 @@
 import t from 'tap';
 import { EndpointConfig } from '../../firmware-config/endpoint-config.ts';
 import { PanelConfig } from '../../firmware-config/panel-config.ts';
-import { describeIssues } from '../../runtime/protocol/validate.ts';
+import { describeIssues } from '../../core/protocol/validate.ts';
 import { checkDoorOpen } from '../../runtime/panel/door.ts';
 import { callLed } from '../../runtime/panel/leds.ts';
-import type { CallSnapshot } from '../../runtime/session/events.ts';
+import type { CallSnapshot } from '../../core/session/events.ts';
 
 const call = (over: Partial<CallSnapshot> = {}): CallSnapshot => ({
   sessionId: 's1',

@@ -56,3 +56,33 @@ void t.test('recordFailure beyond maxKeys forgets the least recent keys', async 
   t.doesNotThrow(() => rl.check('u1', 'a1'), 'u1 was forgotten');
   t.throws(() => rl.check('u3', 'a9'), { code: 'RATE_LIMITED' });
 });
+
+void t.test('reserve while maxFailures attempts are in flight throws RATE_LIMITED before any ends (issue 12, A11)', async (t) => {
+  const clock = new FakeClock();
+  const rl = new LoginRateLimiter({ clock, perUsername: { maxFailures: 3, windowMs: 60_000 } });
+  const inFlight = [rl.reserve('alice', 'x'), rl.reserve('alice', 'y'), rl.reserve('alice', 'z')];
+  t.throws(() => rl.reserve('alice', 'w'), { code: 'RATE_LIMITED', message: /username "alice"/ });
+  for (const r of inFlight) r.failed();
+  t.throws(() => rl.check('alice', 'w'), { code: 'RATE_LIMITED' }, 'failed attempts stay counted');
+});
+
+void t.test('reserve then succeeded takes the attempt back and clears the username count (A11)', async (t) => {
+  const clock = new FakeClock();
+  const rl = new LoginRateLimiter({ clock, perUsername: { maxFailures: 2, windowMs: 60_000 }, perAddress: { maxFailures: 2, windowMs: 60_000 } });
+  rl.reserve('alice', 'x').failed();
+  const ok = rl.reserve('alice', 'x');
+  t.throws(() => rl.check('bob', 'x'), { code: 'RATE_LIMITED', message: /address x/ }, 'in flight, it counts for the address');
+  ok.succeeded();
+  ok.failed(); // a second ending is ignored
+  t.doesNotThrow(() => rl.check('alice', 'y'));
+  t.doesNotThrow(() => rl.check('bob', 'x'), 'the address keeps only its real failure');
+});
+
+void t.test('reserve then release counts nothing (server busy, closed) (A11)', async (t) => {
+  const clock = new FakeClock();
+  const rl = new LoginRateLimiter({ clock, perUsername: { maxFailures: 1, windowMs: 60_000 } });
+  const r = rl.reserve('alice', 'x');
+  t.throws(() => rl.check('alice', 'x'), { code: 'RATE_LIMITED' });
+  r.release();
+  t.doesNotThrow(() => rl.check('alice', 'x'));
+});

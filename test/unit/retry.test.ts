@@ -1,7 +1,7 @@
 import t from 'tap';
-import { retry } from '../../runtime/util/retry.ts';
-import { SweepError } from '../../runtime/util/errors.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { retry } from '../../core/retry.ts';
+import { SweepError } from '../../core/errors.ts';
+import { silentLogger } from '../../platform/log.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 
 const flush = () => new Promise((r) => setImmediate(r));
@@ -56,4 +56,23 @@ void t.test('retry aborted while waiting rejects CLOSED and leaves no timer', as
   const err = (await p.catch((e: unknown) => e)) as SweepError;
   t.equal(err.code, 'CLOSED');
   t.equal(clock.pending(), 0);
+});
+
+void t.test('retry with a retryable predicate waits out what it allows and rejects the rest at once', async (t) => {
+  let calls = 0;
+  const clock = new FakeClock();
+  const p = retry(
+    async () => {
+      calls += 1;
+      throw new SweepError(calls < 3 ? 'BUSY' : 'UNAUTHORIZED', 'no');
+    },
+    { clock, log: silentLogger(), what: 'login', random: () => 0.5, retryable: (e) => e.code === 'BUSY' },
+  ).catch((e: unknown) => e);
+  for (let i = 0; i < 10 && calls < 3; i++) {
+    await new Promise((r) => setImmediate(r));
+    clock.advance(120_000);
+  }
+  const err = (await p) as SweepError;
+  t.equal(err.code, 'UNAUTHORIZED');
+  t.equal(calls, 3, 'BUSY twice waited out, then the final refusal');
 });

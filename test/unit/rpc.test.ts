@@ -1,8 +1,8 @@
 import t from 'tap';
 import { z } from 'zod';
-import { RpcChannel } from '../../runtime/protocol/rpc.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
-import { SweepError } from '../../runtime/util/errors.ts';
+import { RpcChannel } from '../../core/protocol/rpc.ts';
+import { silentLogger } from '../../platform/log.ts';
+import { SweepError } from '../../core/errors.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 
 const catalogue = {
@@ -124,4 +124,16 @@ void t.test('admit that throws refuses the request before the handler runs', asy
   t.notOk(ran);
   a.close();
   b.close();
+});
+
+void t.test('request named like an Object.prototype member is refused UNKNOWN_TYPE, not INTERNAL (issue 12 item 10, M2)', async (t) => {
+  const { a, b, bad } = pair();
+  b.handle('add', ({ a: x, b: y }) => ({ sum: x + y }));
+  for (const type of ['constructor', 'toString', 'valueOf']) {
+    const err = (await a.request(type as 'add', { a: 1, b: 1 }).catch((e: unknown) => e)) as SweepError;
+    t.equal(err.code, 'UNKNOWN_TYPE', `${type} is unknown`);
+  }
+  b.receive(JSON.stringify({ kind: 'note', type: 'constructor', body: {} }));
+  t.equal(bad.at(-1)?.code, 'UNKNOWN_TYPE', 'a note named constructor is unknown too');
+  t.same(await a.request('add', { a: 2, b: 2 }), { sum: 4 }, 'the channel still works');
 });

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { createSdNotifier } from '../../runtime/sd-notify.ts';
-import { createLogger, silentLogger } from '../../runtime/util/log.ts';
+import { createLogger, silentLogger } from '../../platform/log.ts';
 import { FakeNotifySocket } from '../helpers/notify-socket.ts';
 
 function has(cmd: string): boolean {

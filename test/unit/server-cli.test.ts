@@ -6,7 +6,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { serverCli, type ServerCliIo } from '../../server/cli.ts';
 import { AccountStore } from '../../server/store.ts';
 import { verifyPassword } from '../../server/passwords.ts';
-import { silentLogger } from '../../runtime/util/log.ts';
+import { silentLogger } from '../../platform/log.ts';
 
 interface Run {
   code: number;
@@ -126,6 +126,8 @@ void t.test('bad arguments exit 2 with a usage error naming the flag or argument
     [['account', 'list', '--port', '1', '--data', dir], /--port is not an option of "account list"/],
     [['serve', '--port', 'http', '--data', dir], /--port: "http" is not a port number/],
     [['serve', '--port', '70000', '--data', dir], /--port: "70000"/],
+    [['serve', '--trusted-proxy', '10.0.0.1,proxy.lan', '--data', dir], /--trusted-proxy: "proxy.lan" is not an IP address or CIDR range/],
+    [['account', 'list', '--trusted-proxy', '10.0.0.1', '--data', dir], /--trusted-proxy is not an option of "account list"/],
     [['account', 'add', '--data', dir], /"account add" takes NAME, got none/],
     [['buddy', 'add', 'a', '--data', dir], /"buddy add" takes A B/],
     [['frobnicate', '--data', dir], /unknown command "frobnicate"/],
@@ -145,7 +147,7 @@ void t.test('serve prints url and public key, answers /health, and stops cleanly
   let printed = '';
   let seen!: () => void;
   const listening = new Promise<void>((resolve) => (seen = resolve));
-  const done = run(['serve', '--port', '0', '--data', dir], '', { signal: stop.signal }, (s) => {
+  const done = run(['serve', '--port', '0', '--trusted-proxy', '10.0.0.2', '--trusted-proxy', '192.168.0.0/16', '--data', dir], '', { signal: stop.signal }, (s) => {
     printed += s;
     if (/public key: /.test(printed)) seen();
   });
@@ -160,4 +162,16 @@ void t.test('serve prints url and public key, answers /health, and stops cleanly
   const r = await done;
   t.equal(r.code, 0);
   t.match(r.stdout, /access server stopped/);
+});
+
+void t.test('provision-code add for an endpoint id bound to another account exits 1 naming the owner (A10)', async (t) => {
+  const dir = dataDir(t);
+  await run(['account', 'add', 'alice', '--data', dir]);
+  await run(['account', 'add', 'bob', '--data', dir]);
+  readStore(dir, (s) => s.claimEndpoint('handset-1', 'alice'));
+  const r = await run(['provision-code', 'add', 'bob', '--endpoint', 'handset-1', '--data', dir]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /endpoint "handset-1" belongs to account "alice"; release it first \(sweep server endpoint release handset-1\) \(FORBIDDEN\)/);
+  t.equal((await run(['provision-code', 'add', 'alice', '--endpoint', 'handset-1', '--data', dir])).code, 0, 'the owner may provision it');
+  t.match((await run(['endpoint', 'owner', 'nobody-1', '--data', dir])).stdout, /nobody-1 is not bound to an account/);
 });

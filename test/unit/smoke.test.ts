@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Backoff } from '../../runtime/util/backoff.ts';
+import { Backoff } from '../../core/backoff.ts';
 
 void t.test('Backoff.next with fixed randomness grows to its ceiling', async (t) => {
   const b = new Backoff({ initialMs: 100, maxMs: 1000, random: () => 1 });

@@ -90,3 +90,25 @@ void t.test('AccountStore.open on an existing dir keeps the data and uses WAL', 
   t.equal(again.getAccount('alice')?.name, 'alice');
   store.close(); // idempotent
 });
+
+void t.test('claimEndpoint on a free id binds it; on a bound id returns the owner and changes nothing (A10)', async (t) => {
+  const { store } = openStore(t);
+  store.createAccount('alice', 'A', 'H');
+  store.createAccount('bob', 'B', 'H');
+  t.equal(store.claimEndpoint('handset-1', 'alice', 5), 'alice');
+  t.equal(store.claimEndpoint('handset-1', 'bob', 6), 'alice');
+  t.equal(store.claimEndpoint('handset-1', 'alice', 7), 'alice');
+  t.same(store.listEndpointBindings('alice'), [{ endpointId: 'handset-1', boundAt: 5 }]);
+  t.same(store.listEndpointBindings('bob'), []);
+});
+
+void t.test('releaseEndpoint frees the id and revokes its sessions; returns the old owner or undefined (A10)', async (t) => {
+  const { store } = openStore(t);
+  store.createAccount('alice', 'A', 'H');
+  store.claimEndpoint('handset-1', 'alice');
+  store.addLoginSession('T', 'alice', 'handset-1', Date.now() + 60_000);
+  t.equal(store.releaseEndpoint('handset-1'), 'alice');
+  t.equal(store.endpointOwner('handset-1'), undefined);
+  t.equal(store.takeLoginSession('T', Date.now()), undefined, 'the session token went with it');
+  t.equal(store.releaseEndpoint('handset-1'), undefined);
+});

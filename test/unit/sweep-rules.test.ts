@@ -1,9 +1,9 @@
 import t from 'tap';
 import { generateKeyPairSync } from 'node:crypto';
 import { checkUpdate, issueGrant, NonceSet, type UpdateCheck } from '../../runtime/session/sweep-rules.ts';
-import { rawPublicKey, signToken } from '../../runtime/identity/token.ts';
-import type { CertificatePayload } from '../../runtime/identity/certificate.ts';
-import { SweepError } from '../../runtime/util/errors.ts';
+import { rawPublicKey, signToken } from '../../platform/token.ts';
+import type { CertificatePayload } from '../../platform/certificate.ts';
+import { SweepError } from '../../core/errors.ts';
 
 const NOW = 1_700_000_000_000;
 const holderKeys = generateKeyPairSync('ed25519');

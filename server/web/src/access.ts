@@ -1,7 +1,7 @@
-import { accessCatalogue, type AccessCatalogue, type LoginResult, type SignalIn, type SignalPayload, type SessionToken } from '../../../runtime/protocol/access.ts';
-import type { EndpointInfo } from '../../../runtime/protocol/common.ts';
-import { RpcChannel } from '../../../runtime/protocol/rpc.ts';
-import { SweepError } from '../../../runtime/util/errors.ts';
+import { accessCatalogue, ProfileAssembler, type AccessCatalogue, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload, type SessionToken } from '../../../core/protocol/access.ts';
+import type { EndpointInfo } from '../../../core/protocol/common.ts';
+import { RpcChannel } from '../../../core/protocol/rpc.ts';
+import { SweepError } from '../../../core/errors.ts';
 import type { Identity } from './identity.ts';
 import type { WebLog } from './log.ts';
 
@@ -28,6 +28,8 @@ export class AccessConnection {
   private readonly listeners: { [K in keyof AccessEvents]: AccessEvents[K][] } = { presence: [], signal: [], kicked: [], lost: [], session: [] };
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
+  /** A12: the pages of a login's profile being collected. */
+  private pages: { add: (p: ProfilePage) => void; fail: (err: SweepError) => void } | undefined;
   result: LoginResult | undefined;
 
   private constructor(
@@ -52,6 +54,7 @@ export class AccessConnection {
     ws.onclose = (ev) => {
       const reason = ev.reason || `socket closed (${ev.code})`;
       this.channel.close(reason);
+      this.pages?.fail(new SweepError('CLOSED', `login: ${reason} before the profile was whole`));
       this.stopRefresh();
       if (!this.closed) for (const fn of this.listeners.lost) fn(reason);
       this.closed = true;
@@ -60,6 +63,10 @@ export class AccessConnection {
     this.channel.onNote('signal', (b) => this.listeners.signal.forEach((fn) => fn(b)));
     this.channel.onNote('kicked', (b) => this.listeners.kicked.forEach((fn) => fn(b.reason)));
     this.channel.onNote('error', (b) => log.warn({ code: b.code, reason: b.message }, 'the access server refused a message'));
+    this.channel.onNote('profilePage', (b) => {
+      if (this.pages) this.pages.add(b);
+      else log.warn({ page: b.page }, 'profile page without a login waiting for it; ignored');
+    });
   }
 
   static open(url: string, id: Identity, log: WebLog): Promise<AccessConnection> {
@@ -85,12 +92,40 @@ export class AccessConnection {
 
   /** A1: the password goes to the server once and is kept nowhere. */
   async login(username: string, password: string, label: string): Promise<LoginResult> {
-    return this.opened(await this.channel.request('login', { username, password, ...this.keys(label) }));
+    return this.opened(await this.whole(await this.channel.request('login', { username, password, ...this.keys(label) })));
   }
 
   /** A8: logs in with the stored session token. */
   async resume(token: string, label: string): Promise<LoginResult> {
-    return this.opened(await this.channel.request('resume', { token, ...this.keys(label) }));
+    return this.opened(await this.whole(await this.channel.request('resume', { token, ...this.keys(label) })));
+  }
+
+  /** A12: a large building's profile follows its login answer in pages; resolves once it is whole. */
+  private whole(result: LoginResult): Promise<LoginResult> {
+    if (!result.profileFollows) return Promise.resolve(result);
+    const assembler = new ProfileAssembler(result.profile);
+    return new Promise((resolve, reject) => {
+      const end = (err?: SweepError): void => {
+        clearTimeout(timer);
+        this.pages = undefined;
+        if (err) reject(err);
+        else {
+          delete result.profileFollows;
+          resolve(result);
+        }
+      };
+      const timer = setTimeout(() => end(new SweepError('TIMEOUT', 'login: the profile\'s pages did not all arrive within 10 s')), 10_000);
+      this.pages = {
+        add: (page) => {
+          try {
+            if (assembler.add(page)) end();
+          } catch (err) {
+            end(err instanceof SweepError ? err : new SweepError('INVALID_MESSAGE', String(err)));
+          }
+        },
+        fail: (err) => end(err),
+      };
+    });
   }
 
   signal(to: string, payload: SignalPayload): Promise<void> {

@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import type { LoginResult } from '../../../runtime/protocol/access.ts';
-import { SigningKey } from '../../../runtime/protocol/common.ts';
-import { peerCatalogue } from '../../../runtime/protocol/peer.ts';
-import { parseWith } from '../../../runtime/protocol/validate.ts';
-import { toSweepError, type SweepError } from '../../../runtime/util/errors.ts';
+import { isFinalLoginRefusal, type LoginResult } from '../../../core/protocol/access.ts';
+import { SigningKey } from '../../../core/protocol/common.ts';
+import { peerCatalogue } from '../../../core/protocol/peer.ts';
+import { parseWith } from '../../../core/protocol/validate.ts';
+import { toSweepError, type SweepError } from '../../../core/errors.ts';
 import { AccessConnection } from './access.ts';
 import { WebEndpoint, type WebState } from './endpoint.ts';
-import { importPublicKey, loadOrCreateIdentity, loadSession, loadUsername, saveSession, saveUsername, type Identity } from './identity.ts';
+import { importPublicKey, loadCall, loadOrCreateIdentity, loadSession, loadUsername, saveCall, saveSession, saveUsername, type Identity } from './identity.ts';
 import { consoleLog } from './log.ts';
 
 /**
@@ -180,8 +180,41 @@ async function connect(login: (a: AccessConnection) => Promise<LoginResult>): Pr
   p.endpoint = endpoint;
   access.on('kicked', (reason) => void loggedOut(`Logged out by the server: ${reason}.`));
   access.on('lost', (reason) => void reconnect(reason));
-  endpoint.onChange((s) => render(s));
+  endpoint.onChange((s) => {
+    render(s);
+    rememberCall(s);
+  });
   hooks.ready = true;
+  // L7: a call this page held before a reload (or a killed tab) is reclaimed within the far end's grace.
+  const held = await loadCall();
+  if (held && Date.now() - held.savedAt < CALL_RESUME_WINDOW_MS) {
+    void endpoint.resumeCall(held).then(async (ok) => {
+      if (!ok) await saveCall(undefined);
+    });
+  } else if (held) await saveCall(undefined);
+}
+
+/** How old a remembered call may be and still be worth reclaiming (the far end's C5 grace is 10 s). */
+const CALL_RESUME_WINDOW_MS = 30_000;
+let lastSaved = { key: '', at: 0 };
+// A long call stays fresh in storage: its savedAt is renewed while it lasts.
+setInterval(() => {
+  const s = page?.endpoint?.state();
+  if (s) rememberCall(s);
+}, 5000);
+
+/** Keeps the held call in IndexedDB while it is active, so a reload can take it back (L7). */
+function rememberCall(s: WebState): void {
+  const c = s.call;
+  const active = c && (c.state === 'active' || c.state === 'sweeping') ? c : null;
+  const key = active ? `${active.sessionId}/${active.epoch}/${active.muted}` : '';
+  if (key === lastSaved.key && (!active || Date.now() - lastSaved.at < 4000)) return;
+  lastSaved = { key, at: Date.now() };
+  if (!active) {
+    if (c?.state === 'ended') void saveCall(undefined);
+    return;
+  }
+  void saveCall({ sessionId: active.sessionId, farEnd: active.peer, epoch: active.epoch, doorRights: active.doorRights, muted: active.muted, startedAt: active.startedAt, savedAt: Date.now() });
 }
 
 async function reconnect(reason: string): Promise<void> {
@@ -199,7 +232,7 @@ async function reconnect(reason: string): Promise<void> {
       return;
     } catch (err) {
       const e = toSweepError(err);
-      if (e.code === 'UNAUTHORIZED') break;
+      if (isFinalLoginRefusal(e.code)) break; // A10: only wrong credentials end the retries
     }
   }
   await loggedOut('The connection to the access server was lost: log in again.');

@@ -1,12 +1,12 @@
-import type { LoginResult, SignalIn, SignalPayload } from '../../../runtime/protocol/access.ts';
-import type { EndpointInfo } from '../../../runtime/protocol/common.ts';
-import type { GrantPayload, Party, SessionState, SweepScope } from '../../../runtime/protocol/peer.ts';
-import { transition, type CallEvent } from '../../../runtime/session/call-state.ts';
-import type { CallSnapshot } from '../../../runtime/session/events.ts';
-import { SweepError, toSweepError } from '../../../runtime/util/errors.ts';
+import type { LoginResult, SignalIn, SignalPayload } from '../../../core/protocol/access.ts';
+import type { EndpointInfo } from '../../../core/protocol/common.ts';
+import type { GrantPayload, Party, SessionState, SweepScope } from '../../../core/protocol/peer.ts';
+import { transition, type CallEvent } from '../../../core/session/call-state.ts';
+import type { CallSnapshot } from '../../../core/session/events.ts';
+import { SweepError, toSweepError } from '../../../core/errors.ts';
 import type { AccessConnection } from './access.ts';
-import { randomB64u } from './b64.ts';
-import { signToken, type Identity } from './identity.ts';
+import { randomB64u } from '../../../core/wire/b64.ts';
+import { signToken, type Identity, type StoredCall } from './identity.ts';
 import { BrowserLink } from './link.ts';
 import type { WebLog } from './log.ts';
 
@@ -77,6 +77,13 @@ export class WebEndpoint {
   private status: WebState['status'] = { text: 'Logged in.' };
   private closed = false;
   private readonly changeFns: Array<(s: WebState) => void> = [];
+  /** New at every page load: a peer that sees a new one knows the page restarted (L6). */
+  readonly instance = randomB64u(9);
+  /** The peer instance our call runs with (L6). */
+  private callPeerInstance: string | undefined;
+  private readonly siblingLost = new Map<string, ReturnType<typeof setTimeout>>();
+  /** The call being reclaimed after a reload (L7): links to its far end say so in hello. */
+  private resuming: StoredCall | undefined;
   /** For the page's timing: performance.now() of the last completed pull's first far-end audio. */
   lastPull: { startedAt: number; firstAudioAt: number; steps: Record<string, number> } | undefined;
 
@@ -152,23 +159,50 @@ export class WebEndpoint {
       steps[step] = Math.round((performance.now() - startedAt) * 10) / 10;
     };
     try {
-      holderLink = await this.get(holderId);
-      // S3: ask the holder; S4: it answers with the session and a grant it signed.
-      const info = await holderLink.rpc.request('sweep.goAway', { sweepId, sessionId: call.sessionId, scope }, { timeoutMs });
-      holderLink.rpc.request('sweep.ack', { sweepId }, { timeoutMs }).catch((err: unknown) => this.opts.log.debug({ err }, 'ack not delivered'));
+      let session: SessionState;
+      let grant: string | null;
+      try {
+        holderLink = await this.get(holderId);
+        // S3: ask the holder; S4: it answers with the session and a grant it signed.
+        const info = await holderLink.rpc.request('sweep.goAway', { sweepId, sessionId: call.sessionId, scope }, { timeoutMs });
+        holderLink.rpc.request('sweep.ack', { sweepId }, { timeoutMs }).catch((err: unknown) => this.opts.log.debug({ err }, 'ack not delivered'));
+        ({ session, grant } = info);
+      } catch (err) {
+        // S9: the holder is gone (crashed, its link dead): take over the call we know of, without a grant.
+        const e = toSweepError(err);
+        if (!known || !HOLDER_GONE.has(e.code)) throw e;
+        this.opts.log.warn({ holder: holderId, reason: e.message }, 'holder unreachable: taking over without a grant (S9)');
+        mark('holderLost');
+        session = { sessionId: known.sessionId, farEnd: known.farEnd, epoch: known.epoch, codec: 'opus/48000/1', startedAt: Date.now(), onHold: false, muted: false, doorRights: false };
+        grant = null;
+      }
       mark('sessionInfo');
-      this.adopt(call, info.session);
-      farLink = await this.get(info.session.farEnd.endpointId);
-      if (farLink.peer?.account !== info.session.farEnd.account) {
-        throw new SweepError('FORBIDDEN', `far end ${info.session.farEnd.endpointId} is not of account ${info.session.farEnd.account}`);
+      this.adopt(call, session);
+      farLink = await this.get(session.farEnd.endpointId);
+      if (farLink.peer?.account !== session.farEnd.account) {
+        throw new SweepError('FORBIDDEN', `far end ${session.farEnd.endpointId} is not of account ${session.farEnd.account}`);
       }
       const heard = this.firstAudio(farLink, startedAt, timeoutMs);
       // S5: the grant goes to the far end; S6 is checked there.
-      const res = await farLink.rpc.request('sweep.update', { sweepId, sessionId: info.session.sessionId, epoch: info.session.epoch + 1, grant: info.grant }, { timeoutMs });
+      const update = { sweepId, sessionId: session.sessionId, epoch: session.epoch + 1, grant };
+      const deadline = performance.now() + timeoutMs;
+      let res;
+      for (;;) {
+        try {
+          res = await farLink.rpc.request('sweep.update', update, { timeoutMs });
+          break;
+        } catch (err) {
+          // S9: the far end may not have seen the holder's link die yet (L5); ask again until the deadline.
+          const e = toSweepError(err);
+          if (grant !== null || e.code !== 'UNAUTHORIZED' || performance.now() + 200 > deadline) throw e;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
       mark('updateResponse');
       if (this.call !== call) throw new SweepError('BAD_STATE', 'the call was ended during the sweep');
       call.epoch = res.epoch;
       call.doorRights = res.doorRights;
+      this.callPeerInstance = farLink.peerInstance;
       // S7: the newcomer starts sending; the far end switches when it hears us.
       mic.enabled = !call.muted;
       await farLink.setSending(mic);
@@ -188,6 +222,43 @@ export class WebEndpoint {
       throw e;
     } finally {
       this.pulling = false;
+    }
+  }
+
+  /**
+   * L7: after a reload, takes back the call this page held (same endpoint identity, new instance)
+   * from its far end, which keeps it for the C5 grace. Resolves true when the call runs again.
+   */
+  async resumeCall(stored: StoredCall): Promise<boolean> {
+    if (this.call && this.call.state !== 'ended') return false;
+    const mic = this.opts.mic;
+    this.resuming = stored;
+    this.setStatus(`Reconnecting your call with ${stored.farEnd.label || stored.farEnd.endpointId}…`);
+    try {
+      const link = await this.get(stored.farEnd.endpointId);
+      if (link.peer?.account !== stored.farEnd.account) throw new SweepError('FORBIDDEN', `${stored.farEnd.endpointId} is not of account ${stored.farEnd.account}`);
+      const res = await link.rpc.request('call.resume', { sessionId: stored.sessionId, epoch: stored.epoch });
+      const call: WebCall = {
+        sessionId: res.sessionId,
+        state: 'idle',
+        peer: stored.farEnd,
+        epoch: res.epoch,
+        startedAt: res.startedAt,
+        doorRights: res.doorRights,
+        muted: stored.muted,
+        onHold: false,
+      };
+      this.call = call;
+      this.callPeerInstance = link.peerInstance;
+      if (mic) mic.enabled = !call.muted;
+      await link.setSending(mic);
+      this.apply(call, 'resumed', `Call resumed with ${call.peer.label || call.peer.endpointId}.`);
+      return true;
+    } catch (err) {
+      this.fail('The call ended while the page was reloading', toSweepError(err));
+      return false;
+    } finally {
+      this.resuming = undefined;
     }
   }
 
@@ -211,9 +282,17 @@ export class WebEndpoint {
     try {
       const link = await this.get(to);
       if (link.peer?.account !== this.self.account) throw new SweepError('FORBIDDEN', `${to} is not an endpoint of this account`);
-      const res = await link.rpc.request('sweep.invite', { sweepId: randomB64u(9), sessionId: call.sessionId, scope: 'session' });
-      if (!res.accepted) throw new SweepError('REFUSED', `${to} declined the sweep`);
-      this.setStatus(`Sent to ${to}: it rings there; you keep talking until it is answered.`);
+      const where = link.peer.label || to;
+      this.setStatus(`Ringing on ${where}: you keep talking until it is answered there.`);
+      // S10: a device that asks its user first answers when the user accepts or its invite times out.
+      const res = await link.rpc
+        .request('sweep.invite', { sweepId: randomB64u(9), sessionId: call.sessionId, scope: 'session' }, { timeoutMs: 30_000 })
+        .catch((err: unknown) => {
+          const e = toSweepError(err);
+          throw e.code === 'TIMEOUT' ? new SweepError('REFUSED', `not answered on ${where}`) : e;
+        });
+      if (!res.accepted) throw new SweepError('REFUSED', res.reason ? `${res.reason} on ${where}` : `declined on ${where}`);
+      this.setStatus(`Answered on ${where}: moving the call there.`);
     } catch (err) {
       this.fail('The call could not be sent', toSweepError(err));
       throw err;
@@ -257,6 +336,7 @@ export class WebEndpoint {
     this.closed = true;
     if (this.holderSweep) clearTimeout(this.holderSweep.timer);
     for (const t of this.rebuild.values()) clearTimeout(t);
+    for (const t of this.siblingLost.values()) clearTimeout(t);
     if (this.call && this.call.state !== 'ended') {
       const link = this.link(this.call.peer.endpointId);
       link?.rpc.request('call.hangup', { sessionId: this.call.sessionId, reason: 'phone logged out' }).catch(() => undefined);
@@ -291,11 +371,14 @@ export class WebEndpoint {
 
   private createLink(peerId: string): BrowserLink {
     const linkId = randomB64u(6);
+    const resume = this.resuming?.farEnd.endpointId === peerId ? this.resuming.sessionId : undefined;
     const link = new BrowserLink({
       peerId,
       linkId,
       certificate: this.opts.id.certificate,
       endpointCertificate: () => this.opts.access.result?.certificate ?? '',
+      instance: this.instance,
+      ...(resume ? { resume } : {}),
       serverKey: this.opts.serverKey,
       sendSignal: (payload: SignalPayload) => {
         this.opts.access.signal(peerId, payload).catch((err: unknown) => {
@@ -310,6 +393,14 @@ export class WebEndpoint {
     link.onRemoteStream((s) => this.opts.onRemoteStream(peerId, s));
     link.ready.then(
       () => {
+        this.endOldInstanceCall(link);
+        const lost = this.siblingLost.get(peerId);
+        if (lost) {
+          // The sibling is back: it tells its call again (L3).
+          clearTimeout(lost);
+          this.siblingLost.delete(peerId);
+          this.forgetSiblingCall(peerId);
+        }
         // L3: a sibling learns our call as soon as we are linked.
         if (link.peer?.account === this.self.account) link.rpc.notify('presence.call', { call: this.presenceCall() });
         this.changed();
@@ -318,7 +409,13 @@ export class WebEndpoint {
     );
     link.onClosed(() => {
       if (this.links.get(peerId) === link) this.links.delete(peerId);
-      if (this.siblingCalls.delete(peerId)) this.unpinAll(`sibling:${peerId}`);
+      if (this.siblingCalls.has(peerId) && !this.siblingLost.has(peerId)) {
+        // C5, S9: a sibling that vanished may have crashed holding its call; remember it for the grace.
+        this.siblingLost.set(peerId, setTimeout(() => {
+          this.siblingLost.delete(peerId);
+          this.forgetSiblingCall(peerId);
+        }, LINK_LOSS_GRACE_MS));
+      }
       this.changed();
       // L4: links kept ahead of need are rebuilt.
       if (this.pins.has(peerId) && !this.closed && !this.rebuild.has(peerId)) {
@@ -329,6 +426,20 @@ export class WebEndpoint {
       }
     });
     return link;
+  }
+
+  private forgetSiblingCall(peerId: string): void {
+    if (this.siblingCalls.delete(peerId)) this.unpinAll(`sibling:${peerId}`);
+    this.changed();
+  }
+
+  /** L6: a ready link from our call's other party with a new instance: it restarted and forgot the call. */
+  private endOldInstanceCall(link: BrowserLink): void {
+    const call = this.call;
+    if (!call || call.state === 'ended' || call.peer.endpointId !== link.peerId || call.peer.account !== link.peer?.account) return;
+    if (this.callPeerInstance !== undefined && link.peerInstance !== this.callPeerInstance) {
+      this.apply(call, 'hangup', `${call.peer.label || call.peer.endpointId} restarted: the call ended.`);
+    }
   }
 
   private unpinAll(reason: string): void {
@@ -397,7 +508,9 @@ export class WebEndpoint {
     });
     rpc.handle('call.hangup', (body) => {
       const call = this.call;
-      if (!call || call.sessionId !== body.sessionId || call.peer.endpointId !== link.peerId) throw new SweepError('NOT_FOUND', `no call ${body.sessionId} with ${link.peerId} here`);
+      if (!call || call.sessionId !== body.sessionId || call.peer.endpointId !== link.peerId || call.peer.account !== link.peer?.account) {
+        throw new SweepError('NOT_FOUND', `no call ${body.sessionId} with ${link.peerId} here`);
+      }
       if (call.state !== 'ended') this.apply(call, 'hangup', `${call.peer.label || call.peer.endpointId} hung up.`);
       return {};
     });
@@ -475,7 +588,7 @@ export class WebEndpoint {
   /** S7 at the old holder: the far end has the new holder's audio; our leg ends. */
   private onMoved(link: BrowserLink, sessionId: string, epoch: number, to: string): void {
     const call = this.call;
-    if (!call || call.sessionId !== sessionId || call.peer.endpointId !== link.peerId || epoch <= call.epoch) {
+    if (!call || call.sessionId !== sessionId || call.peer.endpointId !== link.peerId || call.peer.account !== link.peer?.account || epoch <= call.epoch) {
       this.opts.log.warn({ sessionId, from: link.peerId }, 'sweep.moved that does not match our call; ignored');
       return;
     }
@@ -581,6 +694,12 @@ export class WebEndpoint {
     }
   }
 }
+
+/** S9: what a goAway to a holder that crashed or vanished fails with. */
+const HOLDER_GONE = new Set(['CLOSED', 'TIMEOUT', 'OFFLINE']);
+
+/** C5: how long a sibling's call is remembered after its link died, so it can be taken over (S9). */
+const LINK_LOSS_GRACE_MS = 10_000;
 
 /** A refusal in words a resident understands, with its code kept for support. */
 export function explain(e: { code: string; message: string }): string {

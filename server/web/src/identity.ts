@@ -1,8 +1,8 @@
 import type { z } from 'zod';
-import { SessionToken } from '../../../runtime/protocol/access.ts';
-import { parseWith } from '../../../runtime/protocol/validate.ts';
-import { SweepError } from '../../../runtime/util/errors.ts';
-import { fromB64u, toB64u } from './b64.ts';
+import { SessionToken } from '../../../core/protocol/access.ts';
+import { SweepError } from '../../../core/errors.ts';
+import { fromB64u, toB64u } from '../../../core/wire/b64.ts';
+import { joinToken, readToken, tokenBody } from '../../../core/token.ts';
 
 /**
  * The browser endpoint's long-lived identity (DESIGN.md §2), kept in IndexedDB: its endpoint id,
@@ -85,6 +85,28 @@ export async function saveSession(session: SessionToken | undefined): Promise<vo
   else await del('session');
 }
 
+/** The call this page held, kept across a reload so the page can reclaim it (docs/protocol.md L7). */
+export interface StoredCall {
+  sessionId: string;
+  farEnd: { account: string; endpointId: string; label: string };
+  epoch: number;
+  doorRights: boolean;
+  muted: boolean;
+  startedAt: number | null;
+  /** Date.now() when it was last known active here. */
+  savedAt: number;
+}
+
+export async function loadCall(): Promise<StoredCall | undefined> {
+  const c = (await get('call')) as StoredCall | undefined;
+  return c && typeof c.sessionId === 'string' && typeof c.savedAt === 'number' ? c : undefined;
+}
+
+export async function saveCall(call: StoredCall | undefined): Promise<void> {
+  if (call) await put('call', call);
+  else await del('call');
+}
+
 /** The username of the last login, to prefill the form (not a secret). */
 export async function loadUsername(): Promise<string | undefined> {
   const u = await get('username');
@@ -95,11 +117,11 @@ export async function saveUsername(username: string): Promise<void> {
   await put('username', username);
 }
 
-/** Same format as runtime/identity/token.ts: base64url(JSON).base64url(Ed25519 signature of the first part). */
+/** Signs a token (format: core/token.ts) with WebCrypto: the page's sweep grants (S4). */
 export async function signToken(payload: object, key: CryptoKey): Promise<string> {
-  const body = toB64u(new TextEncoder().encode(JSON.stringify(payload)));
+  const body = tokenBody(payload);
   const sig = await crypto.subtle.sign({ name: 'Ed25519' }, key, new TextEncoder().encode(body));
-  return `${body}.${toB64u(new Uint8Array(sig))}`;
+  return joinToken(body, new Uint8Array(sig));
 }
 
 export function importPublicKey(raw: string): Promise<CryptoKey> {
@@ -108,18 +130,10 @@ export function importPublicKey(raw: string): Promise<CryptoKey> {
 
 /** Verifies the signature, then validates the payload (throws SweepError UNAUTHORIZED / INVALID_MESSAGE). */
 export async function verifyToken<S extends z.ZodType>(token: string, key: CryptoKey, schema: S, what: string): Promise<z.output<S>> {
-  const [body, signature, extra] = token.split('.');
-  if (!body || !signature || extra !== undefined) throw new SweepError('UNAUTHORIZED', `${what}: not a signed token (payload.signature)`);
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder().decode(fromB64u(body)));
-  } catch {
-    throw new SweepError('UNAUTHORIZED', `${what}: payload is not base64url JSON`);
-  }
-  const payload = parseWith(schema, json, what);
+  const { payload, body, signature } = readToken(token, schema, what);
   let ok = false;
   try {
-    ok = await crypto.subtle.verify({ name: 'Ed25519' }, key, fromB64u(signature), new TextEncoder().encode(body));
+    ok = await crypto.subtle.verify({ name: 'Ed25519' }, key, signature, new TextEncoder().encode(body));
   } catch {
     ok = false;
   }

@@ -1,8 +1,11 @@
-import type { SignalPayload } from '../../../runtime/protocol/access.ts';
-import { CertificatePayload } from '../../../runtime/protocol/certificate.ts';
-import { peerCatalogue, type PeerCatalogue } from '../../../runtime/protocol/peer.ts';
-import { RpcChannel } from '../../../runtime/protocol/rpc.ts';
-import { SweepError, toSweepError } from '../../../runtime/util/errors.ts';
+import type { SignalPayload } from '../../../core/protocol/access.ts';
+import { CertificatePayload } from '../../../core/protocol/certificate.ts';
+import { peerCatalogue, type PeerCatalogue } from '../../../core/protocol/peer.ts';
+import { RpcChannel } from '../../../core/protocol/rpc.ts';
+import { Liveness } from '../../../core/protocol/liveness.ts';
+import { fingerprintFromSdp } from '../../../core/wire/sdp.ts';
+import { systemClock } from '../../../core/clock.ts';
+import { SweepError, toSweepError } from '../../../core/errors.ts';
 import { verifyToken } from './identity.ts';
 import type { WebLog } from './log.ts';
 
@@ -12,16 +15,14 @@ export interface BrowserLinkOptions {
   certificate: RTCCertificate;
   /** Our endpoint certificate (A3), sent in hello (P2). */
   endpointCertificate: () => string;
+  /** This page load's instance id, sent in hello (L6). */
+  instance: string;
+  /** The call this page carries on from before a reload, told in hello (L7). */
+  resume?: string;
   serverKey: CryptoKey;
   sendSignal: (payload: SignalPayload) => void;
   log: WebLog;
   timeoutMs?: number;
-}
-
-/** "sha-256 AB:…" from an SDP. */
-export function fingerprintOf(sdp: string): string | undefined {
-  const m = /^a=fingerprint:(\S+) ([0-9A-Fa-f:]+)\s*$/m.exec(sdp);
-  return m ? `${m[1]!.toLowerCase()} ${m[2]!.toUpperCase()}` : undefined;
 }
 
 /**
@@ -39,6 +40,8 @@ export class BrowserLink {
   remoteStream: MediaStream | null = null;
   private readonly dc: RTCDataChannel;
   private peerCert: CertificatePayload | undefined;
+  private peerInstanceId: string | undefined;
+  private readonly liveness: Liveness;
   private remoteFp: string | undefined;
   private remoteApplied = false;
   private readonly pendingCandidates: RTCIceCandidateInit[] = [];
@@ -65,7 +68,15 @@ export class BrowserLink {
         if (type !== 'hello' && !this.peerCert) throw new SweepError('UNAUTHORIZED', `${type} before hello`);
       },
     });
+    // L5: a peer that says nothing for too long is dead; ICE consent alone takes ~30 s.
+    const liveness = new Liveness({
+      clock: systemClock,
+      sendAlive: () => this.rpc.notify('link.alive', {}),
+      onDead: (silentMs) => this.close(`peer silent for ${silentMs} ms (L5)`),
+    });
+    this.liveness = liveness;
     this.dc.onmessage = (ev) => {
+      liveness.heard();
       if (typeof ev.data === 'string') this.rpc.receive(ev.data);
     };
     this.dc.onclose = () => this.close('peer closed ctl');
@@ -94,6 +105,7 @@ export class BrowserLink {
       try {
         const cert = await this.checkHello(body.certificate);
         this.peerCert = cert;
+        this.peerInstanceId = body.instance;
         peerHello(cert);
         return {};
       } catch (err) {
@@ -119,9 +131,10 @@ export class BrowserLink {
         });
         await Promise.race([open, failed]);
         const [, cert] = await Promise.race([
-          Promise.all([rpc.request('hello', { v: 1, certificate: opts.endpointCertificate() }), peerHelloDone]),
+          Promise.all([rpc.request('hello', { v: 1, certificate: opts.endpointCertificate(), instance: opts.instance, ...(opts.resume ? { resume: opts.resume } : {}) }), peerHelloDone]),
           failed,
         ]);
+        liveness.start();
         return cert;
       } catch (err) {
         const e = toSweepError(err, 'UNAUTHORIZED');
@@ -145,6 +158,11 @@ export class BrowserLink {
 
   get peer(): CertificatePayload | undefined {
     return this.peerCert;
+  }
+
+  /** The peer's instance id from its hello (L6). */
+  get peerInstance(): string | undefined {
+    return this.peerInstanceId;
   }
 
   get isClosed(): boolean {
@@ -171,7 +189,7 @@ export class BrowserLink {
     if (this.isClosed || p.linkId !== this.opts.linkId) return;
     if (p.kind === 'answer') {
       if (this.remoteApplied) return;
-      this.remoteFp = fingerprintOf(p.sdp);
+      this.remoteFp = fingerprintFromSdp(p.sdp);
       this.remoteApplied = true;
       this.pc.setRemoteDescription({ type: 'answer', sdp: p.sdp }).then(
         () => {
@@ -189,6 +207,7 @@ export class BrowserLink {
   close(reason = 'closed'): void {
     if (this.closeReason !== undefined) return;
     this.closeReason = reason;
+    this.liveness.stop();
     this.rpc.close(`link to ${this.opts.peerId} closed: ${reason}`);
     try {
       this.dc.close();

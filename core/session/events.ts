@@ -1,0 +1,65 @@
+import type { EndpointInfo } from '../protocol/common.ts';
+import type { Party } from '../protocol/peer.ts';
+import type { CallState } from './call-state.ts';
+
+export type SweepRole = 'newcomer' | 'holder' | 'farEnd';
+export type SweepOutcome = 'completed' | 'moved' | 'refused' | 'rolledBack';
+
+export interface SweepStep {
+  step: string;
+  /** ms since the sweep's first message on this endpoint. */
+  ms: number;
+}
+
+export interface CallSnapshot {
+  sessionId: string;
+  state: CallState;
+  direction: 'in' | 'out';
+  peer: Party;
+  epoch: number;
+  startedAt: number | null;
+  doorRights: boolean;
+  muted: boolean;
+  onHold: boolean;
+}
+
+/** Everything the runtime tells its listeners (the lab UI, diagnostics, tests, benchmarks). */
+export interface EndpointEvents extends Record<string, unknown> {
+  'call.state': { call: CallSnapshot; reason?: string };
+  'sweep.step': { sweepId: string; role: SweepRole; step: string; ms: number };
+  'sweep.finished': {
+    sweepId: string;
+    role: SweepRole;
+    outcome: SweepOutcome;
+    reason?: string;
+    code?: string;
+    /** performance.now() at the sweep's first message on this endpoint. */
+    startedAtMono: number;
+    timeline: SweepStep[];
+  };
+  /** S10 'ask': a sibling sends its call here; it rings until accepted, declined or timed out. */
+  'sweep.invited': { sweepId: string; from: string; fromLabel: string; sessionId: string };
+  'sweep.inviteEnded': { sweepId: string; reason: string };
+  'sibling.call': { endpointId: string; call: { sessionId: string; farEnd: Party; epoch: number } | null };
+  'link.state': { peerId: string; up: boolean; reason?: string };
+  presence: { endpoint: EndpointInfo };
+  'access.state': { connected: boolean };
+  /**
+   * A driver lost its device, failed, or came back (docs/mqtt.md Q15): a panel unplugged, an
+   * audio sink refusing frames. `recovered` follows a `disconnected` once the device is back.
+   */
+  'driver.state': DriverStateEvent;
+  /** The intercom's door relay pulsed or refused, for whoever asked (D1-D4, Q16). */
+  'door.pulse': { by: string; ok: boolean; code?: string; message?: string };
+}
+
+export interface DriverStateEvent {
+  /** `panel.serial`, `panel.simulated`, `audio.sink`, … */
+  driver: string;
+  /** The device path where there is one (`/dev/ttyUSB0`). */
+  device?: string;
+  state: 'connected' | 'disconnected' | 'recovered' | 'failed';
+  message?: string;
+  /** The driver's counters (disconnects, reconnects, failures, …). */
+  counters?: Record<string, number>;
+}

@@ -1,0 +1,153 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AccessServer } from '../server/access-server.ts';
+import { hashPassword } from '../server/passwords.ts';
+import { SimulatedAnalysingSink, SimulatedToneSource } from '../drivers/audio/simulated.ts';
+import { EndpointConfig } from '../firmware-config/endpoint-config.ts';
+import type { EndpointKind } from '../core/protocol/common.ts';
+import { Endpoint } from '../runtime/endpoint.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
+import type { Logger } from '../platform/log.ts';
+
+export interface WorldEndpointSpec {
+  id: string;
+  account: string;
+  kind: EndpointKind;
+  label: string;
+  /** The simulated microphone's tone, so a listener can tell whom it hears. */
+  frequencyHz: number;
+  invites?: 'auto' | 'ask';
+  /** S10 'ask': how long a pushed call rings here, ms. */
+  inviteTimeoutMs?: number;
+  pushTo?: string[];
+}
+
+export interface WorldOptions {
+  accounts: Array<{ name: string; displayName: string }>;
+  buddies: Array<[string, string]>;
+  endpoints: WorldEndpointSpec[];
+  log: Logger;
+  clock?: Clock;
+  /** A directory to keep state in; a fresh temporary one (removed on close) otherwise. */
+  dir?: string;
+  host?: string;
+  port?: number;
+  sweepTimeoutMs?: number;
+  /** Links no call uses close after this long (L3). */
+  idleCloseMs?: number;
+  ringTimeoutMs?: number;
+}
+
+export interface WorldEndpoint {
+  endpoint: Endpoint;
+  source: SimulatedToneSource;
+  sink: SimulatedAnalysingSink;
+  spec: WorldEndpointSpec;
+}
+
+/**
+ * An access server and endpoints in one process on loopback with simulated audio: the lab,
+ * the scenario tests and the benchmarks all run on it. Passwords are generated per run.
+ */
+export class World {
+  private closed = false;
+  private constructor(
+    readonly server: AccessServer,
+    readonly endpoints: Map<string, WorldEndpoint>,
+    readonly passwords: Map<string, string>,
+    readonly dir: string,
+    private readonly ownsDir: boolean,
+    private readonly opts: WorldOptions,
+  ) {}
+
+  static async start(opts: WorldOptions): Promise<World> {
+    const ownsDir = !opts.dir;
+    const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'sweep-world-')));
+    const server = await AccessServer.start({
+      dataDir: join(dir, 'server'),
+      host: opts.host ?? '127.0.0.1',
+      port: opts.port ?? 0,
+      log: opts.log,
+      ...(opts.clock ? { clock: opts.clock } : {}),
+    });
+    const passwords = new Map<string, string>();
+    const world = new World(server, new Map(), passwords, dir, ownsDir, opts);
+    try {
+      for (const a of opts.accounts) {
+        if (!server.store.getAccount(a.name)) {
+          const password = randomBytes(18).toString('base64url');
+          server.store.createAccount(a.name, a.displayName, await hashPassword(password));
+          passwords.set(a.name, password);
+        }
+      }
+      for (const [a, b] of opts.buddies) if (!server.store.areBuddies(a, b)) server.store.addBuddies(a, b);
+      for (const spec of opts.endpoints) await world.startEndpoint(spec);
+    } catch (err) {
+      await world.close();
+      throw err;
+    }
+    return world;
+  }
+
+  get(id: string): WorldEndpoint {
+    const e = this.endpoints.get(id);
+    if (!e) throw new Error(`no endpoint ${id} in this world`);
+    return e;
+  }
+
+  /** Starts (or restarts) one endpoint with its own state directory and simulated audio. */
+  async startEndpoint(spec: WorldEndpointSpec): Promise<WorldEndpoint> {
+    const password = this.passwords.get(spec.account);
+    if (!password) throw new Error(`no password for account ${spec.account} in this world`);
+    const clock = this.opts.clock ?? systemClock;
+    const config = EndpointConfig.parse({
+      endpoint: { id: spec.id, kind: spec.kind, label: spec.label },
+      access: { url: this.server.url, serverPublicKey: this.server.publicKeyRaw, username: spec.account, password },
+      stateDir: join(this.dir, 'endpoints', spec.id),
+      sweep: {
+        timeoutMs: this.opts.sweepTimeoutMs ?? 3000,
+        invites: spec.invites ?? 'ask',
+        pushTo: spec.pushTo ?? [],
+        ...(spec.inviteTimeoutMs ? { inviteTimeoutMs: spec.inviteTimeoutMs } : {}),
+      },
+      audio: { source: { driver: 'simulated', frequencyHz: spec.frequencyHz }, sink: { driver: 'simulated' } },
+      ...(this.opts.ringTimeoutMs ? { calls: { ringTimeoutMs: this.opts.ringTimeoutMs } } : {}),
+      ...(this.opts.idleCloseMs ? { links: { idleCloseMs: this.opts.idleCloseMs, setupTimeoutMs: 8000 } } : {}),
+    });
+    const source = new SimulatedToneSource({ frequencyHz: spec.frequencyHz, clock });
+    const sink = new SimulatedAnalysingSink({ clock });
+    const endpoint = await Endpoint.start(config, {
+      source,
+      sink,
+      clock,
+      log: this.opts.log.child({ endpoint: spec.id }),
+    });
+    const we = { endpoint, source, sink, spec };
+    this.endpoints.set(spec.id, we);
+    return we;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.endpoints.values()].map((e) => e.endpoint.close()));
+    await this.server.close();
+    if (this.ownsDir) await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The lab's cast: a door intercom, a desk handset and a smartphone of the resident "alice". */
+export const LAB_CAST: Pick<WorldOptions, 'accounts' | 'buddies' | 'endpoints'> = {
+  accounts: [
+    { name: 'alice', displayName: 'Alice (flat 4)' },
+    { name: 'door', displayName: 'Front door' },
+  ],
+  buddies: [['alice', 'door']],
+  endpoints: [
+    { id: 'intercom', account: 'door', kind: 'intercom', label: 'Front door intercom', frequencyHz: 330 },
+    { id: 'handset', account: 'alice', kind: 'deskphone', label: 'Desk handset', frequencyHz: 550, pushTo: ['phone'] },
+    { id: 'phone', account: 'alice', kind: 'phone', label: 'Smartphone (simulated)', frequencyHz: 770, invites: 'auto' },
+  ],
+};

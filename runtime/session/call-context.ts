@@ -1,0 +1,255 @@
+import type { KeyObject } from 'node:crypto';
+import type { CertificatePayload } from '../../platform/certificate.ts';
+import type { Party } from '../../core/protocol/peer.ts';
+import type { Link } from '../p2p/link.ts';
+import type { LinkManager } from '../p2p/link-manager.ts';
+import type { PeerTransport } from '../p2p/transport.ts';
+import { SweepError } from '../../core/errors.ts';
+import type { EventBus } from '../../core/bus.ts';
+import type { Clock, TimerHandle } from '../../core/clock.ts';
+import type { Logger } from '../../platform/log.ts';
+import { transition, type CallEvent, type CallState } from '../../core/session/call-state.ts';
+import type { CallSnapshot, EndpointEvents, SweepOutcome, SweepRole, SweepStep } from '../../core/session/events.ts';
+
+/** What the call manager needs from the media engine. */
+export interface MediaPort {
+  attach(t: PeerTransport): void;
+  detach(t: PeerTransport): void;
+  setSendTargets(ts: PeerTransport[]): void;
+  setPlayback(t: PeerTransport | null): void;
+  /** Fires once, at the next audio packet that arrives from `t`. */
+  onFirstAudio(t: PeerTransport, fn: () => void): void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface CallManagerOptions {
+  self: { account: string; endpointId: string; label: string };
+  /** Accounts this endpoint accepts calls from besides its own (its buddies, P5). */
+  isBuddy: (account: string) => boolean;
+  signingKey: KeyObject;
+  links: LinkManager;
+  media: MediaPort;
+  bus: EventBus<EndpointEvents>;
+  clock: Clock;
+  log: Logger;
+  /** S4/S8: grant lifetime and every sweep step's deadline. */
+  sweepTimeoutMs?: number;
+  /** C1: an outgoing call nobody answers ends after this long. */
+  ringTimeoutMs?: number;
+  /** C5: how long a call outlives the link to its other party. */
+  linkLossGraceMs?: number;
+  /** S10: accept pushed sweeps at once (a simulated phone) or ask the user. */
+  sweepInvites?: 'auto' | 'ask';
+  /** S10: how long a pushed sweep rings here ('ask') before the sender is told "not answered". */
+  inviteTimeoutMs?: number;
+  /** Preferred push targets, in order (config); otherwise any online sibling. */
+  pushPreference?: string[];
+  /** S11: called after a sweep with scope "login" moved our call away. */
+  onLoginSwept?: () => void;
+}
+
+export interface Call {
+  sessionId: string;
+  state: CallState;
+  direction: 'in' | 'out';
+  peer: Party;
+  /** The other party's verified certificate: the holder's signing key at the far end (S6). */
+  peerCert: CertificatePayload | undefined;
+  epoch: number;
+  startedAt: number | null;
+  doorRights: boolean;
+  muted: boolean;
+  onHold: boolean;
+  /** The link this call runs on; the C5 timer watches this link, never "any link to that id" (L6). */
+  link: Link | undefined;
+  /** The other party's instance (L6): a link from another instance means it restarted. */
+  peerInstance: string | undefined;
+  /** The ring timer while ringing out (C1), then the link-loss timer (C5). */
+  lossTimer?: TimerHandle;
+}
+
+/** A sweep's steps on this endpoint, told on the bus as they happen (the timeline of Q-events). */
+export class Timeline {
+  readonly startedAtMono: number;
+  readonly steps: SweepStep[] = [];
+  constructor(
+    private readonly clock: Clock,
+    private readonly emit: (step: string, ms: number) => void,
+    startedAtMono?: number,
+  ) {
+    this.startedAtMono = startedAtMono ?? clock.mono();
+  }
+  mark(step: string): void {
+    const ms = Math.round((this.clock.mono() - this.startedAtMono) * 100) / 100;
+    this.steps.push({ step, ms });
+    this.emit(step, ms);
+  }
+}
+
+/**
+ * The endpoint's one call (C2) and what every role needs around it: the state transition with
+ * its events, the link the call runs on, media switching, and the sweep timeline. The roles
+ * (calls.ts, holder.ts, far-end.ts, newcomer.ts, push.ts, siblings.ts) each own their own state
+ * and timers, and hear of a call's end through `onEnded`.
+ */
+export class CallContext {
+  call: Call | undefined;
+  /** The sweep this endpoint is pulling as the newcomer, if any (S3). */
+  newcomerSweepId: string | undefined;
+  private readonly endedListeners: Array<(call: Call) => void> = [];
+  private readonly changedListeners: Array<() => void> = [];
+
+  constructor(readonly opts: CallManagerOptions) {}
+
+  get sweepTimeoutMs(): number {
+    return this.opts.sweepTimeoutMs ?? 3000;
+  }
+
+  get linkLossGraceMs(): number {
+    return this.opts.linkLossGraceMs ?? this.sweepTimeoutMs;
+  }
+
+  /** Called when a call ends, before the state is told: each role drops what it held for it. */
+  onEnded(fn: (call: Call) => void): void {
+    this.endedListeners.push(fn);
+  }
+
+  /** Called when the call becomes active or ends (siblings.ts tells the siblings, L3). */
+  onActiveOrEnded(fn: () => void): void {
+    this.changedListeners.push(fn);
+  }
+
+  snapshot(): CallSnapshot | null {
+    const c = this.call;
+    if (!c) return null;
+    return {
+      sessionId: c.sessionId,
+      state: c.state,
+      direction: c.direction,
+      peer: c.peer,
+      epoch: c.epoch,
+      startedAt: c.startedAt,
+      doorRights: c.doorRights,
+      muted: c.muted,
+      onHold: c.onHold,
+    };
+  }
+
+  /** C3: the one transition function; the call's end cascades to every role. */
+  apply(call: Call, event: CallEvent, reason?: string): void {
+    const before = call.state;
+    call.state = transition(before, event);
+    this.opts.log.info({ sessionId: call.sessionId, from: before, to: call.state, event, reason }, 'call state');
+    if (call.state === 'ended') this.ended(call);
+    this.emitState(call, reason);
+    if (call.state !== before && (call.state === 'active' || call.state === 'ended')) for (const fn of this.changedListeners) fn();
+  }
+
+  emitState(call: Call, reason?: string): void {
+    const snap = this.call === call ? this.snapshot() : null;
+    if (snap) this.opts.bus.emit('call.state', reason ? { call: snap, reason } : { call: snap });
+  }
+
+  timeline(sweepId: string, role: SweepRole, startedAtMono?: number): Timeline {
+    return new Timeline(this.opts.clock, (step, ms) => this.emitStep(sweepId, role, step, ms), startedAtMono);
+  }
+
+  emitStep(sweepId: string, role: SweepRole, step: string, ms: number): void {
+    this.opts.bus.emit('sweep.step', { sweepId, role, step, ms });
+  }
+
+  finish(sweepId: string, role: SweepRole, outcome: SweepOutcome, timeline: Timeline, err?: SweepError): void {
+    this.opts.log.info({ sweepId, role, outcome, timeline: timeline.steps, reason: err?.message }, 'sweep finished');
+    this.opts.bus.emit('sweep.finished', {
+      sweepId,
+      role,
+      outcome,
+      startedAtMono: timeline.startedAtMono,
+      timeline: timeline.steps,
+      ...(err ? { reason: err.message, code: err.code } : {}),
+    });
+  }
+
+  /** The link the call runs on, while it is alive (L5). */
+  liveLink(call: Call): Link | undefined {
+    return call.link && !call.link.isClosed ? call.link : undefined;
+  }
+
+  requireLink(call: Call): Link {
+    const link = this.liveLink(call);
+    if (!link) throw new SweepError('OFFLINE', `no link to ${call.peer.endpointId}`);
+    return link;
+  }
+
+  /** The call now runs on `link` (L6, L7, S7); the C5 timer for the old one stops. */
+  bindLink(call: Call, link: Link): void {
+    call.link = link;
+    call.peerInstance = link.peerInstance;
+    if (call.lossTimer) {
+      this.opts.clock.clear(call.lossTimer);
+      delete call.lossTimer;
+    }
+  }
+
+  /** The same party carries on over a new link (L4, L7): audio both ways moves to it. */
+  carryOn(call: Call, link: Link): void {
+    this.bindLink(call, link);
+    this.opts.media.attach(link.transport);
+    this.opts.media.setPlayback(link.transport);
+    this.opts.media.setSendTargets(call.muted ? [] : [link.transport]);
+  }
+
+  async startMedia(t: PeerTransport): Promise<void> {
+    this.opts.media.attach(t);
+    this.opts.media.setPlayback(t);
+    this.opts.media.setSendTargets(this.call?.muted ? [] : [t]);
+    await this.opts.media.start();
+  }
+
+  /** The call `sessionId` with the certified party on `link` (account and endpoint id, P4). */
+  callWith(sessionId: string, link: Link): Call {
+    const call = this.call;
+    if (!call || call.sessionId !== sessionId || !sameParty(call.peer, link)) {
+      throw new SweepError('NOT_FOUND', `no call ${sessionId} with ${link.peer?.account ?? '?'}/${link.peerId} here`);
+    }
+    return call;
+  }
+
+  /** C2: one call at a time, and none while this endpoint pulls one. */
+  assertNoCall(): void {
+    if (this.call && this.call.state !== 'ended') throw new SweepError('BUSY', `already in a call (${this.call.state})`);
+    if (this.newcomerSweepId) throw new SweepError('BUSY', 'a sweep is in progress');
+  }
+
+  async withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+    let timer: TimerHandle | undefined;
+    try {
+      return await Promise.race([
+        p,
+        new Promise<never>((_, reject) => {
+          timer = this.opts.clock.setTimeout(() => reject(new SweepError('TIMEOUT', `${what} within ${ms} ms`)), ms);
+        }),
+      ]);
+    } finally {
+      if (timer) this.opts.clock.clear(timer);
+    }
+  }
+
+  private ended(call: Call): void {
+    if (call.lossTimer) this.opts.clock.clear(call.lossTimer);
+    for (const fn of this.endedListeners) fn(call);
+    this.opts.media.setSendTargets([]);
+    this.opts.media.setPlayback(null);
+    this.opts.media.stop().catch((err: unknown) => this.opts.log.warn({ err }, 'media stop failed'));
+  }
+}
+
+/** Identity is account plus endpoint id (P4, issue 12 item 4). */
+export function sameParty(p: Party, link: Link): boolean {
+  return link.peer !== undefined && link.peer.account === p.account && link.peer.endpointId === p.endpointId;
+}
+
+export function partyOf(cert: CertificatePayload): Party {
+  return { account: cert.account, endpointId: cert.endpointId, label: cert.label };
+}

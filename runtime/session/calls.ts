@@ -1,0 +1,213 @@
+import { randomBytes } from 'node:crypto';
+import type { CertificatePayload } from '../../platform/certificate.ts';
+import type { Link } from '../p2p/link.ts';
+import { SweepError, toSweepError } from '../../core/errors.ts';
+import type { CallSnapshot } from '../../core/session/events.ts';
+import { partyOf, sameParty, type Call, type CallContext } from './call-context.ts';
+
+/**
+ * Calls (docs/protocol.md C1–C5) and the life of a call's link: a peer's new instance (L6), a
+ * reloaded page reclaiming its call (L7), the grace after the link died (C5).
+ */
+export class Calls {
+  constructor(
+    private readonly ctx: CallContext,
+    /** Whether the far end is moving the call (S7): the party changes then, not its instance. */
+    private readonly moving: () => boolean,
+  ) {
+  }
+
+  /** C1: calls `peerId`; resolves once it rings there. */
+  async placeCall(peerId: string, opts: { doorRights?: boolean } = {}): Promise<CallSnapshot> {
+    const { ctx } = this;
+    ctx.assertNoCall();
+    const link = await ctx.opts.links.get(peerId);
+    const cert = link.peer!;
+    ctx.assertNoCall();
+    const call = newCall(randomBytes(9).toString('base64url'), 'out', cert, link, opts.doorRights ?? false);
+    ctx.call = call;
+    ctx.apply(call, 'invite');
+    try {
+      await link.rpc.request('call.invite', { sessionId: call.sessionId, doorRights: call.doorRights });
+    } catch (err) {
+      const e = toSweepError(err);
+      if (ctx.call === call && call.state === 'ringing') ctx.apply(call, 'reject', `refused: ${e.code} ${e.message}`);
+      throw e;
+    }
+    call.lossTimer = ctx.opts.clock.setTimeout(() => {
+      delete call.lossTimer;
+      if (ctx.call === call && call.state === 'ringing') {
+        this.hangup('no answer').catch((err: unknown) => ctx.opts.log.debug({ err: toSweepError(err).message }, 'no-answer hangup failed'));
+      }
+    }, ctx.opts.ringTimeoutMs ?? 60_000);
+    return ctx.snapshot()!;
+  }
+
+  /** C1: answers the ringing incoming call. */
+  async answer(): Promise<CallSnapshot> {
+    const { ctx } = this;
+    const call = ctx.call;
+    if (!call || call.state !== 'ringing' || call.direction !== 'in') throw new SweepError('BAD_STATE', 'no incoming call is ringing');
+    const link = ctx.requireLink(call);
+    const res = await link.rpc.request('call.answer', { sessionId: call.sessionId });
+    if (ctx.call !== call || call.state !== 'ringing') throw new SweepError('BAD_STATE', 'the call ended while answering');
+    call.startedAt = res.startedAt;
+    ctx.apply(call, 'answer');
+    await ctx.startMedia(link.transport);
+    return ctx.snapshot()!;
+  }
+
+  async reject(reason = 'rejected'): Promise<void> {
+    const { ctx } = this;
+    const call = ctx.call;
+    if (!call || call.state !== 'ringing' || call.direction !== 'in') throw new SweepError('BAD_STATE', 'no incoming call is ringing');
+    ctx.apply(call, 'reject', reason);
+    await ctx
+      .liveLink(call)
+      ?.rpc.request('call.reject', { sessionId: call.sessionId, reason })
+      .catch((err: unknown) => ctx.opts.log.debug({ err: toSweepError(err).message }, 'reject not delivered'));
+  }
+
+  /** C1: ends the call (any state but idle). */
+  async hangup(reason = 'hung up'): Promise<void> {
+    const { ctx } = this;
+    const call = ctx.call;
+    if (!call || call.state === 'ended') throw new SweepError('BAD_STATE', 'there is no call to hang up');
+    ctx.apply(call, 'hangup', reason);
+    await ctx
+      .liveLink(call)
+      ?.rpc.request('call.hangup', { sessionId: call.sessionId, reason })
+      .catch((err: unknown) => ctx.opts.log.debug({ err: toSweepError(err).message }, 'hangup not delivered'));
+  }
+
+  setMuted(muted: boolean): void {
+    const { ctx } = this;
+    const call = ctx.call;
+    if (!call || (call.state !== 'active' && call.state !== 'sweeping')) throw new SweepError('BAD_STATE', 'no call to mute');
+    call.muted = muted;
+    const link = ctx.liveLink(call);
+    ctx.opts.media.setSendTargets(muted || !link ? [] : [link.transport]);
+    ctx.emitState(call);
+  }
+
+  registerHandlers(link: Link): void {
+    const { ctx } = this;
+    const rpc = link.rpc;
+    rpc.handle('call.invite', (body) => {
+      const from = link.peer!; // admitted only after hello (P2)
+      if (from.account !== ctx.opts.self.account && !ctx.opts.isBuddy(from.account)) {
+        throw new SweepError('FORBIDDEN', `account ${from.account} is not a buddy of ${ctx.opts.self.account} (P5)`);
+      }
+      this.endOldInstanceCall(link);
+      if (ctx.call && ctx.call.state !== 'ended') throw new SweepError('BUSY', `${ctx.opts.self.endpointId} is in a call (C2)`);
+      const call = newCall(body.sessionId, 'in', from, link, body.doorRights);
+      ctx.call = call;
+      ctx.apply(call, 'invite');
+      return {};
+    });
+
+    rpc.handle('call.answer', async (body) => {
+      const call = ctx.callWith(body.sessionId, link);
+      if (call.state !== 'ringing' || call.direction !== 'out') throw new SweepError('BAD_STATE', `call is ${call.state}, not ringing out`);
+      if (call.lossTimer) {
+        ctx.opts.clock.clear(call.lossTimer); // the ring timer
+        delete call.lossTimer;
+      }
+      call.startedAt = ctx.opts.clock.now();
+      call.link = link;
+      ctx.apply(call, 'answer');
+      await ctx.startMedia(link.transport);
+      return { startedAt: call.startedAt };
+    });
+
+    rpc.handle('call.reject', (body) => {
+      ctx.apply(ctx.callWith(body.sessionId, link), 'reject', `rejected: ${body.reason}`);
+      return {};
+    });
+
+    rpc.handle('call.hangup', (body) => {
+      const call = ctx.callWith(body.sessionId, link);
+      if (call.state !== 'ended') ctx.apply(call, 'hangup', `far end hung up: ${body.reason}`);
+      return {};
+    });
+
+    rpc.handle('call.resume', (body) => this.onResume(link, body.sessionId, body.epoch));
+  }
+
+  /**
+   * L6: a ready link from the other party of our call. From a new instance of it, the party
+   * restarted and our call with its old instance is over ("peer restarted"). From the same
+   * instance, the link was rebuilt (L4): the call carries on over the new link.
+   */
+  endOldInstanceCall(link: Link): void {
+    const { ctx } = this;
+    const call = ctx.call;
+    if (!call || call.state === 'ended' || !sameParty(call.peer, link) || link === call.link || this.moving()) return;
+    if (call.peerInstance !== undefined && link.peerInstance !== call.peerInstance) {
+      // L7: a new instance that says it carries this call on may reclaim it with call.resume.
+      if (link.peerResume === call.sessionId) return;
+      ctx.apply(call, call.state === 'ringing' ? 'linkLost' : 'hangup', 'peer restarted: its new instance does not know this call (L6)');
+      return;
+    }
+    if (call.link && !call.link.isClosed) return;
+    if (call.state === 'ringing') call.link = link;
+    else ctx.carryOn(call, link);
+    ctx.opts.log.info({ sessionId: call.sessionId, peer: link.peerId }, 'call continues over a rebuilt link (L4)');
+  }
+
+  /** C5: the link our call runs on died. */
+  onLinkClosed(reason: string, link: Link): void {
+    const { ctx } = this;
+    const call = ctx.call;
+    if (!call || call.state === 'ended' || call.link !== link) return;
+    if (call.state === 'ringing') {
+      ctx.apply(call, 'linkLost', `link lost: ${reason}`);
+      return;
+    }
+    this.startLossTimer(call);
+  }
+
+  /** C5: the call outlives its link for a grace period, so a sibling can take it over (S9). */
+  startLossTimer(call: Call): void {
+    const { ctx } = this;
+    if (call.lossTimer) return;
+    const linkAtLoss = call.link;
+    call.lossTimer = ctx.opts.clock.setTimeout(() => {
+      delete call.lossTimer;
+      // Still on the dead link: nobody took the call over and the link was not rebuilt (L6).
+      if (ctx.call === call && call.state !== 'ended' && call.link === linkAtLoss && (!linkAtLoss || linkAtLoss.isClosed)) {
+        ctx.apply(call, 'linkLost', 'link lost');
+      }
+    }, ctx.linkLossGraceMs);
+  }
+
+  /** L7: the same certified endpoint (a reloaded page) takes its own call back over its new link. */
+  private onResume(link: Link, sessionId: string, epoch: number) {
+    const { ctx } = this;
+    const call = ctx.callWith(sessionId, link);
+    if (call.state !== 'active' || this.moving()) throw new SweepError('BAD_STATE', `call is ${this.moving() ? 'moving' : call.state}, not active`);
+    if (epoch !== call.epoch) throw new SweepError('STALE_EPOCH', `the call is at epoch ${call.epoch}, not ${epoch}: it moved meanwhile`);
+    if (call.link && call.link !== link && !call.link.isClosed) call.link.close('the endpoint reclaimed its call over a new link (L7)');
+    ctx.carryOn(call, link);
+    ctx.opts.log.info({ sessionId, peer: link.peerId }, 'call resumed by a new instance of its party (L7)');
+    ctx.emitState(call, 'resumed');
+    return { sessionId, epoch: call.epoch, doorRights: call.doorRights, startedAt: call.startedAt };
+  }
+}
+
+function newCall(sessionId: string, direction: 'in' | 'out', cert: CertificatePayload, link: Link, doorRights: boolean): Call {
+  return {
+    sessionId,
+    state: 'idle',
+    direction,
+    peer: partyOf(cert),
+    peerCert: cert,
+    link,
+    peerInstance: link.peerInstance,
+    epoch: 0,
+    startedAt: null,
+    doorRights,
+    muted: false,
+    onHold: false,
+  };
+}

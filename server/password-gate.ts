@@ -1,0 +1,71 @@
+import { SweepError } from '../core/errors.ts';
+import { verifyPassword } from './passwords.ts';
+
+export interface PasswordCheckOptions {
+  /** Argon2id verifications running at once; default 2 (each takes ~24 ms of one core). */
+  concurrency?: number;
+  /** Verifications allowed to wait for a turn; beyond this a login is refused RATE_LIMITED. Default 16. */
+  queue?: number;
+}
+
+export const DEFAULT_PASSWORD_CHECKS = { concurrency: 2, queue: 16 } as const;
+
+/**
+ * A11: bounds the Argon2 work of logins. At most `concurrency` verifications run and `queue`
+ * wait; any more is refused at once with RATE_LIMITED ("server busy"), so a burst of logins can
+ * neither pile up CPU work nor push a legitimate login minutes back.
+ */
+export class PasswordGate {
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+  private checkedCount = 0;
+  private busyCount = 0;
+  private readonly concurrency: number;
+  private readonly queue: number;
+
+  constructor(
+    opts: PasswordCheckOptions = {},
+    private readonly check: (hash: string, password: string) => Promise<boolean> = verifyPassword,
+  ) {
+    this.concurrency = opts.concurrency ?? DEFAULT_PASSWORD_CHECKS.concurrency;
+    this.queue = opts.queue ?? DEFAULT_PASSWORD_CHECKS.queue;
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1 || this.concurrency > 64) {
+      throw new SweepError('INVALID_CONFIG', `passwordChecks.concurrency: ${this.concurrency} is not a whole number from 1 to 64`);
+    }
+    if (!Number.isInteger(this.queue) || this.queue < 0 || this.queue > 10_000) {
+      throw new SweepError('INVALID_CONFIG', `passwordChecks.queue: ${this.queue} is not a whole number from 0 to 10000`);
+    }
+  }
+
+  /** Password verifications run so far. */
+  get checked(): number {
+    return this.checkedCount;
+  }
+
+  /** Logins refused because the queue was full. */
+  get refusedBusy(): number {
+    return this.busyCount;
+  }
+
+  /** Verifies when a slot is free; throws RATE_LIMITED at once if the queue is full. */
+  async verify(hash: string, password: string): Promise<boolean> {
+    if (this.running >= this.concurrency) {
+      if (this.waiting.length >= this.queue) {
+        this.busyCount += 1;
+        throw new SweepError('RATE_LIMITED', `server busy: ${this.running + this.waiting.length} password checks in progress (at most ${this.concurrency} at once, ${this.queue} waiting); retry after 1 s`);
+      }
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    } else {
+      this.running += 1;
+    }
+    try {
+      this.checkedCount += 1;
+      return await this.check(hash, password);
+    } finally {
+      // The slot passes straight to the next in line, or is freed.
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running -= 1;
+    }
+  }
+}

@@ -1,0 +1,62 @@
+import t from 'tap';
+import { PasswordGate } from '../../server/password-gate.ts';
+import { ClientAddresses } from '../../server/client-address.ts';
+
+/** A verify that waits until the test lets it finish. */
+function controlled(): { check: (h: string, p: string) => Promise<boolean>; finish: () => void; started: () => number } {
+  const waiting: Array<() => void> = [];
+  let started = 0;
+  return {
+    check: (h, p) => {
+      started += 1;
+      return new Promise((resolve) => waiting.push(() => resolve(h === p)));
+    },
+    finish: () => waiting.shift()?.(),
+    started: () => started,
+  };
+}
+
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+void t.test('verify beyond concurrency waits its turn and beyond the queue throws RATE_LIMITED server busy (issue 12, A11)', async (t) => {
+  const c = controlled();
+  const gate = new PasswordGate({ concurrency: 2, queue: 1 }, c.check);
+  const runs = [gate.verify('a', 'a'), gate.verify('b', 'x'), gate.verify('c', 'c')];
+  await t.rejects(gate.verify('d', 'd'), { code: 'RATE_LIMITED', message: /server busy: 3 password checks in progress \(at most 2 at once, 1 waiting\); retry after 1 s/ });
+  await tick();
+  t.equal(c.started(), 2, 'two run, one waits');
+  c.finish();
+  await tick();
+  t.equal(c.started(), 3, 'the waiting one takes the freed slot');
+  c.finish();
+  c.finish();
+  t.same(await Promise.all(runs), [true, false, true]);
+  t.equal(gate.checked, 3);
+  t.equal(gate.refusedBusy, 1);
+  const later = gate.verify('e', 'e');
+  await tick();
+  t.equal(c.started(), 4, 'no slot leaked: a later check starts at once');
+  c.finish();
+  t.equal(await later, true);
+});
+
+void t.test('PasswordGate with a bad concurrency throws INVALID_CONFIG naming the option', async (t) => {
+  t.throws(() => new PasswordGate({ concurrency: 0 }), { code: 'INVALID_CONFIG', message: /passwordChecks\.concurrency: 0/ });
+  t.throws(() => new PasswordGate({ queue: -1 }), { code: 'INVALID_CONFIG', message: /passwordChecks\.queue/ });
+});
+
+void t.test('resolve with X-Forwarded-For uses it only from a trusted proxy, rightmost untrusted hop (A11)', async (t) => {
+  const a = new ClientAddresses(['10.0.0.2', '192.168.0.0/16', '::1']);
+  t.equal(a.resolve('::ffff:10.0.0.2', '203.0.113.9'), '203.0.113.9');
+  t.equal(a.resolve('10.0.0.2', '198.51.100.1, 203.0.113.9, 192.168.4.4'), '203.0.113.9', 'trusted hops are skipped');
+  t.equal(a.resolve('::1', ['198.51.100.1', '2001:db8::7']), '2001:db8::7', 'several headers are one list');
+  t.equal(a.resolve('10.0.0.3', '203.0.113.9'), '10.0.0.3', 'an untrusted peer is the client');
+  t.equal(a.resolve('10.0.0.2', undefined), '10.0.0.2');
+  t.equal(a.resolve('10.0.0.2', 'not-an-ip'), '10.0.0.2', 'garbage is not believed');
+  t.equal(new ClientAddresses().resolve('127.0.0.1', '203.0.113.9'), '127.0.0.1', 'no proxies configured: the header is ignored');
+});
+
+void t.test('ClientAddresses with a malformed entry throws INVALID_CONFIG naming it', async (t) => {
+  t.throws(() => new ClientAddresses(['10.0.0.1', 'proxy.local']), { code: 'INVALID_CONFIG', message: /trustedProxies\[1\]: "proxy.local" is not an IP address or CIDR range/ });
+  t.throws(() => new ClientAddresses(['10.0.0.0/33']), { code: 'INVALID_CONFIG' });
+});
