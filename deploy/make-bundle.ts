@@ -274,6 +274,9 @@ export async function crossBuildAddons(nodeModules: string, nodeHeaders: string,
     await run(process.execPath, [gyp, 'rebuild', '--arch=arm64', `--nodedir=${nodeHeaders}`, '--jobs=2'], { cwd: dir, env, maxBuffer: 32 * 1024 * 1024, timeout: 600_000 }).catch((err: Error & { stderr?: string }) => {
       throw new Error(`cross-building ${name} for arm64 failed: ${(err.stderr ?? err.message).slice(-2000)}`);
     });
+    // Its prebuilds are other platforms' (no arm64 Linux, or it would not be built here): debug
+    // symbols and helpers the ELF prune leaves behind (node-pty: 53 MB of Windows .pdb files).
+    await rm(join(dir, 'prebuilds'), { recursive: true, force: true });
     const release = join(dir, 'build', 'Release');
     for (const entry of await readdir(join(dir, 'build'))) if (entry !== 'Release') await rm(join(dir, 'build', entry), { recursive: true, force: true });
     for (const entry of await readdir(release)) if (!entry.endsWith('.node')) await rm(join(release, entry), { recursive: true, force: true });
