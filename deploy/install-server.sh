@@ -77,7 +77,10 @@ say "installed $(/opt/sweep-server/bin/node /opt/sweep-server/dist/sweep.mjs --v
 install -d -m 0700 -o sweep-server -g sweep-server /var/lib/sweep-server
 install -d -m 0755 /etc/sweep-server
 if [[ ! -f /etc/sweep-server/server.env ]]; then
-  printf '# Where the access server listens (sweep-server.service). Behind a TLS proxy keep 127.0.0.1.\nSWEEP_SERVER_HOST=%s\nSWEEP_SERVER_PORT=%s\n' "$host" "$port" >/etc/sweep-server/server.env
+  args=""
+  # Listening on loopback means a reverse proxy on this host: let its X-Forwarded-For name the clients.
+  if [[ "$host" == "127.0.0.1" || "$host" == "::1" ]]; then args="--trusted-proxy $host"; fi
+  printf '# Where the access server listens (sweep-server.service). Behind a TLS proxy keep 127.0.0.1.\nSWEEP_SERVER_HOST=%s\nSWEEP_SERVER_PORT=%s\n# More serve options (sweep server --help), e.g. --trusted-proxy ADDR for the reverse proxy.\nSWEEP_SERVER_ARGS="%s"\n' "$host" "$port" "$args" >/etc/sweep-server/server.env
   chmod 0644 /etc/sweep-server/server.env
   say "wrote /etc/sweep-server/server.env (listen on $host:$port)"
 fi

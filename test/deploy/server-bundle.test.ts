@@ -168,7 +168,7 @@ void t.test('deploy/systemd/sweep-server.service is sandboxed and passes systemd
   t.teardown(() => cleanup(dir));
   const copy = join(dir, 'sweep-server.service');
   await writeFile(copy, text.replaceAll('/opt/sweep-server/bin/node', process.execPath).replace('EnvironmentFile=/etc/sweep-server/server.env', `EnvironmentFile=${join(dir, 'server.env')}`));
-  await writeFile(join(dir, 'server.env'), 'SWEEP_SERVER_HOST=127.0.0.1\nSWEEP_SERVER_PORT=8443\n');
+  await writeFile(join(dir, 'server.env'), 'SWEEP_SERVER_HOST=127.0.0.1\nSWEEP_SERVER_PORT=8443\nSWEEP_SERVER_ARGS="--trusted-proxy 127.0.0.1"\n');
   const r = await sh(analyze, ['verify', copy]);
   t.equal(r.code, 0, r.stdout + r.stderr);
 });
