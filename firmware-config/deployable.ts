@@ -13,7 +13,7 @@ export interface FieldProblem {
 }
 
 /** A value still holding a profile's placeholder: `REPLACE_…`, `CHANGEME`, `<…>`. */
-const PLACEHOLDER = /REPLACE[_-]|CHANGE[_-]?ME|^<[^>]*>$|^\.\.\.$|…/i;
+const PLACEHOLDER = /REPLACE[_-]|CHANGE[_-]?ME|^<[^>]*>$|^(\.\.\.|…)$/i;
 
 /** Host names reserved for examples and documentation (RFC 2606, RFC 6761). */
 const EXAMPLE_HOST = /(^|\.)(example|invalid|test)$|(^|\.)example\.(com|net|org)$/i;

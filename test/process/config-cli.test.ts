@@ -200,3 +200,16 @@ void t.test('sweep endpoint with simulated drivers says so loudly at start', asy
   for (const field of ['audio.source.driver', 'audio.sink.driver', 'panel.device.driver']) t.match(stderr, new RegExp(`sweep: SIMULATED DRIVER \\(door-1\\): ${field.replace(/\./g, '\\.')} is "simulated"`), field);
   t.ok(stderr.indexOf('SIMULATED DRIVER') < stderr.indexOf('login to the access server'), 'said before the first login attempt');
 });
+
+void t.test('deployabilityProblems refuses placeholders wherever they are, but not a label that merely has an ellipsis', async (t) => {
+  const { deployabilityProblems } = await import('../../firmware-config/deployable.ts');
+  const problems = deployabilityProblems({
+    endpoint: { id: 'door-1', label: 'Front door… east wing' },
+    access: { url: 'wss://access.home.arpa/access', serverPublicKey: '<output of: sweep server pubkey>', username: 'CHANGEME' },
+    panel: { buttons: [{ button: 'bell', action: 'call', to: 'REPLACE_me' }] },
+  });
+  t.same(
+    problems.map((p) => p.path),
+    ['access.serverPublicKey', 'access.username', 'panel.buttons.0.to'],
+  );
+});
