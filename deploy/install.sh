@@ -104,7 +104,7 @@ if [[ ! -f /etc/sweep/sweep.json ]]; then
   # The profile's "$schema" points next to it in the source tree; point it at the installed copy.
   # shellcheck disable=SC2016 # the $ is the JSON key "$schema", not a shell expansion
   sed -i 's#"\$schema": "../endpoint-config.schema.json"#"$schema": "/opt/sweep/firmware-config/endpoint-config.schema.json"#' /etc/sweep/sweep.json
-  say "wrote /etc/sweep/sweep.json from the $profile profile: edit endpoint, access.url, access.serverPublicKey and access.username"
+  say "wrote /etc/sweep/sweep.json from the $profile profile"
 fi
 if [[ -f /etc/sweep/secrets.json ]]; then
   chown sweep:sweep /etc/sweep/secrets.json
@@ -116,6 +116,22 @@ install -d -m 0700 -o sweep -g sweep /var/lib/sweep
 install -m 0644 /opt/sweep/deploy/sweep.service /etc/systemd/system/sweep.service
 if ((image == 0)); then systemctl daemon-reload; fi
 systemctl enable sweep.service >/dev/null 2>&1 || systemctl enable sweep.service
+if [[ ! -f /etc/sweep/secrets.json ]]; then
+  cat <<'NEXT'
+install.sh: next steps (README "From a blank SD card to a running intercom", steps 4-7):
+  1. Edit /etc/sweep/sweep.json: endpoint.id, endpoint.label, access.url, access.serverPublicKey
+     (sweep server pubkey), access.username. The placeholders are refused until replaced.
+  2. Audio (ALSA both ways; the profile says plughw:CARD=Device,DEV=0, a USB sound card):
+       sweep audio list
+       sudo -u sweep sweep audio test --playback plughw:CARD=<name>,DEV=0 --capture plughw:CARD=<name>,DEV=0
+     then put the names in audio.sink.device and audio.source.device.
+  3. Panel: panel.device.path is the panel's serial port (/dev/ttyAMA0 on the GPIO UART,
+     /dev/serial/by-id/... for a USB adapter: ls /dev/serial/by-id/).
+  4. sudo sweep config check --no-secrets /etc/sweep/sweep.json   (names each field still wrong)
+  5. sudo sweep-provision   (the one-time code from sweep server provision-code add)
+  6. sudo systemctl start sweep; journalctl -u sweep -f
+NEXT
+fi
 if ((start == 1)); then
   if [[ -f /etc/sweep/secrets.json ]]; then
     systemctl restart sweep.service

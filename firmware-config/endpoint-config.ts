@@ -61,8 +61,11 @@ export const EndpointConfig = z.strictObject({
   stateDir: z.string().min(1),
   network: z
     .strictObject({
-      /** The local address ICE binds to (L2); 127.0.0.1 in the lab and tests. */
-      bindAddress: z.string().default('127.0.0.1'),
+      /** The local address ICE binds to (L2); 127.0.0.1 in the lab and tests, 0.0.0.0 (every address of the machine) on a device. */
+      bindAddress: z
+        .string()
+        .refine((v) => z.ipv4().safeParse(v).success || z.ipv6().safeParse(v).success, 'an IPv4 or IPv6 address of this machine, such as 0.0.0.0 (every address), 127.0.0.1 or 192.168.1.20')
+        .default('127.0.0.1'),
     })
     .default({ bindAddress: '127.0.0.1' }),
   sweep: z

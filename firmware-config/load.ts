@@ -2,6 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { z } from 'zod';
 import { CONFIG_VERSION, EndpointConfig, EndpointConfigFile, SecretsFile } from './endpoint-config.ts';
+import { deployabilityProblems } from './deployable.ts';
 import { migrateConfig, MigrationError, type JsonObject, type Migration } from './migrations.ts';
 import { SweepError } from '../core/errors.ts';
 
@@ -64,7 +65,10 @@ export function parseConfigFile(json: unknown, file: string): { file: EndpointCo
     throw err;
   }
   const result = EndpointConfigFile.safeParse(migrated.config);
-  if (!result.success) throw new ConfigError(problemsOf(file, result.error));
+  // Placeholders and example hosts first: a profile nobody edited yet is refused field by field.
+  const examples = deployabilityProblems(migrated.config).map((p) => ({ file, ...p }));
+  const schemaProblems = result.success ? [] : problemsOf(file, result.error).filter((p) => !examples.some((e) => e.path === p.path));
+  if (examples.length || schemaProblems.length || !result.success) throw new ConfigError([...examples, ...schemaProblems]);
   return { file: result.data, fromVersion: migrated.from, migrations: migrated.applied };
 }
 

@@ -45,11 +45,20 @@ export class ChildEndpoint {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
 
-  static async start(config: EndpointConfigInput, configFile: string, opts: { timeoutMs?: number; nodeArgs?: string[]; bundle?: boolean } = {}): Promise<ChildEndpoint> {
+  /**
+   * `command`: run the endpoint with another program instead of this Node and this checkout, e.g.
+   * an arm64 bundle's own Node under qemu (`{ file: 'qemu-aarch64-static', args: ['…/bin/node', '…/dist/sweep.mjs'] }`).
+   */
+  static async start(
+    config: EndpointConfigInput,
+    configFile: string,
+    opts: { timeoutMs?: number; nodeArgs?: string[]; bundle?: boolean; command?: { file: string; args: string[] } } = {},
+  ): Promise<ChildEndpoint> {
     const timeoutMs = opts.timeoutMs ?? 20_000;
     await writeFile(configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
     const entry = opts.bundle ? [BUNDLE] : ['--import', 'tsx', CLI];
-    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...entry, 'endpoint', '--config', configFile, '--control', 'stdio'], {
+    const [file, args] = opts.command ? [opts.command.file, opts.command.args] : [process.execPath, [...(opts.nodeArgs ?? []), ...entry]];
+    const child = spawn(file, [...args, 'endpoint', '--config', configFile, '--control', 'stdio'], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const ce = new ChildEndpoint(child);

@@ -3,10 +3,14 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from '../firmware-config/load.ts';
 import { migrateConfig, MigrationError, type JsonObject } from '../firmware-config/migrations.ts';
 import { endpointConfigJsonSchemaText } from '../firmware-config/json-schema.ts';
+import { deviceProblems, simulatedDrivers } from './diagnostics/config-check.ts';
 import { writeFileAtomic } from '../firmware-config/atomic-write.ts';
 
 export const CONFIG_USAGE = `usage: sweep config <command>
-  check FILE [--no-secrets]   validate a config file (and its secrets file unless --no-secrets);
+  check FILE [--no-secrets] [--no-device]
+                              validate a config file (and its secrets file unless --no-secrets) and,
+                              unless --no-device (checking on a build host), that this machine has
+                              what it names: its bind address, driver packages, the serial port;
                               exit 0 with one OK line, or exit 2 with one "file: path: problem" line each
   migrate FILE [--write]      print the file migrated to the current configVersion (--write: replace it atomically)
   schema                      print the JSON Schema of the config file
@@ -21,7 +25,7 @@ interface Io {
 export async function configCli(argv: string[], io: Io): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: { 'no-secrets': { type: 'boolean' }, write: { type: 'boolean' } }, strict: true, allowPositionals: true });
+    parsed = parseArgs({ args: argv, options: { 'no-secrets': { type: 'boolean' }, 'no-device': { type: 'boolean' }, write: { type: 'boolean' } }, strict: true, allowPositionals: true });
   } catch (err) {
     io.stderr.write(`sweep config: ${(err as Error).message}\n${CONFIG_USAGE}`);
     return 2;
@@ -39,6 +43,11 @@ export async function configCli(argv: string[], io: Io): Promise<number> {
     }
     if (command === 'check') {
       const loaded = await loadConfigFile(file!, { secrets: !parsed.values['no-secrets'] });
+      if (!parsed.values['no-device']) {
+        const problems = await deviceProblems(loaded.config);
+        if (problems.length) throw new ConfigError(problems.map((p) => ({ file: file!, path: p.field, message: p.message })));
+      }
+      for (const line of simulatedDrivers(loaded.config)) io.stderr.write(`${file}: warning: ${line}\n`);
       const migrated = loaded.migrations.length ? `, version ${loaded.fromVersion} migrated in memory (sweep config migrate --write)` : '';
       const secrets = loaded.secretsFile ? (parsed.values['no-secrets'] ? ', secrets not read' : ', secrets file 0600') : ', inline password';
       io.stdout.write(`${file}: OK (configVersion ${loaded.file.configVersion}${migrated}, endpoint ${loaded.config.endpoint.id}, ${loaded.config.endpoint.kind}${secrets})\n`);

@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
-import { loadEndpointConfig } from '../firmware-config/load.ts';
+import { ConfigError, loadEndpointConfig } from '../firmware-config/load.ts';
+import { deviceProblems, simulatedDrivers } from './diagnostics/config-check.ts';
 import { createAudioSink, createAudioSource, watchAudioDrivers } from './audio-drivers.ts';
 import { Endpoint } from './endpoint.ts';
 import { retry, TRANSIENT_CODES } from '../core/retry.ts';
@@ -40,6 +41,11 @@ const FORWARDED: Array<keyof EndpointEvents & string> = ['call.state', 'sweep.fi
  */
 export async function runEndpointProcess(opts: { configFile: string; control: 'none' | 'stdio' }): Promise<number> {
   const config = await loadEndpointConfig(opts.configFile);
+  // What this machine lacks (an address not its own, a driver package, the serial port) stops the
+  // process here, one line each, before any login; simulated drivers are announced loudly.
+  const missing = await deviceProblems(config);
+  if (missing.length) throw new ConfigError(missing.map((p) => ({ file: opts.configFile, path: p.field, message: p.message })));
+  for (const line of simulatedDrivers(config)) process.stderr.write(`sweep: SIMULATED DRIVER (${config.endpoint.id}): ${line}; a device needs the real driver (README "Audio on the device")\n`);
   const logRing = new LogRing(500);
   const log = createLogger({ level: config.log.level, destination: teeDestination(process.stderr, logRing), name: config.endpoint.id });
   const levels = new LevelControl(log);

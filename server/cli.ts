@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { DestinationStream } from 'pino';
 import { SweepError, toSweepError } from '../core/errors.ts';
@@ -22,12 +25,15 @@ export interface ServerCliIo {
 }
 
 export const SERVER_USAGE = `usage: sweep server <command> --data DIR [options]
-  serve [--host H] [--port P] [--trusted-proxy ADDR]...
+  serve [--host H] [--port P] [--trusted-proxy ADDR]... [--web DIR]
                                                 run the access server until SIGINT/SIGTERM
                                                 (default 127.0.0.1, port 8443; 0 picks a free port);
                                                 --trusted-proxy: a reverse proxy's address or CIDR
                                                 range (repeat or comma-separate) whose
-                                                X-Forwarded-For names the client for login limits
+                                                X-Forwarded-For names the client for login limits;
+                                                --web: the phone page's files (default: the
+                                                bundle's, or server/web/dist in a checkout, built
+                                                there when missing)
   account add NAME [--display TEXT] [--password-stdin]
                                                 create an account; without --password-stdin a strong
                                                 password is generated and printed once
@@ -50,6 +56,7 @@ const OPTIONS = {
   host: { type: 'string' },
   port: { type: 'string' },
   'trusted-proxy': { type: 'string', multiple: true },
+  web: { type: 'string' },
   display: { type: 'string' },
   'password-stdin': { type: 'boolean' },
   endpoint: { type: 'string' },
@@ -61,7 +68,7 @@ type Flag = keyof typeof OPTIONS;
 
 /** Each command: how many positionals after its name, which flags it takes. */
 const COMMANDS: Record<string, { args: string[]; flags: Flag[] }> = {
-  serve: { args: [], flags: ['host', 'port', 'trusted-proxy'] },
+  serve: { args: [], flags: ['host', 'port', 'trusted-proxy', 'web'] },
   'account add': { args: ['NAME'], flags: ['display', 'password-stdin'] },
   'account passwd': { args: ['NAME'], flags: ['password-stdin'] },
   'account list': { args: [], flags: [] },
@@ -112,7 +119,7 @@ export async function serverCli(argv: string[], io: ServerCliIo): Promise<number
 
     switch (name) {
       case 'serve':
-        return await serve(dataDir, values.host ?? '127.0.0.1', parsePort(values.port), parseProxies(values['trusted-proxy']), io);
+        return await serve(dataDir, values.host ?? '127.0.0.1', parsePort(values.port), parseProxies(values['trusted-proxy']), await findWebRoot(values.web, io), io);
       case 'pubkey':
         out(`${(await loadOrCreateServerKey(dataDir)).publicKeyRaw}\n`);
         return 0;
@@ -220,9 +227,44 @@ async function readPassword(stdin: NodeJS.ReadableStream): Promise<string> {
   return password;
 }
 
-async function serve(dataDir: string, host: string, port: number, trustedProxies: string[], io: ServerCliIo): Promise<number> {
+/**
+ * Where the phone page's files are: `--web DIR` when given; else the first of a checkout's
+ * server/web/dist (next to this file) and a server bundle's server/web/dist (this file is then
+ * dist/chunks/*.mjs) that holds index.html. In a checkout without a built page, the page is built
+ * (npm run build:web) rather than served as 404.
+ */
+export async function findWebRoot(
+  given: string | undefined,
+  io: Pick<ServerCliIo, 'stderr'>,
+  opts: { here?: string; build?: () => Promise<string> } = {},
+): Promise<string> {
+  const hasPage = (dir: string): Promise<boolean> => stat(join(dir, 'index.html')).then(
+    (s) => s.isFile(),
+    () => false,
+  );
+  if (given !== undefined) {
+    if (await hasPage(given)) return given;
+    throw new SweepError('NOT_FOUND', `--web: ${given} holds no index.html; allowed: a directory with the built phone page (npm run build:web writes server/web/dist)`);
+  }
+  const here = opts.here ?? dirname(fileURLToPath(import.meta.url));
+  const checkout = join(here, 'web', 'dist');
+  const candidates = [checkout, resolve(here, '..', '..', 'server', 'web', 'dist'), resolve(here, '..', 'server', 'web', 'dist')];
+  for (const dir of candidates) if (await hasPage(dir)) return dir;
+  if (await stat(join(here, 'web', 'src', 'index.html')).then(() => true, () => false)) {
+    io.stderr.write(`sweep server: the phone page is not built yet; building it into ${checkout} (npm run build:web)\n`);
+    return (opts.build ?? buildPhonePage)();
+  }
+  throw new SweepError('NOT_FOUND', `the phone page is not in ${candidates.join(' or ')}; pass --web DIR (a server bundle holds it in server/web/dist; in a checkout run npm run build:web)`);
+}
+
+async function buildPhonePage(): Promise<string> {
+  const { buildWeb } = await import('./web/build.ts');
+  return buildWeb();
+}
+
+async function serve(dataDir: string, host: string, port: number, trustedProxies: string[], webRoot: string, io: ServerCliIo): Promise<number> {
   const log = io.log ?? createLogger({ destination: io.stderr as unknown as DestinationStream });
-  const server = await AccessServer.start({ dataDir, host, port, log, trustedProxies });
+  const server = await AccessServer.start({ dataDir, host, port, log, trustedProxies, webRoot });
   io.stdout.write(`access server listening on ${server.url}\npublic key: ${server.publicKeyRaw}\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {

@@ -77,8 +77,17 @@ void t.test('device profiles validate and keep secrets in a secrets file', async
     t.ok(r.success, `${file}: ${r.error?.message ?? 'valid'}`);
     t.equal(json.access.password, undefined, `${file}: no inline password`);
     t.equal(json.access.secretsFile, 'secrets.json', `${file}: secretsFile`);
-    const loaded = await loadConfigFile(file, { secrets: false });
+    // Shipped with placeholders (issue 13): refused until the installer fills them in.
+    await t.rejects(loadConfigFile(file, { secrets: false }), /access\.serverPublicKey: "REPLACE_/);
+    const dir = await mkdtemp(join(tmpdir(), 'sweep-profile-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const filled = join(dir, 'sweep.json');
+    await writeFile(filled, JSON.stringify({ ...json, access: { ...json.access, url: 'wss://access.home.arpa/access', serverPublicKey: 'A'.repeat(43) } }));
+    const loaded = await loadConfigFile(filled, { secrets: false });
     t.equal(loaded.fromVersion, CONFIG_VERSION);
+    t.equal(loaded.config.audio.source.driver, 'alsa', `${file}: ALSA capture`);
+    t.equal(loaded.config.audio.sink.driver, 'alsa', `${file}: ALSA playback`);
+    t.equal(loaded.config.panel?.device.driver, 'serial', `${file}: serial panel`);
   }
 });
 
