@@ -3,8 +3,8 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from '../firmware-config/load.ts';
 import { migrateConfig, MigrationError, type JsonObject } from '../firmware-config/migrations.ts';
 import { endpointConfigJsonSchemaText } from '../firmware-config/json-schema.ts';
-import { writeFileAtomic } from '../firmware-config/atomic-write.ts';
 import { deviceProblems, simulatedDrivers } from './diagnostics/config-check.ts';
+import { writeFileAtomic } from '../firmware-config/atomic-write.ts';
 
 export const CONFIG_USAGE = `usage: sweep config <command>
   check FILE [--no-secrets] [--no-device]
