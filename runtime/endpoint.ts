@@ -9,11 +9,12 @@ import { LinkManager } from './p2p/link-manager.ts';
 import { createPeerTransport } from './p2p/peer-transport.ts';
 import type { EndpointInfo } from '../core/protocol/common.ts';
 import type { LoginResult } from '../core/protocol/access.ts';
-import { CallManager } from './session/call-manager.ts';
+import { CallManager } from '../core/engine/call-manager.ts';
 import type { EndpointEvents } from '../core/session/events.ts';
 import { EventBus } from '../core/bus.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { NS, type Logger } from '../platform/log.ts';
+import { nodeCrypto } from '../platform/grant-crypto.ts';
 
 export interface EndpointDeps {
   source: AudioSource;
@@ -82,7 +83,7 @@ export class Endpoint {
     this.calls = new CallManager({
       self: { account: config.access.username, endpointId: config.endpoint.id, label: config.endpoint.label },
       isBuddy: (account) => this.buddyAccounts.has(account),
-      signingKey: keys.signingPrivateKey,
+      crypto: nodeCrypto(keys.signingPrivateKey),
       links: this.links,
       media: this.media,
       bus: this.bus,
