@@ -7,7 +7,15 @@ declare function clearInterval(id: unknown): void;
 declare function btoa(data: string): string;
 declare function atob(data: string): string;
 declare const performance: { now(): number };
-declare const crypto: { getRandomValues<T extends Uint8Array>(array: T): T };
+/** WebCrypto: random bytes, and the Ed25519 subset the engine's WebCrypto port uses. */
+declare const crypto: {
+  getRandomValues<T extends Uint8Array>(array: T): T;
+  subtle: {
+    sign(algorithm: { name: 'Ed25519' }, key: unknown, data: Uint8Array): Promise<ArrayBuffer>;
+    verify(algorithm: { name: 'Ed25519' }, key: unknown, signature: Uint8Array, data: Uint8Array): Promise<boolean>;
+    importKey(format: 'raw', keyData: Uint8Array, algorithm: { name: 'Ed25519' }, extractable: boolean, usages: Array<'verify'>): Promise<unknown>;
+  };
+};
 declare class TextEncoder {
   encode(input?: string): Uint8Array;
 }

@@ -35,6 +35,8 @@ export interface WorldOptions {
   host?: string;
   port?: number;
   sweepTimeoutMs?: number;
+  /** The engine's crypto port on every endpoint: node:crypto (default) or WebCrypto, as the phone page. */
+  crypto?: 'node' | 'webcrypto';
   /** Links no call uses close after this long (L3). */
   idleCloseMs?: number;
   ringTimeoutMs?: number;
@@ -123,6 +125,7 @@ export class World {
       sink,
       clock,
       log: this.opts.log.child({ endpoint: spec.id }),
+      ...(this.opts.crypto ? { crypto: this.opts.crypto } : {}),
     });
     const we = { endpoint, source, sink, spec };
     this.endpoints.set(spec.id, we);

@@ -9,11 +9,14 @@ import { LinkManager } from './p2p/link-manager.ts';
 import { createPeerTransport } from './p2p/peer-transport.ts';
 import type { EndpointInfo } from '../core/protocol/common.ts';
 import type { LoginResult } from '../core/protocol/access.ts';
-import { CallManager } from './session/call-manager.ts';
+import { CallManager } from '../core/engine/call-manager.ts';
 import type { EndpointEvents } from '../core/session/events.ts';
 import { EventBus } from '../core/bus.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { NS, type Logger } from '../platform/log.ts';
+import { nodeCrypto } from '../platform/grant-crypto.ts';
+import { webCrypto } from '../core/engine/webcrypto.ts';
+import type { Crypto } from '../core/engine/ports.ts';
 
 export interface EndpointDeps {
   source: AudioSource;
@@ -22,6 +25,8 @@ export interface EndpointDeps {
   clock?: Clock;
   /** Defaults to the node-datachannel transport; tests may pass another implementation. */
   createTransport?: typeof createPeerTransport;
+  /** The engine's crypto port: node:crypto (the default) or WebCrypto, as the phone page uses (tests). */
+  crypto?: 'node' | 'webcrypto';
 }
 
 /**
@@ -49,6 +54,7 @@ export class Endpoint {
     private readonly deps: EndpointDeps,
     private readonly clock: Clock,
     serverPublicKey: KeyObject,
+    grantCrypto: Crypto,
   ) {
     const log = deps.log;
     this.bus = new EventBus<EndpointEvents>(log.child({ ns: NS.endpoint }));
@@ -82,7 +88,7 @@ export class Endpoint {
     this.calls = new CallManager({
       self: { account: config.access.username, endpointId: config.endpoint.id, label: config.endpoint.label },
       isBuddy: (account) => this.buddyAccounts.has(account),
-      signingKey: keys.signingPrivateKey,
+      crypto: grantCrypto,
       links: this.links,
       media: this.media,
       bus: this.bus,
@@ -114,7 +120,11 @@ export class Endpoint {
       log: deps.log.child({ ns: NS.access }),
       clock,
     });
-    const endpoint = new Endpoint(config, keys, access, deps, clock, publicKeyFromRaw(config.access.serverPublicKey));
+    const grantCrypto =
+      deps.crypto === 'webcrypto'
+        ? webCrypto(await crypto.subtle.importKey('pkcs8', keys.signingPrivateKey.export({ format: 'der', type: 'pkcs8' }), { name: 'Ed25519' }, false, ['sign']))
+        : nodeCrypto(keys.signingPrivateKey);
+    const endpoint = new Endpoint(config, keys, access, deps, clock, publicKeyFromRaw(config.access.serverPublicKey), grantCrypto);
     try {
       const login = await access.start();
       endpoint.applyProfile(login);

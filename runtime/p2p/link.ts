@@ -146,6 +146,11 @@ export class Link {
     return this.opts.transport;
   }
 
+  /** The engine's media handle for this link (core/engine/ports.ts): its transport. */
+  get media(): PeerTransport {
+    return this.opts.transport;
+  }
+
   /** The peer's verified certificate; undefined until `ready`. */
   get peer(): CertificatePayload | undefined {
     return this.peerCert;

@@ -14,6 +14,8 @@ export async function labWorld(
     endpoints: [...LAB_CAST.endpoints, ...(extra.endpoints ?? [])],
     log: createLogger({ level: process.env.SWEEP_TEST_LOG ?? 'silent', destination: process.stderr }),
     sweepTimeoutMs: extra.sweepTimeoutMs ?? 1500,
+    // The engine's scenarios run once per crypto port (test/scenario/sweep-webcrypto.test.ts).
+    crypto: process.env.SWEEP_TEST_CRYPTO === 'webcrypto' ? 'webcrypto' : 'node',
     ...(extra.idleCloseMs ? { idleCloseMs: extra.idleCloseMs } : {}),
     ...(extra.ringTimeoutMs ? { ringTimeoutMs: extra.ringTimeoutMs } : {}),
   });

@@ -3,8 +3,9 @@ import { performance } from 'node:perf_hooks';
 import { labWorld, inCall, sleep, states } from '../helpers/world.ts';
 import { watchLoopStalls } from '../../runtime/util/loop-stalls.ts';
 import { pullSweep, pushSweep, waitForEvent, waitUntil } from '../../lab/story.ts';
-import { issueGrant } from '../../runtime/session/sweep-rules.ts';
+import { issueGrant } from '../../core/engine/sweep-rules.ts';
 import { SweepError } from '../../core/errors.ts';
+import { nodeCrypto } from '../../platform/grant-crypto.ts';
 import type { World } from '../../lab/world.ts';
 
 const ALL = ['intercom', 'handset', 'phone'];
@@ -141,7 +142,7 @@ void t.test('forged, replayed and other-account updates are refused and the call
   const phoneToIntercom = world.get('phone').endpoint.links.current('intercom')!;
 
   // Forged: the phone signs a grant with its own key, claiming it is from the handset.
-  const forged = issueGrant({ sessionId: session.sessionId, from: 'handset', to: 'phone', epoch: 1, now: Date.now(), ttlMs: 3000 }, world.get('phone').endpoint.keys.signingPrivateKey);
+  const forged = await issueGrant({ sessionId: session.sessionId, from: 'handset', to: 'phone', epoch: 1, now: Date.now(), ttlMs: 3000 }, nodeCrypto(world.get('phone').endpoint.keys.signingPrivateKey));
   const e1 = (await phoneToIntercom.rpc.request('sweep.update', { sweepId: 'f1', sessionId: session.sessionId, epoch: 1, grant: forged.token }).catch((e: unknown) => e)) as SweepError;
   t.equal(e1.code, 'UNAUTHORIZED');
 

@@ -1,9 +1,10 @@
 import t from 'tap';
 import { generateKeyPairSync } from 'node:crypto';
-import { checkUpdate, issueGrant, NonceSet, type UpdateCheck } from '../../runtime/session/sweep-rules.ts';
+import { checkUpdate, issueGrant, NonceSet, type UpdateCheck } from '../../core/engine/sweep-rules.ts';
 import { rawPublicKey, signToken } from '../../platform/token.ts';
 import type { CertificatePayload } from '../../platform/certificate.ts';
 import { SweepError } from '../../core/errors.ts';
+import { nodeCrypto } from '../../platform/grant-crypto.ts';
 
 const NOW = 1_700_000_000_000;
 const holderKeys = generateKeyPairSync('ed25519');
@@ -14,8 +15,8 @@ function cert(account: string, endpointId: string, key = holderKeys.publicKey): 
   return { v: 1, account, endpointId, kind: 'deskphone', label: endpointId, signingKey: rawPublicKey(key), dtlsFingerprint: FP, issuedAt: NOW, expiresAt: NOW + 1e6 };
 }
 
-function base(overrides: Partial<UpdateCheck> = {}): UpdateCheck {
-  const { token } = issueGrant({ sessionId: 's1', from: 'handset', to: 'phone', epoch: 1, now: NOW, ttlMs: 3000 }, holderKeys.privateKey);
+async function base(overrides: Partial<UpdateCheck> = {}): Promise<UpdateCheck> {
+  const { token } = await issueGrant({ sessionId: 's1', from: 'handset', to: 'phone', epoch: 1, now: NOW, ttlMs: 3000 }, nodeCrypto(holderKeys.privateKey));
   return {
     sessionId: 's1',
     currentEpoch: 0,
@@ -25,13 +26,14 @@ function base(overrides: Partial<UpdateCheck> = {}): UpdateCheck {
     update: { sessionId: 's1', epoch: 1, grant: token },
     now: NOW + 10,
     nonceSeen: () => false,
+    crypto: nodeCrypto(otherKeys.privateKey),
     ...overrides,
   };
 }
 
-function code(fn: () => unknown): string {
+async function code(fn: () => Promise<unknown>): Promise<string> {
   try {
-    fn();
+    await fn();
     return 'accepted';
   } catch (err) {
     return (err as SweepError).code;
@@ -39,49 +41,49 @@ function code(fn: () => unknown): string {
 }
 
 void t.test('checkUpdate with a valid grant accepts and returns its nonce (S6)', async (t) => {
-  const nonce = checkUpdate(base());
+  const nonce = await checkUpdate(await base());
   t.type(nonce, 'string');
 });
 
 void t.test('checkUpdate from another account is FORBIDDEN (S6)', async (t) => {
-  t.equal(code(() => checkUpdate(base({ sender: cert('mallory', 'phone', otherKeys.publicKey) }))), 'FORBIDDEN');
+  t.equal(await code(async () => checkUpdate(await base({ sender: cert('mallory', 'phone', otherKeys.publicKey) }))), 'FORBIDDEN');
 });
 
 void t.test('checkUpdate with a grant signed by someone else is UNAUTHORIZED (S6 forged)', async (t) => {
-  const forged = issueGrant({ sessionId: 's1', from: 'handset', to: 'phone', epoch: 1, now: NOW, ttlMs: 3000 }, otherKeys.privateKey).token;
-  t.equal(code(() => checkUpdate(base({ update: { sessionId: 's1', epoch: 1, grant: forged } }))), 'UNAUTHORIZED');
+  const forged = (await issueGrant({ sessionId: 's1', from: 'handset', to: 'phone', epoch: 1, now: NOW, ttlMs: 3000 }, nodeCrypto(otherKeys.privateKey))).token;
+  t.equal(await code(async () => checkUpdate(await base({ update: { sessionId: 's1', epoch: 1, grant: forged } }))), 'UNAUTHORIZED');
 });
 
 void t.test('checkUpdate with a tampered grant payload is UNAUTHORIZED', async (t) => {
-  const good = base().update.grant!;
+  const good = (await base()).update.grant!;
   const [, sig] = good.split('.');
   const payload = Buffer.from(JSON.stringify({ sessionId: 's1', from: 'handset', to: 'phone', epoch: 1, nonce: 'n', expiresAt: NOW + 1e9 })).toString('base64url');
-  t.equal(code(() => checkUpdate(base({ update: { sessionId: 's1', epoch: 1, grant: `${payload}.${sig}` } }))), 'UNAUTHORIZED');
-  t.equal(code(() => checkUpdate(base({ update: { sessionId: 's1', epoch: 1, grant: 'garbage' } }))), 'UNAUTHORIZED');
+  t.equal(await code(async () => checkUpdate(await base({ update: { sessionId: 's1', epoch: 1, grant: `${payload}.${sig}` } }))), 'UNAUTHORIZED');
+  t.equal(await code(async () => checkUpdate(await base({ update: { sessionId: 's1', epoch: 1, grant: 'garbage' } }))), 'UNAUTHORIZED');
 });
 
 void t.test('checkUpdate with a grant for another endpoint is UNAUTHORIZED', async (t) => {
   const token = signToken({ sessionId: 's1', from: 'handset', to: 'tablet', epoch: 1, nonce: 'n1', expiresAt: NOW + 3000 }, holderKeys.privateKey);
-  t.equal(code(() => checkUpdate(base({ update: { sessionId: 's1', epoch: 1, grant: token } }))), 'UNAUTHORIZED');
+  t.equal(await code(async () => checkUpdate(await base({ update: { sessionId: 's1', epoch: 1, grant: token } }))), 'UNAUTHORIZED');
 });
 
 void t.test('checkUpdate with the wrong epoch is STALE_EPOCH (S12)', async (t) => {
-  t.equal(code(() => checkUpdate(base({ currentEpoch: 1 }))), 'STALE_EPOCH');
+  t.equal(await code(async () => checkUpdate(await base({ currentEpoch: 1 }))), 'STALE_EPOCH');
 });
 
 void t.test('checkUpdate after the grant expired is EXPIRED', async (t) => {
-  t.equal(code(() => checkUpdate(base({ now: NOW + 3000 }))), 'EXPIRED');
+  t.equal(await code(async () => checkUpdate(await base({ now: NOW + 3000 }))), 'EXPIRED');
 });
 
 void t.test('checkUpdate with a nonce already used is REPLAYED', async (t) => {
-  t.equal(code(() => checkUpdate(base({ nonceSeen: () => true }))), 'REPLAYED');
+  t.equal(await code(async () => checkUpdate(await base({ nonceSeen: () => true }))), 'REPLAYED');
 });
 
 void t.test('checkUpdate without grant is refused while the holder is reachable, accepted when not (S9)', async (t) => {
-  t.equal(code(() => checkUpdate(base({ update: { sessionId: 's1', epoch: 1, grant: null } }))), 'UNAUTHORIZED');
-  t.equal(checkUpdate(base({ holderReachable: false, update: { sessionId: 's1', epoch: 1, grant: null } })), null);
+  t.equal(await code(async () => checkUpdate(await base({ update: { sessionId: 's1', epoch: 1, grant: null } }))), 'UNAUTHORIZED');
+  t.equal(await checkUpdate(await base({ holderReachable: false, update: { sessionId: 's1', epoch: 1, grant: null } })), null);
   t.equal(
-    code(() => checkUpdate(base({ holderReachable: false, sender: cert('mallory', 'x', otherKeys.publicKey), update: { sessionId: 's1', epoch: 1, grant: null } }))),
+    await code(async () => checkUpdate(await base({ holderReachable: false, sender: cert('mallory', 'x', otherKeys.publicKey), update: { sessionId: 's1', epoch: 1, grant: null } }))),
     'FORBIDDEN',
   );
 });

@@ -1,23 +1,22 @@
-import { randomBytes, type KeyObject } from 'node:crypto';
-import { GrantPayload } from '../../core/protocol/peer.ts';
-import type { CertificatePayload } from '../../platform/certificate.ts';
-import { publicKeyFromRaw, signToken, verifyToken } from '../../platform/token.ts';
-import { SweepError } from '../../core/errors.ts';
+import type { GrantPayload } from '../protocol/peer.ts';
+import type { CertificatePayload } from '../protocol/certificate.ts';
+import { SweepError } from '../errors.ts';
+import type { Crypto } from './ports.ts';
 
-/** S4: the holder's grant handing `sessionId` at `epoch` to `to`, valid for `ttlMs`. */
-export function issueGrant(
+/** S4: the holder's grant handing `sessionId` at `epoch` to `to`, valid for `ttlMs`, signed through the crypto port. */
+export async function issueGrant(
   args: { sessionId: string; from: string; to: string; epoch: number; now: number; ttlMs: number },
-  signingKey: KeyObject,
-): { token: string; payload: GrantPayload } {
+  crypto: Crypto,
+): Promise<{ token: string; payload: GrantPayload }> {
   const payload: GrantPayload = {
     sessionId: args.sessionId,
     from: args.from,
     to: args.to,
     epoch: args.epoch,
-    nonce: randomBytes(12).toString('base64url'),
+    nonce: crypto.randomId(12),
     expiresAt: args.now + args.ttlMs,
   };
-  return { token: signToken(payload, signingKey), payload };
+  return { token: await crypto.signGrant(payload), payload };
 }
 
 export interface UpdateCheck {
@@ -33,13 +32,15 @@ export interface UpdateCheck {
   update: { sessionId: string; epoch: number; grant: string | null };
   now: number;
   nonceSeen: (nonce: string) => boolean;
+  crypto: Crypto;
 }
 
 /**
- * S6 and S9: whether the far end may move the call to the sender. Returns the grant's nonce
- * (null for a grantless takeover) or throws SweepError with the code the sender is told.
+ * S6 and S9: whether the far end may move the call to the sender. Resolves with the grant's nonce
+ * (null for a grantless takeover) or rejects with the SweepError the sender is told. The signature
+ * check is asynchronous: the caller re-checks its state once this settles (S12).
  */
-export function checkUpdate(c: UpdateCheck): string | null {
+export async function checkUpdate(c: UpdateCheck): Promise<string | null> {
   if (c.update.sessionId !== c.sessionId) throw new SweepError('NOT_FOUND', `no session ${c.update.sessionId} here`);
   if (c.sender.endpointId === c.holder.endpointId) throw new SweepError('BAD_STATE', 'sender already holds the call');
   if (c.sender.account !== c.holder.account) {
@@ -52,7 +53,7 @@ export function checkUpdate(c: UpdateCheck): string | null {
     if (c.holderReachable) throw new SweepError('UNAUTHORIZED', 'a grant from the holder is required while the holder is reachable');
     return null; // S9
   }
-  const grant = verifyToken(c.update.grant, publicKeyFromRaw(c.holder.signingKey), GrantPayload, 'grant');
+  const grant = await c.crypto.verifyGrant(c.update.grant, c.holder.signingKey);
   if (grant.from !== c.holder.endpointId) throw new SweepError('UNAUTHORIZED', `grant is from ${grant.from}, the holder is ${c.holder.endpointId}`);
   if (grant.to !== c.sender.endpointId) throw new SweepError('UNAUTHORIZED', `grant is for ${grant.to}, not for ${c.sender.endpointId}`);
   if (grant.sessionId !== c.sessionId) throw new SweepError('UNAUTHORIZED', `grant is for session ${grant.sessionId}`);

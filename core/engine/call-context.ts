@@ -1,35 +1,24 @@
-import type { KeyObject } from 'node:crypto';
-import type { CertificatePayload } from '../../platform/certificate.ts';
-import type { Party } from '../../core/protocol/peer.ts';
-import type { Link } from '../p2p/link.ts';
-import type { LinkManager } from '../p2p/link-manager.ts';
-import type { PeerTransport } from '../p2p/transport.ts';
-import { SweepError } from '../../core/errors.ts';
-import type { EventBus } from '../../core/bus.ts';
-import type { Clock, TimerHandle } from '../../core/clock.ts';
-import type { Logger } from '../../platform/log.ts';
-import { transition, type CallEvent, type CallState } from '../../core/session/call-state.ts';
-import type { CallSnapshot, EndpointEvents, SweepOutcome, SweepRole, SweepStep } from '../../core/session/events.ts';
+import type { CertificatePayload } from '../protocol/certificate.ts';
+import type { Party } from '../protocol/peer.ts';
+import type { Crypto, Link, Links, Media, MediaHandle } from './ports.ts';
+import { SweepError } from '../errors.ts';
+import type { EventBus } from '../bus.ts';
+import type { Clock, TimerHandle } from '../clock.ts';
+import type { Logger } from '../log.ts';
+import { transition, type CallEvent, type CallState } from '../session/call-state.ts';
+import type { CallSnapshot, EndpointEvents, SweepOutcome, SweepRole, SweepStep } from '../session/events.ts';
 
-/** What the call manager needs from the media engine. */
-export interface MediaPort {
-  attach(t: PeerTransport): void;
-  detach(t: PeerTransport): void;
-  setSendTargets(ts: PeerTransport[]): void;
-  setPlayback(t: PeerTransport | null): void;
-  /** Fires once, at the next audio packet that arrives from `t`. */
-  onFirstAudio(t: PeerTransport, fn: () => void): void;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-}
+/** What the call manager needs from the media engine (ports.ts). */
+export type MediaPort = Media;
 
 export interface CallManagerOptions {
   self: { account: string; endpointId: string; label: string };
   /** Accounts this endpoint accepts calls from besides its own (its buddies, P5). */
   isBuddy: (account: string) => boolean;
-  signingKey: KeyObject;
-  links: LinkManager;
-  media: MediaPort;
+  /** Grants are signed with this endpoint's key and checked with the holder's (S4, S6). */
+  crypto: Crypto;
+  links: Links;
+  media: Media;
   bus: EventBus<EndpointEvents>;
   clock: Clock;
   log: Logger;
@@ -195,12 +184,12 @@ export class CallContext {
   /** The same party carries on over a new link (L4, L7): audio both ways moves to it. */
   carryOn(call: Call, link: Link): void {
     this.bindLink(call, link);
-    this.opts.media.attach(link.transport);
-    this.opts.media.setPlayback(link.transport);
-    this.opts.media.setSendTargets(call.muted ? [] : [link.transport]);
+    this.opts.media.attach(link.media);
+    this.opts.media.setPlayback(link.media);
+    this.opts.media.setSendTargets(call.muted ? [] : [link.media]);
   }
 
-  async startMedia(t: PeerTransport): Promise<void> {
+  async startMedia(t: MediaHandle): Promise<void> {
     this.opts.media.attach(t);
     this.opts.media.setPlayback(t);
     this.opts.media.setSendTargets(this.call?.muted ? [] : [t]);

@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import type { SweepScope } from '../../core/protocol/peer.ts';
-import type { Link } from '../p2p/link.ts';
-import { SweepError, toSweepError } from '../../core/errors.ts';
-import type { TimerHandle } from '../../core/clock.ts';
-import type { CallSnapshot } from '../../core/session/events.ts';
+import type { SweepScope } from '../protocol/peer.ts';
+import type { Link } from './ports.ts';
+import { SweepError, toSweepError } from '../errors.ts';
+import type { TimerHandle } from '../clock.ts';
+import type { CallSnapshot } from '../session/events.ts';
 import type { CallContext } from './call-context.ts';
 import type { Newcomer } from './newcomer.ts';
 
@@ -40,7 +39,7 @@ export class PushRole {
     if (!call || call.state !== 'active') throw new SweepError('BAD_STATE', 'there is no active call to sweep');
     const to = opts.to ?? this.chooseTarget();
     const startedAtMono = ctx.opts.clock.mono();
-    const sweepId = randomBytes(9).toString('base64url');
+    const sweepId = ctx.opts.crypto.randomId(9);
     const link = await ctx.opts.links.get(to);
     if (link.peer?.account !== ctx.opts.self.account) throw new SweepError('FORBIDDEN', `${to} is not an endpoint of this account`);
     const where = link.peer.label || to;

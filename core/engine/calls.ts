@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import type { CertificatePayload } from '../../platform/certificate.ts';
-import type { Link } from '../p2p/link.ts';
-import { SweepError, toSweepError } from '../../core/errors.ts';
-import type { CallSnapshot } from '../../core/session/events.ts';
+import type { CertificatePayload } from '../protocol/certificate.ts';
+import type { Link } from './ports.ts';
+import { SweepError, toSweepError } from '../errors.ts';
+import type { CallSnapshot } from '../session/events.ts';
 import { partyOf, sameParty, type Call, type CallContext } from './call-context.ts';
 
 /**
@@ -24,7 +23,7 @@ export class Calls {
     const link = await ctx.opts.links.get(peerId);
     const cert = link.peer!;
     ctx.assertNoCall();
-    const call = newCall(randomBytes(9).toString('base64url'), 'out', cert, link, opts.doorRights ?? false);
+    const call = newCall(ctx.opts.crypto.randomId(9), 'out', cert, link, opts.doorRights ?? false);
     ctx.call = call;
     ctx.apply(call, 'invite');
     try {
@@ -53,7 +52,7 @@ export class Calls {
     if (ctx.call !== call || call.state !== 'ringing') throw new SweepError('BAD_STATE', 'the call ended while answering');
     call.startedAt = res.startedAt;
     ctx.apply(call, 'answer');
-    await ctx.startMedia(link.transport);
+    await ctx.startMedia(link.media);
     return ctx.snapshot()!;
   }
 
@@ -86,7 +85,7 @@ export class Calls {
     if (!call || (call.state !== 'active' && call.state !== 'sweeping')) throw new SweepError('BAD_STATE', 'no call to mute');
     call.muted = muted;
     const link = ctx.liveLink(call);
-    ctx.opts.media.setSendTargets(muted || !link ? [] : [link.transport]);
+    ctx.opts.media.setSendTargets(muted || !link ? [] : [link.media]);
     ctx.emitState(call);
   }
 
@@ -116,7 +115,7 @@ export class Calls {
       call.startedAt = ctx.opts.clock.now();
       call.link = link;
       ctx.apply(call, 'answer');
-      await ctx.startMedia(link.transport);
+      await ctx.startMedia(link.media);
       return { startedAt: call.startedAt };
     });
 

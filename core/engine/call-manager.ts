@@ -1,6 +1,6 @@
-import type { SweepScope } from '../../core/protocol/peer.ts';
-import type { Link } from '../p2p/link.ts';
-import type { CallSnapshot } from '../../core/session/events.ts';
+import type { SweepScope } from '../protocol/peer.ts';
+import type { Link } from './ports.ts';
+import type { CallSnapshot } from '../session/events.ts';
 import { CallContext, type CallManagerOptions } from './call-context.ts';
 import { Calls } from './calls.ts';
 import { FarEndRole } from './far-end.ts';

@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import type { SessionState, SweepScope } from '../../core/protocol/peer.ts';
-import type { Link } from '../p2p/link.ts';
-import { SweepError, toSweepError } from '../../core/errors.ts';
-import type { CallSnapshot } from '../../core/session/events.ts';
+import type { SessionState, SweepScope } from '../protocol/peer.ts';
+import type { Link } from './ports.ts';
+import { SweepError, toSweepError } from '../errors.ts';
+import type { CallSnapshot } from '../session/events.ts';
 import type { Call, CallContext } from './call-context.ts';
 import type { Siblings } from './siblings.ts';
 
@@ -28,7 +27,7 @@ export class Newcomer {
     const holderId = opts.from ?? this.siblings.firstHolder();
     if (!holderId) throw new SweepError('NOT_FOUND', 'no endpoint of this account is in a call');
     const known = this.siblings.get(holderId);
-    const sweepId = opts.sweepId ?? randomBytes(9).toString('base64url');
+    const sweepId = opts.sweepId ?? ctx.opts.crypto.randomId(9);
     const scope = opts.scope ?? 'session';
     const timeoutMs = ctx.sweepTimeoutMs;
     const timeline = ctx.timeline(sweepId, 'newcomer', opts.startedAtMono);
@@ -97,8 +96,8 @@ export class Newcomer {
       if (farLink.peer?.account !== session.farEnd.account) {
         throw new SweepError('FORBIDDEN', `far end ${session.farEnd.endpointId} is not of account ${session.farEnd.account}`);
       }
-      ctx.opts.media.attach(farLink.transport);
-      const firstAudio = new Promise<void>((resolve) => ctx.opts.media.onFirstAudio(farLink.transport, resolve));
+      ctx.opts.media.attach(farLink.media);
+      const firstAudio = new Promise<void>((resolve) => ctx.opts.media.onFirstAudio(farLink.media, resolve));
       timeline.mark('update');
       const update = { sweepId, sessionId: session.sessionId, epoch: session.epoch + 1, grant };
       const deadline = ctx.opts.clock.mono() + timeoutMs;
@@ -122,7 +121,7 @@ export class Newcomer {
       placeholder.link = farLink;
       placeholder.peerInstance = farLink.peerInstance;
       ctx.apply(placeholder, 'completed');
-      await ctx.startMedia(farLink.transport);
+      await ctx.startMedia(farLink.media);
       await ctx.withTimeout(firstAudio, timeoutMs, 'no audio from the far end after the sweep');
       timeline.mark('firstFarEndAudio');
       ctx.finish(sweepId, 'newcomer', 'completed', timeline);

@@ -1,10 +1,10 @@
-import type { CertificatePayload } from '../../platform/certificate.ts';
-import type { Party } from '../../core/protocol/peer.ts';
-import type { Link } from '../p2p/link.ts';
-import type { PeerTransport } from '../p2p/transport.ts';
-import { SweepError } from '../../core/errors.ts';
-import type { TimerHandle } from '../../core/clock.ts';
+import type { CertificatePayload } from '../protocol/certificate.ts';
+import type { Party } from '../protocol/peer.ts';
+import type { Link } from './ports.ts';
+import { SweepError } from '../errors.ts';
+import type { TimerHandle } from '../clock.ts';
 import { partyOf, type Call, type CallContext, type Timeline } from './call-context.ts';
+import type { MediaHandle } from './ports.ts';
 import { checkUpdate, NonceSet } from './sweep-rules.ts';
 
 interface FarEndMove {
@@ -14,7 +14,7 @@ interface FarEndMove {
   oldLink: Link | undefined;
   oldInstance: string | undefined;
   oldEpoch: number;
-  newTransport: PeerTransport;
+  newTransport: MediaHandle;
   timer: TimerHandle;
   timeline: Timeline;
 }
@@ -55,26 +55,42 @@ export class FarEndRole {
     this.move = undefined;
   }
 
-  /** S6, S7, S9. */
-  private onUpdate(link: Link, body: { sweepId: string; sessionId: string; epoch: number; grant: string | null }) {
-    const { ctx } = this;
-    const call = ctx.call;
-    if (!call || call.sessionId !== body.sessionId || call.state === 'ended') throw new SweepError('NOT_FOUND', `no call ${body.sessionId} here`);
+  private activeCall(sessionId: string): Call {
+    const call = this.ctx.call;
+    if (!call || call.sessionId !== sessionId || call.state === 'ended') throw new SweepError('NOT_FOUND', `no call ${sessionId} here`);
     if (call.state !== 'active') throw new SweepError('BAD_STATE', `call is ${call.state}, not active`);
+    return call;
+  }
+
+  /** S6, S7, S9. */
+  private async onUpdate(link: Link, body: { sweepId: string; sessionId: string; epoch: number; grant: string | null }) {
+    const { ctx } = this;
+    const call = this.activeCall(body.sessionId);
     if (!call.peerCert) throw new SweepError('BAD_STATE', 'the holder of this call is not known');
-    // S9, L5: the holder is reachable while the link the call runs on is alive.
-    const holderLink = ctx.liveLink(call);
-    const nonce = checkUpdate({
+    const holder = call.peerCert;
+    const check = (): Parameters<typeof checkUpdate>[0] => ({
       sessionId: call.sessionId,
       currentEpoch: call.epoch,
-      holder: call.peerCert,
-      holderReachable: holderLink !== undefined,
+      holder,
+      // S9, L5: the holder is reachable while the link the call runs on is alive.
+      holderReachable: ctx.liveLink(call) !== undefined,
       sender: link.peer!,
       update: body,
       now: ctx.opts.clock.now(),
       nonceSeen: (n) => this.nonces.has(n),
+      crypto: ctx.opts.crypto,
     });
+    const nonce = await checkUpdate(check());
+    // S12: the signature check is asynchronous; another update may have won meanwhile. Exactly one
+    // update per epoch: everything is checked again, now synchronously, before the call moves.
+    if (this.activeCall(body.sessionId) !== call || call.peerCert !== holder) {
+      throw new SweepError('STALE_EPOCH', `epoch ${body.epoch} refused: the call moved while this update was checked`);
+    }
+    if (body.epoch !== call.epoch + 1) throw new SweepError('STALE_EPOCH', `epoch ${body.epoch} refused: the session is at epoch ${call.epoch}, expected ${call.epoch + 1}`);
+    if (nonce && this.nonces.has(nonce)) throw new SweepError('REPLAYED', 'grant was already used');
+    if (nonce === null && ctx.liveLink(call)) throw new SweepError('UNAUTHORIZED', 'a grant from the holder is required while the holder is reachable');
     if (nonce) this.nonces.add(nonce);
+    const holderLink = ctx.liveLink(call);
     const timeline = ctx.timeline(body.sweepId, 'farEnd');
     timeline.mark('updateAccepted');
     const move: FarEndMove = {
@@ -84,7 +100,7 @@ export class FarEndRole {
       oldLink: call.link,
       oldInstance: call.peerInstance,
       oldEpoch: call.epoch,
-      newTransport: link.transport,
+      newTransport: link.media,
       timeline,
       timer: ctx.opts.clock.setTimeout(() => this.revert(move), ctx.sweepTimeoutMs),
     };
@@ -95,9 +111,9 @@ export class FarEndRole {
     call.peerCert = link.peer;
     ctx.bindLink(call, link);
     // S7: make before break — send to both, keep playing the old holder until the new one is heard.
-    ctx.opts.media.attach(link.transport);
-    ctx.opts.media.setSendTargets(holderLink ? [holderLink.transport, link.transport] : [link.transport]);
-    ctx.opts.media.onFirstAudio(link.transport, () => this.complete(move));
+    ctx.opts.media.attach(link.media);
+    ctx.opts.media.setSendTargets(holderLink ? [holderLink.media, link.media] : [link.media]);
+    ctx.opts.media.onFirstAudio(link.media, () => this.complete(move));
     ctx.emitState(call);
     return { sessionId: call.sessionId, epoch: call.epoch, doorRights: call.doorRights };
   }
@@ -135,7 +151,7 @@ export class FarEndRole {
     // again; the abandoned grant's nonce stays spent, so it cannot be replayed.
     call.epoch = move.oldEpoch;
     const old = ctx.liveLink(call);
-    ctx.opts.media.setSendTargets(old ? [old.transport] : []);
+    ctx.opts.media.setSendTargets(old ? [old.media] : []);
     newcomerLink?.rpc.request('call.hangup', { sessionId: call.sessionId, reason: 'no audio from you after the sweep' }).catch(() => undefined);
     move.timeline.mark('reverted');
     ctx.finish(move.sweepId, 'farEnd', 'rolledBack', move.timeline, new SweepError('TIMEOUT', 'no audio from the new holder'));

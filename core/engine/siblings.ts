@@ -1,5 +1,5 @@
-import type { Link } from '../p2p/link.ts';
-import type { TimerHandle } from '../../core/clock.ts';
+import type { Link } from './ports.ts';
+import type { TimerHandle } from '../clock.ts';
 import type { CallContext } from './call-context.ts';
 
 export interface SiblingCall {

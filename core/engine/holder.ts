@@ -1,7 +1,8 @@
-import type { Link } from '../p2p/link.ts';
-import type { SessionState, SweepScope } from '../../core/protocol/peer.ts';
-import { SweepError } from '../../core/errors.ts';
-import type { TimerHandle } from '../../core/clock.ts';
+import type { Link } from './ports.ts';
+import type { SessionState, SweepScope } from '../protocol/peer.ts';
+import { SweepError } from '../errors.ts';
+import type { CallState } from '../session/call-state.ts';
+import type { TimerHandle } from '../clock.ts';
 import { sameParty, type CallContext, type Timeline } from './call-context.ts';
 import { issueGrant } from './sweep-rules.ts';
 
@@ -56,7 +57,7 @@ export class HolderRole {
   }
 
   /** S3, S4. */
-  private onGoAway(link: Link, sweepId: string, sessionId: string, scope: SweepScope) {
+  private async onGoAway(link: Link, sweepId: string, sessionId: string, scope: SweepScope) {
     const { ctx } = this;
     const from = link.peer!;
     if (from.account !== ctx.opts.self.account) throw new SweepError('FORBIDDEN', 'only an endpoint of this account may take the call (S3)');
@@ -66,12 +67,10 @@ export class HolderRole {
     if (call.state !== 'active') throw new SweepError('BAD_STATE', `call is ${call.state}, not active`);
     const timeline = ctx.timeline(sweepId, 'holder');
     timeline.mark('goAway');
-    const { token } = issueGrant(
-      { sessionId, from: ctx.opts.self.endpointId, to: link.peerId, epoch: call.epoch + 1, now: ctx.opts.clock.now(), ttlMs: ctx.sweepTimeoutMs },
-      ctx.opts.signingKey,
-    );
+    // S3, S12: the call is given away before the (asynchronous) signature, so a second goAway
+    // arriving meanwhile is refused BUSY.
     ctx.apply(call, 'giveAway');
-    this.sweep = {
+    const sweep: HolderSweep = {
       sweepId,
       sessionId,
       to: link.peerId,
@@ -80,6 +79,19 @@ export class HolderRole {
       // S8: without `moved` in time the holder simply keeps the call.
       timer: ctx.opts.clock.setTimeout(() => this.rollback('no confirmation from the far end in time'), ctx.sweepTimeoutMs),
     };
+    this.sweep = sweep;
+    let token: string;
+    try {
+      ({ token } = await issueGrant(
+        { sessionId, from: ctx.opts.self.endpointId, to: link.peerId, epoch: call.epoch + 1, now: ctx.opts.clock.now(), ttlMs: ctx.sweepTimeoutMs },
+        ctx.opts.crypto,
+      ));
+    } catch (err) {
+      if (this.sweep === sweep) this.rollback('the grant could not be signed');
+      throw err;
+    }
+    // Whatever happened while signing (the call ended, the sweep was cancelled) wins.
+    if (this.sweep !== sweep || ctx.call !== call || (call.state as CallState) !== 'sweeping') throw new SweepError('BAD_STATE', 'the call changed while the grant was signed');
     timeline.mark('sessionInfo');
     const session: SessionState = {
       sessionId,
