@@ -234,7 +234,8 @@ async function nativePackages(nodeModules: string): Promise<string[]> {
   return out;
 }
 
-async function aarch64Addons(dir: string): Promise<string[]> {
+/** The native addons (.node files) under `dir` built for the ELF machine `elfMachine`. */
+export async function addonsFor(dir: string, elfMachine: number): Promise<string[]> {
   const found: string[] = [];
   const walk = async (d: string): Promise<void> => {
     for (const entry of await readdir(d, { withFileTypes: true })) {
@@ -242,12 +243,16 @@ async function aarch64Addons(dir: string): Promise<string[]> {
       if (entry.isDirectory()) await walk(p);
       else if (entry.isFile() && entry.name.endsWith('.node')) {
         const kind = await binaryKind(p);
-        if (kind?.kind === 'elf' && kind.machine === TARGET.elfMachine) found.push(p);
+        if (kind?.kind === 'elf' && kind.machine === elfMachine) found.push(p);
       }
     }
   };
   await walk(dir);
   return found;
+}
+
+function aarch64Addons(dir: string): Promise<string[]> {
+  return addonsFor(dir, TARGET.elfMachine);
 }
 
 /**

@@ -2,7 +2,7 @@ import { cp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promi
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BUNDLE_CHUNKS_DIR, BUNDLE_FILE, buildBundle, ROOT } from './bundle.ts';
-import { addNodeBinary, binaryKind, DEFAULT_CACHE, exists, nodeGyp, pruneForeignBinaries, run } from './make-bundle.ts';
+import { addNodeBinary, addonsFor, DEFAULT_CACHE, exists, nodeGyp, pruneForeignBinaries, run } from './make-bundle.ts';
 import { buildWeb } from '../server/web/build.ts';
 
 /**
@@ -71,7 +71,7 @@ export async function makeServerBundle(opts: { cacheDir?: string; log?: (line: s
   const natives = {} as ServerBundleResult['natives'];
   for (const name of SERVER_NATIVE) {
     natives[name] = await addNativeBuild(name, join(stage, 'node_modules', name), NATIVE_BINARY[name], headers, log);
-    if ((await nativeBinaries(join(stage, 'node_modules', name))).length === 0) throw new Error(`${name} has no ${SERVER_TARGET.cpu} binary in the server bundle`);
+    if ((await addonsFor(join(stage, 'node_modules', name), SERVER_TARGET.elfMachine)).length === 0) throw new Error(`${name} has no ${SERVER_TARGET.cpu} binary in the server bundle`);
   }
 
   await mkdir(join(stage, 'deploy'), { recursive: true });
@@ -100,21 +100,6 @@ async function versionOf(dir: string): Promise<string> {
   return (JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-async function nativeBinaries(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string): Promise<void> => {
-    for (const entry of await readdir(d, { withFileTypes: true })) {
-      const p = join(d, entry.name);
-      if (entry.isDirectory()) await walk(p);
-      else if (entry.isFile() && entry.name.endsWith('.node')) {
-        const kind = await binaryKind(p);
-        if (kind?.kind === 'elf' && kind.machine === SERVER_TARGET.elfMachine) out.push(p);
-      }
-    }
-  };
-  await walk(dir);
-  return out;
-}
 
 /**
  * A native part built for this Node: better-sqlite3 has no prebuilt binary reachable from here,
