@@ -107,6 +107,8 @@ void t.test('intercom call button rings the handset; mute and hang up at the han
   await rig.wire.press('hangup');
   await waitUntil(() => world.get('intercom').endpoint.calls.snapshot()?.state === 'ended', 3000, 'intercom leg ended');
   await rig.wire.waitFor(() => rig.wire.leds.get('call') === 'off' && rig.wire.leds.get('mute') === 'off', 2000, 'LEDs off');
+  // The hang-up action settles when the intercom has answered its call.hangup, after the LEDs went off.
+  await waitUntil(() => rig.handsetActions.length === 3, 3000, 'the hang-up action settled');
   t.same(rig.handsetActions.map((a) => `${a.action}:${a.ok}`), ['answer:true', 'mute:true', 'hangup:true']);
 });
 
