@@ -4,6 +4,7 @@ import { SweepError, toSweepError } from '../errors.ts';
 import type { CallSnapshot } from '../session/events.ts';
 import type { Call, CallContext } from './call-context.ts';
 import type { Siblings } from './siblings.ts';
+import { grantlessSession, holderGone, sendUpdate } from './takeover.ts';
 
 /**
  * The newcomer's side of a sweep (E3; docs/protocol.md S3–S9): ask the holder, carry its session
@@ -69,19 +70,10 @@ export class Newcomer {
       } catch (err) {
         const e = toSweepError(err);
         // S9: the holder is gone; take the call over without a grant if we know it.
-        if (!known || (e.code !== 'CLOSED' && e.code !== 'TIMEOUT' && e.code !== 'OFFLINE')) throw e;
+        if (!known || !holderGone(e)) throw e;
         ctx.opts.log.warn({ sweepId, holder: holderId, reason: e.message }, 'holder unreachable: trying a takeover without grant (S9)');
         timeline.mark('holderLost');
-        session = {
-          sessionId: known.sessionId,
-          farEnd: known.farEnd,
-          epoch: known.epoch,
-          codec: 'opus/48000/1',
-          startedAt: ctx.opts.clock.now(),
-          onHold: false,
-          muted: false,
-          doorRights: false,
-        };
+        session = grantlessSession(known, ctx.opts.clock.now());
         grant = null;
       }
       placeholder.sessionId = session.sessionId;
@@ -100,19 +92,7 @@ export class Newcomer {
       const firstAudio = new Promise<void>((resolve) => ctx.opts.media.onFirstAudio(farLink.media, resolve));
       timeline.mark('update');
       const update = { sweepId, sessionId: session.sessionId, epoch: session.epoch + 1, grant };
-      const deadline = ctx.opts.clock.mono() + timeoutMs;
-      let res;
-      for (;;) {
-        try {
-          res = await farLink.rpc.request('sweep.update', update, { timeoutMs });
-          break;
-        } catch (err) {
-          // S9: the far end may not have seen the holder's link die yet; ask again until the deadline.
-          const e = toSweepError(err);
-          if (grant !== null || e.code !== 'UNAUTHORIZED' || ctx.opts.clock.mono() + 200 > deadline) throw e;
-          await new Promise<void>((r) => ctx.opts.clock.setTimeout(r, 200));
-        }
-      }
+      const res = await sendUpdate(farLink.rpc, update, { clock: ctx.opts.clock, timeoutMs });
       timeline.mark('updateResponse');
       if (ctx.call !== placeholder) throw new SweepError('BAD_STATE', 'the call was ended during the sweep');
       placeholder.epoch = res.epoch;

@@ -9,6 +9,8 @@ import { randomB64u } from '../../../core/wire/b64.ts';
 import { signToken, type Identity, type StoredCall } from './identity.ts';
 import { BrowserLink } from './link.ts';
 import type { WebLog } from './log.ts';
+import { grantlessSession, holderGone, sendUpdate } from '../../../core/engine/takeover.ts';
+import { systemClock } from '../../../core/clock.ts';
 
 /** The browser's call: the runtime's snapshot less `direction` (the browser takes calls by sweep). */
 export type WebCall = Omit<CallSnapshot, 'direction'>;
@@ -170,10 +172,10 @@ export class WebEndpoint {
       } catch (err) {
         // S9: the holder is gone (crashed, its link dead): take over the call we know of, without a grant.
         const e = toSweepError(err);
-        if (!known || !HOLDER_GONE.has(e.code)) throw e;
+        if (!known || !holderGone(e)) throw e;
         this.opts.log.warn({ holder: holderId, reason: e.message }, 'holder unreachable: taking over without a grant (S9)');
         mark('holderLost');
-        session = { sessionId: known.sessionId, farEnd: known.farEnd, epoch: known.epoch, codec: 'opus/48000/1', startedAt: Date.now(), onHold: false, muted: false, doorRights: false };
+        session = grantlessSession(known, Date.now());
         grant = null;
       }
       mark('sessionInfo');
@@ -185,19 +187,7 @@ export class WebEndpoint {
       const heard = this.firstAudio(farLink, startedAt, timeoutMs);
       // S5: the grant goes to the far end; S6 is checked there.
       const update = { sweepId, sessionId: session.sessionId, epoch: session.epoch + 1, grant };
-      const deadline = performance.now() + timeoutMs;
-      let res;
-      for (;;) {
-        try {
-          res = await farLink.rpc.request('sweep.update', update, { timeoutMs });
-          break;
-        } catch (err) {
-          // S9: the far end may not have seen the holder's link die yet (L5); ask again until the deadline.
-          const e = toSweepError(err);
-          if (grant !== null || e.code !== 'UNAUTHORIZED' || performance.now() + 200 > deadline) throw e;
-          await new Promise((r) => setTimeout(r, 200));
-        }
-      }
+      const res = await sendUpdate(farLink.rpc, update, { clock: systemClock, timeoutMs });
       mark('updateResponse');
       if (this.call !== call) throw new SweepError('BAD_STATE', 'the call was ended during the sweep');
       call.epoch = res.epoch;
@@ -694,9 +684,6 @@ export class WebEndpoint {
     }
   }
 }
-
-/** S9: what a goAway to a holder that crashed or vanished fails with. */
-const HOLDER_GONE = new Set(['CLOSED', 'TIMEOUT', 'OFFLINE']);
 
 /** C5: how long a sibling's call is remembered after its link died, so it can be taken over (S9). */
 const LINK_LOSS_GRACE_MS = 10_000;
