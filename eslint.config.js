@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 import { floorsConfig } from './eslint.floors.js';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.tap/**', '.lab/**', 'server/web/dist/**', 'dist/**', '**/*.js', '**/*.mjs'] },
+  { ignores: ['node_modules/**', '.tap/**', '.lab/**', 'phone/dist/**', 'dist/**', '**/*.js', '**/*.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

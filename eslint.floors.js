@@ -13,8 +13,9 @@ export const FLOORS = [
   [['drivers/**/*.ts'], [above('platform', 'firmware-config', 'runtime', 'server', 'lab', 'tools', 'bench', 'test', 'deploy')]],
   [['firmware-config/**/*.ts'], [above('platform', 'drivers', 'runtime', 'server', 'lab', 'tools', 'bench', 'test', 'deploy')]],
   // The phone page: the foundation only (the server merely serves its build).
-  [['server/web/src/**/*.ts'], [nodeModules, above('platform', 'drivers', 'firmware-config', 'runtime', 'server', 'lab', 'tools', 'bench', 'test', 'deploy')]],
-  [['server/*.ts'], [above('drivers', 'firmware-config', 'runtime', 'lab', 'tools', 'bench', 'test')]],
+  [['phone/src/**/*.ts'], [nodeModules, above('platform', 'drivers', 'firmware-config', 'runtime', 'server', 'lab', 'tools', 'bench', 'test', 'deploy')]],
+  [['phone/*.ts'], [above('platform', 'drivers', 'firmware-config', 'runtime', 'server', 'lab', 'tools', 'bench', 'test', 'deploy')]],
+  [['server/**/*.ts'], [above('drivers', 'firmware-config', 'runtime', 'phone', 'lab', 'tools', 'bench', 'test')]],
   // runtime/cli.ts and runtime/on-demand.ts are the `sweep` dispatcher, which starts the lab and the server too.
   [['runtime/**/*.ts'], [above('server', 'lab', 'tools', 'bench', 'test', 'deploy')], ['runtime/cli.ts', 'runtime/on-demand.ts']],
   [['lab/**/*.ts'], [above('tools', 'bench', 'test', 'deploy')]],

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BUNDLE_CHUNKS_DIR, BUNDLE_FILE, buildBundle, ROOT } from './bundle.ts';
 import { addNodeBinary, addonsFor, DEFAULT_CACHE, exists, nodeGyp, pruneForeignBinaries, run } from './make-bundle.ts';
-import { buildWeb } from '../server/web/build.ts';
+import { buildWeb } from '../phone/build.ts';
 
 /**
  * The access server as a product: one tarball for the server host (linux-x64, glibc) with its own
@@ -47,9 +47,9 @@ export async function makeServerBundle(opts: { cacheDir?: string; log?: (line: s
   await mkdir(join(stage, 'dist'), { recursive: true });
   await cp(BUNDLE_FILE, join(stage, 'dist', 'sweep.mjs'));
   await cp(BUNDLE_CHUNKS_DIR, join(stage, 'dist', 'chunks'), { recursive: true });
-  // The phone page, prebuilt: `server serve` finds it at server/web/dist next to dist/.
+  // The phone page, prebuilt: `server serve` finds it at phone/dist next to dist/.
   const web = await buildWeb();
-  await cp(web, join(stage, 'server', 'web', 'dist'), { recursive: true });
+  await cp(web, join(stage, 'phone', 'dist'), { recursive: true });
 
   const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; engines?: object; dependencies: Record<string, string> };
   const dependencies = Object.fromEntries(Object.entries(pkg.dependencies).filter(([name]) => !(name in SERVER_OMITTED)));
@@ -82,7 +82,7 @@ export async function makeServerBundle(opts: { cacheDir?: string; log?: (line: s
     [
       `sweep access server ${pkg.version} for ${SERVER_TARGET.os}-${SERVER_TARGET.cpu} (${SERVER_TARGET.libc}), Node ${nodeVersion}`,
       'Run: bin/node dist/sweep.mjs server --help     Install: sudo bash deploy/install-server.sh',
-      'The phone page: server/web/dist (served at /).',
+      'The phone page: phone/dist (served at /).',
       'Native parts (built for Node 20):',
       ...(await Promise.all(SERVER_NATIVE.map(async (name) => `  ${name} ${await versionOf(join(stage, 'node_modules', name))}: ${natives[name]}`))),
       'Left out:',

@@ -7,7 +7,7 @@ import { audioCli } from './audio-test-cli.ts';
 import { toSweepError } from '../core/errors.ts';
 import { configCli } from './config-cli.ts';
 import { provision } from './provision.ts';
-import { loadLab, loadServerCli } from './on-demand.ts';
+import { buildPhonePage, loadLab, loadServerCli } from './on-demand.ts';
 import { tuneJitForAudio } from './util/jit-tuning.ts';
 
 const USAGE = `usage: sweep <command>
@@ -75,7 +75,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'server': {
       const { serverCli } = await loadServerCli();
-      return serverCli(rest, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin });
+      return serverCli(rest, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, buildPhonePage });
     }
     case 'provision': {
       const { values } = parseArgs({

@@ -10,3 +10,9 @@ export async function loadLab(): Promise<typeof import('../lab/lab.ts')> {
 export async function loadServerCli(): Promise<typeof import('../server/cli.ts')> {
   return import('../server/cli.ts');
 }
+
+/** Builds the phone page into phone/dist (a checkout's `sweep server serve` before the first build). */
+export async function buildPhonePage(): Promise<string> {
+  const { buildWeb } = await import('../phone/build.ts');
+  return buildWeb();
+}

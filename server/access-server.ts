@@ -31,7 +31,7 @@ export interface AccessServerOptions {
   log: Logger;
   clock?: Clock;
   rateLimit?: { perUsername?: RateRule; perAddress?: RateRule };
-  /** Static files for GET requests (the smartphone web client); default server/web/dist. */
+  /** Static files for GET requests (the smartphone web client); default phone/dist. */
   webRoot?: string;
   /** Ping interval; a socket that missed one pong is dropped. Default 30 s. */
   heartbeatMs?: number;
@@ -47,7 +47,7 @@ export interface AccessServerOptions {
 }
 
 export const ACCESS_PATH = '/access';
-const DEFAULT_WEB_ROOT = fileURLToPath(new URL('./web/dist', import.meta.url));
+const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../phone/dist', import.meta.url));
 
 /**
  * The access server (DESIGN.md §1–2): accounts, login with endpoint certificates, presence,

@@ -22,6 +22,11 @@ export interface ServerCliIo {
   signal?: AbortSignal;
   /** Logger for `serve`; default JSON lines on stderr. */
   log?: Logger;
+  /**
+   * Builds the phone page in a checkout where it is not built yet (the `sweep` dispatcher passes
+   * phone/build.ts: the server only serves the page's files and never imports the page).
+   */
+  buildPhonePage?: () => Promise<string>;
 }
 
 export const SERVER_USAGE = `usage: sweep server <command> --data DIR [options]
@@ -32,7 +37,7 @@ export const SERVER_USAGE = `usage: sweep server <command> --data DIR [options]
                                                 range (repeat or comma-separate) whose
                                                 X-Forwarded-For names the client for login limits;
                                                 --web: the phone page's files (default: the
-                                                bundle's, or server/web/dist in a checkout, built
+                                                bundle's, or phone/dist in a checkout, built
                                                 there when missing)
   account add NAME [--display TEXT] [--password-stdin]
                                                 create an account; without --password-stdin a strong
@@ -119,7 +124,7 @@ export async function serverCli(argv: string[], io: ServerCliIo): Promise<number
 
     switch (name) {
       case 'serve':
-        return await serve(dataDir, values.host ?? '127.0.0.1', parsePort(values.port), parseProxies(values['trusted-proxy']), await findWebRoot(values.web, io), io);
+        return await serve(dataDir, values.host ?? '127.0.0.1', parsePort(values.port), parseProxies(values['trusted-proxy']), await findWebRoot(values.web, io, io.buildPhonePage ? { build: io.buildPhonePage } : {}), io);
       case 'pubkey':
         out(`${(await loadOrCreateServerKey(dataDir)).publicKeyRaw}\n`);
         return 0;
@@ -229,9 +234,9 @@ async function readPassword(stdin: NodeJS.ReadableStream): Promise<string> {
 
 /**
  * Where the phone page's files are: `--web DIR` when given; else the first of a checkout's
- * server/web/dist (next to this file) and a server bundle's server/web/dist (this file is then
+ * phone/dist (beside server/) and a server bundle's phone/dist (this file is then
  * dist/chunks/*.mjs) that holds index.html. In a checkout without a built page, the page is built
- * (npm run build:web) rather than served as 404.
+ * (npm run build:web) rather than served as 404, when the caller can build it.
  */
 export async function findWebRoot(
   given: string | undefined,
@@ -244,22 +249,18 @@ export async function findWebRoot(
   );
   if (given !== undefined) {
     if (await hasPage(given)) return given;
-    throw new SweepError('NOT_FOUND', `--web: ${given} holds no index.html; allowed: a directory with the built phone page (npm run build:web writes server/web/dist)`);
+    throw new SweepError('NOT_FOUND', `--web: ${given} holds no index.html; allowed: a directory with the built phone page (npm run build:web writes phone/dist)`);
   }
   const here = opts.here ?? dirname(fileURLToPath(import.meta.url));
-  const checkout = join(here, 'web', 'dist');
-  const candidates = [checkout, resolve(here, '..', '..', 'server', 'web', 'dist'), resolve(here, '..', 'server', 'web', 'dist')];
+  const checkout = resolve(here, '..', 'phone', 'dist');
+  const candidates = [checkout, resolve(here, '..', '..', 'phone', 'dist')];
   for (const dir of candidates) if (await hasPage(dir)) return dir;
-  if (await stat(join(here, 'web', 'src', 'index.html')).then(() => true, () => false)) {
+  const inCheckout = await stat(resolve(here, '..', 'phone', 'src', 'index.html')).then(() => true, () => false);
+  if (inCheckout && opts.build) {
     io.stderr.write(`sweep server: the phone page is not built yet; building it into ${checkout} (npm run build:web)\n`);
-    return (opts.build ?? buildPhonePage)();
+    return opts.build();
   }
-  throw new SweepError('NOT_FOUND', `the phone page is not in ${candidates.join(' or ')}; pass --web DIR (a server bundle holds it in server/web/dist; in a checkout run npm run build:web)`);
-}
-
-async function buildPhonePage(): Promise<string> {
-  const { buildWeb } = await import('./web/build.ts');
-  return buildWeb();
+  throw new SweepError('NOT_FOUND', `the phone page is not in ${candidates.join(' or ')}; pass --web DIR (a server bundle holds it in phone/dist; in a checkout run npm run build:web)`);
 }
 
 async function serve(dataDir: string, host: string, port: number, trustedProxies: string[], webRoot: string, io: ServerCliIo): Promise<number> {

@@ -4,7 +4,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { World, LAB_CAST } from '../../lab/world.ts';
 import { waitUntil } from '../../lab/story.ts';
 import { createLogger } from '../../platform/log.ts';
-import { buildWeb } from '../../server/web/build.ts';
+import { buildWeb } from '../../phone/build.ts';
 
 /** FINDINGS.md: the headless Chromium flags that work here (plus loopback candidates). */
 export const CHROMIUM_FLAGS = [

@@ -62,31 +62,32 @@ void t.test('findWebRoot in a checkout without a built page builds it instead of
   const dir = await mkdtemp(join(tmpdir(), 'sweep-web-'));
   t.teardown(() => cleanup(dir));
   const here = join(dir, 'server');
-  await mkdir(join(here, 'web', 'src'), { recursive: true });
-  await writeFile(join(here, 'web', 'src', 'index.html'), '<!doctype html>');
+  await mkdir(join(dir, 'phone', 'src'), { recursive: true });
+  await writeFile(join(dir, 'phone', 'src', 'index.html'), '<!doctype html>');
+  await t.rejects(findWebRoot(undefined, { stderr: process.stderr }, { here }), /the phone page is not in .*in a checkout run npm run build:web/, 'the server alone cannot build the page');
   let built = 0;
   const said: string[] = [];
   const root = await findWebRoot(undefined, { stderr: { write: (s: string) => said.push(s) } as unknown as NodeJS.WritableStream }, {
     here,
     build: async () => {
       built++;
-      return join(here, 'web', 'dist');
+      return join(dir, 'phone', 'dist');
     },
   });
   t.equal(built, 1, 'the page was built');
-  t.equal(root, join(here, 'web', 'dist'));
+  t.equal(root, join(dir, 'phone', 'dist'));
   t.match(said.join(''), /the phone page is not built yet; building it into .*npm run build:web/);
 });
 
-void t.test('findWebRoot in a server bundle finds server/web/dist from dist/chunks; with neither it says how', async (t) => {
+void t.test('findWebRoot in a server bundle finds phone/dist from dist/chunks; with neither it says how', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'sweep-web-'));
   t.teardown(() => cleanup(dir));
   const chunks = join(dir, 'dist', 'chunks');
   await mkdir(chunks, { recursive: true });
   await t.rejects(findWebRoot(undefined, { stderr: process.stderr }, { here: chunks }), /the phone page is not in .*; pass --web DIR/);
-  await mkdir(join(dir, 'server', 'web', 'dist'), { recursive: true });
-  await writeFile(join(dir, 'server', 'web', 'dist', 'index.html'), '<!doctype html>');
-  t.equal(await findWebRoot(undefined, { stderr: process.stderr }, { here: chunks }), join(dir, 'server', 'web', 'dist'));
+  await mkdir(join(dir, 'phone', 'dist'), { recursive: true });
+  await writeFile(join(dir, 'phone', 'dist', 'index.html'), '<!doctype html>');
+  t.equal(await findWebRoot(undefined, { stderr: process.stderr }, { here: chunks }), join(dir, 'phone', 'dist'));
 });
 
 void t.test('sweep server serve from a checkout answers / with the phone page, not 404', async (t) => {
@@ -117,7 +118,7 @@ void t.test('the server bundle installs nothing from a checkout: account, buddy,
   for (const name of Object.keys(SERVER_OMITTED)) t.notOk(existsSync(join(root, 'node_modules', name)), `${name} is left out`);
   const sqlite = JSON.parse(await readFile(join(root, 'node_modules', 'better-sqlite3', 'package.json'), 'utf8')) as { version: string };
   t.match(sqlite.version, /^12\./, 'better-sqlite3 stays 12.x');
-  t.ok(existsSync(join(root, 'server', 'web', 'dist', 'index.html')), 'the phone page is prebuilt');
+  t.ok(existsSync(join(root, 'phone', 'dist', 'index.html')), 'the phone page is prebuilt');
   t.ok(existsSync(join(root, 'deploy', 'sweep-server.service')) && existsSync(join(root, 'deploy', 'install-server.sh')), 'unit and installer are inside');
 
   // Run from a directory that is not a checkout, with the bundle's own Node.

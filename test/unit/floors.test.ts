@@ -21,7 +21,8 @@ const WRONG_WAY: Array<[string, string]> = [
   ['drivers/audio/x.ts', "import { EndpointConfig } from '../../firmware-config/endpoint-config.ts';"],
   ['firmware-config/x.ts', "import { createLogger } from '../platform/log.ts';"],
   ['server/x.ts', "import { Endpoint } from '../runtime/endpoint.ts';"],
-  ['server/web/src/x.ts', "import { signToken } from '../../../platform/token.ts';"],
+  ['phone/src/x.ts', "import { signToken } from '../../platform/token.ts';"],
+  ['server/x.ts', "import { buildWeb } from '../phone/build.ts';"],
   ['runtime/session/x.ts', "import { World } from '../../lab/world.ts';"],
   ['runtime/x.ts', "import { AccessServer } from '../server/access-server.ts';"],
 ];
@@ -41,7 +42,7 @@ void t.test('imports that run down the floors pass the floor rules', async (t) =
     ['server/x.ts', "import { issueCertificate } from '../platform/certificate.ts';"],
     ['runtime/x.ts', "import { EndpointConfig } from '../firmware-config/endpoint-config.ts';"],
     ['lab/x.ts', "import { AccessServer } from '../server/access-server.ts';"],
-    ['server/web/src/x.ts', "import { RpcChannel } from '../../../core/protocol/rpc.ts';"],
+    ['phone/src/x.ts', "import { RpcChannel } from '../../core/protocol/rpc.ts';"],
   ];
   for (const [path, code] of RIGHT_WAY) t.same(await floorErrors(path, code), [], `${path}: ${code}`);
 });

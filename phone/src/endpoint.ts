@@ -1,16 +1,16 @@
-import type { LoginResult, SignalIn, SignalPayload } from '../../../core/protocol/access.ts';
-import type { EndpointInfo } from '../../../core/protocol/common.ts';
-import type { GrantPayload, Party, SessionState, SweepScope } from '../../../core/protocol/peer.ts';
-import { transition, type CallEvent } from '../../../core/session/call-state.ts';
-import type { CallSnapshot } from '../../../core/session/events.ts';
-import { SweepError, toSweepError } from '../../../core/errors.ts';
+import type { LoginResult, SignalIn, SignalPayload } from '../../core/protocol/access.ts';
+import type { EndpointInfo } from '../../core/protocol/common.ts';
+import type { GrantPayload, Party, SessionState, SweepScope } from '../../core/protocol/peer.ts';
+import { transition, type CallEvent } from '../../core/session/call-state.ts';
+import type { CallSnapshot } from '../../core/session/events.ts';
+import { SweepError, toSweepError } from '../../core/errors.ts';
 import type { AccessConnection } from './access.ts';
-import { randomB64u } from '../../../core/wire/b64.ts';
+import { randomB64u } from '../../core/wire/b64.ts';
 import { signToken, type Identity, type StoredCall } from './identity.ts';
 import { BrowserLink } from './link.ts';
 import type { WebLog } from './log.ts';
-import { grantlessSession, holderGone, sendUpdate } from '../../../core/engine/takeover.ts';
-import { systemClock } from '../../../core/clock.ts';
+import { grantlessSession, holderGone, sendUpdate } from '../../core/engine/takeover.ts';
+import { systemClock } from '../../core/clock.ts';
 
 /** The browser's call: the runtime's snapshot less `direction` (the browser takes calls by sweep). */
 export type WebCall = Omit<CallSnapshot, 'direction'>;

@@ -1,7 +1,7 @@
-import { accessCatalogue, ProfileAssembler, type AccessCatalogue, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload, type SessionToken } from '../../../core/protocol/access.ts';
-import type { EndpointInfo } from '../../../core/protocol/common.ts';
-import { RpcChannel } from '../../../core/protocol/rpc.ts';
-import { SweepError } from '../../../core/errors.ts';
+import { accessCatalogue, ProfileAssembler, type AccessCatalogue, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload, type SessionToken } from '../../core/protocol/access.ts';
+import type { EndpointInfo } from '../../core/protocol/common.ts';
+import { RpcChannel } from '../../core/protocol/rpc.ts';
+import { SweepError } from '../../core/errors.ts';
 import type { Identity } from './identity.ts';
 import type { WebLog } from './log.ts';
 

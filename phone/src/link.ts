@@ -1,11 +1,11 @@
-import type { SignalPayload } from '../../../core/protocol/access.ts';
-import { CertificatePayload } from '../../../core/protocol/certificate.ts';
-import { peerCatalogue, type PeerCatalogue } from '../../../core/protocol/peer.ts';
-import { RpcChannel } from '../../../core/protocol/rpc.ts';
-import { Liveness } from '../../../core/protocol/liveness.ts';
-import { fingerprintFromSdp } from '../../../core/wire/sdp.ts';
-import { systemClock } from '../../../core/clock.ts';
-import { SweepError, toSweepError } from '../../../core/errors.ts';
+import type { SignalPayload } from '../../core/protocol/access.ts';
+import { CertificatePayload } from '../../core/protocol/certificate.ts';
+import { peerCatalogue, type PeerCatalogue } from '../../core/protocol/peer.ts';
+import { RpcChannel } from '../../core/protocol/rpc.ts';
+import { Liveness } from '../../core/protocol/liveness.ts';
+import { fingerprintFromSdp } from '../../core/wire/sdp.ts';
+import { systemClock } from '../../core/clock.ts';
+import { SweepError, toSweepError } from '../../core/errors.ts';
 import { verifyToken } from './identity.ts';
 import type { WebLog } from './log.ts';
 

@@ -3,7 +3,7 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 /**
- * Bundles the smartphone client (server/web/src) for browsers into server/web/dist, which the
+ * Bundles the smartphone client (phone/src) for browsers into phone/dist, which the
  * access server serves. The shared catalogue (core/protocol) is bundled in; `platform:
  * 'browser'` makes any Node import in it a build error.
  */

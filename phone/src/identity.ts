@@ -1,8 +1,8 @@
 import type { z } from 'zod';
-import { SessionToken } from '../../../core/protocol/access.ts';
-import { SweepError } from '../../../core/errors.ts';
-import { fromB64u, toB64u } from '../../../core/wire/b64.ts';
-import { joinToken, readToken, tokenBody } from '../../../core/token.ts';
+import { SessionToken } from '../../core/protocol/access.ts';
+import { SweepError } from '../../core/errors.ts';
+import { fromB64u, toB64u } from '../../core/wire/b64.ts';
+import { joinToken, readToken, tokenBody } from '../../core/token.ts';
 
 /**
  * The browser endpoint's long-lived identity (DESIGN.md §2), kept in IndexedDB: its endpoint id,

@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { isFinalLoginRefusal, type LoginResult } from '../../../core/protocol/access.ts';
-import { SigningKey } from '../../../core/protocol/common.ts';
-import { peerCatalogue } from '../../../core/protocol/peer.ts';
-import { parseWith } from '../../../core/protocol/validate.ts';
-import { toSweepError, type SweepError } from '../../../core/errors.ts';
+import { isFinalLoginRefusal, type LoginResult } from '../../core/protocol/access.ts';
+import { SigningKey } from '../../core/protocol/common.ts';
+import { peerCatalogue } from '../../core/protocol/peer.ts';
+import { parseWith } from '../../core/protocol/validate.ts';
+import { toSweepError, type SweepError } from '../../core/errors.ts';
 import { AccessConnection } from './access.ts';
 import { WebEndpoint, type WebState } from './endpoint.ts';
 import { importPublicKey, loadCall, loadOrCreateIdentity, loadSession, loadUsername, saveCall, saveSession, saveUsername, type Identity } from './identity.ts';
