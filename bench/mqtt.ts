@@ -4,7 +4,7 @@ import { DiagnosticsConfig } from '../firmware-config/diagnostics-config.ts';
 import { startDiagnostics } from '../runtime/diagnostics/diagnostics.ts';
 import { startLoopbackBroker } from '../runtime/diagnostics/loopback-broker.ts';
 import type { ObservedEndpoint } from '../runtime/diagnostics/observed.ts';
-import { OperatorClient } from '../runtime/diagnostics/operator.ts';
+import { OperatorClient } from '../tools/operator.ts';
 import type { EndpointEvents } from '../core/session/events.ts';
 import { EventBus } from '../core/bus.ts';
 import { createLogger } from '../platform/log.ts';

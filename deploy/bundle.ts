@@ -7,12 +7,12 @@ export const BUNDLE_FILE = `${ROOT}dist/sweep.mjs`;
 export const BUNDLE_CHUNKS_DIR = `${ROOT}dist/chunks`;
 
 /**
- * Bundles the runtime's command line into dist/sweep.mjs (+ dist/chunks/): what a device runs (no TypeScript
- * loader in production). Dependencies stay in node_modules.
+ * Bundles the `sweep` command line (tools/cli.ts) into dist/sweep.mjs (+ dist/chunks/): what a device
+ * runs (no TypeScript loader in production). Dependencies stay in node_modules.
  */
 export async function buildBundle(): Promise<string> {
   await build({
-    entryPoints: { sweep: `${ROOT}runtime/cli.ts` },
+    entryPoints: { sweep: `${ROOT}tools/cli.ts` },
     outdir: `${ROOT}dist`,
     outExtension: { '.js': '.mjs' },
     // Dynamic imports become chunks, so the server's and the lab's packages are only needed when

@@ -15,7 +15,7 @@ export const DEFAULT_CACHE = join(ROOT, 'dist', '.cache');
 
 /**
  * Packages left out of the device bundle, and why. The bundle's own code loads the server and the
- * lab on demand (runtime/on-demand.ts), so nothing a device runs imports these.
+ * lab on demand (tools/on-demand.ts), so nothing a device runs imports these.
  */
 export const OMITTED: Record<string, string> = {
   'better-sqlite3': 'access server only',

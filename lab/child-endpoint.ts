@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import type { EndpointConfigInput } from '../firmware-config/endpoint-config.ts';
 import { SweepError } from '../core/errors.ts';
 
-const CLI = fileURLToPath(new URL('../runtime/cli.ts', import.meta.url));
+const CLI = fileURLToPath(new URL('../tools/cli.ts', import.meta.url));
 /** The bundle a device runs (`npm run build`). */
 export const BUNDLE = fileURLToPath(new URL('../dist/sweep.mjs', import.meta.url));
 

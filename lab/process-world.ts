@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { ChildEndpoint } from './child-endpoint.ts';
 import type { EndpointConfigInput } from '../firmware-config/endpoint-config.ts';
 
-const CLI = fileURLToPath(new URL('../runtime/cli.ts', import.meta.url));
+const CLI = fileURLToPath(new URL('../tools/cli.ts', import.meta.url));
 
 export type Line = Record<string, unknown>;
 export const isEvent =

@@ -10,7 +10,7 @@ import { findWebRoot } from '../../server/cli.ts';
 import { makeServerBundle, SERVER_NATIVE, SERVER_OMITTED, SERVER_TARBALL } from '../../deploy/make-server-bundle.ts';
 import { cleanup, freshBundle, sh, unpack, which } from './arm64-helpers.ts';
 
-const CLI = fileURLToPath(new URL('../../runtime/cli.ts', import.meta.url));
+const CLI = fileURLToPath(new URL('../../tools/cli.ts', import.meta.url));
 const UNIT = fileURLToPath(new URL('../../deploy/systemd/sweep-server.service', import.meta.url));
 // Building the server bundle (when its inputs changed) takes a minute or two on a loaded machine.
 t.setTimeout(900_000);

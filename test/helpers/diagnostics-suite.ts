@@ -5,7 +5,7 @@ import { DiagnosticsConfig, type DiagnosticsConfigInput } from '../../firmware-c
 import { signCommand } from '../../runtime/diagnostics/auth.ts';
 import type { BrokerSettings } from '../../runtime/diagnostics/connection.ts';
 import { startDiagnostics, type Diagnostics, type DiagnosticsDeps } from '../../runtime/diagnostics/diagnostics.ts';
-import { OperatorClient, type OperatorKey } from '../../runtime/diagnostics/operator.ts';
+import { OperatorClient, type OperatorKey } from '../../tools/operator.ts';
 import { rawPublicKey } from '../../platform/token.ts';
 import { LevelControl, LogRing } from '../../runtime/util/log-ring.ts';
 import { createLogger } from '../../platform/log.ts';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Writable } from 'node:stream';
-import { audioCli } from '../../runtime/audio-test-cli.ts';
+import { audioCli } from '../../tools/audio-test-cli.ts';
 import { createAlsaFixture, hasAlsaCapture, hasAlsaTools, tone } from '../helpers/alsa.ts';
 
 const ready = (await hasAlsaTools()) && (await hasAlsaCapture());

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deviceProblems, type MachineProbe } from '../../runtime/diagnostics/config-check.ts';
 
-const CLI = fileURLToPath(new URL('../../runtime/cli.ts', import.meta.url));
+const CLI = fileURLToPath(new URL('../../tools/cli.ts', import.meta.url));
 const PROFILES = ['intercom', 'deskphone'] as const;
 const profilePath = (name: (typeof PROFILES)[number]): string => fileURLToPath(new URL(`../../firmware-config/profiles/${name}.json`, import.meta.url));
 

@@ -9,7 +9,7 @@ import { hashPassword } from '../../server/passwords.ts';
 import { silentLogger } from '../../platform/log.ts';
 import { FakeNotifySocket } from '../helpers/notify-socket.ts';
 
-const CLI = fileURLToPath(new URL('../../runtime/cli.ts', import.meta.url));
+const CLI = fileURLToPath(new URL('../../tools/cli.ts', import.meta.url));
 const missing = ['systemd-notify', 'python3'].filter((c) => {
   try {
     execFileSync('sh', ['-c', `command -v ${c}`], { stdio: 'ignore' });

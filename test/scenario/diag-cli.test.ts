@@ -3,7 +3,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { diagCli } from '../../runtime/diagnostics/diag-cli.ts';
+import { diagCli } from '../../tools/diag-cli.ts';
 import { startDevice, type SuiteBroker } from '../helpers/diagnostics-suite.ts';
 import { FakeEndpoint } from '../helpers/fake-endpoint.ts';
 import { startAedes } from '../helpers/mqtt-brokers.ts';

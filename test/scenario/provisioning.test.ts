@@ -16,7 +16,7 @@ import { fakeEndpointKeys } from '../helpers/endpoint-keys.ts';
 
 const log = silentLogger();
 const PROFILE = fileURLToPath(new URL('../../firmware-config/profiles/intercom.json', import.meta.url));
-const CLI = fileURLToPath(new URL('../../runtime/cli.ts', import.meta.url));
+const CLI = fileURLToPath(new URL('../../tools/cli.ts', import.meta.url));
 
 interface Setup {
   server: AccessServer;

@@ -25,6 +25,12 @@ const WRONG_WAY: Array<[string, string]> = [
   ['server/x.ts', "import { buildWeb } from '../phone/build.ts';"],
   ['runtime/session/x.ts', "import { World } from '../../lab/world.ts';"],
   ['runtime/x.ts', "import { AccessServer } from '../server/access-server.ts';"],
+  // No exceptions in runtime/: the `sweep` dispatcher that starts the lab lives in tools/.
+  ['runtime/endpoint-process.ts', "import { runLab } from '../lab/lab.ts';"],
+  ['runtime/diagnostics/x.ts', "import { OperatorClient } from '../../tools/operator.ts';"],
+  ['lab/x.ts', "import { main } from '../tools/cli.ts';"],
+  ['tools/x.ts', "import { World } from '../test/helpers/world.ts';"],
+  ['tools/x.ts', "import { buildBundle } from '../deploy/bundle.ts';"],
 ];
 
 void t.test('an import that runs up a floor is a lint error, so CI fails on it (docs/architecture.md)', async (t) => {
@@ -42,6 +48,10 @@ void t.test('imports that run down the floors pass the floor rules', async (t) =
     ['server/x.ts', "import { issueCertificate } from '../platform/certificate.ts';"],
     ['runtime/x.ts', "import { EndpointConfig } from '../firmware-config/endpoint-config.ts';"],
     ['lab/x.ts', "import { AccessServer } from '../server/access-server.ts';"],
+    ['tools/x.ts', "import { runLab } from '../lab/lab.ts';"],
+    ['tools/x.ts', "import { serverCli } from '../server/cli.ts';"],
+    ['tools/x.ts', "import { runEndpointProcess } from '../runtime/endpoint-process.ts';"],
+    ['bench/x.ts', "import { OperatorClient } from '../tools/operator.ts';"],
     ['phone/src/x.ts', "import { RpcChannel } from '../../core/protocol/rpc.ts';"],
   ];
   for (const [path, code] of RIGHT_WAY) t.same(await floorErrors(path, code), [], `${path}: ${code}`);

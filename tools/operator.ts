@@ -1,12 +1,12 @@
 import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { rawPublicKey } from '../../platform/token.ts';
-import { SweepError } from '../../core/errors.ts';
-import { signCommand, signShellInput } from './auth.ts';
-import type { CommandResponse } from './commands.ts';
-import { brokerOptions, noDelay, type BrokerSettings } from './connection.ts';
-import { DeviceTopics } from './topics.ts';
+import { rawPublicKey } from '../platform/token.ts';
+import { SweepError } from '../core/errors.ts';
+import { signCommand, signShellInput } from '../runtime/diagnostics/auth.ts';
+import type { CommandResponse } from '../runtime/diagnostics/commands.ts';
+import { brokerOptions, noDelay, type BrokerSettings } from '../runtime/diagnostics/connection.ts';
+import { DeviceTopics } from '../runtime/diagnostics/topics.ts';
 
 export interface OperatorKey {
   privateKey: KeyObject;

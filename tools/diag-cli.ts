@@ -2,11 +2,11 @@ import { generateKeyPairSync, createPublicKey, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
-import { rawPublicKey } from '../../platform/token.ts';
-import { SweepError, toSweepError } from '../../core/errors.ts';
+import { rawPublicKey } from '../platform/token.ts';
+import { SweepError, toSweepError } from '../core/errors.ts';
 import { OperatorClient, readOperatorKey } from './operator.ts';
-import { StateTracker, readState } from './state.ts';
-import { watchFilters } from './topics.ts';
+import { StateTracker, readState } from '../runtime/diagnostics/state.ts';
+import { watchFilters } from '../runtime/diagnostics/topics.ts';
 
 export interface DiagIo {
   stdout: Writable;

@@ -1,14 +1,14 @@
 #!/usr/bin/env -S node --import tsx
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { runEndpointProcess } from './endpoint-process.ts';
-import { diagCli } from './diagnostics/diag-cli.ts';
+import { runEndpointProcess } from '../runtime/endpoint-process.ts';
+import { diagCli } from './diag-cli.ts';
 import { audioCli } from './audio-test-cli.ts';
 import { toSweepError } from '../core/errors.ts';
 import { configCli } from './config-cli.ts';
-import { provision } from './provision.ts';
+import { provision } from '../runtime/provision.ts';
 import { buildPhonePage, loadLab, loadServerCli } from './on-demand.ts';
-import { tuneJitForAudio } from './util/jit-tuning.ts';
+import { tuneJitForAudio } from '../runtime/util/jit-tuning.ts';
 
 const USAGE = `usage: sweep <command>
   lab [--demo] [--host 127.0.0.1] [--port 0] [--log-level warn]

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from '../firmware-config/load.ts';
 import { migrateConfig, MigrationError, type JsonObject } from '../firmware-config/migrations.ts';
 import { endpointConfigJsonSchemaText } from '../firmware-config/json-schema.ts';
-import { deviceProblems, simulatedDrivers } from './diagnostics/config-check.ts';
+import { deviceProblems, simulatedDrivers } from '../runtime/diagnostics/config-check.ts';
 import { writeFileAtomic } from '../firmware-config/atomic-write.ts';
 
 export const CONFIG_USAGE = `usage: sweep config <command>
