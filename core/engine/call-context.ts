@@ -34,6 +34,8 @@ export interface CallManagerOptions {
   inviteTimeoutMs?: number;
   /** Preferred push targets, in order (config); otherwise any online sibling. */
   pushPreference?: string[];
+  /** C1: incoming calls are refused with this reason (the phone page takes calls by sweep only, S10). */
+  refuseIncomingCalls?: string;
   /** S11: called after a sweep with scope "login" moved our call away. */
   onLoginSwept?: () => void;
 }

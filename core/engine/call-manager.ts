@@ -1,4 +1,4 @@
-import type { SweepScope } from '../protocol/peer.ts';
+import type { Party, SweepScope } from '../protocol/peer.ts';
 import type { Link } from './ports.ts';
 import type { CallSnapshot } from '../session/events.ts';
 import { CallContext, type CallManagerOptions } from './call-context.ts';
@@ -59,6 +59,11 @@ export class CallManager {
     return this.pushes.pending();
   }
 
+  /** The sibling this endpoint, as the holder, is giving its call to (S3–S7), if any. */
+  sweepTarget(): string | undefined {
+    return this.holder.sweepingTo;
+  }
+
   /** Whether a call or sweep uses the link to `peerId` (idle links are closed, L3). */
   usesPeer(peerId: string): boolean {
     const call = this.ctx.call;
@@ -87,6 +92,16 @@ export class CallManager {
 
   setMuted(muted: boolean): void {
     this.calls.setMuted(muted);
+  }
+
+  /** L7: takes back the call this endpoint held before it restarted (a reloaded page). */
+  resume(held: { sessionId: string; epoch: number; farEnd: Party; muted: boolean }): Promise<CallSnapshot> {
+    return this.calls.resume(held);
+  }
+
+  /** D1: asks the other party of the call to open its door; resolves with the pulse length. */
+  openDoor(): Promise<number> {
+    return this.calls.openDoor();
   }
 
   pull(opts: { from?: string; sweepId?: string; scope?: SweepScope; startedAtMono?: number } = {}): Promise<CallSnapshot> {

@@ -1,4 +1,5 @@
 import type { CertificatePayload } from '../protocol/certificate.ts';
+import type { Party } from '../protocol/peer.ts';
 import type { Link } from './ports.ts';
 import { SweepError, toSweepError } from '../errors.ts';
 import type { CallSnapshot } from '../session/events.ts';
@@ -79,6 +80,36 @@ export class Calls {
       .catch((err: unknown) => ctx.opts.log.debug({ err: toSweepError(err).message }, 'hangup not delivered'));
   }
 
+  /**
+   * L7: a restarted instance (a reloaded page) takes back the call it held, kept by the far end
+   * for the C5 grace; its links say `resume` in hello. Resolves once the call runs here again.
+   */
+  async resume(held: { sessionId: string; epoch: number; farEnd: Party; muted: boolean }): Promise<CallSnapshot> {
+    const { ctx } = this;
+    ctx.assertNoCall();
+    const link = await ctx.opts.links.get(held.farEnd.endpointId);
+    if (!sameParty(held.farEnd, link)) throw new SweepError('FORBIDDEN', `${held.farEnd.endpointId} is not of account ${held.farEnd.account}`);
+    const res = await link.rpc.request('call.resume', { sessionId: held.sessionId, epoch: held.epoch });
+    ctx.assertNoCall();
+    const call = newCall(res.sessionId, 'in', link.peer!, link, res.doorRights);
+    call.epoch = res.epoch;
+    call.startedAt = res.startedAt;
+    call.muted = held.muted;
+    ctx.call = call;
+    ctx.apply(call, 'resumed', 'resumed');
+    await ctx.startMedia(link.media);
+    return ctx.snapshot()!;
+  }
+
+  /** D1: asks the other party of our call (the intercom) to open its door; D2–D4 are decided there. */
+  async openDoor(): Promise<number> {
+    const { ctx } = this;
+    const call = ctx.call;
+    if (!call || (call.state !== 'active' && call.state !== 'sweeping')) throw new SweepError('BAD_STATE', 'there is no call, so no door to open');
+    const res = await ctx.requireLink(call).rpc.request('door.open', { sessionId: call.sessionId });
+    return res.pulseMs;
+  }
+
   setMuted(muted: boolean): void {
     const { ctx } = this;
     const call = ctx.call;
@@ -94,6 +125,7 @@ export class Calls {
     const rpc = link.rpc;
     rpc.handle('call.invite', (body) => {
       const from = link.peer!; // admitted only after hello (P2)
+      if (ctx.opts.refuseIncomingCalls) throw new SweepError('REFUSED', ctx.opts.refuseIncomingCalls);
       if (from.account !== ctx.opts.self.account && !ctx.opts.isBuddy(from.account)) {
         throw new SweepError('FORBIDDEN', `account ${from.account} is not a buddy of ${ctx.opts.self.account} (P5)`);
       }

@@ -3,7 +3,7 @@ import type { EndpointInfo } from '../../core/protocol/common.ts';
 import { RpcChannel } from '../../core/protocol/rpc.ts';
 import { SweepError } from '../../core/errors.ts';
 import type { Identity } from './identity.ts';
-import type { WebLog } from './log.ts';
+import type { Logger } from '../../core/log.ts';
 
 export interface AccessEvents {
   presence: (e: EndpointInfo) => void;
@@ -35,7 +35,7 @@ export class AccessConnection {
   private constructor(
     private readonly ws: WebSocket,
     private readonly id: Identity,
-    private readonly log: WebLog,
+    private readonly log: Logger,
   ) {
     this.channel = new RpcChannel({
       catalogue: accessCatalogue,
@@ -69,7 +69,7 @@ export class AccessConnection {
     });
   }
 
-  static open(url: string, id: Identity, log: WebLog): Promise<AccessConnection> {
+  static open(url: string, id: Identity, log: Logger): Promise<AccessConnection> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url);
       const fail = (): void => reject(new SweepError('OFFLINE', `the access server at ${url} cannot be reached`));

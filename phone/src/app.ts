@@ -5,9 +5,10 @@ import { peerCatalogue } from '../../core/protocol/peer.ts';
 import { parseWith } from '../../core/protocol/validate.ts';
 import { toSweepError, type SweepError } from '../../core/errors.ts';
 import { AccessConnection } from './access.ts';
-import { WebEndpoint, type WebState } from './endpoint.ts';
-import { importPublicKey, loadCall, loadOrCreateIdentity, loadSession, loadUsername, saveCall, saveSession, saveUsername, type Identity } from './identity.ts';
+import { PhoneEndpoint, type WebState } from './phone-endpoint.ts';
+import { loadCall, loadOrCreateIdentity, loadSession, loadUsername, saveCall, saveSession, saveUsername, type Identity } from './identity.ts';
 import { consoleLog } from './log.ts';
+import { importVerifyingKey } from '../../core/engine/webcrypto.ts';
 
 /**
  * The smartphone page: log in with the handset's credentials, see the handset's call, "Take the
@@ -28,7 +29,7 @@ interface Page {
   serverKey: CryptoKey;
   accessUrl: string;
   access?: AccessConnection;
-  endpoint?: WebEndpoint;
+  endpoint?: PhoneEndpoint;
   audio?: AudioOut;
   micProblem?: string;
   /** Shown on the login screen. */
@@ -123,7 +124,7 @@ async function boot(): Promise<void> {
     const info = parseWith(ServerInfo, await res.json(), 'server.json');
     const id = await loadOrCreateIdentity();
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    page = { id, serverKey: await importPublicKey(info.publicKey), accessUrl: `${scheme}//${location.host}${info.accessPath}` };
+    page = { id, serverKey: await importVerifyingKey(info.publicKey), accessUrl: `${scheme}//${location.host}${info.accessPath}` };
     hooks.endpointId = id.endpointId;
   } catch (err) {
     app.replaceChildren(h('p', { class: 'status error' }, `This page cannot start: ${toSweepError(err).message}. Is this browser up to date (WebCrypto Ed25519, WebRTC)?`));
@@ -168,7 +169,7 @@ async function connect(login: (a: AccessConnection) => Promise<LoginResult>): Pr
     const name = err instanceof DOMException ? err.name : 'Error';
     p.micProblem = name === 'NotAllowedError' ? 'Microphone denied: allow it for this site to take calls here.' : `No microphone (${name}): calls cannot be taken here.`;
   }
-  const endpoint = new WebEndpoint({
+  const endpoint = new PhoneEndpoint({
     id: p.id,
     access,
     login: result,

@@ -1,8 +1,6 @@
-import type { z } from 'zod';
 import { SessionToken } from '../../core/protocol/access.ts';
 import { SweepError } from '../../core/errors.ts';
-import { fromB64u, toB64u } from '../../core/wire/b64.ts';
-import { joinToken, readToken, tokenBody } from '../../core/token.ts';
+import { toB64u } from '../../core/wire/b64.ts';
 
 /**
  * The browser endpoint's long-lived identity (DESIGN.md §2), kept in IndexedDB: its endpoint id,
@@ -115,28 +113,4 @@ export async function loadUsername(): Promise<string | undefined> {
 
 export async function saveUsername(username: string): Promise<void> {
   await put('username', username);
-}
-
-/** Signs a token (format: core/token.ts) with WebCrypto: the page's sweep grants (S4). */
-export async function signToken(payload: object, key: CryptoKey): Promise<string> {
-  const body = tokenBody(payload);
-  const sig = await crypto.subtle.sign({ name: 'Ed25519' }, key, new TextEncoder().encode(body));
-  return joinToken(body, new Uint8Array(sig));
-}
-
-export function importPublicKey(raw: string): Promise<CryptoKey> {
-  return crypto.subtle.importKey('raw', fromB64u(raw), { name: 'Ed25519' }, false, ['verify']);
-}
-
-/** Verifies the signature, then validates the payload (throws SweepError UNAUTHORIZED / INVALID_MESSAGE). */
-export async function verifyToken<S extends z.ZodType>(token: string, key: CryptoKey, schema: S, what: string): Promise<z.output<S>> {
-  const { payload, body, signature } = readToken(token, schema, what);
-  let ok = false;
-  try {
-    ok = await crypto.subtle.verify({ name: 'Ed25519' }, key, signature, new TextEncoder().encode(body));
-  } catch {
-    ok = false;
-  }
-  if (!ok) throw new SweepError('UNAUTHORIZED', `${what}: signature does not verify`);
-  return payload;
 }

@@ -1,19 +1,21 @@
-/** A console-backed logger with the levels the shared RpcChannel uses; secrets are never passed to it. */
-export interface WebLog {
-  debug(obj: unknown, msg?: string): void;
-  info(obj: unknown, msg?: string): void;
-  warn(obj: unknown, msg?: string): void;
-  error(obj: unknown, msg?: string): void;
-}
+import type { Logger, LogFn } from '../../core/log.ts';
 
-export function consoleLog(scope: string, verbose = false): WebLog {
-  const line = (obj: unknown, msg?: string): unknown[] => (msg === undefined ? [`[${scope}]`, obj] : [`[${scope}] ${msg}`, obj]);
+/** The foundation's Logger on the browser console; secrets are never passed to it. */
+export function consoleLog(scope: string, verbose = false, bindings: Record<string, unknown> = {}): Logger {
+  const fn = (write: (...args: unknown[]) => void, enabled = true): LogFn =>
+    ((obj: object | string, msg?: string): void => {
+      if (!enabled) return;
+      if (typeof obj === 'string') write(`[${scope}] ${obj}`, bindings);
+      else write(msg === undefined ? `[${scope}]` : `[${scope}] ${msg}`, { ...bindings, ...obj });
+    });
   return {
-    debug: (obj, msg) => {
-      if (verbose) console.debug(...line(obj, msg));
-    },
-    info: (obj, msg) => console.info(...line(obj, msg)),
-    warn: (obj, msg) => console.warn(...line(obj, msg)),
-    error: (obj, msg) => console.error(...line(obj, msg)),
+    level: verbose ? 'debug' : 'info',
+    fatal: fn(console.error),
+    error: fn(console.error),
+    warn: fn(console.warn),
+    info: fn(console.info),
+    debug: fn(console.debug, verbose),
+    trace: fn(console.debug, verbose),
+    child: (more) => consoleLog(scope, verbose, { ...bindings, ...more }),
   };
 }

@@ -231,10 +231,10 @@ class Controller implements PanelController {
   /** D1: ask the other party of our call (the intercom); an intercom's own button pulses locally. */
   async #door(): Promise<void> {
     if (this.door) return this.door.pulseLocal();
-    const call = this.endpoint.calls.snapshot();
-    if (!call || call.state === 'ended') throw new SweepError('BAD_STATE', 'door button: there is no call, so no door to open');
-    const link = await this.endpoint.links.get(call.peer.endpointId);
-    await link.rpc.request('door.open', { sessionId: call.sessionId });
+    await this.endpoint.calls.openDoor().catch((err: unknown) => {
+      const e = toSweepError(err);
+      throw new SweepError(e.code, `door button: ${e.message}`);
+    });
   }
 
   /** A sibling's pushed call rings here, waiting for the user (S10 'ask'). */

@@ -1,0 +1,148 @@
+import type { SignalPayload } from '../../core/protocol/access.ts';
+import type { LinkTransport } from '../../core/link/peer-link.ts';
+import { fingerprintFromSdp } from '../../core/wire/sdp.ts';
+import { SweepError, toSweepError } from '../../core/errors.ts';
+import type { Logger } from '../../core/log.ts';
+
+export interface RtcTransportOptions {
+  linkId: string;
+  certificate: RTCCertificate;
+  sendSignal: (payload: SignalPayload) => void;
+  log: Logger;
+}
+
+/**
+ * The page's side of a link (docs/protocol.md L1, L2): one RTCPeerConnection, always the offerer,
+ * with one audio transceiver (sendrecv) and the `ctl` data channel in the first offer; the node
+ * side answers with its audio on the offer's mid and payload type. The hello and liveness run
+ * above it, in core/link/peer-link.ts, exactly as on the device.
+ */
+export class RtcTransport implements LinkTransport {
+  readonly pc: RTCPeerConnection;
+  readonly audio: RTCRtpTransceiver;
+  readonly opened: Promise<void>;
+  /** The peer's audio; null until the track arrives. */
+  remoteStream: MediaStream | null = null;
+  private readonly dc: RTCDataChannel;
+  private remoteFp: string | undefined;
+  private remoteApplied = false;
+  private readonly pendingCandidates: RTCIceCandidateInit[] = [];
+  private closeReason: string | undefined;
+  private readonly closedFns: Array<(reason: string) => void> = [];
+  private readonly textFns: Array<(text: string) => void> = [];
+  private readonly trackFns: Array<(s: MediaStream) => void> = [];
+
+  constructor(private readonly opts: RtcTransportOptions) {
+    // No STUN/TURN: links stay on the local network, as on the node side (L2).
+    this.pc = new RTCPeerConnection({ certificates: [opts.certificate], iceServers: [], bundlePolicy: 'max-bundle' });
+    this.audio = this.pc.addTransceiver('audio', { direction: 'sendrecv' });
+    this.dc = this.pc.createDataChannel('ctl', { ordered: true });
+    this.opened = new Promise<void>((resolve) => this.dc.addEventListener('open', () => resolve(), { once: true }));
+    this.dc.onmessage = (ev) => {
+      if (typeof ev.data === 'string') for (const fn of this.textFns) fn(ev.data);
+    };
+    this.dc.onclose = () => this.close('peer closed ctl');
+    this.pc.onicecandidate = (ev) => {
+      const c = ev.candidate;
+      if (c?.candidate) opts.sendSignal({ kind: 'candidate', linkId: opts.linkId, candidate: c.candidate, mid: c.sdpMid ?? '0' });
+    };
+    this.pc.onconnectionstatechange = () => {
+      const s = this.pc.connectionState;
+      if (s === 'failed' || s === 'closed' || s === 'disconnected') this.close(`connection ${s}`);
+    };
+    this.pc.ontrack = (ev) => {
+      this.remoteStream = ev.streams[0] ?? new MediaStream([ev.track]);
+      for (const fn of this.trackFns) fn(this.remoteStream);
+    };
+    void this.offer().catch((err: unknown) => this.close(`offer failed: ${toSweepError(err).message}`));
+  }
+
+  get linkId(): string {
+    return this.opts.linkId;
+  }
+
+  get isClosed(): boolean {
+    return this.closeReason !== undefined;
+  }
+
+  remoteFingerprint(): string | undefined {
+    return this.remoteFp;
+  }
+
+  sendText(text: string): void {
+    if (this.dc.readyState !== 'open') throw new SweepError('CLOSED', `ctl is ${this.dc.readyState}`);
+    this.dc.send(text);
+  }
+
+  onText(fn: (text: string) => void): void {
+    this.textFns.push(fn);
+  }
+
+  onClosed(fn: (reason: string) => void): void {
+    if (this.closeReason !== undefined) fn(this.closeReason);
+    else this.closedFns.push(fn);
+  }
+
+  onRemoteStream(fn: (s: MediaStream) => void): void {
+    this.trackFns.push(fn);
+    if (this.remoteStream) fn(this.remoteStream);
+  }
+
+  /** Sends this microphone track on the link's audio (null: send nothing). No renegotiation (L2). */
+  async setSending(track: MediaStreamTrack | null): Promise<void> {
+    if (this.isClosed) return;
+    if (this.audio.sender.track !== track) await this.audio.sender.replaceTrack(track);
+  }
+
+  acceptSignal(p: SignalPayload): void {
+    if (this.isClosed || p.linkId !== this.opts.linkId) return;
+    if (p.kind === 'answer') {
+      if (this.remoteApplied) return;
+      this.remoteFp = fingerprintFromSdp(p.sdp);
+      this.remoteApplied = true;
+      this.pc.setRemoteDescription({ type: 'answer', sdp: p.sdp }).then(
+        () => {
+          for (const c of this.pendingCandidates.splice(0)) void this.addCandidate(c);
+        },
+        (err: unknown) => this.close(`answer rejected: ${toSweepError(err).message}`),
+      );
+    } else if (p.kind === 'candidate') {
+      const c = { candidate: p.candidate.replace(/^a=/, ''), sdpMid: p.mid };
+      if (this.pc.remoteDescription) void this.addCandidate(c);
+      else this.pendingCandidates.push(c);
+    }
+  }
+
+  close(reason = 'closed'): void {
+    if (this.closeReason !== undefined) return;
+    this.closeReason = reason;
+    try {
+      this.dc.close();
+      this.pc.close();
+    } catch {
+      // already closed
+    }
+    for (const fn of this.closedFns.splice(0)) {
+      try {
+        fn(reason);
+      } catch (err) {
+        this.opts.log.error({ err }, 'transport close listener threw');
+      }
+    }
+  }
+
+  private async offer(): Promise<void> {
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    const sdp = this.pc.localDescription?.sdp;
+    if (!sdp) throw new SweepError('INTERNAL', 'no local offer');
+    this.opts.sendSignal({ kind: 'offer', linkId: this.opts.linkId, sdp });
+  }
+
+  private async addCandidate(c: RTCIceCandidateInit): Promise<void> {
+    try {
+      await this.pc.addIceCandidate(c);
+    } catch (err) {
+      this.opts.log.debug({ err: toSweepError(err).message }, 'remote candidate rejected');
+    }
+  }
+}
