@@ -90,6 +90,8 @@ export class CallContext {
   newcomerSweepId: string | undefined;
   private readonly endedListeners: Array<(call: Call) => void> = [];
   private readonly changedListeners: Array<() => void> = [];
+  /** The party whose link is kept for the call (L4). */
+  private linkedPeer: string | undefined;
 
   constructor(readonly opts: CallManagerOptions) {}
 
@@ -138,8 +140,23 @@ export class CallContext {
   }
 
   emitState(call: Call, reason?: string): void {
+    this.keepCallLinked();
     const snap = this.call === call ? this.snapshot() : null;
     if (snap) this.opts.bus.emit('call.state', reason ? { call: snap, reason } : { call: snap });
+  }
+
+  /**
+   * L3, L4: the link to the call's other party is kept while the call lasts, rebuilt at once if
+   * it fails (a rebuilt link to the same instance carries the call on, L6); it follows the party
+   * when the call moves (S7).
+   */
+  private keepCallLinked(): void {
+    const c = this.call;
+    const want = c && (c.state === 'active' || c.state === 'sweeping') && c.peer.endpointId !== this.opts.self.endpointId ? c.peer.endpointId : undefined;
+    if (want === this.linkedPeer) return;
+    if (this.linkedPeer !== undefined) this.opts.links.unpin(this.linkedPeer, 'call');
+    this.linkedPeer = want;
+    if (want !== undefined) this.opts.links.pin(want, 'call');
   }
 
   timeline(sweepId: string, role: SweepRole, startedAtMono?: number): Timeline {

@@ -23,6 +23,11 @@ export interface NewLink {
   log: Logger;
 }
 
+/** What a NewLink fixes of its PeerLink: who the peer must be (P3), the set-up deadline, the log. */
+export function peerLinkBasics(spec: NewLink): { expectedPeer: string; expectedAccount?: string; openTimeoutMs: number; log: Logger } {
+  return { expectedPeer: spec.peerId, ...(spec.account !== undefined ? { expectedAccount: spec.account } : {}), openTimeoutMs: spec.setupTimeoutMs, log: spec.log };
+}
+
 export interface LinkSetOptions<L extends PeerLink> {
   selfId: string;
   /** A browser always offers (L1): the phone page. */

@@ -1,6 +1,8 @@
-import { accessCatalogue, ProfileAssembler, type AccessCatalogue, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload, type SessionToken } from '../../core/protocol/access.ts';
+import { accessCatalogue, type AccessCatalogue, type LoginResult, type SignalIn, type SignalPayload, type SessionToken } from '../../core/protocol/access.ts';
 import type { EndpointInfo } from '../../core/protocol/common.ts';
 import { RpcChannel } from '../../core/protocol/rpc.ts';
+import { ProfileCollector } from '../../core/protocol/profile-collector.ts';
+import { systemClock } from '../../core/clock.ts';
 import { SweepError } from '../../core/errors.ts';
 import type { Identity } from './identity.ts';
 import type { Logger } from '../../core/log.ts';
@@ -29,7 +31,7 @@ export class AccessConnection {
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
   /** A12: the pages of a login's profile being collected. */
-  private pages: { add: (p: ProfilePage) => void; fail: (err: SweepError) => void } | undefined;
+  private pages: ProfileCollector | undefined;
   result: LoginResult | undefined;
 
   private constructor(
@@ -103,28 +105,10 @@ export class AccessConnection {
   /** A12: a large building's profile follows its login answer in pages; resolves once it is whole. */
   private whole(result: LoginResult): Promise<LoginResult> {
     if (!result.profileFollows) return Promise.resolve(result);
-    const assembler = new ProfileAssembler(result.profile);
-    return new Promise((resolve, reject) => {
-      const end = (err?: SweepError): void => {
-        clearTimeout(timer);
-        this.pages = undefined;
-        if (err) reject(err);
-        else {
-          delete result.profileFollows;
-          resolve(result);
-        }
-      };
-      const timer = setTimeout(() => end(new SweepError('TIMEOUT', 'login: the profile\'s pages did not all arrive within 10 s')), 10_000);
-      this.pages = {
-        add: (page) => {
-          try {
-            if (assembler.add(page)) end();
-          } catch (err) {
-            end(err instanceof SweepError ? err : new SweepError('INVALID_MESSAGE', String(err)));
-          }
-        },
-        fail: (err) => end(err),
-      };
+    const pages = new ProfileCollector(result, systemClock, 10_000);
+    this.pages = pages;
+    return pages.whole.finally(() => {
+      if (this.pages === pages) this.pages = undefined;
     });
   }
 

@@ -10,7 +10,7 @@ import { randomB64u } from '../../core/wire/b64.ts';
 import { CallManager } from '../../core/engine/call-manager.ts';
 import { verifyCertificateWeb, webCrypto } from '../../core/engine/webcrypto.ts';
 import { PeerLink } from '../../core/link/peer-link.ts';
-import { LinkSet } from '../../core/link/link-set.ts';
+import { LinkSet, peerLinkBasics } from '../../core/link/link-set.ts';
 import type { AccessConnection } from './access.ts';
 import type { Identity, StoredCall } from './identity.ts';
 import { PageMedia } from './page-media.ts';
@@ -95,16 +95,13 @@ export class PhoneEndpoint {
         transport.onRemoteStream((s) => opts.onRemoteStream(spec.peerId, s));
         const resume = this.resuming?.farEnd.endpointId === spec.peerId ? this.resuming.sessionId : undefined;
         return new PeerLink({
+          ...peerLinkBasics(spec),
           transport,
-          expectedPeer: spec.peerId,
-          ...(spec.account !== undefined ? { expectedAccount: spec.account } : {}),
           certificate: () => opts.access.result?.certificate ?? '',
           instance: this.instance,
           ...(resume ? { resume } : {}),
           verifyCertificate: (token) => verifyCertificateWeb(token, opts.serverKey, Date.now()),
           clock: systemClock,
-          log: spec.log,
-          openTimeoutMs: spec.setupTimeoutMs,
         });
       },
     });

@@ -1,7 +1,8 @@
 import { WebSocket } from 'ws';
-import { accessCatalogue, isFinalLoginRefusal, ProfileAssembler, type AccessCatalogue, type LoginBody, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload } from '../../core/protocol/access.ts';
+import { accessCatalogue, isFinalLoginRefusal, type AccessCatalogue, type LoginBody, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload } from '../../core/protocol/access.ts';
 import type { EndpointInfo, EndpointKind } from '../../core/protocol/common.ts';
 import { RpcChannel } from '../../core/protocol/rpc.ts';
+import { ProfileCollector } from '../../core/protocol/profile-collector.ts';
 import { MAX_MESSAGE_BYTES } from '../../core/protocol/validate.ts';
 import { verifyCertificate, type CertificatePayload } from '../../platform/certificate.ts';
 import { publicKeyFromRaw } from '../../platform/token.ts';
@@ -205,36 +206,20 @@ export class AccessClient {
   /** Logs in on `channel`; resolves once the profile is whole (A12: after its last page, if paged). */
   private async login(channel: RpcChannel<AccessCatalogue>): Promise<LoginResult> {
     const result = await channel.request('login', this.loginBody(), { timeoutMs: this.timeoutMs });
-    if (result.profileFollows) {
-      await this.collectPages(channel, result);
-      delete result.profileFollows;
-    }
+    if (result.profileFollows) await this.collectPages(channel, result);
     return result;
   }
 
   /** A12: fills `result.profile` from the pages that follow the answer (the rpc channel delivers them after it, M3). */
-  private collectPages(channel: RpcChannel<AccessCatalogue>, result: LoginResult): Promise<void> {
-    const assembler = new ProfileAssembler(result.profile);
-    return new Promise<void>((resolve, reject) => {
-      const end = (err?: SweepError): void => {
-        this.clock.clear(timer);
-        if (this.pages?.channel === channel) this.pages = undefined;
-        if (err) reject(err);
-        else resolve();
-      };
-      const timer = this.clock.setTimeout(() => end(new SweepError('TIMEOUT', `login: the profile's pages did not all arrive within ${this.timeoutMs} ms`)), this.timeoutMs);
-      this.pages = {
-        channel,
-        add: (page) => {
-          try {
-            if (assembler.add(page)) end();
-          } catch (err) {
-            end(toSweepError(err));
-          }
-        },
-        fail: (err) => end(err),
-      };
-    });
+  private async collectPages(channel: RpcChannel<AccessCatalogue>, result: LoginResult): Promise<void> {
+    const collector = new ProfileCollector(result, this.clock, this.timeoutMs);
+    const pages = { channel, add: (page: ProfilePage) => collector.add(page), fail: (err: SweepError) => collector.fail(err) };
+    this.pages = pages;
+    try {
+      await collector.whole;
+    } finally {
+      if (this.pages === pages) this.pages = undefined;
+    }
   }
 
   private onProfilePage(channel: RpcChannel<AccessCatalogue>, page: ProfilePage): void {

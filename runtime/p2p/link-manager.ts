@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { LinkSet, type LinkSetOptions, type Signaller } from '../../core/link/link-set.ts';
+import { LinkSet, peerLinkBasics, type LinkSetOptions, type Signaller } from '../../core/link/link-set.ts';
 import type { Logger } from '../../platform/log.ts';
 import { Link } from './link.ts';
 import type { PeerTransport, TransportOptions } from './transport.ts';
@@ -40,15 +40,12 @@ export class LinkManager extends LinkSet<Link> {
           log,
         );
         return new Link({
+          ...peerLinkBasics(spec),
           transport,
-          expectedPeer: spec.peerId,
-          ...(spec.account !== undefined ? { expectedAccount: spec.account } : {}),
           certificate: opts.certificate,
           instance: opts.instance,
           serverPublicKey: opts.serverPublicKey,
           clock: opts.clock,
-          log,
-          openTimeoutMs: spec.setupTimeoutMs,
           ...(opts.liveness ? { liveness: opts.liveness } : {}),
         });
       },

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { labWorld, inCall, sleep } from '../helpers/world.ts';
+import { labWorld, inCall, sleep, states } from '../helpers/world.ts';
 import { waitUntil } from '../../lab/story.ts';
 import type { World } from '../../lab/world.ts';
 
@@ -34,4 +34,25 @@ void t.test('a link that dies is rebuilt for same-account endpoints (L4)', async
   world.get('handset').endpoint.links.current('phone')!.close('test breaks it');
   await waitUntil(() => world.get('handset').endpoint.links.current('phone') !== undefined && world.get('phone').endpoint.links.current('handset') !== undefined, 8000, 'link rebuilt');
   t.pass('handset and phone are linked again');
+});
+
+void t.test('the link a call runs on dies with both ends alive: it is rebuilt at once and the call carries on over it (L4, L6)', async (t) => {
+  const world = await labWorld(t);
+  await inCall(world);
+  const handset = world.get('handset').endpoint;
+  const intercom = world.get('intercom').endpoint;
+  const old = handset.links.current('intercom')!;
+  old.close('test breaks the call link');
+  const brokenAt = performance.now();
+  await waitUntil(() => {
+    const l = handset.links.current('intercom');
+    return l !== undefined && l !== old;
+  }, 5000, 'the call link is rebuilt');
+  t.ok(performance.now() - brokenAt < 4000, `rebuilt ${Math.round(performance.now() - brokenAt)} ms after it broke, well inside the C5 grace`);
+  const since = performance.now() + 300;
+  await sleep(1200);
+  t.same(states(world, ['intercom', 'handset']), { intercom: 'active@handset', handset: 'active@intercom' }, 'the call carries on');
+  t.ok(Math.abs((world.get('intercom').sink.frequencyHz(since) ?? 0) - 550) < 30, 'the intercom hears the handset over the new link');
+  t.ok(Math.abs((world.get('handset').sink.frequencyHz(since) ?? 0) - 330) < 30, 'the handset hears the intercom over the new link');
+  t.equal(intercom.calls.snapshot()?.epoch, 0, 'the same call, not a new one');
 });
