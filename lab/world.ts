@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AccessServer } from '../server/access-server.ts';
+import type { IceOptions } from '../server/ice.ts';
 import { hashPassword } from '../server/passwords.ts';
 import { SimulatedAnalysingSink, SimulatedToneSource } from '../drivers/audio/simulated.ts';
 import { EndpointConfig } from '../firmware-config/endpoint-config.ts';
@@ -37,6 +38,8 @@ export interface WorldOptions {
   sweepTimeoutMs?: number;
   /** The engine's crypto port on every endpoint: node:crypto (default) or WebCrypto, as the phone page. */
   crypto?: 'node' | 'webcrypto';
+  /** A13: STUN/TURN servers the access server hands out. */
+  ice?: IceOptions;
   /** Links no call uses close after this long (L3). */
   idleCloseMs?: number;
   ringTimeoutMs?: number;
@@ -73,6 +76,7 @@ export class World {
       port: opts.port ?? 0,
       log: opts.log,
       ...(opts.clock ? { clock: opts.clock } : {}),
+      ...(opts.ice ? { ice: opts.ice } : {}),
     });
     const passwords = new Map<string, string>();
     const world = new World(server, new Map(), passwords, dir, ownsDir, opts);

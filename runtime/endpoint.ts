@@ -75,6 +75,7 @@ export class Endpoint {
       setupTimeoutMs: config.links.setupTimeoutMs,
       inUse: (peerId) => this.calls.usesPeer(peerId),
       peerKind: (peerId) => this.kinds.get(peerId),
+      ice: () => access.ice,
     });
     this.media = new MediaEngine({
       source: deps.source,

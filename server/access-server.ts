@@ -15,6 +15,7 @@ import { loadOrCreateServerKey } from './server-key.ts';
 import { handleProvision, type ProvisionContext } from './provisioning.ts';
 import { PROVISION_PATH } from '../core/protocol/provision.ts';
 import { serveStatic } from './static.ts';
+import { checkIceOptions, iceConfigured, type IceOptions } from './ice.ts';
 import { AccountStore } from './store.ts';
 
 export interface AccessServerOptions {
@@ -44,6 +45,8 @@ export interface AccessServerOptions {
   trustedProxies?: readonly string[];
   /** A11: bounds on the Argon2 work of logins (default 2 at once, 16 waiting). */
   passwordChecks?: PasswordCheckOptions;
+  /** A13: STUN and TURN servers for endpoints' links; none by default (links on the local network only). */
+  ice?: IceOptions;
 }
 
 export const ACCESS_PATH = '/access';
@@ -85,6 +88,7 @@ export class AccessServer {
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       throw new SweepError('INVALID_CONFIG', `port: ${port} is not a port number (0-65535)`);
     }
+    if (opts.ice) checkIceOptions(opts.ice);
     const addresses = new ClientAddresses(opts.trustedProxies ?? []);
     const passwordChecks = new PasswordGate(opts.passwordChecks ?? {});
     const key = await loadOrCreateServerKey(opts.dataDir);
@@ -131,6 +135,7 @@ export class AccessServer {
       certTtlMs: opts.certTtlMs ?? 24 * 3600_000,
       sessionTtlMs: opts.sessionTtlMs ?? 3600_000,
       loginTimeoutMs: opts.loginTimeoutMs ?? 30_000,
+      ice: iceConfigured(opts.ice) ? opts.ice : undefined,
     };
     wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
       if (server.closing) {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -13,6 +13,7 @@ import { AccountStore, checkAccountName } from './store.ts';
 import { createProvisionCode } from './provisioning.ts';
 import { ClientAddresses } from './client-address.ts';
 import { EndpointId } from '../core/protocol/common.ts';
+import { checkIceOptions, type IceOptions } from './ice.ts';
 
 export interface ServerCliIo {
   stdout: NodeJS.WritableStream;
@@ -39,6 +40,12 @@ export const SERVER_USAGE = `usage: sweep server <command> --data DIR [options]
                                                 --web: the phone page's files (default: the
                                                 bundle's, or phone/dist in a checkout, built
                                                 there when missing)
+        [--stun URL]... [--turn URL]... [--turn-secret-file FILE] [--turn-ttl S] [--relay-only]
+                                                A13, answering from outside the home: STUN and
+                                                TURN servers handed to every endpoint, TURN with
+                                                credentials valid --turn-ttl seconds (default
+                                                3600) made with coturn's static-auth-secret read
+                                                from FILE; --relay-only: every link via TURN
   account add NAME [--display TEXT] [--password-stdin]
                                                 create an account; without --password-stdin a strong
                                                 password is generated and printed once
@@ -62,6 +69,11 @@ const OPTIONS = {
   port: { type: 'string' },
   'trusted-proxy': { type: 'string', multiple: true },
   web: { type: 'string' },
+  stun: { type: 'string', multiple: true },
+  turn: { type: 'string', multiple: true },
+  'turn-secret-file': { type: 'string' },
+  'turn-ttl': { type: 'string' },
+  'relay-only': { type: 'boolean' },
   display: { type: 'string' },
   'password-stdin': { type: 'boolean' },
   endpoint: { type: 'string' },
@@ -73,7 +85,7 @@ type Flag = keyof typeof OPTIONS;
 
 /** Each command: how many positionals after its name, which flags it takes. */
 const COMMANDS: Record<string, { args: string[]; flags: Flag[] }> = {
-  serve: { args: [], flags: ['host', 'port', 'trusted-proxy', 'web'] },
+  serve: { args: [], flags: ['host', 'port', 'trusted-proxy', 'web', 'stun', 'turn', 'turn-secret-file', 'turn-ttl', 'relay-only'] },
   'account add': { args: ['NAME'], flags: ['display', 'password-stdin'] },
   'account passwd': { args: ['NAME'], flags: ['password-stdin'] },
   'account list': { args: [], flags: [] },
@@ -124,7 +136,11 @@ export async function serverCli(argv: string[], io: ServerCliIo): Promise<number
 
     switch (name) {
       case 'serve':
-        return await serve(dataDir, values.host ?? '127.0.0.1', parsePort(values.port), parseProxies(values['trusted-proxy']), await findWebRoot(values.web, io, io.buildPhonePage ? { build: io.buildPhonePage } : {}), io);
+        return await serve(
+          { dataDir, host: values.host ?? '127.0.0.1', port: parsePort(values.port), trustedProxies: parseProxies(values['trusted-proxy']), ice: await parseIce(values) },
+          await findWebRoot(values.web, io, io.buildPhonePage ? { build: io.buildPhonePage } : {}),
+          io,
+        );
       case 'pubkey':
         out(`${(await loadOrCreateServerKey(dataDir)).publicKeyRaw}\n`);
         return 0;
@@ -263,9 +279,46 @@ export async function findWebRoot(
   throw new SweepError('NOT_FOUND', `the phone page is not in ${candidates.join(' or ')}; pass --web DIR (a server bundle holds it in phone/dist; in a checkout run npm run build:web)`);
 }
 
-async function serve(dataDir: string, host: string, port: number, trustedProxies: string[], webRoot: string, io: ServerCliIo): Promise<number> {
+/** A13: the ICE flags of `serve`; the TURN secret is read from a file so it shows in no process list. */
+async function parseIce(values: { stun?: string[]; turn?: string[]; 'turn-secret-file'?: string; 'turn-ttl'?: string; 'relay-only'?: boolean }): Promise<IceOptions | undefined> {
+  const stun = values.stun ?? [];
+  const turn = values.turn ?? [];
+  if (!stun.length && !turn.length) {
+    if (values['turn-secret-file'] || values['turn-ttl'] || values['relay-only']) throw new UsageError('--turn-secret-file, --turn-ttl and --relay-only need --turn');
+    return undefined;
+  }
+  let secret: string | undefined;
+  const file = values['turn-secret-file'];
+  if (file !== undefined) {
+    try {
+      secret = (await readFile(file, 'utf8')).trim();
+    } catch (err) {
+      throw new UsageError(`--turn-secret-file: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
+  }
+  const ttlText = values['turn-ttl'];
+  const ttlSeconds = ttlText === undefined ? undefined : /^\d+$/.test(ttlText) ? Number(ttlText) : Number.NaN;
+  if (ttlSeconds !== undefined && Number.isNaN(ttlSeconds)) throw new UsageError(`--turn-ttl: "${ttlText}" is not a whole number of seconds`);
+  const ice: IceOptions = { stun, turn, ...(secret !== undefined ? { secret } : {}), ...(ttlSeconds !== undefined ? { ttlSeconds } : {}), policy: values['relay-only'] ? 'relay' : 'all' };
+  try {
+    checkIceOptions(ice);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return ice;
+}
+
+interface ServeOptions {
+  dataDir: string;
+  host: string;
+  port: number;
+  trustedProxies: string[];
+  ice: IceOptions | undefined;
+}
+
+async function serve(o: ServeOptions, webRoot: string, io: ServerCliIo): Promise<number> {
   const log = io.log ?? createLogger({ destination: io.stderr as unknown as DestinationStream });
-  const server = await AccessServer.start({ dataDir, host, port, log, trustedProxies, webRoot });
+  const server = await AccessServer.start({ dataDir: o.dataDir, host: o.host, port: o.port, log, trustedProxies: o.trustedProxies, webRoot, ...(o.ice ? { ice: o.ice } : {}) });
   io.stdout.write(`access server listening on ${server.url}\npublic key: ${server.publicKeyRaw}\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {

@@ -6,6 +6,7 @@ import { RpcChannel } from '../core/protocol/rpc.ts';
 import { MAX_MESSAGE_BYTES, parseJsonText, parseWith } from '../core/protocol/validate.ts';
 import { profilePages } from './profile-pages.ts';
 import { issueCertificate } from '../platform/certificate.ts';
+import { iceConfigFor, iceRenewalDelayMs, type IceOptions } from './ice.ts';
 import { SweepError, toWireError } from '../core/errors.ts';
 import type { Clock, TimerHandle } from '../core/clock.ts';
 import type { Logger } from '../platform/log.ts';
@@ -30,6 +31,8 @@ export interface ConnectionContext {
   sessionTtlMs: number;
   /** A socket that has not logged in within this time is closed. */
   loginTimeoutMs: number;
+  /** A13: STUN/TURN servers handed out at login; undefined when none are configured. */
+  ice: IceOptions | undefined;
 }
 
 /** WebSocket close codes used by the server (4000-4999 are for applications). */
@@ -59,6 +62,8 @@ export class AccessConnection {
   private alive = true;
   /** A12: hash of the session token of the login answered last, until we know it was sent. */
   private issuedToken: string | undefined;
+  /** A13: sends fresh TURN credentials before the ones handed out expire. */
+  private iceTimer: TimerHandle | undefined;
 
   constructor(
     private readonly ws: WebSocket,
@@ -316,6 +321,10 @@ export class AccessConnection {
     this.log.info({ ...ids, kind: body.kind, renewed, how }, 'logged in');
     const session = this.newSession(username, endpointId);
     const result: LoginResult = { profile: this.profile(account.name, account.displayName, endpointId), certificate, serverTime: now, session };
+    if (this.ctx.ice) {
+      result.ice = iceConfigFor(this.ctx.ice, username, now);
+      this.renewIce(this.ctx.ice, entry);
+    }
     // A12: the answer stays within the message limit however many buddies are online.
     const inline = Buffer.byteLength(JSON.stringify(result)) <= INLINE_PROFILE_BYTES && LoginResultSchema.safeParse(result).success;
     if (!inline) {
@@ -409,7 +418,20 @@ export class AccessConnection {
     return {};
   }
 
+  /** A13: fresh credentials go out a while before the ones in use expire, for as long as this login lasts. */
+  private renewIce(ice: IceOptions, entry: OnlineEndpoint): void {
+    if (this.iceTimer) this.ctx.clock.clear(this.iceTimer);
+    this.iceTimer = this.ctx.clock.setTimeout(() => {
+      this.iceTimer = undefined;
+      if (this.closed || this.entry !== entry) return;
+      this.channel.notify('ice', iceConfigFor(ice, entry.account, this.ctx.clock.now()));
+      this.renewIce(ice, entry);
+    }, iceRenewalDelayMs(ice));
+  }
+
   private endLogin(why: string): void {
+    if (this.iceTimer) this.ctx.clock.clear(this.iceTimer);
+    this.iceTimer = undefined;
     const entry = this.entry;
     if (!entry) return;
     this.entry = undefined;

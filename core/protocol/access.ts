@@ -11,6 +11,7 @@ import {
   WireErrorSchema,
 } from './common.ts';
 import type { Catalogue } from './envelope.ts';
+import { IceConfig } from './ice.ts';
 import { SweepError } from '../errors.ts';
 
 /**
@@ -82,6 +83,8 @@ export const LoginResult = z.strictObject({
    * here and follow in `profilePage` notes, the last one marked `last`. Absent: the profile is whole.
    */
   profileFollows: z.literal(true).optional(),
+  /** A13: STUN and TURN servers for links, with expiring TURN credentials; absent when none are configured. */
+  ice: IceConfig.optional(),
 });
 export type LoginResult = z.infer<typeof LoginResult>;
 
@@ -187,6 +190,8 @@ export const accessCatalogue = {
     error: WireErrorSchema,
     /** A12: part of the profile of the login just answered with `profileFollows`. */
     profilePage: ProfilePage,
+    /** A13: fresh TURN credentials, sent before the ones in use expire. */
+    ice: IceConfig,
   },
 } satisfies Catalogue;
 export type AccessCatalogue = typeof accessCatalogue;

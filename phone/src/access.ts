@@ -65,6 +65,9 @@ export class AccessConnection {
     this.channel.onNote('signal', (b) => this.listeners.signal.forEach((fn) => fn(b)));
     this.channel.onNote('kicked', (b) => this.listeners.kicked.forEach((fn) => fn(b.reason)));
     this.channel.onNote('error', (b) => log.warn({ code: b.code, reason: b.message }, 'the access server refused a message'));
+    this.channel.onNote('ice', (b) => {
+      if (this.result) this.result.ice = b;
+    });
     this.channel.onNote('profilePage', (b) => {
       if (this.pages) this.pages.add(b);
       else log.warn({ page: b.page }, 'profile page without a login waiting for it; ignored');

@@ -91,7 +91,7 @@ export class PhoneEndpoint {
       inUse: (peerId) => this.calls.usesPeer(peerId),
       peerKind: (peerId) => this.kinds.get(peerId),
       makeLink: (spec) => {
-        const transport = new RtcTransport({ linkId: spec.linkId, certificate: opts.id.certificate, sendSignal: spec.sendSignal, log: spec.log });
+        const transport = new RtcTransport({ linkId: spec.linkId, certificate: opts.id.certificate, sendSignal: spec.sendSignal, log: spec.log, ice: opts.access.result?.ice });
         transport.onRemoteStream((s) => opts.onRemoteStream(spec.peerId, s));
         const resume = this.resuming?.farEnd.endpointId === spec.peerId ? this.resuming.sessionId : undefined;
         return new PeerLink({

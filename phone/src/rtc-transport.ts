@@ -1,5 +1,6 @@
 import type { SignalPayload } from '../../core/protocol/access.ts';
 import type { LinkTransport } from '../../core/link/peer-link.ts';
+import type { IceConfig } from '../../core/protocol/ice.ts';
 import { fingerprintFromSdp } from '../../core/wire/sdp.ts';
 import { SweepError, toSweepError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
@@ -9,6 +10,8 @@ export interface RtcTransportOptions {
   certificate: RTCCertificate;
   sendSignal: (payload: SignalPayload) => void;
   log: Logger;
+  /** A13: STUN/TURN servers and the relay policy from the access server; none: the local network only. */
+  ice?: IceConfig | undefined;
 }
 
 /**
@@ -33,8 +36,13 @@ export class RtcTransport implements LinkTransport {
   private readonly trackFns: Array<(s: MediaStream) => void> = [];
 
   constructor(private readonly opts: RtcTransportOptions) {
-    // No STUN/TURN: links stay on the local network, as on the node side (L2).
-    this.pc = new RTCPeerConnection({ certificates: [opts.certificate], iceServers: [], bundlePolicy: 'max-bundle' });
+    // A13: STUN/TURN when the deployment has them (as on the node side); else the local network only.
+    this.pc = new RTCPeerConnection({
+      certificates: [opts.certificate],
+      iceServers: opts.ice?.servers ?? [],
+      iceTransportPolicy: opts.ice?.policy ?? 'all',
+      bundlePolicy: 'max-bundle',
+    });
     this.audio = this.pc.addTransceiver('audio', { direction: 'sendrecv' });
     this.dc = this.pc.createDataChannel('ctl', { ordered: true });
     this.opened = new Promise<void>((resolve) => this.dc.addEventListener('open', () => resolve(), { once: true }));

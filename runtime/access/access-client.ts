@@ -1,6 +1,7 @@
 import { WebSocket } from 'ws';
 import { accessCatalogue, isFinalLoginRefusal, type AccessCatalogue, type LoginBody, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload } from '../../core/protocol/access.ts';
 import type { EndpointInfo, EndpointKind } from '../../core/protocol/common.ts';
+import type { IceConfig } from '../../core/protocol/ice.ts';
 import { RpcChannel } from '../../core/protocol/rpc.ts';
 import { ProfileCollector } from '../../core/protocol/profile-collector.ts';
 import { MAX_MESSAGE_BYTES } from '../../core/protocol/validate.ts';
@@ -100,6 +101,11 @@ export class AccessClient {
   /** What the certificate says, verified. */
   get certificatePayload(): CertificatePayload | undefined {
     return this.certPayload;
+  }
+
+  /** A13: the STUN/TURN servers to make links with, the credentials renewed by `ice` notes. */
+  get ice(): IceConfig | undefined {
+    return this.current?.ice;
   }
 
   /** The profile of the last login, kept up to date with presence notes since. */
@@ -264,6 +270,9 @@ export class AccessClient {
     this.channel = channel;
     channel.onNote('presence', (b) => this.onPresenceNote(b.endpoint));
     channel.onNote('profilePage', (b) => this.onProfilePage(channel, b));
+    channel.onNote('ice', (b) => {
+      if (this.current) this.current.ice = b;
+    });
     channel.onNote('signal', (b) => this.emit(this.listeners.signal, b));
     channel.onNote('kicked', (b) => this.onKickedNote(ws, b.reason));
     channel.onNote('error', (b) => this.log.warn({ code: b.code, reason: b.message }, 'the access server refused a message'));

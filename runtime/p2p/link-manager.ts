@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { LinkSet, peerLinkBasics, type LinkSetOptions, type Signaller } from '../../core/link/link-set.ts';
 import type { Logger } from '../../platform/log.ts';
+import type { IceConfig } from '../../core/protocol/ice.ts';
 import { Link } from './link.ts';
 import type { PeerTransport, TransportOptions } from './transport.ts';
 
@@ -18,6 +19,8 @@ export interface LinkManagerOptions extends Omit<LinkSetOptions<Link>, 'makeLink
   log: Logger;
   /** L5 knobs (tests). */
   liveness?: { intervalMs: number; deadAfterMs: number };
+  /** A13: the ICE servers to make the next link with (fresh TURN credentials for each). */
+  ice?: () => IceConfig | undefined;
 }
 
 /** The device's links (L1–L4, core/link/link-set.ts), each a node-datachannel transport bound to the configured address. */
@@ -36,6 +39,7 @@ export class LinkManager extends LinkSet<Link> {
             dtlsKeyFile: opts.dtlsKeyFile,
             openTimeoutMs: spec.setupTimeoutMs,
             sendSignal: spec.sendSignal,
+            ...iceOption(opts.ice?.()),
           },
           log,
         );
@@ -51,4 +55,8 @@ export class LinkManager extends LinkSet<Link> {
       },
     });
   }
+}
+
+function iceOption(ice: IceConfig | undefined): { ice?: IceConfig } {
+  return ice ? { ice } : {};
 }

@@ -10,7 +10,8 @@ import { SignalPayload } from '../../core/protocol/access.ts';
 import { parseRtp } from '../media/rtp.ts';
 import { SweepError } from '../../core/errors.ts';
 import type { Logger } from '../../platform/log.ts';
-import type { PeerTransport, TransportOptions } from './transport.ts';
+import { iceRtcConfig } from './ice-servers.ts';
+import type { LinkPath, PeerTransport, TransportOptions } from './transport.ts';
 import { audioOfOffer, candidateAddress, fingerprintFromSdp } from '../../core/wire/sdp.ts';
 import { DEFAULT_RECIPE, recipeRules, type RecipeRules, type SetupRecipe } from './setup-recipe.ts';
 
@@ -92,8 +93,8 @@ class NdcPeerTransport implements PeerTransport {
     let pc: PeerConnection;
     try {
       pc = new nodeDataChannel.PeerConnection(opts.linkId, {
-        // No STUN/TURN: links are made on the local network only, from the bound address.
-        iceServers: [],
+        // A13: STUN/TURN from the access server when a deployment has them; else the local network only.
+        ...iceRtcConfig(opts.ice),
         bindAddress: opts.bindAddress,
         enableIceTcp: false,
         certificatePemFile: opts.dtlsCertFile,
@@ -128,6 +129,16 @@ class NdcPeerTransport implements PeerTransport {
 
   remoteFingerprint(): string | undefined {
     return this.#remoteFingerprint;
+  }
+
+  selectedPath(): LinkPath | undefined {
+    if (!this.#pc) return undefined;
+    try {
+      const pair = this.#pc.getSelectedCandidatePair();
+      return pair ? { local: pair.local.type, remote: pair.remote.type, transport: pair.local.transportType } : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   acceptSignal(payload: SignalPayload): void {

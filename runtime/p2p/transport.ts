@@ -1,3 +1,4 @@
+import type { IceConfig } from '../../core/protocol/ice.ts';
 import type { SignalPayload } from '../../core/protocol/access.ts';
 
 /**
@@ -15,6 +16,11 @@ export interface PeerTransport {
   readonly opened: Promise<void>;
   /** The DTLS fingerprint in the peer's SDP ("sha-256 AB:…"), known once the remote description is applied. */
   remoteFingerprint(): string | undefined;
+  /**
+   * A13: the candidate pair ICE chose (host, srflx, prflx or relay on each side, and the local
+   * transport), once connected; undefined before, or where the transport cannot tell.
+   */
+  selectedPath?(): LinkPath | undefined;
   /** Feeds a signalling payload from the peer (offer/answer/candidate for this linkId). */
   acceptSignal(payload: SignalPayload): void;
   /** Sends one text message on `ctl`. Throws SweepError CLOSED if the channel is not open. */
@@ -44,4 +50,14 @@ export interface TransportOptions {
   sendSignal: (payload: SignalPayload) => void;
   /** Set-up deadline, ms. */
   openTimeoutMs?: number;
+  /** A13: STUN/TURN servers and the relay policy from the access server; none: the local network only. */
+  ice?: IceConfig;
+}
+
+/** A13: how a link reaches its peer (`sweep diag` shows it). */
+export interface LinkPath {
+  local: string;
+  remote: string;
+  /** udp or tcp, as libjuice reports the local candidate's transport. */
+  transport: string;
 }

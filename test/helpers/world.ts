@@ -6,7 +6,7 @@ import { createLogger } from '../../platform/log.ts';
 /** The lab cast (plus extras) in one process; closed when the test ends. */
 export async function labWorld(
   t: Test,
-  extra: { accounts?: WorldOptions['accounts']; buddies?: WorldOptions['buddies']; endpoints?: WorldEndpointSpec[]; sweepTimeoutMs?: number; idleCloseMs?: number; ringTimeoutMs?: number } = {},
+  extra: { accounts?: WorldOptions['accounts']; buddies?: WorldOptions['buddies']; endpoints?: WorldEndpointSpec[]; sweepTimeoutMs?: number; idleCloseMs?: number; ringTimeoutMs?: number; ice?: WorldOptions['ice'] } = {},
 ): Promise<World> {
   const world = await World.start({
     accounts: [...LAB_CAST.accounts, ...(extra.accounts ?? [])],
@@ -18,6 +18,7 @@ export async function labWorld(
     crypto: process.env.SWEEP_TEST_CRYPTO === 'webcrypto' ? 'webcrypto' : 'node',
     ...(extra.idleCloseMs ? { idleCloseMs: extra.idleCloseMs } : {}),
     ...(extra.ringTimeoutMs ? { ringTimeoutMs: extra.ringTimeoutMs } : {}),
+    ...(extra.ice ? { ice: extra.ice } : {}),
   });
   t.teardown(() => world.close());
   await waitForWarmLinks(world, [['handset', 'phone']]);

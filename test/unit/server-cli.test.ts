@@ -175,3 +175,18 @@ void t.test('provision-code add for an endpoint id bound to another account exit
   t.equal((await run(['provision-code', 'add', 'alice', '--endpoint', 'handset-1', '--data', dir])).code, 0, 'the owner may provision it');
   t.match((await run(['endpoint', 'owner', 'nobody-1', '--data', dir])).stdout, /nobody-1 is not bound to an account/);
 });
+
+void t.test('serve --turn: the secret comes from a file, bad ICE flags stop the server with the flag named (A13)', async (t) => {
+  const dir = dataDir(t);
+  const noSecret = await run(['serve', '--data', dir, '--turn', 'turn:turn.example.org:3478']);
+  t.equal(noSecret.code, 2);
+  t.match(noSecret.stderr, /--turn needs --turn-secret-file/);
+  const missing = await run(['serve', '--data', dir, '--turn', 'turn:turn.example.org', '--turn-secret-file', join(dir, 'nope')]);
+  t.match(missing.stderr, /--turn-secret-file: cannot read .*nope \(ENOENT\)/);
+  const badUrl = await run(['serve', '--data', dir, '--stun', 'stun.example.org']);
+  t.match(badUrl.stderr, /--stun: "stun.example.org" is not a STUN or TURN URL/);
+  const relayAlone = await run(['serve', '--data', dir, '--relay-only']);
+  t.match(relayAlone.stderr, /need --turn/);
+  const ttl = await run(['serve', '--data', dir, '--stun', 'stun:s.example', '--turn-ttl', 'soon']);
+  t.match(ttl.stderr, /need --turn|--turn-ttl/);
+});
