@@ -6,6 +6,7 @@ import type { Logger } from '../log.ts';
 import { randomB64u } from '../wire/b64.ts';
 import type { PeerLink } from './peer-link.ts';
 import type { NewLink, Signaller } from './new-link.ts';
+import { LinkFailures, type LinkProblem } from './link-failures.ts';
 
 export { peerLinkBasics, type NewLink, type Signaller } from './new-link.ts';
 
@@ -50,12 +51,15 @@ export class LinkSet<L extends PeerLink> {
   private readonly readyListeners: Array<(link: L) => void> = [];
   private readonly closedListeners: Array<(peerId: string, reason: string, link: L) => void> = [];
   private readonly rebuildTimers = new Map<string, TimerHandle>();
+  private readonly failures: LinkFailures;
+  private readonly failedListeners: Array<(problem: LinkProblem) => void> = [];
   private readonly idleTimer: TimerHandle;
   private closed = false;
 
   constructor(private readonly opts: LinkSetOptions<L>) {
     const idle = opts.idleCloseMs ?? 60_000;
     this.idleTimer = opts.clock.setInterval(() => this.closeIdle(), Math.max(1000, idle / 2));
+    this.failures = new LinkFailures(opts.clock);
   }
 
   /** Called synchronously when a link object is made, before any peer message can arrive. */
@@ -70,6 +74,16 @@ export class LinkSet<L extends PeerLink> {
   /** Fires for links that were ready (authenticated) when they closed. */
   onLinkClosed(fn: (peerId: string, reason: string, link: L) => void): void {
     this.closedListeners.push(fn);
+  }
+
+  /** A link kept ahead of need could not be made (issue 17): the reason, attempts so far, retried with back-off. */
+  onLinkFailed(fn: (problem: LinkProblem) => void): void {
+    this.failedListeners.push(fn);
+  }
+
+  /** Why the links to `peerId` keep failing, while they do. */
+  problem(peerId: string): LinkProblem | undefined {
+    return this.failures.problem(peerId);
   }
 
   /** The ready link to `peerId`, if there is one now. */
@@ -234,7 +248,9 @@ export class LinkSet<L extends PeerLink> {
     const e = this.entries.get(peerId);
     if (e && !e.link.isClosed) return;
     this.get(peerId).catch((err: unknown) => {
-      this.opts.log.debug({ peer: peerId, err: toSweepError(err).message }, 'link ahead of need not made yet');
+      const problem = this.failures.failed(peerId, toSweepError(err).message);
+      this.opts.log.info({ peer: peerId, reason: problem.reason, attempts: problem.attempts, retryMs: this.failures.retryDelayMs(peerId) }, 'link ahead of need not made yet');
+      for (const fn of this.failedListeners) safe(this.opts.log, () => fn(problem));
       this.scheduleRebuild(peerId);
     });
   }
@@ -244,7 +260,7 @@ export class LinkSet<L extends PeerLink> {
     const timer = this.opts.clock.setTimeout(() => {
       this.rebuildTimers.delete(peerId);
       if (this.pins.has(peerId)) this.ensure(peerId);
-    }, 1000);
+    }, this.failures.retryDelayMs(peerId));
     this.rebuildTimers.set(peerId, timer);
   }
 
@@ -281,6 +297,7 @@ export class LinkSet<L extends PeerLink> {
     link.ready.then(
       () => {
         log.info({ role }, 'link ready');
+        this.failures.succeeded(peerId);
         for (const fn of this.readyListeners) safe(log, () => fn(link));
       },
       (err: unknown) => log.warn({ err: toSweepError(err).message }, 'link set-up failed'),

@@ -42,6 +42,8 @@ export interface EndpointEvents extends Record<string, unknown> {
   'sweep.inviteEnded': { sweepId: string; reason: string };
   'sibling.call': { endpointId: string; call: { sessionId: string; farEnd: Party; epoch: number } | null };
   'link.state': { peerId: string; up: boolean; reason?: string };
+  /** A link kept ahead of need could not be made (issue 17): why, how often in a row; retried with back-off. */
+  'link.failed': { peerId: string; reason: string; attempts: number; since: number };
   presence: { endpoint: EndpointInfo };
   'access.state': { connected: boolean };
   /**

@@ -368,12 +368,20 @@ function render(s: WebState): void {
         ),
       );
     }
+  } else if (s.unreachable.length) {
+    // Issue 17: never "no call" when a device that may hold one cannot be reached; say why.
+    parts.push(
+      h('section', { class: 'card', 'data-testid': 'unreachable' },
+        ...s.unreachable.map((u) => h('p', {}, `${u.label} is online, but this phone cannot reach it (${u.reason}), so a call there would not show here.`)),
+        h('p', { class: 'hint' }, 'Away from home? The building needs a TURN server for phones outside its network (README: "Answering from outside the home"). Retrying…'),
+      ),
+    );
   } else {
     parts.push(h('section', { class: 'card' }, h('p', {}, `No call on your account (${account}) right now.`)));
   }
 
   parts.push(h('h2', {}, 'Your devices'));
-  parts.push(h('ul', { class: 'card' }, ...(s.siblings.length ? s.siblings.map((e) => h('li', {}, h('span', {}, h('span', { class: 'dot on' }), e.label || e.endpointId), h('span', { class: 'hint' }, s.links.includes(e.endpointId) ? 'linked' : e.kind))) : [h('li', {}, 'No other device of yours is online.')])));
+  parts.push(h('ul', { class: 'card' }, ...(s.siblings.length ? s.siblings.map((e) => h('li', {}, h('span', {}, h('span', { class: 'dot on' }), e.label || e.endpointId), h('span', { class: 'hint' }, s.links.includes(e.endpointId) ? 'linked' : s.unreachable.some((u) => u.endpointId === e.endpointId) ? 'cannot reach' : e.kind))) : [h('li', {}, 'No other device of yours is online.')])));
   parts.push(h('h2', {}, 'Buddies'));
   parts.push(
     h('ul', { class: 'card' }, ...s.buddies.flatMap((b) => (b.endpoints.length ? b.endpoints : [null]).map((e) =>

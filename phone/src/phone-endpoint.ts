@@ -32,6 +32,8 @@ export interface WebState {
   buddies: LoginResult['profile']['buddies'];
   siblingCalls: ReturnType<CallManager['siblingCallsSnapshot']>;
   links: string[];
+  /** Siblings online but not reachable from here (issue 17): a call on them would not show. */
+  unreachable: Array<{ endpointId: string; label: string; reason: string; attempts: number }>;
   call: CallSnapshot | null;
   invite: Invite | null;
   /** The last thing that happened, in words, and whether it was a failure. */
@@ -125,6 +127,7 @@ export class PhoneEndpoint {
     this.bus.on(this, 'sweep.inviteEnded', () => this.changed());
     this.bus.on(this, 'sibling.call', () => this.changed());
     this.bus.on(this, 'link.state', () => this.changed());
+    this.links.onLinkFailed(() => this.changed());
     this.bus.on(this, 'sweep.finished', (e) => {
       const heard = e.timeline.find((s) => s.step === 'firstFarEndAudio');
       if (e.role !== 'newcomer' || e.outcome !== 'completed' || !heard) return;
@@ -160,6 +163,10 @@ export class PhoneEndpoint {
       buddies: this.opts.login.profile.buddies,
       siblingCalls: this.calls.siblingCallsSnapshot(),
       links: this.links.links().map((l) => l.peerId),
+      unreachable: [...this.siblings.values()].flatMap((e) => {
+        const p = this.links.current(e.endpointId) ? undefined : this.links.problem(e.endpointId);
+        return p ? [{ endpointId: e.endpointId, label: e.label || e.endpointId, reason: p.reason, attempts: p.attempts }] : [];
+      }),
       call: this.calls.snapshot(),
       invite: invite ? { sweepId: invite.sweepId, from: invite.from, sessionId: invite.sessionId } : null,
       status: this.status,

@@ -131,7 +131,15 @@ export class CommandHandler {
       case 'listLinks':
         parse(COMMANDS.listLinks.args, rawArgs, 'args');
         return {
-          links: c.endpoint.links.links().map((l) => ({ peerId: l.peerId, linkId: l.transport.linkId, role: l.transport.role, open: !l.isClosed && l.transport.isOpen, malformed: l.malformedCount })),
+          links: c.endpoint.links.links().map((l) => ({
+            peerId: l.peerId,
+            linkId: l.transport.linkId,
+            role: l.transport.role,
+            open: !l.isClosed && l.transport.isOpen,
+            malformed: l.malformedCount,
+            // Issue 17: host, srflx or relay on each side: whether a call runs direct or through TURN.
+            path: l.transport.selectedPath?.() ?? null,
+          })),
         };
       case 'audioSelfTest': {
         const a: Args<'audioSelfTest'> = parse(COMMANDS.audioSelfTest.args, rawArgs, 'args');

@@ -37,7 +37,7 @@ const OUTCOME_EVENT: Record<SweepOutcome, string> = {
  * Listens to the endpoint's bus (as `owner`) and turns what happened into diagnostics events:
  * call.started / call.answered / call.ended, sweep.started / completed / moved / refused /
  * rolledBack (with the per-step timeline), access.connected / access.lost, driver.error /
- * driver.recovered (Q15), door.opened / door.refused (Q16). Keeps the sweep
+ * driver.recovered (Q15), door.opened / door.refused (Q16), link.failed. Keeps the sweep
  * counters and the last sweep for telemetry.
  */
 export class EventMapper {
@@ -62,6 +62,8 @@ export class EventMapper {
       if (e.state !== 'connected') this.make(e.state === 'recovered' ? 'driver.recovered' : 'driver.error', { ...e });
     });
     bus.on(owner, 'door.pulse', (e) => this.make(e.ok ? 'door.opened' : 'door.refused', { ...e }));
+    // Issue 17: a sibling or far end this device cannot reach, and why (no TURN, a blocked network).
+    bus.on(owner, 'link.failed', (e) => this.make('link.failed', { ...e }));
   }
 
   /** Events the diagnostics module tells about itself (such as dropped events). */

@@ -16,7 +16,7 @@ export interface ObservedEndpoint {
     push(opts: { to?: string }): Promise<{ sweepId: string; to: string; startedAtMono: number }>;
   };
   readonly links: {
-    links(): Array<{ peerId: string; isClosed: boolean; malformedCount: number; transport: { linkId: string; role: string; isOpen: boolean } }>;
+    links(): Array<{ peerId: string; isClosed: boolean; malformedCount: number; transport: { linkId: string; role: string; isOpen: boolean; selectedPath?(): { local: string; remote: string; transport: string } | undefined } }>;
   };
   readonly media: { stats(): MediaStats };
 }

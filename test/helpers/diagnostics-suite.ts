@@ -203,7 +203,7 @@ export function commandSuite(t: Test, makeBroker: (t: Test) => Promise<SuiteBrok
     t.equal((cfg as { data: { access: { password: string } } }).data.access.password, '[redacted]', 'password redacted (D10)');
     t.notMatch(JSON.stringify(cfg), /hunter2/);
     const links = await r.op.request('intercom', 'listLinks');
-    t.match(links, { status: 'ok', data: { links: [{ peerId: 'handset', open: true }] } });
+    t.match(links, { status: 'ok', data: { links: [{ peerId: 'handset', open: true, path: { local: 'host', remote: 'host', transport: 'UDP' } }] } }, 'each link with the path ICE chose (issue 17)');
     const logs = await r.op.request('intercom', 'getLogs', { lines: 5 });
     t.equal(logs.status, 'ok');
     t.ok((logs as { data: { lines: string[] } }).data.lines.length > 0, 'recent log lines');

@@ -19,7 +19,7 @@ export class FakeEndpoint implements ObservedEndpoint {
     },
   };
   readonly links = {
-    links: () => [{ peerId: 'handset', isClosed: false, malformedCount: 0, transport: { linkId: 'l1', role: 'offerer', isOpen: true } }],
+    links: () => [{ peerId: 'handset', isClosed: false, malformedCount: 0, transport: { linkId: 'l1', role: 'offerer', isOpen: true, selectedPath: () => ({ local: 'host', remote: 'host', transport: 'UDP' }) } }],
   };
   readonly media = { stats: () => ({ ...this.stats }) };
 

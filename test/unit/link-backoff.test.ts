@@ -1,0 +1,73 @@
+// Issue 17 item 2: a peer whose links keep failing is retried with back-off, and the reason is kept.
+import t from 'tap';
+import { LinkSet } from '../../core/link/link-set.ts';
+import { PeerLink, type LinkTransport } from '../../core/link/peer-link.ts';
+import { SweepError } from '../../core/errors.ts';
+import { silentLogger } from '../../platform/log.ts';
+import { FakeClock } from '../helpers/fake-clock.ts';
+
+/** A transport whose ICE fails at once, as a phone behind a symmetric NAT without TURN does. */
+class FailingTransport implements LinkTransport {
+  readonly opened: Promise<void>;
+  private closedFns: Array<(r: string) => void> = [];
+  constructor(clock: FakeClock, private readonly ok: () => boolean) {
+    this.opened = new Promise((resolve) => {
+      if (ok()) resolve();
+    });
+    if (!ok()) clock.setTimeout(() => this.close('connection failed: ICE found no working candidate pair'), 100);
+  }
+  remoteFingerprint(): string | undefined {
+    return undefined;
+  }
+  acceptSignal(): void {}
+  sendText(): void {
+    if (!this.ok()) throw new SweepError('CLOSED', 'ctl is not open');
+  }
+  onText(): void {}
+  onClosed(fn: (r: string) => void): void {
+    this.closedFns.push(fn);
+  }
+  close(reason = 'closed'): void {
+    for (const fn of this.closedFns.splice(0)) fn(reason);
+  }
+}
+
+void t.test('a sibling that cannot be reached is retried with back-off, not every second, and the reason is told (issue 17, L4)', async (t) => {
+  const clock = new FakeClock();
+  let attempts = 0;
+  const links = new LinkSet<PeerLink>({
+    selfId: 'a-phone',
+    selfIsBrowser: true,
+    signaller: { signal: async () => {} },
+    clock,
+    log: silentLogger(),
+    makeLink: (spec) => {
+      attempts += 1;
+      return new PeerLink({
+        transport: new FailingTransport(clock, () => false),
+        expectedPeer: spec.peerId,
+        certificate: () => '',
+        instance: 'i',
+        verifyCertificate: () => {
+          throw new SweepError('UNAUTHORIZED', 'not in this test');
+        },
+        clock,
+        log: spec.log,
+      });
+    },
+  });
+  t.teardown(() => links.close());
+  const told: string[] = [];
+  links.onLinkFailed((p) => told.push(`${p.attempts}: ${p.reason}`));
+  links.pin('handset', 'sibling');
+  for (let ms = 0; ms < 60_000; ms += 50) {
+    clock.advance(50);
+    await Promise.resolve();
+    await Promise.resolve();
+  }
+  t.ok(attempts >= 4 && attempts <= 9, `${attempts} attempts in 60 s (every second would be 60)`);
+  const problem = links.problem('handset');
+  t.match(problem?.reason, /no working candidate pair/, 'the reason is kept');
+  t.equal(problem?.attempts, told.length, 'every failure is told');
+  t.equal(told.length, attempts);
+});
