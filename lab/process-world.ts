@@ -37,6 +37,22 @@ export interface EndpointSpec {
   label?: string;
   /** Extra config merged at the top level (links, calls, …). */
   extra?: Partial<EndpointConfigInput>;
+  /** A network namespace to run the process in (`ip netns exec`), for the NAT tests (issue 17). */
+  netns?: string;
+}
+
+/** Where and how the access server process runs (the NAT tests put it in a namespace with TURN). */
+export interface ServerSpec {
+  netns?: string;
+  host?: string;
+  /** More `sweep server serve` flags (`--turn`, `--turn-secret-file`, …). */
+  args?: string[];
+}
+
+/** The command that runs the sweep CLI, inside `netns` when given. */
+function cliCommand(netns: string | undefined): { file: string; args: string[] } {
+  const node = [process.execPath, '--import', 'tsx', CLI];
+  return netns ? { file: 'ip', args: ['netns', 'exec', netns, ...node] } : { file: node[0]!, args: node.slice(1) };
 }
 
 /**
@@ -56,7 +72,7 @@ export class ProcessWorld {
   ) {}
 
   /** Accounts with generated passwords, buddies, and the server started; `close()` undoes it all. */
-  static async start(accounts: string[], buddies: Array<[string, string]>): Promise<ProcessWorld> {
+  static async start(accounts: string[], buddies: Array<[string, string]>, server: ServerSpec = {}): Promise<ProcessWorld> {
     const dir = await mkdtemp(join(tmpdir(), 'sweep-pw-'));
     const passwords: Record<string, string> = {};
     const world = new ProcessWorld(dir, passwords);
@@ -67,7 +83,7 @@ export class ProcessWorld {
         await sweepCli(['server', 'account', 'add', a, '--display', a, '--password-stdin', '--data', data], passwords[a]);
       }
       for (const [a, b] of buddies) await sweepCli(['server', 'buddy', 'add', a, b, '--data', data]);
-      await world.startServer();
+      await world.startServer(0, server);
     } catch (err) {
       await world.close();
       throw err;
@@ -90,15 +106,23 @@ export class ProcessWorld {
     this.endpoints.delete(e);
   }
 
-  async startServer(port = 0): Promise<void> {
-    const server = spawn(process.execPath, ['--import', 'tsx', CLI, 'server', 'serve', '--data', join(this.dir, 'server'), '--port', String(port)], {
+  async startServer(port = 0, spec: ServerSpec = {}): Promise<void> {
+    const cmd = cliCommand(spec.netns);
+    const serve = ['server', 'serve', '--data', join(this.dir, 'server'), '--port', String(port), ...(spec.host ? ['--host', spec.host] : []), ...(spec.args ?? [])];
+    const server = spawn(cmd.file, [...cmd.args, ...serve], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.server = server;
     this.serverExited = new Promise((r) => server.once('exit', r));
     const { url, publicKey } = await new Promise<{ url: string; publicKey: string }>((resolve, reject) => {
       let url = '';
-      const timer = setTimeout(() => reject(new Error('server did not print its url')), 20_000);
+      let stderr = '';
+      server.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+      const timer = setTimeout(() => reject(new Error(`server did not print its url: ${stderr}`)), 20_000);
+      server.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`server exited with ${code} before it listened: ${stderr}`));
+      });
       createInterface({ input: server.stdout }).on('line', (line) => {
         const u = /listening on (\S+)/.exec(line);
         if (u) url = u[1]!;
@@ -133,7 +157,7 @@ export class ProcessWorld {
 
   /** Starts (or, with the same id, restarts on the same state directory) an endpoint process. */
   async endpoint(spec: EndpointSpec): Promise<ChildEndpoint> {
-    const e = await ChildEndpoint.start(this.config(spec), join(this.dir, `${spec.id}.json`));
+    const e = await ChildEndpoint.start(this.config(spec), join(this.dir, `${spec.id}.json`), spec.netns ? { command: cliCommand(spec.netns) } : {});
     this.endpoints.add(e);
     return e;
   }

@@ -32,7 +32,7 @@ const Command = z.discriminatedUnion('cmd', [
 ]);
 type Command = z.infer<typeof Command>;
 
-const FORWARDED: Array<keyof EndpointEvents & string> = ['call.state', 'sweep.finished', 'sweep.invited', 'sweep.inviteEnded', 'link.state', 'sibling.call', 'access.state'];
+const FORWARDED: Array<keyof EndpointEvents & string> = ['call.state', 'sweep.finished', 'sweep.invited', 'sweep.inviteEnded', 'link.state', 'link.failed', 'sibling.call', 'access.state'];
 
 /**
  * Runs one endpoint with the audio drivers its config names (simulated by default). With `control: 'stdio'`, stdin takes commands and
@@ -152,7 +152,13 @@ async function run(e: Endpoint, cmd: Command, stop: (code: number) => void): Pro
     case 'pull':
       return e.calls.pull(cmd.from ? { from: cmd.from } : {});
     case 'state':
-      return { call: e.calls.snapshot(), links: e.links.links().map((l) => l.peerId), siblingCalls: e.calls.siblingCallsSnapshot() };
+      return {
+        call: e.calls.snapshot(),
+        links: e.links.links().map((l) => l.peerId),
+        // Issue 17: how each link reaches its peer (host, srflx, relay).
+        paths: Object.fromEntries(e.links.links().map((l) => [l.peerId, l.transport.selectedPath?.() ?? null])),
+        siblingCalls: e.calls.siblingCallsSnapshot(),
+      };
     case 'crash':
       await e.crash();
       process.exit(137);
