@@ -6,10 +6,10 @@
  *
  *   home host            home NAT                              mobile NAT            mobile host
  *   192.168.77.2 ──lan── 192.168.77.1                          10.77.0.1 ──lan────── 10.77.0.2
- *   (<ns>-home)          198.51.100.10 ─┐                  ┌─ 198.51.100.20         (<ns>-mobile)
+ *   (<ns>-home)          172.31.77.10 ─┐                  ┌─ 172.31.77.20         (<ns>-mobile)
  *                        (<ns>-hnat)    │                  │  (<ns>-mnat)
  *                                       └─── bridge br0 ───┘
- *                                       198.51.100.1  (<ns>-public): coturn and the test's servers
+ *                                       172.31.77.1  (<ns>-public): coturn and the test's servers
  *
  * - home NAT: nftables `masquerade`. Linux keeps the source port where it can, so one inside
  *   address:port maps to one outside address:port whatever the destination (endpoint-independent
@@ -22,10 +22,10 @@
  * - IPv4 only: the links have IPv6 disabled (loopback keeps ::1). ip_forward is on in the two router
  *   namespaces only; `lo` is up everywhere.
  * - coturn (turnserver, in the public namespace, foreground, its own config; /etc/turnserver.conf is
- *   never read): STUN/TURN on 198.51.100.1:3478 UDP and TCP, TLS on 198.51.100.1:5349 with a
- *   self-signed certificate for IP 198.51.100.1 (turn.certPem), TURN REST credentials
- *   (`use-auth-secret`, turn.secret, realm "sweep.test"), relays on 198.51.100.1:49152-65535, peers
- *   allowed in 198.51.100.0/24 only (`denied-peer-ip` everything, `allowed-peer-ip` that range).
+ *   never read): STUN/TURN on 172.31.77.1:3478 UDP and TCP, TLS on 172.31.77.1:5349 with a
+ *   self-signed certificate for IP 172.31.77.1 (turn.certPem), TURN REST credentials
+ *   (`use-auth-secret`, turn.secret, realm "sweep.test"), relays on 172.31.77.1:49152-65535, peers
+ *   allowed in 172.31.77.0/24 only (`denied-peer-ip` everything, `allowed-peer-ip` that range).
  */
 import { execFile, spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -48,7 +48,7 @@ export interface NatNet {
     udp: string;
     tcp: string;
     tls: string;
-    /** The TLS listener's self-signed certificate (PEM, for IP 198.51.100.1), to trust it. */
+    /** The TLS listener's self-signed certificate (PEM, for IP 172.31.77.1), to trust it. */
     certPem: string;
   };
   /** Spawns a command inside one of this topology's namespaces (`ip netns exec`); close() kills it. */
@@ -66,11 +66,11 @@ export interface NatNet {
 const ADDR = {
   home: '192.168.77.2',
   homeNatInside: '192.168.77.1',
-  homeNatOutside: '198.51.100.10',
+  homeNatOutside: '172.31.77.10',
   mobile: '10.77.0.2',
   mobileNatInside: '10.77.0.1',
-  mobileNatOutside: '198.51.100.20',
-  public: '198.51.100.1',
+  mobileNatOutside: '172.31.77.20',
+  public: '172.31.77.1',
 } as const;
 const TURN_PORT = 3478;
 const TURN_TLS_PORT = 5349;
@@ -265,12 +265,13 @@ class Topology implements NatNet {
         `pkey=${key}`,
         // Peers: the test network only (allowed-peer-ip wins over denied-peer-ip).
         'denied-peer-ip=0.0.0.0-255.255.255.255',
-        'allowed-peer-ip=198.51.100.0-198.51.100.255',
+        'allowed-peer-ip=172.31.77.0-172.31.77.255',
         // Its own files, not the system's (/var/run/turnserver.pid, /var/lib/turn/turndb), so parallel servers never share one.
         `pidfile=${join(dir, 'turnserver.pid')}`,
         `userdb=${join(dir, 'turndb')}`,
         'log-file=stdout',
         'simple-log',
+        ...(process.env.SWEEP_TURN_VERBOSE ? ['verbose'] : []),
         '',
       ].join('\n'),
     );

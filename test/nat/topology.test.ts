@@ -122,12 +122,12 @@ if (problem !== undefined) {
     await udp.createPermission(net.addr.public);
     await udp.sendTo(reflectA, 'via relay');
     const back = await udp.receiveData(2000);
-    t.same(back && { peer: back.peer, seen: back.data.toString() }, { peer: reflectA, seen: `${alloc.relayed.address}:${alloc.relayed.port}` }, 'coturn relays to a peer in 198.51.100.0/24 and back, the peer seeing the relayed address');
+    t.same(back && { peer: back.peer, seen: back.data.toString() }, { peer: reflectA, seen: `${alloc.relayed.address}:${alloc.relayed.port}` }, 'coturn relays to a peer in 172.31.77.0/24 and back, the peer seeing the relayed address');
     const outside = await udp.createPermission(net.addr.mobile).then(
       () => 0,
       (err: unknown) => (err instanceof TurnError ? err.code : -1),
     );
-    t.equal(outside, 403, 'coturn refuses a peer outside 198.51.100.0/24 (403)');
+    t.equal(outside, 403, 'coturn refuses a peer outside 172.31.77.0/24 (403)');
 
     const refused = async (c: { username: string; password: string }) => {
       const client = new TurnClient(udpStunTransport(await home.udp(), turnUdp));
