@@ -14,13 +14,9 @@ export const MOSQUITTO = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/loc
 /** tap's `skip` option: a reason when mosquitto is missing, false otherwise. */
 export const mosquittoSkip: string | false = MOSQUITTO ? false : 'mosquitto is not installed (CI installs it: apt-get install mosquitto)';
 
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
+import { freePort } from './ports.ts';
+
+export { freePort };
 
 export interface AedesBroker {
   broker: Aedes;

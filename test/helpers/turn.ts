@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
+import { freePort } from './ports.ts';
 import { randomBytes } from 'node:crypto';
 import type { Test } from 'tap';
 
@@ -11,17 +12,6 @@ export interface LoopbackTurn {
   secret: string;
   /** Everything coturn printed (allocations, refusals). */
   output(): string;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function listening(port: number): Promise<boolean> {

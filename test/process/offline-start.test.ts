@@ -1,5 +1,4 @@
 import t from 'tap';
-import { createServer } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,17 +8,7 @@ import { hashPassword } from '../../server/passwords.ts';
 import { loadOrCreateServerKey } from '../../server/server-key.ts';
 import { ChildEndpoint } from '../../lab/child-endpoint.ts';
 import { silentLogger } from '../../platform/log.ts';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '../helpers/ports.ts';
 
 void t.test('sweep endpoint started while the access server is down logs in once it comes up', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'sweep-offline-'));
