@@ -50,6 +50,8 @@ void t.test('answering from outside the home, through real NAT (issue 17)', asyn
     const path = await pathTo(f.phone, 'handset');
     t.ok(path && (path.local === 'relay' || path.remote === 'relay'), `the sibling link runs through the relay (${JSON.stringify(path)})`);
     await sweepThroughTheRelay(t, f);
+    const home = await pathTo(f.handset, 'intercom');
+    t.same(home && { local: home.local, remote: home.remote }, { local: 'host', remote: 'host' }, 'the flat\'s own devices talk directly, not through the relay');
   });
 
   // libjuice (the device's ICE agent) relays over UDP only (libdatachannel#1484): a device on a
