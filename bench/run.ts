@@ -13,6 +13,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<Record<string, 
   mqtt: () => import('./mqtt.ts'),
   'audio-path': () => import('./audio-path.ts'),
   field: () => import('./field.ts'),
+  nat: () => import('./nat.ts'),
 };
 
 async function main(): Promise<number> {

@@ -12,7 +12,10 @@ import { parseWith } from '../core/protocol/validate.ts';
 import { createLogger, NS } from '../platform/log.ts';
 import { LevelControl, LogRing, teeDestination } from './util/log-ring.ts';
 import { startDiagnostics, type Diagnostics } from './diagnostics/diagnostics.ts';
-import { toWireError, type SweepError } from '../core/errors.ts';
+import { SweepError, toWireError } from '../core/errors.ts';
+import { randomB64u } from '../core/wire/b64.ts';
+import { SimulatedAnalysingSink } from '../drivers/audio/simulated.ts';
+import type { AudioSink } from '../drivers/audio/audio.ts';
 import { createSdNotifier } from './sd-notify.ts';
 import type { EndpointEvents } from '../core/session/events.ts';
 
@@ -27,6 +30,10 @@ const Command = z.discriminatedUnion('cmd', [
   z.strictObject({ id: z.string().max(64), cmd: z.literal('push'), to: z.string().max(64).optional() }),
   z.strictObject({ id: z.string().max(64), cmd: z.literal('pull'), from: z.string().max(64).optional() }),
   z.strictObject({ id: z.string().max(64), cmd: z.literal('state') }),
+  /** What the simulated sink played since `since` (this process's monotonic ms, a `now` an earlier reply gave); all it holds without. */
+  z.strictObject({ id: z.string().max(64), cmd: z.literal('audio'), since: z.number().finite().optional() }),
+  /** `n` ctl round trips on the ready link to `peer`, ms each (bench/nat.ts). */
+  z.strictObject({ id: z.string().max(64), cmd: z.literal('ping'), peer: z.string().max(64), n: z.number().int().min(1).max(100).optional() }),
   z.strictObject({ id: z.string().max(64), cmd: z.literal('crash') }),
   z.strictObject({ id: z.string().max(64), cmd: z.literal('quit') }),
 ]);
@@ -109,7 +116,7 @@ export async function runEndpointProcess(opts: { configFile: string; control: 'n
         out({ status: 'error', error: toWireError(err) });
         return;
       }
-      run(endpoint, cmd, stop).then(
+      run(endpoint, sink, cmd, stop).then(
         (data) => out({ id: cmd.id, status: 'ok', data: data ?? {} }),
         (err: unknown) => out({ id: cmd.id, status: 'error', error: toWireError(err) }),
       );
@@ -134,7 +141,7 @@ function retryableAtStart(e: SweepError): boolean {
   return TRANSIENT_CODES.has(e.code) || (!isFinalLoginRefusal(e.code) && e.code !== 'INVALID_CONFIG' && e.code !== 'INVALID_MESSAGE' && e.code !== 'INTERNAL');
 }
 
-async function run(e: Endpoint, cmd: Command, stop: (code: number) => void): Promise<unknown> {
+async function run(e: Endpoint, sink: AudioSink, cmd: Command, stop: (code: number) => void): Promise<unknown> {
   switch (cmd.cmd) {
     case 'call':
       return e.calls.placeCall(cmd.to, { doorRights: cmd.doorRights ?? false });
@@ -159,6 +166,24 @@ async function run(e: Endpoint, cmd: Command, stop: (code: number) => void): Pro
         paths: Object.fromEntries(e.links.links().map((l) => [l.peerId, l.transport.selectedPath?.() ?? null])),
         siblingCalls: e.calls.siblingCallsSnapshot(),
       };
+    case 'audio': {
+      if (!(sink instanceof SimulatedAnalysingSink)) throw new SweepError('BAD_STATE', 'audio: only the simulated sink (audio.sink.driver "simulated") keeps what it played; this endpoint plays to a device');
+      const since = cmd.since ?? -Infinity;
+      // `now` on the sink's own clock: pass it back as `since` to ask about what came after.
+      return { now: systemClock.mono(), frames: sink.framesSince(since).length, maxGapMs: sink.maxGapMs(since) };
+    }
+    case 'ping': {
+      const link = e.links.current(cmd.peer);
+      if (!link) throw new SweepError('BAD_STATE', `ping: no ready link to ${cmd.peer}`);
+      const rttMs: number[] = [];
+      for (let i = 0; i < (cmd.n ?? 1); i++) {
+        // An ack for a sweep that does not exist: every endpoint answers it and changes nothing (the holder's handler).
+        const t0 = performance.now();
+        await link.rpc.request('sweep.ack', { sweepId: randomB64u(9) });
+        rttMs.push(performance.now() - t0);
+      }
+      return { rttMs };
+    }
     case 'crash':
       await e.crash();
       process.exit(137);

@@ -31,12 +31,20 @@ void t.test('access server and three endpoint processes run a push and a pull sw
   t.equal(callState(s)?.peer.endpointId, 'phone', 'the intercom talks to the phone');
 
   // Pull: the handset takes the call back.
+  const played = await intercom.command({ cmd: 'audio' });
   const beforePull = phone.mark();
   await handset.waitFor(isEvent('sibling.call', (l) => l.endpointId === 'phone' && l.call !== null), 5000, 'handset knows the phone call');
   await handset.command({ cmd: 'pull', from: 'phone' });
   await phone.waitFor(isEvent('call.state', (l) => callState(l)?.state === 'ended'), 5000, 'phone leg ended', beforePull);
   s = await intercom.command({ cmd: 'state' });
   t.equal(callState(s)?.peer.endpointId, 'handset', 'the intercom talks to the handset again');
+  // Measuring over stdio (bench/nat.ts): what the intercom played across the pull, ctl round trips.
+  const since = await intercom.command({ cmd: 'audio', since: played.now });
+  t.ok((since.frames as number) > 0 && (since.maxGapMs as number) > 0, `audio since a mark tells frames and the longest gap (${JSON.stringify(since)})`);
+  t.ok((since.frames as number) < ((await intercom.command({ cmd: 'audio' })).frames as number), 'audio without since tells all the sink holds');
+  const rtt = (await handset.command({ cmd: 'ping', peer: 'intercom', n: 3 })).rttMs as number[];
+  t.ok(rtt.length === 3 && rtt.every((ms) => ms > 0), `ping times n ctl round trips (${rtt.map((ms) => ms.toFixed(2)).join(', ')} ms)`);
+  await t.rejects(handset.command({ cmd: 'ping', peer: 'nobody' }), /no ready link to nobody/, 'ping without a link to the peer is refused');
   t.equal((callState(s) as unknown as { epoch: number }).epoch, 2);
   t.equal(callState(await handset.command({ cmd: 'state' }))?.state, 'active');
   t.equal(callState(await phone.command({ cmd: 'state' }))?.state, 'ended');
