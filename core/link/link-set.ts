@@ -314,7 +314,8 @@ export class LinkSet<L extends PeerLink> {
     const idle = this.opts.idleCloseMs ?? 60_000;
     const now = this.opts.clock.mono();
     for (const [peerId, e] of this.entries) {
-      if (this.pins.has(peerId) || this.opts.inUse?.(peerId)) continue;
+      // A link still being set up ends at its own deadline, not as idle (a relayed set-up can take over a second).
+      if (this.pins.has(peerId) || this.opts.inUse?.(peerId) || !e.link.peer) continue;
       if (now - e.lastUsed >= idle) e.link.close('idle');
     }
   }

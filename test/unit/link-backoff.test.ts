@@ -71,3 +71,52 @@ void t.test('a sibling that cannot be reached is retried with back-off, not ever
   t.equal(problem?.attempts, told.length, 'every failure is told');
   t.equal(told.length, attempts);
 });
+
+/** A transport that opens only when told to, as a relayed set-up that takes over a second. */
+class SlowTransport implements LinkTransport {
+  readonly opened: Promise<void>;
+  private closedFns: Array<(r: string) => void> = [];
+  closedWith: string | undefined;
+  constructor() {
+    this.opened = new Promise(() => {});
+  }
+  remoteFingerprint(): string | undefined {
+    return undefined;
+  }
+  acceptSignal(): void {}
+  sendText(): void {}
+  onText(): void {}
+  onClosed(fn: (r: string) => void): void {
+    this.closedFns.push(fn);
+  }
+  close(reason = 'closed'): void {
+    this.closedWith ??= reason;
+    for (const fn of this.closedFns.splice(0)) fn(reason);
+  }
+}
+
+void t.test('a link still being set up is not closed as idle, however short the idle time (L3)', async (t) => {
+  const clock = new FakeClock();
+  const transports: SlowTransport[] = [];
+  const links = new LinkSet<PeerLink>({
+    selfId: 'a-phone',
+    selfIsBrowser: true,
+    signaller: { signal: async () => {} },
+    clock,
+    log: silentLogger(),
+    idleCloseMs: 1000,
+    setupTimeoutMs: 8000,
+    makeLink: (spec) => {
+      const transport = new SlowTransport();
+      transports.push(transport);
+      return new PeerLink({ transport, expectedPeer: spec.peerId, certificate: () => '', instance: 'i', verifyCertificate: () => { throw new SweepError('UNAUTHORIZED', 'not in this test'); }, clock, log: spec.log, openTimeoutMs: spec.setupTimeoutMs });
+    },
+  });
+  t.teardown(() => links.close());
+  links.get('intercom').catch(() => undefined);
+  clock.advance(3000);
+  t.equal(transports[0]?.closedWith, undefined, 'three idle periods later the set-up still runs');
+  clock.advance(6000);
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  t.match(transports[0]?.closedWith, /within 8000 ms/, 'it ends at its own set-up deadline, for that reason');
+});
