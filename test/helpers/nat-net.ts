@@ -29,6 +29,7 @@
  */
 import { execFile, spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -131,6 +132,15 @@ function alive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Alive and not a zombie (a zombie has released everything but its pid). */
+function running(pid: number): boolean {
+  try {
+    return !/^\S+ \(.*\) Z /s.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
   }
 }
 
@@ -331,7 +341,13 @@ class Topology implements NatNet {
     const hard = setTimeout(() => children.forEach((c) => c.kill('SIGKILL')), 2000);
     await Promise.all(exits);
     clearTimeout(hard);
-    for (const ns of this.#made) for (const pid of await pidsIn(ns)) kill(pid, 'SIGKILL');
+    const strays: number[] = [];
+    for (const ns of this.#made) for (const pid of await pidsIn(ns)) strays.push(pid);
+    for (const pid of strays) kill(pid, 'SIGKILL');
+    // SIGKILL is not instant on a loaded machine: wait until they are gone (or zombies, which
+    // hold no socket and no namespace), at most 3 s.
+    const deadline = Date.now() + 3000;
+    while (strays.some(running) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const ns of this.#made.splice(0).reverse()) await exec('ip', ['netns', 'delete', ns]).catch(() => undefined);
     if (this.#dir) await rm(this.#dir, { recursive: true, force: true });
   }

@@ -1,6 +1,7 @@
 // The NAT topology (test/helpers/nat-net.ts) is what the NAT traversal tests of issue 17 rely on:
 // each assertion names the property a user of the topology counts on.
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { makeNatNet, natNetProblem, type NatNet } from '../helpers/nat-net.ts';
 import type { NsSockets, NsUdp } from '../helpers/ns-sockets.ts';
@@ -165,6 +166,7 @@ if (problem !== undefined) {
     const names = Object.values(net.ns);
     const pids = (await Promise.all(names.map((ns) => run('ip', ['netns', 'pids', ns])))).join(' ').split(/\s+/).filter(Boolean).map(Number);
     t.ok(pids.length >= 4, `turnserver and the socket agents run in the namespaces before close (${pids.length} processes)`);
+    const started = new Map(pids.map((pid) => [pid, procStat(pid)?.start]));
     await net.close();
     const left = (await run('ip', ['netns', 'list'])).split('\n').map((l) => l.split(' ')[0]);
     t.same(
@@ -172,16 +174,25 @@ if (problem !== undefined) {
       [],
       'no namespace of the topology is left',
     );
+    // Still running: the same process (same start time, so not a reused pid) and not a zombie
+    // waiting to be reaped by a parent outside the topology.
     const living = pids.filter((pid) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
+      const now = procStat(pid);
+      return now !== undefined && now.state !== 'Z' && now.start === started.get(pid);
     });
     t.same(living, [], 'no process that ran in the topology (turnserver, agents) is left');
     await net.close();
     t.pass('a second close() resolves');
   });
+}
+
+/** A process's state letter and start time from /proc (undefined once it is gone). */
+function procStat(pid: number): { state: string; start: string } | undefined {
+  try {
+    // The command name may hold spaces; the fields after its closing parenthesis are fixed.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+    return { state: fields[0] ?? '', start: fields[19] ?? '' };
+  } catch {
+    return undefined;
+  }
 }
