@@ -5,14 +5,14 @@ import nodeDataChannel, {
   type Track,
 } from 'node-datachannel';
 import { randomInt } from 'node:crypto';
-import { isIP } from 'node:net';
 import { SignalPayload } from '../../core/protocol/access.ts';
 import { parseRtp } from '../media/rtp.ts';
 import { SweepError } from '../../core/errors.ts';
 import type { Logger } from '../../platform/log.ts';
 import { iceRtcConfig } from './ice-servers.ts';
 import type { LinkPath, PeerTransport, TransportOptions } from './transport.ts';
-import { audioOfOffer, candidateAddress, fingerprintFromSdp } from '../../core/wire/sdp.ts';
+import { audioOfOffer, fingerprintFromSdp } from '../../core/wire/sdp.ts';
+import { CandidateFilter } from './candidate-filter.ts';
 import { DEFAULT_RECIPE, recipeRules, type RecipeRules, type SetupRecipe } from './setup-recipe.ts';
 
 export { DEFAULT_RECIPE, type SetupRecipe } from './setup-recipe.ts';
@@ -34,10 +34,6 @@ type State = 'connecting' | 'open' | 'closed';
 
 const noop = (): void => {};
 
-function isLoopback(addr: string): boolean {
-  return addr === '::1' || (isIP(addr) === 4 && addr.startsWith('127.'));
-}
-
 /**
  * One node-datachannel PeerConnection carrying `ctl` and one Opus track (see transport.ts), set up
  * by the recipe's rules (setup-recipe.ts).
@@ -50,6 +46,7 @@ class NdcPeerTransport implements PeerTransport {
 
   readonly #opts: TransportOptions;
   readonly #log: Logger;
+  readonly #candidates: CandidateFilter;
   readonly #recipe: RecipeRules;
   // Strong references: a collected wrapper closes its native object (FINDINGS).
   #pc: PeerConnection | undefined;
@@ -82,6 +79,7 @@ class NdcPeerTransport implements PeerTransport {
     this.linkId = opts.linkId;
     this.role = opts.role;
     this.#log = log.child({ linkId: opts.linkId, role: opts.role });
+    this.#candidates = new CandidateFilter(opts.bindAddress, (addr) => this.#log.debug({ addr }, 'non-loopback candidate dropped'));
     this.#recipe = recipeRules(tuning.recipe ?? DEFAULT_RECIPE);
     this.opened = new Promise<void>((resolve, reject) => {
       this.#resolveOpen = resolve;
@@ -427,7 +425,7 @@ class NdcPeerTransport implements PeerTransport {
         }
         // Our own track with the offer's mid and payload type, before the offer is applied (FINDINGS).
         this.#addAudio(audio.mid, audio.pt);
-        this.#applyRemote(pc, this.#loopbackOnly(p.sdp), 'offer', fp);
+        this.#applyRemote(pc, this.#candidates.sdp(p.sdp), 'offer', fp);
         return;
       }
       case 'answer': {
@@ -437,7 +435,7 @@ class NdcPeerTransport implements PeerTransport {
           this.#log.warn('answer without fingerprint ignored');
           return;
         }
-        this.#applyRemote(pc, this.#loopbackOnly(p.sdp), 'answer', fp);
+        this.#applyRemote(pc, this.#candidates.sdp(p.sdp), 'answer', fp);
         if (!this.#remoteApplied) return;
         const wait = this.#recipe.releaseCandidatesAfterAnswerMs;
         if (wait > 0) this.#fallbackTimer = setTimeout(() => this.#guard('candidateFallback', () => this.#releaseLocal()), wait);
@@ -445,7 +443,7 @@ class NdcPeerTransport implements PeerTransport {
         return;
       }
       case 'candidate': {
-        if (!this.#allowedCandidate(p.candidate)) return;
+        if (!this.#candidates.allows(p.candidate)) return;
         if (!this.#remoteApplied) {
           if (this.#pendingRemote.length < MAX_PENDING_CANDIDATES) this.#pendingRemote.push(p);
           return;
@@ -481,25 +479,8 @@ class NdcPeerTransport implements PeerTransport {
       this.#log.debug({ err }, 'remote candidate rejected');
     }
   }
-
-  /** Bound to loopback, we never aim ICE checks anywhere else. */
-  #allowedCandidate(candidate: string): boolean {
-    if (!isLoopback(this.#opts.bindAddress)) return true;
-    const addr = candidateAddress(candidate);
-    const ok = addr !== undefined && isLoopback(addr);
-    if (!ok) this.#log.debug({ addr }, 'non-loopback candidate dropped');
-    return ok;
-  }
-
-  #loopbackOnly(sdp: string): string {
-    return sdp
-      .split(/\r?\n/)
-      .filter((line) => !line.startsWith('a=candidate:') || this.#allowedCandidate(line))
-      .join('\r\n');
-  }
 }
 
-/** Creates one link end; the offerer starts gathering and offering at once. */
 export function createPeerTransport(opts: TransportOptions, log: Logger, tuning: PeerTransportTuning = {}): PeerTransport {
   return new NdcPeerTransport(opts, log, tuning);
 }
