@@ -23,7 +23,12 @@ export interface LinkTransport {
   onText(fn: (text: string) => void): void;
   onClosed(fn: (reason: string) => void): void;
   close(reason?: string): void;
+  /** L8: why set-up has found no path so far, in words (core/link/ice-diagnosis.ts); asked when it times out. */
+  diagnose?(): Promise<string | undefined>;
 }
+
+/** How long the open deadline waits for the transport's diagnosis before giving the bare reason. */
+const DIAGNOSIS_WAIT_MS = 500;
 
 export interface PeerLinkOptions<T extends LinkTransport> {
   transport: T;
@@ -195,15 +200,19 @@ export class PeerLink<T extends LinkTransport = LinkTransport> {
     const helloMs = opts.helloTimeoutMs ?? 5000;
     let timeout!: (err: SweepError) => void;
     const timedOut = new Promise<never>((_, reject) => (timeout = reject));
-    const arm = (ms: number, what: string): void => {
+    const arm = (ms: number, what: string, diagnose?: () => Promise<string | undefined>): void => {
       if (this.helloTimer) opts.clock.clear(this.helloTimer);
-      this.helloTimer = opts.clock.setTimeout(() => timeout(new SweepError('TIMEOUT', `${what} within ${ms} ms`)), ms);
+      this.helloTimer = opts.clock.setTimeout(() => {
+        const bare = `${what} within ${ms} ms`;
+        if (diagnose) void this.withDiagnosis(bare, diagnose).then((reason) => timeout(new SweepError('TIMEOUT', reason)));
+        else timeout(new SweepError('TIMEOUT', bare));
+      }, ms);
     };
     const closed = new Promise<never>((_, reject) => {
       this.closedListeners.push((reason) => reject(new SweepError('CLOSED', `link closed: ${reason}`)));
     });
     try {
-      arm(openMs, `no link to ${opts.expectedPeer} opened`);
+      arm(openMs, `no link to ${opts.expectedPeer} opened`, opts.transport.diagnose?.bind(opts.transport));
       await Promise.race([opts.transport.opened, timedOut, closed]);
       // P2: the hello deadline runs from the moment ctl is open.
       arm(helloMs, `no verified hello from ${opts.expectedPeer}`);
@@ -217,6 +226,18 @@ export class PeerLink<T extends LinkTransport = LinkTransport> {
       throw e;
     } finally {
       if (this.helloTimer) opts.clock.clear(this.helloTimer);
+    }
+  }
+
+  /** L8: the bare timeout reason plus the transport's diagnosis, if it gives one in time. */
+  private async withDiagnosis(bare: string, diagnose: () => Promise<string | undefined>): Promise<string> {
+    let timer: TimerHandle | undefined;
+    const late = new Promise<undefined>((resolve) => (timer = this.opts.clock.setTimeout(() => resolve(undefined), DIAGNOSIS_WAIT_MS)));
+    try {
+      const why = await Promise.race([diagnose().catch(() => undefined), late]);
+      return why ? `${bare}: ${why}` : bare;
+    } finally {
+      if (timer) this.opts.clock.clear(timer);
     }
   }
 

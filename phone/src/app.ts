@@ -373,7 +373,9 @@ function render(s: WebState): void {
     parts.push(
       h('section', { class: 'card', 'data-testid': 'unreachable' },
         ...s.unreachable.map((u) => h('p', {}, `${u.label} is online, but this phone cannot reach it (${u.reason}), so a call there would not show here.`)),
-        h('p', { class: 'hint' }, 'Away from home? The building needs a TURN server for phones outside its network (README: "Answering from outside the home"). Retrying…'),
+        h('p', { class: 'hint' }, s.unreachable.some((u) => /UDP is blocked/.test(u.reason))
+          ? 'This network blocks the way calls travel (UDP). Try mobile data or another Wi-Fi. Retrying…'
+          : 'Away from home? The building needs a TURN server for phones outside its network (README: "Answering from outside the home"). Retrying…'),
       ),
     );
   } else {

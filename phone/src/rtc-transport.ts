@@ -4,6 +4,7 @@ import type { IceConfig } from '../../core/protocol/ice.ts';
 import { fingerprintFromSdp } from '../../core/wire/sdp.ts';
 import { SweepError, toSweepError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
+import { diagnoseIce, type IceAttempt } from '../../core/link/ice-diagnosis.ts';
 
 export interface RtcTransportOptions {
   linkId: string;
@@ -137,6 +138,19 @@ export class RtcTransport implements LinkTransport {
         this.opts.log.error({ err }, 'transport close listener threw');
       }
     }
+  }
+
+  /** L8: what ICE gathered and heard back so far (getStats), in words. */
+  async diagnose(): Promise<string | undefined> {
+    const attempt: IceAttempt = { turnServers: this.opts.ice?.servers.filter((s) => s.urls.some((u) => u.startsWith('turn'))).length ?? 0, local: [], checksSent: 0, responsesReceived: 0 };
+    (await this.pc.getStats()).forEach((r: { type: string; candidateType?: string; relayProtocol?: string; requestsSent?: number; responsesReceived?: number }) => {
+      if (r.type === 'local-candidate') attempt.local.push({ type: r.candidateType ?? 'host', relayProtocol: r.relayProtocol });
+      if (r.type === 'candidate-pair') {
+        attempt.checksSent += r.requestsSent ?? 0;
+        attempt.responsesReceived += r.responsesReceived ?? 0;
+      }
+    });
+    return diagnoseIce(attempt);
   }
 
   private async offer(): Promise<void> {

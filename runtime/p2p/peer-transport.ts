@@ -13,6 +13,7 @@ import { iceRtcConfig } from './ice-servers.ts';
 import type { LinkPath, PeerTransport, TransportOptions } from './transport.ts';
 import { audioOfOffer, fingerprintFromSdp } from '../../core/wire/sdp.ts';
 import { CandidateFilter } from './candidate-filter.ts';
+import { rtcLogFromEnv } from './rtc-log.ts';
 import { DEFAULT_RECIPE, recipeRules, type RecipeRules, type SetupRecipe } from './setup-recipe.ts';
 
 export { DEFAULT_RECIPE, type SetupRecipe } from './setup-recipe.ts';
@@ -33,6 +34,8 @@ export interface PeerTransportTuning {
 type State = 'connecting' | 'open' | 'closed';
 
 const noop = (): void => {};
+
+rtcLogFromEnv(process.env.SWEEP_RTC_LOG);
 
 /**
  * One node-datachannel PeerConnection carrying `ctl` and one Opus track (see transport.ts), set up

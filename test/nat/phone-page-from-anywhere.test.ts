@@ -82,15 +82,21 @@ void t.test('the phone page away from home, in real Chromium through real NAT (i
     await takeTheCall(t, f);
   });
 
-  // Chromium allocates over TURN/TCP here (its relay candidate appears, coturn relays checks both
-  // ways), yet the link does not open within its deadline; open in issue 17's closing note.
-  await t.test('with UDP blocked on the mobile network, the page links over TURN/TCP, takes the call by sweep and is heard', { todo: 'TURN/TCP from Chromium: the link does not open yet (issue 17)' }, async (t) => {
+  await t.test('with UDP blocked on the mobile network, the page says the network blocks UDP and what to try (L8)', async (t) => {
+    const f = await flat(t, (net, file) => turnFlags(net, file), (net) => net.blockMobileUdp(), { nodePhone: false });
+    const { page } = await phonePage(t, f);
+    await page.getByTestId('unreachable').waitFor({ timeout: 30_000 });
+    const text = await page.getByTestId('unreachable').innerText();
+    t.match(text, /handset is online, but this phone cannot reach it \(no link to handset opened within \d+ ms: this network lets calls out only over TURN\/TCP or TLS \(UDP is blocked\)/, `the page says: ${text.split('\n')[0]}`);
+    t.match(text, /Try mobile data or another Wi-Fi/, 'and what to try');
+  });
+
+  // Chromium's checks over TURN/TCP and TURN/TLS carry a zero ICE tie-breaker, which libjuice (the
+  // devices' ICE) answers with 400 (paullouisageneau/libjuice#355, fix not released); seen here as
+  // "Controlling and controlled attributes mismatch in request" in the device's libjuice log.
+  await t.test('with UDP blocked on the mobile network, the page links over TURN/TCP, takes the call by sweep and is heard', { todo: 'blocked on libjuice#355: a zero ICE tie-breaker from Chromium over TURN/TCP is refused with 400' }, async (t) => {
     const f = await flat(t, (net, file) => turnFlags(net, file), (net) => net.blockMobileUdp(), { nodePhone: false });
     const { page, phoneId } = await phonePage(t, f);
-    await waitPage(page, (s) => s.links.includes('handset'), 30_000, 'the page linked to the handset over TURN/TCP').catch((err: unknown) => {
-      if (process.env.NAT_DEBUG) process.stderr.write(f.net.turnLog().split('\n').filter((l) => /ALLOCATE|PERMISSION|CHANNEL|403|denied|peer/.test(l)).slice(-40).join('\n'));
-      throw err;
-    });
     await takeTheCall(t, f, page, phoneId);
   });
 });
