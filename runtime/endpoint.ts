@@ -108,6 +108,7 @@ export class Endpoint {
     });
     access.onSignal((s) => this.links.acceptSignal(s.from, s.payload, s.fromAccount));
     this.links.onLinkFailed((p) => this.bus.emit('link.failed', p));
+    access.onIce(() => void this.links.renewRelayed());
     access.onProfile((login) => this.applyProfile(login));
     access.onPresence((info) => this.applyPresence(info));
     access.onConnectionChange((connected) => this.bus.emit('access.state', { connected }));

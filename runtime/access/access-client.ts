@@ -75,6 +75,7 @@ export class AccessClient {
     connection: new Set<Listener<boolean>>(),
     kicked: new Set<Listener<string>>(),
     refused: new Set<Listener<SweepError>>(),
+    ice: new Set<Listener<IceConfig>>(),
   };
 
   constructor(private readonly opts: AccessClientOptions) {
@@ -132,6 +133,11 @@ export class AccessClient {
   /** The server ended this login for good (a newer login took this endpoint id); no reconnect follows. */
   onKicked(fn: Listener<string>): () => void {
     return this.listen(this.listeners.kicked, fn);
+  }
+
+  /** A13: fresh TURN credentials arrived (L9: relayed links are remade with them). */
+  onIce(fn: Listener<IceConfig>): () => void {
+    return this.listen(this.listeners.ice, fn);
   }
 
   /** A reconnect was refused for good (A10: wrong credentials); no reconnect follows. */
@@ -271,7 +277,9 @@ export class AccessClient {
     channel.onNote('presence', (b) => this.onPresenceNote(b.endpoint));
     channel.onNote('profilePage', (b) => this.onProfilePage(channel, b));
     channel.onNote('ice', (b) => {
-      if (this.current) this.current.ice = b;
+      if (!this.current) return;
+      this.current.ice = b;
+      this.emit(this.listeners.ice, b);
     });
     channel.onNote('signal', (b) => this.emit(this.listeners.signal, b));
     channel.onNote('kicked', (b) => this.onKickedNote(ws, b.reason));

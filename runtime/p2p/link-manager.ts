@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { LinkSet, peerLinkBasics, type LinkSetOptions, type Signaller } from '../../core/link/link-set.ts';
 import type { Logger } from '../../platform/log.ts';
 import type { IceConfig } from '../../core/protocol/ice.ts';
+import { RelayRenewal } from '../../core/link/relay-renewal.ts';
 import { Link } from './link.ts';
 import type { PeerTransport, TransportOptions } from './transport.ts';
 
@@ -25,6 +26,8 @@ export interface LinkManagerOptions extends Omit<LinkSetOptions<Link>, 'makeLink
 
 /** The device's links (L1–L4, core/link/link-set.ts), each a node-datachannel transport bound to the configured address. */
 export class LinkManager extends LinkSet<Link> {
+  readonly #renewal: RelayRenewal<Link>;
+
   constructor(opts: LinkManagerOptions) {
     super({
       ...opts,
@@ -54,6 +57,23 @@ export class LinkManager extends LinkSet<Link> {
         });
       },
     });
+    this.#renewal = new RelayRenewal<Link>({
+      links: () => this.links(),
+      relayed: (link) => link.transport.selectedPath?.()?.local === 'relay',
+      inUse: (peerId) => opts.inUse?.(peerId) ?? false,
+      clock: opts.clock,
+      log: opts.log,
+    });
+  }
+
+  /** L9: fresh TURN credentials arrived; relayed links are remade with them. */
+  renewRelayed(): Promise<void> {
+    return this.#renewal.renew();
+  }
+
+  override close(): void {
+    this.#renewal.close();
+    super.close();
   }
 }
 

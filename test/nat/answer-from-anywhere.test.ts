@@ -73,4 +73,22 @@ void t.test('answering from outside the home, through real NAT (issue 17)', asyn
     const seen = await pathTo(f.intercom, 'phone');
     t.same(seen && { local: seen.local, remote: seen.remote }, { local: 'relay', remote: 'relay' }, 'both sides relayed: the intercom sees only the relay address');
   });
+
+  await t.test('fresh TURN credentials: a relayed link is remade with them before the old ones expire (L9)', async (t) => {
+    // 120 s credentials: the access server sends fresh ones a minute before they expire (A13).
+    const f = await flat(t, (net, file) => turnFlags(net, file, '--turn-ttl', '120'));
+    await f.phone.waitFor(isEvent('link.state', (l) => l.peerId === 'handset' && l.up === true), 30_000, 'phone↔handset link');
+    const relayed = (p: Awaited<ReturnType<typeof pathTo>>): boolean => p?.local === 'relay' || p?.remote === 'relay';
+    const path = await pathTo(f.phone, 'handset');
+    t.ok(relayed(path), `the link runs through a relay (${JSON.stringify(path)})`);
+    const marks = { phone: f.phone.mark(), handset: f.handset.mark() };
+    await f.phone.waitFor(isEvent('link.state', (l) => l.peerId === 'handset' && l.up === false), 90_000, 'the relayed link is remade', marks.phone);
+    // The side whose own relay carries the link closes it; the other hears it close.
+    const reasons = [...f.phone.seen().slice(marks.phone), ...f.handset.seen().slice(marks.handset)]
+      .filter((l) => l.event === 'link.state' && l.up === false)
+      .map((l) => String(l.reason));
+    t.ok(reasons.includes('TURN credentials renewed (L9)'), `closed because fresh credentials came, not because it broke (${reasons.join('; ')})`);
+    await f.phone.waitFor(isEvent('link.state', (l) => l.peerId === 'handset' && l.up === true), 30_000, 'and made again at once (L4)', marks.phone);
+    t.ok(relayed(await pathTo(f.phone, 'handset')), 'through the relay, with the fresh credentials');
+  });
 });
