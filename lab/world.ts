@@ -82,13 +82,13 @@ export class World {
     const world = new World(server, new Map(), passwords, dir, ownsDir, opts);
     try {
       for (const a of opts.accounts) {
-        if (!server.store.getAccount(a.name)) {
+        if (!(await server.store.getAccount(a.name))) {
           const password = randomBytes(18).toString('base64url');
-          server.store.createAccount(a.name, a.displayName, await hashPassword(password));
+          await server.store.createAccount(a.name, a.displayName, await hashPassword(password));
           passwords.set(a.name, password);
         }
       }
-      for (const [a, b] of opts.buddies) if (!server.store.areBuddies(a, b)) server.store.addBuddies(a, b);
+      for (const [a, b] of opts.buddies) if (!(await server.store.areBuddies(a, b))) await server.store.addBuddies(a, b);
       for (const spec of opts.endpoints) await world.startEndpoint(spec);
     } catch (err) {
       await world.close();

@@ -16,11 +16,14 @@ import { handleProvision, type ProvisionContext } from './provisioning.ts';
 import { PROVISION_PATH } from '../core/protocol/provision.ts';
 import { serveStatic } from './static.ts';
 import { checkIceOptions, iceConfigured, type IceOptions } from './ice.ts';
-import { AccountStore } from './store.ts';
+import type { AccountStore } from './store.ts';
+import { openStore, type StoreLocation } from './store/open.ts';
 
 export interface AccessServerOptions {
-  /** Holds accounts.db and server-key.pem; created if missing. */
+  /** Holds server-key.pem, and accounts.db unless `store` says otherwise; created if missing. */
   dataDir: string;
+  /** Where accounts and sessions live; default SQLite (accounts.db in the data dir). */
+  store?: StoreLocation;
   /** Default 127.0.0.1. */
   host?: string;
   /** 0 picks a free port. */
@@ -92,10 +95,10 @@ export class AccessServer {
     const addresses = new ClientAddresses(opts.trustedProxies ?? []);
     const passwordChecks = new PasswordGate(opts.passwordChecks ?? {});
     const key = await loadOrCreateServerKey(opts.dataDir);
-    const store = AccountStore.open(opts.dataDir);
+    const store = await openStore(opts.store ?? { kind: 'sqlite', dataDir: opts.dataDir });
     // A12: session tokens that expired while the server was down are dropped at once.
-    store.purgeExpiredLoginSessions(clock.now());
-    const registry = new OnlineRegistry(store);
+    await store.purgeExpiredLoginSessions(clock.now());
+    const registry = new OnlineRegistry();
     const limiter = new LoginRateLimiter({ clock, ...opts.rateLimit });
     const webRoot = opts.webRoot ?? DEFAULT_WEB_ROOT;
     const provisioning: ProvisionContext = { store, limiter, clock, log, publicKeyRaw: key.publicKeyRaw, addresses };
@@ -114,7 +117,7 @@ export class AccessServer {
       await listen(http, host, port);
     } catch (err) {
       wss.close();
-      store.close();
+      await store.close();
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
       throw new SweepError('INVALID_CONFIG', `cannot listen on ${host}:${port}: ${code}`, { cause: err });
     }
@@ -191,7 +194,7 @@ export class AccessServer {
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
     this.http.closeAllConnections();
     await new Promise<void>((resolve) => this.http.close(() => resolve()));
-    this.store.close();
+    await this.store.close();
     this.log.info('access server closed');
   }
 }

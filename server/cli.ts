@@ -9,7 +9,8 @@ import { createLogger, type Logger } from '../platform/log.ts';
 import { AccessServer } from './access-server.ts';
 import { hashPassword, MAX_PASSWORD_LENGTH } from './passwords.ts';
 import { loadOrCreateServerKey } from './server-key.ts';
-import { AccountStore, checkAccountName } from './store.ts';
+import { checkAccountName, type AccountStore } from './store.ts';
+import { openStore } from './store/open.ts';
 import { createProvisionCode } from './provisioning.ts';
 import { ClientAddresses } from './client-address.ts';
 import { EndpointId } from '../core/protocol/common.ts';
@@ -151,16 +152,16 @@ export async function serverCli(argv: string[], io: ServerCliIo): Promise<number
             checkAccountName(a, 'NAME');
             const given = values['password-stdin'] ? await readPassword(io.stdin) : undefined;
             const password = given ?? randomBytes(18).toString('base64url');
-            store.createAccount(a, values.display ?? a, await hashPassword(password));
+            await store.createAccount(a, values.display ?? a, await hashPassword(password));
             out(`created account ${a}\n`);
             if (!given) out(`password (shown once, store it now): ${password}\n`);
           } else if (name === 'account passwd') {
             if (!values['password-stdin']) throw new UsageError('"account passwd" needs --password-stdin (the new password on stdin)');
-            if (!store.getAccount(a)) throw new SweepError('NOT_FOUND', `unknown account "${a}"`);
-            store.setPassword(a, await hashPassword(await readPassword(io.stdin)));
+            if (!(await store.getAccount(a))) throw new SweepError('NOT_FOUND', `unknown account "${a}"`);
+            await store.setPassword(a, await hashPassword(await readPassword(io.stdin)));
             out(`password of ${a} changed\n`);
           } else if (name === 'account list') {
-            const accounts = store.listAccounts();
+            const accounts = await store.listAccounts();
             if (accounts.length === 0) out('(no accounts)\n');
             for (const acc of accounts) out(`${acc.name}\t${acc.displayName}\t${new Date(acc.createdAt).toISOString()}\n`);
           } else if (name === 'provision-code add') {
@@ -170,26 +171,26 @@ export async function serverCli(argv: string[], io: ServerCliIo): Promise<number
             if (!endpointId.success) throw new UsageError(`--endpoint: "${values.endpoint}" is not ${endpointId.error.issues[0]?.message ?? 'an endpoint id'}`);
             const minutes = values.ttl === undefined ? 60 : Number(values.ttl);
             if (!Number.isInteger(minutes) || minutes < 1 || minutes > 7 * 24 * 60) throw new UsageError(`--ttl: "${values.ttl}" is not a number of minutes (1-10080)`);
-            const { code, expiresAt } = createProvisionCode(store, a, endpointId.data, minutes * 60_000);
+            const { code, expiresAt } = await createProvisionCode(store, a, endpointId.data, minutes * 60_000);
             out(`provisioning code for ${a}/${endpointId.data}, valid until ${new Date(expiresAt).toISOString()}, single use (shown once):\n${code}\n`);
           } else if (name === 'endpoint list') {
             checkAccountName(a, 'ACCOUNT');
-            const list = store.listEndpointCredentials(a);
+            const list = await store.listEndpointCredentials(a);
             if (list.length === 0) out('(no provisioned endpoints)\n');
             for (const e of list) out(`${e.endpointId}\t${e.signingKey}\t${new Date(e.createdAt).toISOString()}\n`);
           } else if (name === 'endpoint revoke') {
-            out(store.removeEndpointCredential(a, b) ? `credential of ${a}/${b} revoked\n` : `${a}/${b} had no credential\n`);
+            out((await store.removeEndpointCredential(a, b)) ? `credential of ${a}/${b} revoked\n` : `${a}/${b} had no credential\n`);
           } else if (name === 'endpoint owner') {
-            const owner = store.endpointOwner(a);
+            const owner = await store.endpointOwner(a);
             out(owner ? `${a}\t${owner}\n` : `${a} is not bound to an account\n`);
           } else if (name === 'endpoint release') {
-            const owner = store.releaseEndpoint(a);
+            const owner = await store.releaseEndpoint(a);
             out(owner ? `endpoint ${a} released from account ${owner}; the next account to log in with it claims it\n` : `${a} was not bound to an account\n`);
           } else if (name === 'buddy add') {
-            store.addBuddies(a, b);
+            await store.addBuddies(a, b);
             out(`${a} and ${b} are buddies\n`);
           } else {
-            const existed = store.removeBuddies(a, b);
+            const existed = await store.removeBuddies(a, b);
             out(existed ? `${a} and ${b} are no longer buddies\n` : `${a} and ${b} were not buddies\n`);
           }
           return 0;
@@ -227,11 +228,11 @@ function parseProxies(given: string[] | undefined): string[] {
 }
 
 async function withStore(dataDir: string, fn: (store: AccountStore) => Promise<number>): Promise<number> {
-  const store = AccountStore.open(dataDir);
+  const store = await openStore({ kind: 'sqlite', dataDir });
   try {
     return await fn(store);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 

@@ -13,7 +13,7 @@ import type { Logger } from '../platform/log.ts';
 import { dummyHash } from './passwords.ts';
 import type { PasswordGate } from './password-gate.ts';
 import type { LoginRateLimiter } from './rate-limit.ts';
-import type { OnlineEndpoint, OnlineRegistry } from './registry.ts';
+import { follows, type OnlineEndpoint, type OnlineRegistry } from './registry.ts';
 import type { ServerKey } from './server-key.ts';
 import type { Account, AccountStore } from './store.ts';
 
@@ -202,8 +202,14 @@ export class AccessConnection {
     // Keyed apart from usernames ('#' is not an account name character).
     const rateKey = `#${body.endpointId}`;
     const attempt = limiter.reserve(rateKey, this.address);
-    const session = store.takeLoginSession(hashToken(body.token), clock.now());
-    const account = session && session.endpointId === body.endpointId ? store.getAccount(session.account) : undefined;
+    let account: Account | undefined;
+    try {
+      const session = await store.takeLoginSession(hashToken(body.token), clock.now());
+      account = session && session.endpointId === body.endpointId ? await store.getAccount(session.account) : undefined;
+    } catch (err) {
+      attempt.release();
+      throw err;
+    }
     if (!account) {
       attempt.failed();
       this.log.warn({ endpointId: body.endpointId }, 'resume refused');
@@ -213,28 +219,26 @@ export class AccessConnection {
     this.loginBusy = true;
     try {
       const { token: _token, ...rest } = body;
-      return this.establish(account, { ...rest, username: account.name }, 'resumed');
+      return await this.establish(account, { ...rest, username: account.name }, 'resumed');
     } finally {
       this.loginBusy = false;
     }
   }
 
   /** A9: a fresh token for the current login; the previous one stops working. */
-  private onRefresh(): SessionToken {
+  private async onRefresh(): Promise<SessionToken> {
     const me = this.entry;
     if (!me) throw new SweepError('UNAUTHORIZED', '"refresh" needs a login first');
-    return this.newSession(me.account, me.info.endpointId);
+    const { token, expiresAt, hash } = this.makeToken();
+    await this.ctx.store.replaceLoginSession(hash, me.account, me.info.endpointId, expiresAt);
+    this.issuedToken = hash;
+    return { token, expiresAt };
   }
 
-  /** A7: one live session token per endpoint; only its hash is stored. */
-  private newSession(account: string, endpointId: string): SessionToken {
-    const { store, clock } = this.ctx;
+  /** A7: a new session token; only its hash is ever stored (one live token per endpoint). */
+  private makeToken(): SessionToken & { hash: string } {
     const token = randomBytes(32).toString('base64url');
-    const expiresAt = clock.now() + this.ctx.sessionTtlMs;
-    store.revokeLoginSessions(account, endpointId);
-    this.issuedToken = hashToken(token);
-    store.addLoginSession(this.issuedToken, account, endpointId, expiresAt);
-    return { token, expiresAt };
+    return { token, expiresAt: this.ctx.clock.now() + this.ctx.sessionTtlMs, hash: hashToken(token) };
   }
 
   private async login(body: LoginBody): Promise<LoginResult> {
@@ -246,12 +250,12 @@ export class AccessConnection {
     let account: Account | undefined;
     let matches: boolean;
     try {
-      account = store.getAccount(username);
+      account = await store.getAccount(username);
       // An unknown name costs a hash check too, so timing does not reveal which names exist.
       const hash = account?.passwordHash ?? (await dummyHash());
       matches = await passwords.verify(hash, body.password);
       // A provisioned device's own credential works for that endpoint id, with the signing key it was issued to.
-      const device = !matches && account ? store.getEndpointCredential(account.name, endpointId) : undefined;
+      const device = !matches && account ? await store.getEndpointCredential(account.name, endpointId) : undefined;
       if (device && device.signingKey === body.signingKey) matches = await passwords.verify(device.passwordHash, body.password);
     } catch (err) {
       // Nothing was decided (server busy, internal error): the attempt is not a failure.
@@ -267,28 +271,57 @@ export class AccessConnection {
     }
     attempt.succeeded();
     if (this.closed) throw new SweepError('CLOSED', 'login: connection closed');
-    return this.establish(account, body, 'password');
+    return await this.establish(account, body, 'password');
   }
 
-  /** A3, A4, A6, A7: registers the login, announces it, certifies the keys, opens a session. */
-  private establish(account: Account, body: Omit<LoginBody, 'password'>, how: 'password' | 'resumed'): LoginResult {
+  /**
+   * A3, A4, A6, A7: registers the login, announces it, certifies the keys, opens a session.
+   * Everything read from or written to the store happens first; from registering the login to
+   * returning the answer nothing waits, so no presence note reaches this socket before its answer.
+   */
+  private async establish(account: Account, body: Omit<LoginBody, 'password'>, how: 'password' | 'resumed'): Promise<LoginResult> {
     const { registry, key, clock, store } = this.ctx;
     const { username, endpointId } = body;
     const ids = { account: username, endpointId };
-    const current = this.entry;
-    if (current && (current.account !== username || current.info.endpointId !== endpointId)) {
-      throw new SweepError('BAD_STATE', `login: this connection is logged in as ${current.account}/${current.info.endpointId}; log out first`);
-    }
+    const checkSameLogin = (): OnlineEndpoint | undefined => {
+      const current = this.entry;
+      if (current && (current.account !== username || current.info.endpointId !== endpointId)) {
+        throw new SweepError('BAD_STATE', `login: this connection is logged in as ${current.account}/${current.info.endpointId}; log out first`);
+      }
+      return current;
+    };
+    const refuseOwner = (owner: string | undefined): SweepError => {
+      this.log.warn({ ...ids, owner }, 'login refused: endpoint id belongs to another account');
+      return new SweepError('FORBIDDEN', `endpointId: "${endpointId}" belongs to another account; use this device's own id, or have an operator release it (sweep server endpoint release ${endpointId})`);
+    };
+    checkSameLogin();
     // A10: an endpoint id belongs to the account that first logged in with it, online or not.
-    const holder = registry.get(endpointId);
-    const owner = store.claimEndpoint(endpointId, username, clock.now());
-    if (owner !== username || (holder && holder.account !== username)) {
-      this.log.warn({ ...ids, owner: owner !== username ? owner : holder?.account }, 'login refused: endpoint id belongs to another account');
-      throw new SweepError('FORBIDDEN', `endpointId: "${endpointId}" belongs to another account; use this device's own id, or have an operator release it (sweep server endpoint release ${endpointId})`);
+    const owner = await store.claimEndpoint(endpointId, username, clock.now());
+    if (owner !== username) throw refuseOwner(owner);
+    const buddies = await store.buddiesOf(username);
+    const token = this.makeToken();
+    await store.replaceLoginSession(token.hash, username, endpointId, token.expiresAt);
+    // The awaits above let other logins run: everything checked before is checked again now.
+    if (this.closed) {
+      this.revoke(token.hash);
+      throw new SweepError('CLOSED', 'login: connection closed');
     }
+    let current: OnlineEndpoint | undefined;
+    try {
+      current = checkSameLogin();
+    } catch (err) {
+      this.revoke(token.hash);
+      throw err;
+    }
+    const holder = registry.get(endpointId);
+    if (holder && holder.account !== username) {
+      this.revoke(token.hash);
+      throw refuseOwner(holder.account);
+    }
+    this.issuedToken = token.hash;
     const info = { endpointId, account: username, kind: body.kind, label: body.label, online: true };
     const renewed = current !== undefined;
-    const entry: OnlineEndpoint = { account: username, info, peer: this };
+    const entry: OnlineEndpoint = { account: username, info, peer: this, buddies };
     if (holder && holder.peer !== this) {
       this.log.info(ids, 'login replaces an older connection of the same endpoint');
       holder.peer.kick('replaced by a newer login of the same endpoint');
@@ -300,7 +333,7 @@ export class AccessConnection {
       clock.clear(this.loginTimer);
       this.loginTimer = undefined;
     }
-    const changed = !renewed || current.info.kind !== info.kind || current.info.label !== info.label;
+    const changed = current === undefined || current.info.kind !== info.kind || current.info.label !== info.label;
     if (changed) registry.announce(entry, true);
 
     const now = clock.now();
@@ -319,8 +352,8 @@ export class AccessConnection {
       key.privateKey,
     );
     this.log.info({ ...ids, kind: body.kind, renewed, how }, 'logged in');
-    const session = this.newSession(username, endpointId);
-    const result: LoginResult = { profile: this.profile(account.name, account.displayName, endpointId), certificate, serverTime: now, session };
+    const session = { token: token.token, expiresAt: token.expiresAt };
+    const result: LoginResult = { profile: this.profile(entry, account.displayName), certificate, serverTime: now, session };
     if (this.ctx.ice) {
       result.ice = iceConfigFor(this.ctx.ice, username, now);
       this.renewIce(this.ctx.ice, entry);
@@ -343,15 +376,14 @@ export class AccessConnection {
    * go out in one synchronous run, so no presence note falls between two pages. A login whose
    * socket closed before this point never delivered its session token: it is revoked.
    */
-  private afterLoginAnswer(entry: OnlineEndpoint, issued: string | undefined, follows: boolean): void {
+  private afterLoginAnswer(entry: OnlineEndpoint, issued: string | undefined, paged: boolean): void {
     if (this.closed) {
       if (issued) this.revoke(issued);
       return;
     }
-    if (!follows || this.entry !== entry) return;
+    if (!paged || this.entry !== entry) return;
     try {
-      const account = this.ctx.store.getAccount(entry.account);
-      const profile = this.profile(entry.account, account?.displayName ?? entry.account, entry.info.endpointId);
+      const profile = this.profile(entry, '');
       const pages = profilePages(profile);
       for (const page of pages) this.channel.notify('profilePage', page);
       this.log.info({ account: entry.account, endpointId: entry.info.endpointId, pages: pages.length, buddies: profile.buddies.length }, 'profile sent in pages');
@@ -362,14 +394,15 @@ export class AccessConnection {
     }
   }
 
-  private profile(account: string, displayName: string, endpointId: string): Profile {
-    const { store, registry } = this.ctx;
+  /** A4: built from the registry and the buddies read at login, without waiting, so it matches the presence notes sent so far (A12). */
+  private profile(entry: OnlineEndpoint, displayName: string): Profile {
+    const { registry } = this.ctx;
     return {
-      account,
+      account: entry.account,
       displayName,
-      endpointId,
-      siblings: registry.endpointsOf(account, endpointId),
-      buddies: store.buddiesOf(account).map((b) => ({
+      endpointId: entry.info.endpointId,
+      siblings: registry.endpointsOf(entry.account, entry.info.endpointId),
+      buddies: entry.buddies.map((b) => ({
         account: b.name,
         displayName: b.displayName,
         endpoints: registry.endpointsOf(b.name),
@@ -377,14 +410,12 @@ export class AccessConnection {
     };
   }
 
-  /** Revokes one session token; never throws (the store may already be closed at shutdown). */
+  /** Revokes one session token in the background; never throws (the store may already be closed at shutdown). */
   private revoke(tokenHash: string): void {
-    try {
-      this.ctx.store.revokeLoginSession(tokenHash);
-      this.log.info('revoked the session token of a login answer that was not delivered');
-    } catch (err) {
-      this.log.warn({ err }, 'could not revoke an undelivered session token');
-    }
+    this.ctx.store.revokeLoginSession(tokenHash).then(
+      () => this.log.info('revoked the session token of a login answer that was not delivered'),
+      (err: unknown) => this.log.warn({ err }, 'could not revoke an undelivered session token'),
+    );
   }
 
   private onSignal(to: string, payload: NoteBody<AccessCatalogue, 'signal'>['payload']): Record<string, never> {
@@ -397,8 +428,8 @@ export class AccessConnection {
       this.log.info(ids, 'signal refused: target offline');
       throw new SweepError('OFFLINE', `signal.to: endpoint "${to}" is not online`);
     }
-    // A5: the relay forwards only between the same account or buddies.
-    if (!this.ctx.registry.related(me.account, target.account)) {
+    // A5: the relay forwards only between the same account or buddies (as read at the target's login).
+    if (!follows(target, me.account)) {
       this.log.warn({ ...ids, toAccount: target.account }, 'signal refused: accounts may not talk');
       throw new SweepError('FORBIDDEN', `signal.to: endpoint "${to}" is neither of account "${me.account}" nor of a buddy`);
     }
@@ -407,13 +438,13 @@ export class AccessConnection {
     return {};
   }
 
-  private onLogout(): Record<string, never> {
+  private async onLogout(): Promise<Record<string, never>> {
     // A9: the session token dies with the login.
     const entry = this.entry;
-    if (entry) this.ctx.store.revokeLoginSessions(entry.account, entry.info.endpointId);
-    // A10: a phone page that logs out lets go of its id, so a shared browser can log in to another account.
-    if (entry?.info.kind === 'browser') this.ctx.store.releaseEndpoint(entry.info.endpointId);
     this.endLogin('logged out');
+    if (entry) await this.ctx.store.revokeLoginSessions(entry.account, entry.info.endpointId);
+    // A10: a phone page that logs out lets go of its id, so a shared browser can log in to another account.
+    if (entry?.info.kind === 'browser') await this.ctx.store.releaseEndpoint(entry.info.endpointId);
     this.armLoginTimer();
     return {};
   }
