@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +16,11 @@ import { loadOrCreateServerKey } from './server-key.ts';
 import { handleProvision, type ProvisionContext } from './provisioning.ts';
 import { PROVISION_PATH } from '../core/protocol/provision.ts';
 import { serveStatic } from './static.ts';
+import type { Bus } from './bus/bus.ts';
+import { InProcessBus } from './bus/in-process-bus.ts';
+import { NatsBus } from './bus/nats-bus.ts';
+import { NodeBus } from './node-bus.ts';
+import { BackgroundWork } from './background-work.ts';
 import { checkIceOptions, iceConfigured, type IceOptions } from './ice.ts';
 import type { AccountStore } from './store.ts';
 import { openStore, type StoreLocation } from './store/open.ts';
@@ -24,6 +30,10 @@ export interface AccessServerOptions {
   dataDir: string;
   /** Where accounts and sessions live; default SQLite (accounts.db in the data dir). */
   store?: StoreLocation;
+  /** The bus between nodes: a nats:// URL (several comma-separated) for a cluster; default in-process (one node). */
+  bus?: string;
+  /** This node's id in the store and on the bus; default a random one per start. */
+  nodeId?: string;
   /** Default 127.0.0.1. */
   host?: string;
   /** 0 picks a free port. */
@@ -76,6 +86,9 @@ export class AccessServer {
     readonly registry: OnlineRegistry,
     /** A11: the server's Argon2 work (checks run, logins refused busy). */
     readonly passwordChecks: PasswordGate,
+    readonly nodeId: string,
+    private readonly nodeBus: NodeBus,
+    private readonly background: BackgroundWork,
   ) {
     const { address, port } = http.address() as AddressInfo;
     const host = address.includes(':') ? `[${address}]` : address;
@@ -99,6 +112,16 @@ export class AccessServer {
     // A12: session tokens that expired while the server was down are dropped at once.
     await store.purgeExpiredLoginSessions(clock.now());
     const registry = new OnlineRegistry();
+    const nodeId = opts.nodeId ?? `node-${randomBytes(6).toString('hex')}`;
+    let bus: Bus;
+    try {
+      bus = opts.bus ? await NatsBus.connect({ url: opts.bus, name: nodeId, onStatus: (event, data) => log.info({ event, data: String(data) }, 'bus status') }) : new InProcessBus();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    const nodeBus = new NodeBus(bus, registry, log, (target, signal) => target.peer.notify('signal', signal));
+    const background = new BackgroundWork(log);
     const limiter = new LoginRateLimiter({ clock, ...opts.rateLimit });
     const webRoot = opts.webRoot ?? DEFAULT_WEB_ROOT;
     const provisioning: ProvisionContext = { store, limiter, clock, log, publicKeyRaw: key.publicKeyRaw, addresses };
@@ -117,12 +140,13 @@ export class AccessServer {
       await listen(http, host, port);
     } catch (err) {
       wss.close();
+      await bus.close();
       await store.close();
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
       throw new SweepError('INVALID_CONFIG', `cannot listen on ${host}:${port}: ${code}`, { cause: err });
     }
 
-    const server = new AccessServer(store, key.publicKeyRaw, http, wss, clock, log, registry, passwordChecks);
+    const server = new AccessServer(store, key.publicKeyRaw, http, wss, clock, log, registry, passwordChecks, nodeId, nodeBus, background);
     const connections = server.connections;
     server.heartbeat = clock.setInterval(() => {
       for (const c of connections) c.heartbeat();
@@ -139,6 +163,9 @@ export class AccessServer {
       sessionTtlMs: opts.sessionTtlMs ?? 3600_000,
       loginTimeoutMs: opts.loginTimeoutMs ?? 30_000,
       ice: iceConfigured(opts.ice) ? opts.ice : undefined,
+      nodeId,
+      nodeBus,
+      background: (work: Promise<unknown>) => background.add(work),
     };
     wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
       if (server.closing) {
@@ -194,6 +221,10 @@ export class AccessServer {
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
     this.http.closeAllConnections();
     await new Promise<void>((resolve) => this.http.close(() => resolve()));
+    // Logouts' store writes (online rows) finish before the store and the bus close.
+    await this.background.settle(5_000);
+    this.nodeBus.close();
+    await this.nodeBus.bus.close();
     await this.store.close();
     this.log.info('access server closed');
   }

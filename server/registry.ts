@@ -16,6 +16,8 @@ export interface OnlineEndpoint {
   peer: OnlinePeer;
   /** The account's buddies, read from the store at login (A4 profile, A5 relay, presence). */
   buddies: readonly AccountSummary[];
+  /** This login's id: the store's online row and a kick from another node name it (a newer login wins). */
+  sessionId: string;
 }
 
 /** The accounts whose endpoints `entry` may talk to and hears about: its own and its buddies' (A4, A5). */

@@ -21,6 +21,17 @@ export interface StoredSession {
   expiresAt: number;
 }
 
+/** An endpoint online on some node (A4), under one login (`sessionId`). */
+export interface OnlineRow {
+  endpointId: string;
+  account: string;
+  kind: string;
+  label: string;
+  nodeId: string;
+  sessionId: string;
+  since: number;
+}
+
 /**
  * The access server's state, behind one interface for every back end (SQLite, the embedded
  * default, and PostgreSQL for a cluster; server/store/). Every method is asynchronous, rejects
@@ -75,6 +86,15 @@ export interface AccountStore {
   listEndpointCredentials(account: string): Promise<Array<{ endpointId: string; signingKey: string; createdAt: number }>>;
   /** Revokes a provisioned endpoint's credential and its sessions; false if it had none. */
   removeEndpointCredential(account: string, endpointId: string): Promise<boolean>;
+
+  /** A4: records a login as online; a newer login of the same endpoint id replaces the older row. */
+  putOnline(row: OnlineRow): Promise<void>;
+  /** Removes the row only if it is still this login's (a newer login always wins); true if removed. */
+  dropOnline(endpointId: string, sessionId: string): Promise<boolean>;
+  /** A4: the online endpoints of `account` and of its buddies, on every node. */
+  onlineForAccount(account: string): Promise<OnlineRow[]>;
+  /** The online endpoints of some accounts (after a bus outage, a node re-reads those it follows). */
+  onlineOf(accounts: readonly string[]): Promise<OnlineRow[]>;
 
   /** Runs `fn` in one transaction (many writes, one commit); `fn` must use the store it is given. */
   transaction<T>(fn: (store: AccountStore) => Promise<T>): Promise<T>;

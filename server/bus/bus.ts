@@ -14,6 +14,8 @@ export interface Bus {
   publish(subject: string, data: string): void;
   subscribe(subject: string, handler: BusHandler): BusSubscription;
   request(subject: string, data: string, timeoutMs: number): Promise<string>;
+  /** Resolves once everything sent and subscribed so far has reached the bus (a round trip). */
+  flush(): Promise<void>;
   /** Called after the bus came back from an outage (messages in between may be lost). */
   onReconnect(listener: () => void): () => void;
   /** True while the bus can carry messages. */

@@ -65,6 +65,11 @@ export class InProcessBus implements Bus {
     });
   }
 
+  flush(): Promise<void> {
+    // Subscriptions take effect at once; queued messages are not waited for.
+    return Promise.resolve();
+  }
+
   onReconnect(): () => void {
     // Never disconnects.
     return () => undefined;

@@ -79,6 +79,15 @@ export class NatsBus implements Bus {
     }
   }
 
+  async flush(): Promise<void> {
+    if (this.nc.isClosed()) throw new SweepError('CLOSED', 'bus: closed');
+    try {
+      await this.nc.flush();
+    } catch (err) {
+      throw new SweepError('CLOSED', `bus: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
   onReconnect(listener: () => void): () => void {
     this.reconnectListeners.add(listener);
     return () => this.reconnectListeners.delete(listener);

@@ -76,6 +76,32 @@ export function migrations(dialect: SqlDialect): Record<string, Migration> {
         await db.schema.createIndex('endpoint_bindings_account').ifNotExists().on('endpoint_bindings').column('account').execute();
       },
     },
+    '002_cluster': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        // Not tied to accounts by a foreign key: a row outlives nothing, the reaper and logouts remove it.
+        await strict(
+          db.schema
+            .createTable('online_endpoints')
+            .addColumn('endpoint_id', 'text', (c) => c.primaryKey())
+            .addColumn('account', 'text', (c) => c.notNull())
+            .addColumn('kind', 'text', (c) => c.notNull())
+            .addColumn('label', 'text', (c) => c.notNull())
+            .addColumn('node_id', 'text', (c) => c.notNull())
+            .addColumn('session_id', 'text', (c) => c.notNull())
+            .addColumn('since', time, (c) => c.notNull()),
+        ).execute();
+        await db.schema.createIndex('online_endpoints_account').on('online_endpoints').column('account').execute();
+        await db.schema.createIndex('online_endpoints_node').on('online_endpoints').column('node_id').execute();
+        await strict(
+          db.schema
+            .createTable('node_leases')
+            .addColumn('node_id', 'text', (c) => c.primaryKey())
+            .addColumn('started_at', time, (c) => c.notNull())
+            .addColumn('renewed_at', time, (c) => c.notNull())
+            .addColumn('expires_at', time, (c) => c.notNull()),
+        ).execute();
+      },
+    },
   };
 }
 

@@ -44,6 +44,25 @@ export interface EndpointBindingsTable {
   bound_at: number;
 }
 
+/** Which endpoint is online on which node, under which login (session id: a newer login wins). */
+export interface OnlineEndpointsTable {
+  endpoint_id: string;
+  account: string;
+  kind: string;
+  label: string;
+  node_id: string;
+  session_id: string;
+  since: number;
+}
+
+/** A node's lease: renewed every few seconds; a node whose lease expired is dead (its sessions are reaped). */
+export interface NodeLeasesTable {
+  node_id: string;
+  started_at: number;
+  renewed_at: number;
+  expires_at: number;
+}
+
 export interface Tables {
   accounts: AccountsTable;
   buddies: BuddiesTable;
@@ -51,6 +70,8 @@ export interface Tables {
   provision_codes: ProvisionCodesTable;
   endpoint_credentials: EndpointCredentialsTable;
   endpoint_bindings: EndpointBindingsTable;
+  online_endpoints: OnlineEndpointsTable;
+  node_leases: NodeLeasesTable;
 }
 
 export type SqlDialect = 'sqlite' | 'postgres';

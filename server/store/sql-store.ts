@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { SweepError } from '../../core/errors.ts';
-import { checkAccountName, checkDisplayName, unknownAccount, type Account, type AccountStore, type AccountSummary, type StoredSession } from '../store.ts';
+import { checkAccountName, checkDisplayName, unknownAccount, type Account, type AccountStore, type AccountSummary, type OnlineRow, type StoredSession } from '../store.ts';
 import type { SqlDialect, Tables } from './schema.ts';
 
 /**
@@ -204,6 +204,55 @@ export class SqlStore implements AccountStore {
     });
   }
 
+  async putOnline(row: OnlineRow): Promise<void> {
+    const values = { endpoint_id: row.endpointId, account: row.account, kind: row.kind, label: row.label, node_id: row.nodeId, session_id: row.sessionId, since: row.since };
+    await this.db
+      .insertInto('online_endpoints')
+      .values(values)
+      .onConflict((oc) =>
+        oc.column('endpoint_id').doUpdateSet((eb) => ({
+          account: eb.ref('excluded.account'),
+          kind: eb.ref('excluded.kind'),
+          label: eb.ref('excluded.label'),
+          node_id: eb.ref('excluded.node_id'),
+          session_id: eb.ref('excluded.session_id'),
+          since: eb.ref('excluded.since'),
+        })),
+      )
+      .execute();
+  }
+
+  async dropOnline(endpointId: string, sessionId: string): Promise<boolean> {
+    const row = await this.db.deleteFrom('online_endpoints').where('endpoint_id', '=', endpointId).where('session_id', '=', sessionId).returning('endpoint_id').executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async onlineForAccount(account: string): Promise<OnlineRow[]> {
+    const rows = await this.db
+      .selectFrom('online_endpoints')
+      .selectAll()
+      .where((eb) =>
+        eb.or([
+          eb('account', '=', account),
+          eb('account', 'in', eb.selectFrom('buddies').select('b').where('a', '=', account)),
+          eb('account', 'in', eb.selectFrom('buddies').select('a').where('b', '=', account)),
+        ]),
+      )
+      .orderBy('endpoint_id')
+      .execute();
+    return rows.map(onlineRow);
+  }
+
+  async onlineOf(accounts: readonly string[]): Promise<OnlineRow[]> {
+    const out: OnlineRow[] = [];
+    // Bounded IN lists: both engines cap the number of parameters.
+    for (let i = 0; i < accounts.length; i += 500) {
+      const rows = await this.db.selectFrom('online_endpoints').selectAll().where('account', 'in', accounts.slice(i, i + 500)).orderBy('endpoint_id').execute();
+      out.push(...rows.map(onlineRow));
+    }
+    return out;
+  }
+
   transaction<T>(fn: (store: SqlStore) => Promise<T>): Promise<T> {
     // A transaction inside a transaction joins it (Kysely has no nested transactions).
     if (this.db.isTransaction) return fn(this);
@@ -226,4 +275,8 @@ export class SqlStore implements AccountStore {
 
 function summary(r: { name: string; display_name: string; created_at: number }): AccountSummary {
   return { name: r.name, displayName: r.display_name, createdAt: r.created_at };
+}
+
+function onlineRow(r: { endpoint_id: string; account: string; kind: string; label: string; node_id: string; session_id: string; since: number }): OnlineRow {
+  return { endpointId: r.endpoint_id, account: r.account, kind: r.kind, label: r.label, nodeId: r.node_id, sessionId: r.session_id, since: r.since };
 }

@@ -172,4 +172,23 @@ export function storeContract(t: Test, subject: StoreSubject): void {
     );
     t.equal(await store.getAccount('lost'), undefined, 'rolled back');
   });
+
+  void t.test('putOnline / dropOnline: a newer login of the same endpoint wins, an older one cannot remove it (A4)', async (t) => {
+    const store = await open(t);
+    for (const n of ['alice', 'bob', 'carol']) await store.createAccount(n, n, 'H');
+    await store.addBuddies('alice', 'bob');
+    const row = { endpointId: 'h-1', account: 'alice', kind: 'deskphone', label: 'Hall', nodeId: 'n1', sessionId: 's1', since: 1 };
+    await store.putOnline(row);
+    await store.putOnline({ ...row, nodeId: 'n2', sessionId: 's2', since: 2 });
+    t.equal(await store.dropOnline('h-1', 's1'), false, 'the older login does not remove the newer one');
+    await store.putOnline({ endpointId: 'b-1', account: 'bob', kind: 'phone', label: '', nodeId: 'n1', sessionId: 's3', since: 3 });
+    await store.putOnline({ endpointId: 'c-1', account: 'carol', kind: 'phone', label: '', nodeId: 'n1', sessionId: 's4', since: 4 });
+    t.strictSame(await store.onlineForAccount('alice'), [
+      { endpointId: 'b-1', account: 'bob', kind: 'phone', label: '', nodeId: 'n1', sessionId: 's3', since: 3 },
+      { ...row, nodeId: 'n2', sessionId: 's2', since: 2 },
+    ], 'own and buddies, not strangers');
+    t.same((await store.onlineOf(['carol', 'bob'])).map((r) => r.endpointId), ['b-1', 'c-1']);
+    t.equal(await store.dropOnline('h-1', 's2'), true);
+    t.same((await store.onlineForAccount('alice')).map((r) => r.endpointId), ['b-1']);
+  });
 }

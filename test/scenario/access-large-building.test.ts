@@ -35,14 +35,15 @@ async function building(t: Test, flats: number, perFlat: number, certTtlMs?: num
       await tx.addBuddies('door', name);
     }
   });
-  const quiet = { notify: () => undefined, kick: () => undefined };
-  for (const name of names) {
-    for (let e = 1; e <= perFlat; e++) {
-      const info: EndpointInfo = { endpointId: `${name}-${e}`, account: name, kind: e === 1 ? 'deskphone' : 'phone', label: e === 1 ? 'Desk handset in the hall' : `Phone ${e}`, online: true };
-      const entry: OnlineEndpoint = { account: name, info, peer: quiet, buddies: [] };
-      server.registry.set(entry);
+  // The flats' endpoints online (on some node): their rows in the store (A4).
+  await store.transaction(async (tx) => {
+    for (const name of names) {
+      for (let e = 1; e <= perFlat; e++) {
+        const info: EndpointInfo = { endpointId: `${name}-${e}`, account: name, kind: e === 1 ? 'deskphone' : 'phone', label: e === 1 ? 'Desk handset in the hall' : `Phone ${e}`, online: true };
+        await tx.putOnline({ endpointId: info.endpointId, account: name, kind: info.kind, label: info.label, nodeId: 'other-node', sessionId: `s-${info.endpointId}`, since: 1 });
+      }
     }
-  }
+  });
   return { server, dataDir };
 }
 
@@ -126,9 +127,9 @@ void t.test('presence for a buddy that arrives while the profile pages are assem
   const client = door(t, server);
   const starting = client.start();
   // A flat's phone comes online at once; its presence races the pages.
-  const entry: OnlineEndpoint = { account: 'flat-0399', info: { endpointId: 'flat-0399-9', account: 'flat-0399', kind: 'phone', label: '', online: true }, peer: { notify: () => undefined, kick: () => undefined }, buddies: [] };
+  const entry: OnlineEndpoint = { account: 'flat-0399', info: { endpointId: 'flat-0399-9', account: 'flat-0399', kind: 'phone', label: '', online: true }, peer: { notify: () => undefined, kick: () => undefined }, buddies: [], sessionId: 's-new' };
   await new Promise((r) => setTimeout(r, 30));
-  server.registry.set(entry);
+  await server.store.putOnline({ endpointId: 'flat-0399-9', account: 'flat-0399', kind: 'phone', label: '', nodeId: 'other-node', sessionId: 's-new', since: 2 });
   server.registry.announce(entry, true);
   await starting;
   await new Promise((r) => setTimeout(r, 50));
