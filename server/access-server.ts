@@ -21,6 +21,9 @@ import { InProcessBus } from './bus/in-process-bus.ts';
 import { NatsBus } from './bus/nats-bus.ts';
 import { NodeBus } from './node-bus.ts';
 import { BackgroundWork } from './background-work.ts';
+import { NodeLiveness, type LivenessOptions } from './node-liveness.ts';
+import { EndpointKind } from '../core/protocol/common.ts';
+import type { OnlineRow } from './store.ts';
 import { checkIceOptions, iceConfigured, type IceOptions } from './ice.ts';
 import type { AccountStore } from './store.ts';
 import { openStore, type StoreLocation } from './store/open.ts';
@@ -34,6 +37,8 @@ export interface AccessServerOptions {
   bus?: string;
   /** This node's id in the store and on the bus; default a random one per start. */
   nodeId?: string;
+  /** Lease renewal and lifetime (node liveness, the reaper, fencing). */
+  liveness?: LivenessOptions;
   /** Default 127.0.0.1. */
   host?: string;
   /** 0 picks a free port. */
@@ -63,6 +68,15 @@ export interface AccessServerOptions {
 }
 
 export const ACCESS_PATH = '/access';
+/** 200 only while the node reaches its store and its bus (a load balancer's health check); 503 otherwise. */
+export const READY_PATH = '/health/ready';
+
+export interface Readiness {
+  ready: boolean;
+  node: string;
+  store: boolean;
+  bus: boolean;
+}
 const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../phone/dist', import.meta.url));
 
 /**
@@ -89,6 +103,7 @@ export class AccessServer {
     readonly nodeId: string,
     private readonly nodeBus: NodeBus,
     private readonly background: BackgroundWork,
+    private readonly liveness: NodeLiveness,
   ) {
     const { address, port } = http.address() as AddressInfo;
     const host = address.includes(':') ? `[${address}]` : address;
@@ -122,6 +137,19 @@ export class AccessServer {
     }
     const nodeBus = new NodeBus(bus, registry, log, (target, signal) => target.peer.notify('signal', signal));
     const background = new BackgroundWork(log);
+    // Set once the server exists: the liveness hooks reach its connections.
+    let fence: (reason: string) => void = () => undefined;
+    const readiness = (): Promise<Readiness> => checkReadiness(store, bus, liveness, nodeId, clock);
+    const liveness = new NodeLiveness(store, bus, nodeId, clock, log, { fence: (reason) => fence(reason), reaped: (rows) => announceReaped(nodeBus, rows) }, opts.liveness);
+    try {
+      // The embedded default is one node: whatever a previous run left online is stale.
+      if (store.dialect === 'sqlite') await store.reapExpiredNodes(Number.MAX_SAFE_INTEGER);
+      await liveness.start();
+    } catch (err) {
+      await bus.close();
+      await store.close();
+      throw err;
+    }
     const limiter = new LoginRateLimiter({ clock, ...opts.rateLimit });
     const webRoot = opts.webRoot ?? DEFAULT_WEB_ROOT;
     const provisioning: ProvisionContext = { store, limiter, clock, log, publicKeyRaw: key.publicKeyRaw, addresses };
@@ -133,6 +161,10 @@ export class AccessServer {
         });
         return;
       }
+      if ((req.url ?? '/').split('?')[0] === READY_PATH) {
+        void readiness().then((r) => res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(JSON.stringify(r)));
+        return;
+      }
       handleHttp(webRoot, key.publicKeyRaw, req, res, log);
     });
     const wss = new WebSocketServer({ server: http, path: ACCESS_PATH, maxPayload: MAX_MESSAGE_BYTES });
@@ -140,13 +172,15 @@ export class AccessServer {
       await listen(http, host, port);
     } catch (err) {
       wss.close();
+      await liveness.stop();
       await bus.close();
       await store.close();
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
       throw new SweepError('INVALID_CONFIG', `cannot listen on ${host}:${port}: ${code}`, { cause: err });
     }
 
-    const server = new AccessServer(store, key.publicKeyRaw, http, wss, clock, log, registry, passwordChecks, nodeId, nodeBus, background);
+    const server = new AccessServer(store, key.publicKeyRaw, http, wss, clock, log, registry, passwordChecks, nodeId, nodeBus, background, liveness);
+    fence = (reason) => server.fence(reason);
     const connections = server.connections;
     server.heartbeat = clock.setInterval(() => {
       for (const c of connections) c.heartbeat();
@@ -197,6 +231,17 @@ export class AccessServer {
     return this.connections.size;
   }
 
+  /** Ready for traffic: the store and the bus reachable (the lease renewed, the bus up). */
+  get ready(): boolean {
+    return this.liveness.ready;
+  }
+
+  /** Fencing: every socket closes, so its endpoint logs in again (elsewhere, or here once healthy). */
+  fence(reason: string): void {
+    this.log.warn({ node: this.nodeId, sockets: this.connections.size, reason }, 'fencing: closing every socket');
+    for (const c of [...this.connections]) c.closeSocket(CLOSE.fenced, reason);
+  }
+
   /** Idempotent: closes every socket, the listener and the database. */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
@@ -223,6 +268,7 @@ export class AccessServer {
     await new Promise<void>((resolve) => this.http.close(() => resolve()));
     // Logouts' store writes (online rows) finish before the store and the bus close.
     await this.background.settle(5_000);
+    await this.liveness.stop();
     this.nodeBus.close();
     await this.nodeBus.bus.close();
     await this.store.close();
@@ -261,4 +307,27 @@ function handleHttp(webRoot: string, publicKey: string, req: IncomingMessage, re
     if (!res.headersSent) res.writeHead(500).end();
     else res.destroy();
   });
+}
+
+/** A4: the reaper removed a dead node's logins; their followers hear they are offline. */
+function announceReaped(nodeBus: NodeBus, rows: readonly OnlineRow[]): void {
+  for (const row of rows) {
+    const kind = EndpointKind.safeParse(row.kind);
+    if (kind.success) nodeBus.announce({ endpointId: row.endpointId, account: row.account, kind: kind.data, label: row.label, online: false });
+  }
+}
+
+/** Asks the store now (bounded to 2 s) and looks at the bus and the lease. */
+async function checkReadiness(store: AccountStore, bus: Bus, liveness: NodeLiveness, node: string, clock: Clock): Promise<Readiness> {
+  let timer: NodeJS.Timeout | undefined;
+  const storeOk = await Promise.race([
+    store.countFreshLeases(clock.now(), node).then(
+      () => true,
+      () => false,
+    ),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 2_000))),
+  ]);
+  clearTimeout(timer);
+  const busOk = bus.connected;
+  return { ready: storeOk && busOk && liveness.ready, node, store: storeOk, bus: busOk };
 }

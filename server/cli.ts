@@ -10,7 +10,7 @@ import { AccessServer } from './access-server.ts';
 import { hashPassword, MAX_PASSWORD_LENGTH } from './passwords.ts';
 import { loadOrCreateServerKey } from './server-key.ts';
 import { checkAccountName, type AccountStore } from './store.ts';
-import { openStore } from './store/open.ts';
+import { migrateStore, openStore, storeLocation, type StoreLocation } from './store/open.ts';
 import { createProvisionCode } from './provisioning.ts';
 import { ClientAddresses } from './client-address.ts';
 import { EndpointId } from '../core/protocol/common.ts';
@@ -47,6 +47,15 @@ export const SERVER_USAGE = `usage: sweep server <command> --data DIR [options]
                                                 credentials valid --turn-ttl seconds (default
                                                 3600) made with coturn's static-auth-secret read
                                                 from FILE; --relay-only: every link via TURN
+        [--db postgres://USER@HOST:PORT/DB] [--bus nats://HOST:PORT[,nats://…]] [--node-id ID]
+                                                a cluster node (README "Running a cluster"): state
+                                                in PostgreSQL instead of accounts.db, relay and
+                                                presence over NATS; --node-id names this node
+                                                (default: random per start). --data still holds
+                                                the server key, the same file on every node
+  migrate [--db URL]                            create or upgrade the database schema (run once
+                                                per upgrade, before starting the nodes; SQLite
+                                                migrates by itself)
   account add NAME [--display TEXT] [--password-stdin]
                                                 create an account; without --password-stdin a strong
                                                 password is generated and printed once
@@ -75,6 +84,9 @@ const OPTIONS = {
   'turn-secret-file': { type: 'string' },
   'turn-ttl': { type: 'string' },
   'relay-only': { type: 'boolean' },
+  db: { type: 'string' },
+  bus: { type: 'string' },
+  'node-id': { type: 'string' },
   display: { type: 'string' },
   'password-stdin': { type: 'boolean' },
   endpoint: { type: 'string' },
@@ -86,7 +98,8 @@ type Flag = keyof typeof OPTIONS;
 
 /** Each command: how many positionals after its name, which flags it takes. */
 const COMMANDS: Record<string, { args: string[]; flags: Flag[] }> = {
-  serve: { args: [], flags: ['host', 'port', 'trusted-proxy', 'web', 'stun', 'turn', 'turn-secret-file', 'turn-ttl', 'relay-only'] },
+  serve: { args: [], flags: ['host', 'port', 'trusted-proxy', 'web', 'stun', 'turn', 'turn-secret-file', 'turn-ttl', 'relay-only', 'db', 'bus', 'node-id'] },
+  migrate: { args: [], flags: ['db'] },
   'account add': { args: ['NAME'], flags: ['display', 'password-stdin'] },
   'account passwd': { args: ['NAME'], flags: ['password-stdin'] },
   'account list': { args: [], flags: [] },
@@ -134,19 +147,36 @@ export async function serverCli(argv: string[], io: ServerCliIo): Promise<number
     }
     const dataDir = values.data;
     if (!dataDir) throw new UsageError('--data DIR is required');
+    const location = parseStoreLocation(values.db, dataDir);
+    const nodeId = values['node-id'];
+    if (nodeId !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) throw new UsageError(`--node-id: "${nodeId}" is not 1-64 of A-Z a-z 0-9 . _ -`);
 
     switch (name) {
       case 'serve':
         return await serve(
-          { dataDir, host: values.host ?? '127.0.0.1', port: parsePort(values.port), trustedProxies: parseProxies(values['trusted-proxy']), ice: await parseIce(values) },
+          {
+            dataDir,
+            host: values.host ?? '127.0.0.1',
+            port: parsePort(values.port),
+            trustedProxies: parseProxies(values['trusted-proxy']),
+            ice: await parseIce(values),
+            store: location,
+            ...(values.bus !== undefined ? { bus: values.bus } : {}),
+            ...(nodeId !== undefined ? { nodeId } : {}),
+          },
           await findWebRoot(values.web, io, io.buildPhonePage ? { build: io.buildPhonePage } : {}),
           io,
         );
+      case 'migrate': {
+        const applied = await migrateStore(location);
+        out(applied.length ? `applied ${applied.join(', ')}\n` : 'the schema is current; nothing to apply\n');
+        return 0;
+      }
       case 'pubkey':
         out(`${(await loadOrCreateServerKey(dataDir)).publicKeyRaw}\n`);
         return 0;
       default:
-        return await withStore(dataDir, async (store) => {
+        return await withStore(location, async (store) => {
           const [a = '', b = ''] = args;
           if (name === 'account add') {
             checkAccountName(a, 'NAME');
@@ -227,8 +257,8 @@ function parseProxies(given: string[] | undefined): string[] {
   return list;
 }
 
-async function withStore(dataDir: string, fn: (store: AccountStore) => Promise<number>): Promise<number> {
-  const store = await openStore({ kind: 'sqlite', dataDir });
+async function withStore(location: StoreLocation, fn: (store: AccountStore) => Promise<number>): Promise<number> {
+  const store = await openStore(location);
   try {
     return await fn(store);
   } finally {
@@ -309,7 +339,19 @@ async function parseIce(values: { stun?: string[]; turn?: string[]; 'turn-secret
   return ice;
 }
 
+/** --db: a postgres:// URL (its password belongs in ~/.pgpass or PGPASSWORD, not on the command line), or none for SQLite. */
+function parseStoreLocation(db: string | undefined, dataDir: string): StoreLocation {
+  try {
+    return storeLocation(db, dataDir);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
 interface ServeOptions {
+  store: StoreLocation;
+  bus?: string;
+  nodeId?: string;
   dataDir: string;
   host: string;
   port: number;
@@ -319,8 +361,19 @@ interface ServeOptions {
 
 async function serve(o: ServeOptions, webRoot: string, io: ServerCliIo): Promise<number> {
   const log = io.log ?? createLogger({ destination: io.stderr as unknown as DestinationStream });
-  const server = await AccessServer.start({ dataDir: o.dataDir, host: o.host, port: o.port, log, trustedProxies: o.trustedProxies, webRoot, ...(o.ice ? { ice: o.ice } : {}) });
-  io.stdout.write(`access server listening on ${server.url}\npublic key: ${server.publicKeyRaw}\n`);
+  const server = await AccessServer.start({
+    dataDir: o.dataDir,
+    host: o.host,
+    port: o.port,
+    log,
+    trustedProxies: o.trustedProxies,
+    webRoot,
+    store: o.store,
+    ...(o.bus !== undefined ? { bus: o.bus } : {}),
+    ...(o.nodeId !== undefined ? { nodeId: o.nodeId } : {}),
+    ...(o.ice ? { ice: o.ice } : {}),
+  });
+  io.stdout.write(`access server listening on ${server.url}\nnode: ${server.nodeId}\npublic key: ${server.publicKeyRaw}\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);

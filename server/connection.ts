@@ -48,6 +48,8 @@ export const CLOSE = {
   kicked: 4001,
   loginTimeout: 4002,
   tooManyBadMessages: 4003,
+  /** The node fenced itself (cut off from the cluster): log in again, elsewhere if need be. */
+  fenced: 4004,
   shutdown: 1001,
 } as const;
 

@@ -96,6 +96,21 @@ export interface AccountStore {
   /** The online endpoints of some accounts (after a bus outage, a node re-reads those it follows). */
   onlineOf(accounts: readonly string[]): Promise<OnlineRow[]>;
 
+  /** Node liveness: creates or refreshes this node's lease until `now + ttlMs`. */
+  putLease(nodeId: string, now: number, ttlMs: number): Promise<void>;
+  /** Renews this node's lease; false if it is gone (another node reaped this one: it must fence itself). */
+  renewLease(nodeId: string, now: number, ttlMs: number): Promise<boolean>;
+  /** Other nodes whose lease is still valid at `now`. */
+  countFreshLeases(now: number, exceptNodeId: string): Promise<number>;
+  dropLease(nodeId: string): Promise<void>;
+  /**
+   * The reaper: removes the leases that expired before `now` and the online rows still held by
+   * those nodes, in one transaction, one reaper at a time (an advisory lock on PostgreSQL).
+   * Returns the rows removed, or undefined when another reaper holds the lock. A row a newer
+   * login took over names the newer login's node and is never removed.
+   */
+  reapExpiredNodes(now: number): Promise<{ nodes: string[]; rows: OnlineRow[] } | undefined>;
+
   /** Runs `fn` in one transaction (many writes, one commit); `fn` must use the store it is given. */
   transaction<T>(fn: (store: AccountStore) => Promise<T>): Promise<T>;
   /** Idempotent. */

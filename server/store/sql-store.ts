@@ -1,7 +1,10 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { SweepError } from '../../core/errors.ts';
 import { checkAccountName, checkDisplayName, unknownAccount, type Account, type AccountStore, type AccountSummary, type OnlineRow, type StoredSession } from '../store.ts';
 import type { SqlDialect, Tables } from './schema.ts';
+
+/** The advisory lock key of the reaper (any constant the cluster agrees on). */
+const REAPER_LOCK = 0x5eed16;
 
 /**
  * The store over Kysely: one set of queries for SQLite and PostgreSQL (only portable SQL:
@@ -251,6 +254,52 @@ export class SqlStore implements AccountStore {
       out.push(...rows.map(onlineRow));
     }
     return out;
+  }
+
+  async putLease(nodeId: string, now: number, ttlMs: number): Promise<void> {
+    await this.db
+      .insertInto('node_leases')
+      .values({ node_id: nodeId, started_at: now, renewed_at: now, expires_at: now + ttlMs })
+      .onConflict((oc) => oc.column('node_id').doUpdateSet({ renewed_at: now, expires_at: now + ttlMs }))
+      .execute();
+  }
+
+  async renewLease(nodeId: string, now: number, ttlMs: number): Promise<boolean> {
+    const row = await this.db.updateTable('node_leases').set({ renewed_at: now, expires_at: now + ttlMs }).where('node_id', '=', nodeId).returning('node_id').executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async countFreshLeases(now: number, exceptNodeId: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('node_leases')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('expires_at', '>', now)
+      .where('node_id', '!=', exceptNodeId)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async dropLease(nodeId: string): Promise<void> {
+    await this.db.deleteFrom('node_leases').where('node_id', '=', nodeId).execute();
+  }
+
+  reapExpiredNodes(now: number): Promise<{ nodes: string[]; rows: OnlineRow[] } | undefined> {
+    return this.transaction(async (tx) => {
+      if (this.dialect === 'postgres') {
+        // One reaper at a time across the cluster; released with the transaction.
+        const lock = await sql<{ ok: boolean }>`SELECT pg_try_advisory_xact_lock(${REAPER_LOCK}) AS ok`.execute(tx.db);
+        if (lock.rows[0]?.ok !== true) return undefined;
+      }
+      const dead = await tx.db.deleteFrom('node_leases').where('expires_at', '<=', now).returning('node_id').execute();
+      const nodes = dead.map((d) => d.node_id);
+      // The rows of every node without a lease: those just expired, and any left by a crash before.
+      const rows = await tx.db
+        .deleteFrom('online_endpoints')
+        .where((eb) => eb('node_id', 'not in', eb.selectFrom('node_leases').select('node_id')))
+        .returningAll()
+        .execute();
+      return { nodes, rows: rows.map(onlineRow) };
+    });
   }
 
   transaction<T>(fn: (store: SqlStore) => Promise<T>): Promise<T> {

@@ -191,4 +191,28 @@ export function storeContract(t: Test, subject: StoreSubject): void {
     t.equal(await store.dropOnline('h-1', 's2'), true);
     t.same((await store.onlineForAccount('alice')).map((r) => r.endpointId), ['b-1']);
   });
+
+  void t.test('reapExpiredNodes removes expired leases and their online rows, never a row a newer login took over', async (t) => {
+    const store = await open(t);
+    await store.createAccount('alice', 'A', 'H');
+    const now = 1_000_000;
+    await store.putLease('dead', now - 20_000, 10_000);
+    await store.putLease('live', now, 10_000);
+    const row = (endpointId: string, nodeId: string, sessionId: string) => ({ endpointId, account: 'alice', kind: 'phone', label: '', nodeId, sessionId, since: 1 });
+    await store.putOnline(row('e1', 'dead', 's1'));
+    await store.putOnline(row('e2', 'dead', 's2'));
+    await store.putOnline(row('e2', 'live', 's3'));
+    await store.putOnline(row('e3', 'live', 's4'));
+    t.equal(await store.countFreshLeases(now, 'live'), 0);
+    t.equal(await store.countFreshLeases(now, 'other'), 1);
+    const reaped = await store.reapExpiredNodes(now);
+    t.same(reaped?.nodes, ['dead']);
+    t.same(reaped?.rows.map((r) => `${r.endpointId}/${r.sessionId}`), ['e1/s1'], 'e2 logged in again on a live node: kept');
+    t.same((await store.onlineForAccount('alice')).map((r) => r.endpointId), ['e2', 'e3']);
+    t.equal(await store.renewLease('dead', now, 10_000), false, 'a reaped node learns it when it renews');
+    t.equal(await store.renewLease('live', now + 1, 10_000), true);
+    t.same(await store.reapExpiredNodes(now), { nodes: [], rows: [] });
+    await store.dropLease('live');
+    t.same((await store.reapExpiredNodes(now))?.rows.map((r) => r.endpointId).sort(), ['e2', 'e3'], 'rows of a node without a lease go too');
+  });
 }
