@@ -52,6 +52,8 @@ export const EndpointConfig = z.strictObject({
   access: z.strictObject({
     /** ws://host:port/access or wss://… */
     url: z.string().regex(/^wss?:\/\/[^\s]+$/, 'a ws:// or wss:// URL'),
+    /** Other nodes of the same access-server cluster, tried in turn after a lost connection. */
+    fallbackUrls: z.array(z.string().regex(/^wss?:\/\/[^\s]+$/, 'a ws:// or wss:// URL')).max(16).optional(),
     /** The access server's Ed25519 public key (base64url), to check certificates (A3). */
     serverPublicKey: SigningKey,
     username: AccountName,

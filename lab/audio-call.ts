@@ -47,9 +47,9 @@ export async function startAudioCall(opts: AudioCallOptions): Promise<AudioCall>
       ['alice', 'Alice'],
     ] as const) {
       passwords[name] = randomBytes(18).toString('base64url');
-      server.store.createAccount(name, display, await hashPassword(passwords[name]));
+      await server.store.createAccount(name, display, await hashPassword(passwords[name]));
     }
-    server.store.addBuddies('alice', 'door');
+    await server.store.addBuddies('alice', 'door');
     const start = (id: string, account: string, kind: 'intercom' | 'deskphone', audio: { source: AudioSource; sink: AudioSink }) =>
       Endpoint.start(
         EndpointConfig.parse({

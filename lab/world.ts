@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AccessServer } from '../server/access-server.ts';
+import type { StoreLocation } from '../server/store/open.ts';
 import type { IceOptions } from '../server/ice.ts';
 import { hashPassword } from '../server/passwords.ts';
 import { SimulatedAnalysingSink, SimulatedToneSource } from '../drivers/audio/simulated.ts';
@@ -23,6 +24,16 @@ export interface WorldEndpointSpec {
   /** S10 'ask': how long a pushed call rings here, ms. */
   inviteTimeoutMs?: number;
   pushTo?: string[];
+  /** Which server node it logs in to (an index into `World.servers`); default the first. */
+  node?: number;
+}
+
+/** Several server nodes on one store and one bus (DESIGN.md §7), instead of one embedded server. */
+export interface WorldCluster {
+  nodes: number;
+  store: StoreLocation;
+  /** nats:// URL. */
+  bus: string;
 }
 
 export interface WorldOptions {
@@ -43,6 +54,7 @@ export interface WorldOptions {
   /** Links no call uses close after this long (L3). */
   idleCloseMs?: number;
   ringTimeoutMs?: number;
+  cluster?: WorldCluster;
 }
 
 export interface WorldEndpoint {
@@ -59,7 +71,8 @@ export interface WorldEndpoint {
 export class World {
   private closed = false;
   private constructor(
-    readonly server: AccessServer,
+    /** Every server node; `server` is the first. */
+    readonly servers: AccessServer[],
     readonly endpoints: Map<string, WorldEndpoint>,
     readonly passwords: Map<string, string>,
     readonly dir: string,
@@ -70,31 +83,48 @@ export class World {
   static async start(opts: WorldOptions): Promise<World> {
     const ownsDir = !opts.dir;
     const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'sweep-world-')));
-    const server = await AccessServer.start({
-      dataDir: join(dir, 'server'),
-      host: opts.host ?? '127.0.0.1',
-      port: opts.port ?? 0,
-      log: opts.log,
-      ...(opts.clock ? { clock: opts.clock } : {}),
-      ...(opts.ice ? { ice: opts.ice } : {}),
-    });
+    const servers: AccessServer[] = [];
+    // One after another: the first creates the server key the others read from the same data dir.
+    for (let n = 0; n < (opts.cluster?.nodes ?? 1); n++) {
+      try {
+        servers.push(
+          await AccessServer.start({
+            dataDir: join(dir, 'server'),
+            host: opts.host ?? '127.0.0.1',
+            port: n === 0 ? (opts.port ?? 0) : 0,
+            log: opts.cluster ? opts.log.child({ node: n }) : opts.log,
+            ...(opts.cluster ? { store: opts.cluster.store, bus: opts.cluster.bus, nodeId: `node-${n}` } : {}),
+            ...(opts.clock ? { clock: opts.clock } : {}),
+            ...(opts.ice ? { ice: opts.ice } : {}),
+          }),
+        );
+      } catch (err) {
+        for (const s of servers) await s.close();
+        throw err;
+      }
+    }
+    const server = servers[0] as AccessServer;
     const passwords = new Map<string, string>();
-    const world = new World(server, new Map(), passwords, dir, ownsDir, opts);
+    const world = new World(servers, new Map(), passwords, dir, ownsDir, opts);
     try {
       for (const a of opts.accounts) {
-        if (!server.store.getAccount(a.name)) {
+        if (!(await server.store.getAccount(a.name))) {
           const password = randomBytes(18).toString('base64url');
-          server.store.createAccount(a.name, a.displayName, await hashPassword(password));
+          await server.store.createAccount(a.name, a.displayName, await hashPassword(password));
           passwords.set(a.name, password);
         }
       }
-      for (const [a, b] of opts.buddies) if (!server.store.areBuddies(a, b)) server.store.addBuddies(a, b);
+      for (const [a, b] of opts.buddies) if (!(await server.store.areBuddies(a, b))) await server.store.addBuddies(a, b);
       for (const spec of opts.endpoints) await world.startEndpoint(spec);
     } catch (err) {
       await world.close();
       throw err;
     }
     return world;
+  }
+
+  get server(): AccessServer {
+    return this.servers[0] as AccessServer;
   }
 
   get(id: string): WorldEndpoint {
@@ -110,7 +140,7 @@ export class World {
     const clock = this.opts.clock ?? systemClock;
     const config = EndpointConfig.parse({
       endpoint: { id: spec.id, kind: spec.kind, label: spec.label },
-      access: { url: this.server.url, serverPublicKey: this.server.publicKeyRaw, username: spec.account, password },
+      access: { url: this.nodeFor(spec).url, serverPublicKey: this.server.publicKeyRaw, username: spec.account, password },
       stateDir: join(this.dir, 'endpoints', spec.id),
       sweep: {
         timeoutMs: this.opts.sweepTimeoutMs ?? 3000,
@@ -136,11 +166,17 @@ export class World {
     return we;
   }
 
+  private nodeFor(spec: WorldEndpointSpec): AccessServer {
+    const node = this.servers[spec.node ?? 0];
+    if (!node) throw new Error(`endpoint ${spec.id}: node ${spec.node} is not one of this world's ${this.servers.length} server nodes`);
+    return node;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await Promise.all([...this.endpoints.values()].map((e) => e.endpoint.close()));
-    await this.server.close();
+    for (const s of this.servers) await s.close();
     if (this.ownsDir) await rm(this.dir, { recursive: true, force: true });
   }
 }

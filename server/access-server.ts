@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -15,12 +16,29 @@ import { loadOrCreateServerKey } from './server-key.ts';
 import { handleProvision, type ProvisionContext } from './provisioning.ts';
 import { PROVISION_PATH } from '../core/protocol/provision.ts';
 import { serveStatic } from './static.ts';
+import type { Bus } from './bus/bus.ts';
+import { InProcessBus } from './bus/in-process-bus.ts';
+import { NatsBus } from './bus/nats-bus.ts';
+import { NodeBus } from './node-bus.ts';
+import { BackgroundWork } from './background-work.ts';
+import { NodeLiveness, type LivenessOptions } from './node-liveness.ts';
+import { EndpointKind } from '../core/protocol/common.ts';
+import type { OnlineRow } from './store.ts';
 import { checkIceOptions, iceConfigured, type IceOptions } from './ice.ts';
-import { AccountStore } from './store.ts';
+import type { AccountStore } from './store.ts';
+import { openStore, type StoreLocation } from './store/open.ts';
 
 export interface AccessServerOptions {
-  /** Holds accounts.db and server-key.pem; created if missing. */
+  /** Holds server-key.pem, and accounts.db unless `store` says otherwise; created if missing. */
   dataDir: string;
+  /** Where accounts and sessions live; default SQLite (accounts.db in the data dir). */
+  store?: StoreLocation;
+  /** The bus between nodes: a nats:// URL (several comma-separated) for a cluster; default in-process (one node). */
+  bus?: string;
+  /** This node's id in the store and on the bus; default a random one per start. */
+  nodeId?: string;
+  /** Lease renewal and lifetime (node liveness, the reaper, fencing). */
+  liveness?: LivenessOptions;
   /** Default 127.0.0.1. */
   host?: string;
   /** 0 picks a free port. */
@@ -50,6 +68,15 @@ export interface AccessServerOptions {
 }
 
 export const ACCESS_PATH = '/access';
+/** 200 only while the node reaches its store and its bus (a load balancer's health check); 503 otherwise. */
+export const READY_PATH = '/health/ready';
+
+export interface Readiness {
+  ready: boolean;
+  node: string;
+  store: boolean;
+  bus: boolean;
+}
 const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../phone/dist', import.meta.url));
 
 /**
@@ -73,6 +100,10 @@ export class AccessServer {
     readonly registry: OnlineRegistry,
     /** A11: the server's Argon2 work (checks run, logins refused busy). */
     readonly passwordChecks: PasswordGate,
+    readonly nodeId: string,
+    private readonly nodeBus: NodeBus,
+    private readonly background: BackgroundWork,
+    private readonly liveness: NodeLiveness,
   ) {
     const { address, port } = http.address() as AddressInfo;
     const host = address.includes(':') ? `[${address}]` : address;
@@ -92,10 +123,33 @@ export class AccessServer {
     const addresses = new ClientAddresses(opts.trustedProxies ?? []);
     const passwordChecks = new PasswordGate(opts.passwordChecks ?? {});
     const key = await loadOrCreateServerKey(opts.dataDir);
-    const store = AccountStore.open(opts.dataDir);
+    const store = await openStore(opts.store ?? { kind: 'sqlite', dataDir: opts.dataDir });
     // A12: session tokens that expired while the server was down are dropped at once.
-    store.purgeExpiredLoginSessions(clock.now());
-    const registry = new OnlineRegistry(store);
+    await store.purgeExpiredLoginSessions(clock.now());
+    const registry = new OnlineRegistry();
+    const nodeId = opts.nodeId ?? `node-${randomBytes(6).toString('hex')}`;
+    let bus: Bus;
+    try {
+      bus = opts.bus ? await NatsBus.connect({ url: opts.bus, name: nodeId, onStatus: (event, data) => log.info({ event, data: String(data) }, 'bus status') }) : new InProcessBus();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    const nodeBus = new NodeBus(bus, registry, log, (target, signal) => target.peer.notify('signal', signal), store);
+    const background = new BackgroundWork(log);
+    // Set once the server exists: the liveness hooks reach its connections.
+    let fence: (reason: string) => void = () => undefined;
+    const readiness = (): Promise<Readiness> => checkReadiness(store, bus, liveness, nodeId, clock);
+    const liveness = new NodeLiveness(store, bus, nodeId, clock, log, { fence: (reason) => fence(reason), reaped: (rows) => announceReaped(nodeBus, rows) }, opts.liveness);
+    try {
+      // The embedded default is one node: whatever a previous run left online is stale.
+      if (store.dialect === 'sqlite') await store.reapExpiredNodes(Number.MAX_SAFE_INTEGER);
+      await liveness.start();
+    } catch (err) {
+      await bus.close();
+      await store.close();
+      throw err;
+    }
     const limiter = new LoginRateLimiter({ clock, ...opts.rateLimit });
     const webRoot = opts.webRoot ?? DEFAULT_WEB_ROOT;
     const provisioning: ProvisionContext = { store, limiter, clock, log, publicKeyRaw: key.publicKeyRaw, addresses };
@@ -107,6 +161,10 @@ export class AccessServer {
         });
         return;
       }
+      if ((req.url ?? '/').split('?')[0] === READY_PATH) {
+        void readiness().then((r) => res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(JSON.stringify(r)));
+        return;
+      }
       handleHttp(webRoot, key.publicKeyRaw, req, res, log);
     });
     const wss = new WebSocketServer({ server: http, path: ACCESS_PATH, maxPayload: MAX_MESSAGE_BYTES });
@@ -114,12 +172,15 @@ export class AccessServer {
       await listen(http, host, port);
     } catch (err) {
       wss.close();
-      store.close();
+      await liveness.stop();
+      await bus.close();
+      await store.close();
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
       throw new SweepError('INVALID_CONFIG', `cannot listen on ${host}:${port}: ${code}`, { cause: err });
     }
 
-    const server = new AccessServer(store, key.publicKeyRaw, http, wss, clock, log, registry, passwordChecks);
+    const server = new AccessServer(store, key.publicKeyRaw, http, wss, clock, log, registry, passwordChecks, nodeId, nodeBus, background, liveness);
+    fence = (reason) => server.fence(reason);
     const connections = server.connections;
     server.heartbeat = clock.setInterval(() => {
       for (const c of connections) c.heartbeat();
@@ -136,6 +197,9 @@ export class AccessServer {
       sessionTtlMs: opts.sessionTtlMs ?? 3600_000,
       loginTimeoutMs: opts.loginTimeoutMs ?? 30_000,
       ice: iceConfigured(opts.ice) ? opts.ice : undefined,
+      nodeId,
+      nodeBus,
+      background: (work: Promise<unknown>) => background.add(work),
     };
     wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
       if (server.closing) {
@@ -167,6 +231,17 @@ export class AccessServer {
     return this.connections.size;
   }
 
+  /** Ready for traffic: the store and the bus reachable (the lease renewed, the bus up). */
+  get ready(): boolean {
+    return this.liveness.ready;
+  }
+
+  /** Fencing: every socket closes, so its endpoint logs in again (elsewhere, or here once healthy). */
+  fence(reason: string): void {
+    this.log.warn({ node: this.nodeId, sockets: this.connections.size, reason }, 'fencing: closing every socket');
+    for (const c of [...this.connections]) c.closeSocket(CLOSE.fenced, reason);
+  }
+
   /** Idempotent: closes every socket, the listener and the database. */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
@@ -191,7 +266,12 @@ export class AccessServer {
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
     this.http.closeAllConnections();
     await new Promise<void>((resolve) => this.http.close(() => resolve()));
-    this.store.close();
+    // Logouts' store writes (online rows) finish before the store and the bus close.
+    await this.background.settle(5_000);
+    await this.liveness.stop();
+    this.nodeBus.close();
+    await this.nodeBus.bus.close();
+    await this.store.close();
     this.log.info('access server closed');
   }
 }
@@ -227,4 +307,27 @@ function handleHttp(webRoot: string, publicKey: string, req: IncomingMessage, re
     if (!res.headersSent) res.writeHead(500).end();
     else res.destroy();
   });
+}
+
+/** A4: the reaper removed a dead node's logins; their followers hear they are offline. */
+function announceReaped(nodeBus: NodeBus, rows: readonly OnlineRow[]): void {
+  for (const row of rows) {
+    const kind = EndpointKind.safeParse(row.kind);
+    if (kind.success) nodeBus.announce({ endpointId: row.endpointId, account: row.account, kind: kind.data, label: row.label, online: false });
+  }
+}
+
+/** Asks the store now (bounded to 2 s) and looks at the bus and the lease. */
+async function checkReadiness(store: AccountStore, bus: Bus, liveness: NodeLiveness, node: string, clock: Clock): Promise<Readiness> {
+  let timer: NodeJS.Timeout | undefined;
+  const storeOk = await Promise.race([
+    store.countFreshLeases(clock.now(), node).then(
+      () => true,
+      () => false,
+    ),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 2_000))),
+  ]);
+  clearTimeout(timer);
+  const busOk = bus.connected;
+  return { ready: storeOk && busOk && liveness.ready, node, store: storeOk, bus: busOk };
 }

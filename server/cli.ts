@@ -9,7 +9,8 @@ import { createLogger, type Logger } from '../platform/log.ts';
 import { AccessServer } from './access-server.ts';
 import { hashPassword, MAX_PASSWORD_LENGTH } from './passwords.ts';
 import { loadOrCreateServerKey } from './server-key.ts';
-import { AccountStore, checkAccountName } from './store.ts';
+import { checkAccountName, type AccountStore } from './store.ts';
+import { migrateStore, openStore, storeLocation, type StoreLocation } from './store/open.ts';
 import { createProvisionCode } from './provisioning.ts';
 import { ClientAddresses } from './client-address.ts';
 import { EndpointId } from '../core/protocol/common.ts';
@@ -46,6 +47,15 @@ export const SERVER_USAGE = `usage: sweep server <command> --data DIR [options]
                                                 credentials valid --turn-ttl seconds (default
                                                 3600) made with coturn's static-auth-secret read
                                                 from FILE; --relay-only: every link via TURN
+        [--db postgres://USER@HOST:PORT/DB] [--bus nats://HOST:PORT[,nats://…]] [--node-id ID]
+                                                a cluster node (README "Running a cluster"): state
+                                                in PostgreSQL instead of accounts.db, relay and
+                                                presence over NATS; --node-id names this node
+                                                (default: random per start). --data still holds
+                                                the server key, the same file on every node
+  migrate [--db URL]                            create or upgrade the database schema (run once
+                                                per upgrade, before starting the nodes; SQLite
+                                                migrates by itself)
   account add NAME [--display TEXT] [--password-stdin]
                                                 create an account; without --password-stdin a strong
                                                 password is generated and printed once
@@ -74,6 +84,9 @@ const OPTIONS = {
   'turn-secret-file': { type: 'string' },
   'turn-ttl': { type: 'string' },
   'relay-only': { type: 'boolean' },
+  db: { type: 'string' },
+  bus: { type: 'string' },
+  'node-id': { type: 'string' },
   display: { type: 'string' },
   'password-stdin': { type: 'boolean' },
   endpoint: { type: 'string' },
@@ -85,7 +98,8 @@ type Flag = keyof typeof OPTIONS;
 
 /** Each command: how many positionals after its name, which flags it takes. */
 const COMMANDS: Record<string, { args: string[]; flags: Flag[] }> = {
-  serve: { args: [], flags: ['host', 'port', 'trusted-proxy', 'web', 'stun', 'turn', 'turn-secret-file', 'turn-ttl', 'relay-only'] },
+  serve: { args: [], flags: ['host', 'port', 'trusted-proxy', 'web', 'stun', 'turn', 'turn-secret-file', 'turn-ttl', 'relay-only', 'db', 'bus', 'node-id'] },
+  migrate: { args: [], flags: ['db'] },
   'account add': { args: ['NAME'], flags: ['display', 'password-stdin'] },
   'account passwd': { args: ['NAME'], flags: ['password-stdin'] },
   'account list': { args: [], flags: [] },
@@ -133,34 +147,51 @@ export async function serverCli(argv: string[], io: ServerCliIo): Promise<number
     }
     const dataDir = values.data;
     if (!dataDir) throw new UsageError('--data DIR is required');
+    const location = parseStoreLocation(values.db, dataDir);
+    const nodeId = values['node-id'];
+    if (nodeId !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) throw new UsageError(`--node-id: "${nodeId}" is not 1-64 of A-Z a-z 0-9 . _ -`);
 
     switch (name) {
       case 'serve':
         return await serve(
-          { dataDir, host: values.host ?? '127.0.0.1', port: parsePort(values.port), trustedProxies: parseProxies(values['trusted-proxy']), ice: await parseIce(values) },
+          {
+            dataDir,
+            host: values.host ?? '127.0.0.1',
+            port: parsePort(values.port),
+            trustedProxies: parseProxies(values['trusted-proxy']),
+            ice: await parseIce(values),
+            store: location,
+            ...(values.bus !== undefined ? { bus: values.bus } : {}),
+            ...(nodeId !== undefined ? { nodeId } : {}),
+          },
           await findWebRoot(values.web, io, io.buildPhonePage ? { build: io.buildPhonePage } : {}),
           io,
         );
+      case 'migrate': {
+        const applied = await migrateStore(location);
+        out(applied.length ? `applied ${applied.join(', ')}\n` : 'the schema is current; nothing to apply\n');
+        return 0;
+      }
       case 'pubkey':
         out(`${(await loadOrCreateServerKey(dataDir)).publicKeyRaw}\n`);
         return 0;
       default:
-        return await withStore(dataDir, async (store) => {
+        return await withStore(location, async (store) => {
           const [a = '', b = ''] = args;
           if (name === 'account add') {
             checkAccountName(a, 'NAME');
             const given = values['password-stdin'] ? await readPassword(io.stdin) : undefined;
             const password = given ?? randomBytes(18).toString('base64url');
-            store.createAccount(a, values.display ?? a, await hashPassword(password));
+            await store.createAccount(a, values.display ?? a, await hashPassword(password));
             out(`created account ${a}\n`);
             if (!given) out(`password (shown once, store it now): ${password}\n`);
           } else if (name === 'account passwd') {
             if (!values['password-stdin']) throw new UsageError('"account passwd" needs --password-stdin (the new password on stdin)');
-            if (!store.getAccount(a)) throw new SweepError('NOT_FOUND', `unknown account "${a}"`);
-            store.setPassword(a, await hashPassword(await readPassword(io.stdin)));
+            if (!(await store.getAccount(a))) throw new SweepError('NOT_FOUND', `unknown account "${a}"`);
+            await store.setPassword(a, await hashPassword(await readPassword(io.stdin)));
             out(`password of ${a} changed\n`);
           } else if (name === 'account list') {
-            const accounts = store.listAccounts();
+            const accounts = await store.listAccounts();
             if (accounts.length === 0) out('(no accounts)\n');
             for (const acc of accounts) out(`${acc.name}\t${acc.displayName}\t${new Date(acc.createdAt).toISOString()}\n`);
           } else if (name === 'provision-code add') {
@@ -170,26 +201,26 @@ export async function serverCli(argv: string[], io: ServerCliIo): Promise<number
             if (!endpointId.success) throw new UsageError(`--endpoint: "${values.endpoint}" is not ${endpointId.error.issues[0]?.message ?? 'an endpoint id'}`);
             const minutes = values.ttl === undefined ? 60 : Number(values.ttl);
             if (!Number.isInteger(minutes) || minutes < 1 || minutes > 7 * 24 * 60) throw new UsageError(`--ttl: "${values.ttl}" is not a number of minutes (1-10080)`);
-            const { code, expiresAt } = createProvisionCode(store, a, endpointId.data, minutes * 60_000);
+            const { code, expiresAt } = await createProvisionCode(store, a, endpointId.data, minutes * 60_000);
             out(`provisioning code for ${a}/${endpointId.data}, valid until ${new Date(expiresAt).toISOString()}, single use (shown once):\n${code}\n`);
           } else if (name === 'endpoint list') {
             checkAccountName(a, 'ACCOUNT');
-            const list = store.listEndpointCredentials(a);
+            const list = await store.listEndpointCredentials(a);
             if (list.length === 0) out('(no provisioned endpoints)\n');
             for (const e of list) out(`${e.endpointId}\t${e.signingKey}\t${new Date(e.createdAt).toISOString()}\n`);
           } else if (name === 'endpoint revoke') {
-            out(store.removeEndpointCredential(a, b) ? `credential of ${a}/${b} revoked\n` : `${a}/${b} had no credential\n`);
+            out((await store.removeEndpointCredential(a, b)) ? `credential of ${a}/${b} revoked\n` : `${a}/${b} had no credential\n`);
           } else if (name === 'endpoint owner') {
-            const owner = store.endpointOwner(a);
+            const owner = await store.endpointOwner(a);
             out(owner ? `${a}\t${owner}\n` : `${a} is not bound to an account\n`);
           } else if (name === 'endpoint release') {
-            const owner = store.releaseEndpoint(a);
+            const owner = await store.releaseEndpoint(a);
             out(owner ? `endpoint ${a} released from account ${owner}; the next account to log in with it claims it\n` : `${a} was not bound to an account\n`);
           } else if (name === 'buddy add') {
-            store.addBuddies(a, b);
+            await store.addBuddies(a, b);
             out(`${a} and ${b} are buddies\n`);
           } else {
-            const existed = store.removeBuddies(a, b);
+            const existed = await store.removeBuddies(a, b);
             out(existed ? `${a} and ${b} are no longer buddies\n` : `${a} and ${b} were not buddies\n`);
           }
           return 0;
@@ -226,12 +257,12 @@ function parseProxies(given: string[] | undefined): string[] {
   return list;
 }
 
-async function withStore(dataDir: string, fn: (store: AccountStore) => Promise<number>): Promise<number> {
-  const store = AccountStore.open(dataDir);
+async function withStore(location: StoreLocation, fn: (store: AccountStore) => Promise<number>): Promise<number> {
+  const store = await openStore(location);
   try {
     return await fn(store);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -308,7 +339,19 @@ async function parseIce(values: { stun?: string[]; turn?: string[]; 'turn-secret
   return ice;
 }
 
+/** --db: a postgres:// URL (its password belongs in ~/.pgpass or PGPASSWORD, not on the command line), or none for SQLite. */
+function parseStoreLocation(db: string | undefined, dataDir: string): StoreLocation {
+  try {
+    return storeLocation(db, dataDir);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
 interface ServeOptions {
+  store: StoreLocation;
+  bus?: string;
+  nodeId?: string;
   dataDir: string;
   host: string;
   port: number;
@@ -318,8 +361,19 @@ interface ServeOptions {
 
 async function serve(o: ServeOptions, webRoot: string, io: ServerCliIo): Promise<number> {
   const log = io.log ?? createLogger({ destination: io.stderr as unknown as DestinationStream });
-  const server = await AccessServer.start({ dataDir: o.dataDir, host: o.host, port: o.port, log, trustedProxies: o.trustedProxies, webRoot, ...(o.ice ? { ice: o.ice } : {}) });
-  io.stdout.write(`access server listening on ${server.url}\npublic key: ${server.publicKeyRaw}\n`);
+  const server = await AccessServer.start({
+    dataDir: o.dataDir,
+    host: o.host,
+    port: o.port,
+    log,
+    trustedProxies: o.trustedProxies,
+    webRoot,
+    store: o.store,
+    ...(o.bus !== undefined ? { bus: o.bus } : {}),
+    ...(o.nodeId !== undefined ? { nodeId: o.nodeId } : {}),
+    ...(o.ice ? { ice: o.ice } : {}),
+  });
+  io.stdout.write(`access server listening on ${server.url}\nnode: ${server.nodeId}\npublic key: ${server.publicKeyRaw}\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);

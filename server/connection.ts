@@ -1,5 +1,5 @@
 import type { WebSocket, RawData } from 'ws';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { accessCatalogue, LoginResult as LoginResultSchema, type AccessCatalogue, type LoginBody, type LoginResult, type Profile, type ResumeBody, type SessionToken } from '../core/protocol/access.ts';
 import { Envelope, type NoteBody, type NoteType } from '../core/protocol/envelope.ts';
 import { RpcChannel } from '../core/protocol/rpc.ts';
@@ -10,10 +10,12 @@ import { iceConfigFor, iceRenewalDelayMs, type IceOptions } from './ice.ts';
 import { SweepError, toWireError } from '../core/errors.ts';
 import type { Clock, TimerHandle } from '../core/clock.ts';
 import type { Logger } from '../platform/log.ts';
-import { dummyHash } from './passwords.ts';
+import { checkPassword, checkSessionToken, hashToken } from './credentials.ts';
 import type { PasswordGate } from './password-gate.ts';
 import type { LoginRateLimiter } from './rate-limit.ts';
 import type { OnlineEndpoint, OnlineRegistry } from './registry.ts';
+import type { NodeBus } from './node-bus.ts';
+import { profileFrom } from './login-profile.ts';
 import type { ServerKey } from './server-key.ts';
 import type { Account, AccountStore } from './store.ts';
 
@@ -33,6 +35,12 @@ export interface ConnectionContext {
   loginTimeoutMs: number;
   /** A13: STUN/TURN servers handed out at login; undefined when none are configured. */
   ice: IceOptions | undefined;
+  /** This node's id (the store's online rows name it). */
+  nodeId: string;
+  /** Relay and presence between nodes (A4, A5). */
+  nodeBus: NodeBus;
+  /** Store writes that nobody waits for (logouts): errors logged, awaited at shutdown. */
+  background(work: Promise<unknown>): void;
 }
 
 /** WebSocket close codes used by the server (4000-4999 are for applications). */
@@ -40,11 +48,11 @@ export const CLOSE = {
   kicked: 4001,
   loginTimeout: 4002,
   tooManyBadMessages: 4003,
+  /** The node fenced itself (cut off from the cluster): log in again, elsewhere if need be. */
+  fenced: 4004,
   shutdown: 1001,
 } as const;
 
-const WRONG_CREDENTIALS = 'username or password is wrong';
-const BAD_SESSION = 'session token is unknown, expired or already used; log in with the password';
 const MAX_BAD_MESSAGES = 50;
 /** A12: a login answer whose profile would pass this size sends the profile in pages instead. */
 const INLINE_PROFILE_BYTES = MAX_MESSAGE_BYTES - 1024;
@@ -64,6 +72,8 @@ export class AccessConnection {
   private issuedToken: string | undefined;
   /** A13: sends fresh TURN credentials before the ones handed out expire. */
   private iceTimer: TimerHandle | undefined;
+  /** M3, A12: notes that wait while a login is answered (set from registering until the answer and its pages are out). */
+  private held: Array<() => void> | undefined;
 
   constructor(
     private readonly ws: WebSocket,
@@ -141,13 +151,15 @@ export class AccessConnection {
   }
 
   notify<T extends NoteType<AccessCatalogue>>(type: T, body: NoteBody<AccessCatalogue, T>): void {
-    this.channel.notify(type, body);
+    if (this.held) this.held.push(() => this.channel.notify(type, body));
+    else this.channel.notify(type, body);
   }
 
   /** A newer login of the same endpoint replaces this one: no offline presence, the newcomer announces itself. */
   kick(reason: string): void {
-    if (this.entry) this.ctx.registry.remove(this.entry);
+    if (this.entry) this.leaveRegistry(this.entry);
     this.entry = undefined;
+    this.held = undefined;
     this.channel.notify('kicked', { reason });
     this.closeSocket(CLOSE.kicked, 'kicked');
   }
@@ -198,111 +210,120 @@ export class AccessConnection {
   /** A8: a session token instead of the password; single use, bound to its endpoint id. */
   private async onResume(body: ResumeBody): Promise<LoginResult> {
     if (this.loginBusy) throw new SweepError('BUSY', 'resume: another login on this connection is in progress');
-    const { store, limiter, clock } = this.ctx;
-    // Keyed apart from usernames ('#' is not an account name character).
-    const rateKey = `#${body.endpointId}`;
-    const attempt = limiter.reserve(rateKey, this.address);
-    const session = store.takeLoginSession(hashToken(body.token), clock.now());
-    const account = session && session.endpointId === body.endpointId ? store.getAccount(session.account) : undefined;
-    if (!account) {
-      attempt.failed();
-      this.log.warn({ endpointId: body.endpointId }, 'resume refused');
-      throw new SweepError('UNAUTHORIZED', BAD_SESSION);
-    }
-    attempt.succeeded();
+    const account = await checkSessionToken(this.ctx, this.address, body, this.log);
     this.loginBusy = true;
     try {
       const { token: _token, ...rest } = body;
-      return this.establish(account, { ...rest, username: account.name }, 'resumed');
+      return await this.establish(account, { ...rest, username: account.name }, 'resumed');
     } finally {
       this.loginBusy = false;
     }
   }
 
   /** A9: a fresh token for the current login; the previous one stops working. */
-  private onRefresh(): SessionToken {
+  private async onRefresh(): Promise<SessionToken> {
     const me = this.entry;
     if (!me) throw new SweepError('UNAUTHORIZED', '"refresh" needs a login first');
-    return this.newSession(me.account, me.info.endpointId);
-  }
-
-  /** A7: one live session token per endpoint; only its hash is stored. */
-  private newSession(account: string, endpointId: string): SessionToken {
-    const { store, clock } = this.ctx;
-    const token = randomBytes(32).toString('base64url');
-    const expiresAt = clock.now() + this.ctx.sessionTtlMs;
-    store.revokeLoginSessions(account, endpointId);
-    this.issuedToken = hashToken(token);
-    store.addLoginSession(this.issuedToken, account, endpointId, expiresAt);
+    const { token, expiresAt, hash } = this.makeToken();
+    await this.ctx.store.replaceLoginSession(hash, me.account, me.info.endpointId, expiresAt);
+    this.issuedToken = hash;
     return { token, expiresAt };
   }
 
-  private async login(body: LoginBody): Promise<LoginResult> {
-    const { store, limiter, passwords } = this.ctx;
-    const { username, endpointId } = body;
-    const ids = { account: username, endpointId };
-    // A11: the attempt counts from now, before Argon2, so parallel attempts cannot all pass the check.
-    const attempt = limiter.reserve(username, this.address);
-    let account: Account | undefined;
-    let matches: boolean;
-    try {
-      account = store.getAccount(username);
-      // An unknown name costs a hash check too, so timing does not reveal which names exist.
-      const hash = account?.passwordHash ?? (await dummyHash());
-      matches = await passwords.verify(hash, body.password);
-      // A provisioned device's own credential works for that endpoint id, with the signing key it was issued to.
-      const device = !matches && account ? store.getEndpointCredential(account.name, endpointId) : undefined;
-      if (device && device.signingKey === body.signingKey) matches = await passwords.verify(device.passwordHash, body.password);
-    } catch (err) {
-      // Nothing was decided (server busy, internal error): the attempt is not a failure.
-      attempt.release();
-      if (toWireError(err).code === 'RATE_LIMITED') this.log.warn(ids, 'login refused: password checks busy');
-      throw err;
-    }
-    if (!account || !matches) {
-      // Counted even if the socket closed meanwhile: closing early must not hide a wrong guess.
-      attempt.failed();
-      this.log.warn({ ...ids, reason: account ? 'wrong password' : 'unknown account' }, 'login refused');
-      throw new SweepError('UNAUTHORIZED', WRONG_CREDENTIALS);
-    }
-    attempt.succeeded();
-    if (this.closed) throw new SweepError('CLOSED', 'login: connection closed');
-    return this.establish(account, body, 'password');
+  /** A7: a new session token; only its hash is ever stored (one live token per endpoint). */
+  private makeToken(): SessionToken & { hash: string } {
+    const token = randomBytes(32).toString('base64url');
+    return { token, expiresAt: this.ctx.clock.now() + this.ctx.sessionTtlMs, hash: hashToken(token) };
   }
 
-  /** A3, A4, A6, A7: registers the login, announces it, certifies the keys, opens a session. */
-  private establish(account: Account, body: Omit<LoginBody, 'password'>, how: 'password' | 'resumed'): LoginResult {
-    const { registry, key, clock, store } = this.ctx;
+  private async login(body: LoginBody): Promise<LoginResult> {
+    const account = await checkPassword(this.ctx, this.address, body, this.log);
+    if (this.closed) throw new SweepError('CLOSED', 'login: connection closed');
+    return await this.establish(account, body, 'password');
+  }
+
+  /**
+   * A3, A4, A6, A7: registers the login, announces it, certifies the keys, opens a session.
+   * The store is written first (binding, token, online row); then the login is registered and
+   * subscribed in one synchronous run; then the profile is read. Notes for this socket are held
+   * from registering until the answer and its pages are out (M3, A12).
+   */
+  private async establish(account: Account, body: Omit<LoginBody, 'password'>, how: 'password' | 'resumed'): Promise<LoginResult> {
+    const { registry, key, clock, store, nodeBus } = this.ctx;
     const { username, endpointId } = body;
     const ids = { account: username, endpointId };
-    const current = this.entry;
-    if (current && (current.account !== username || current.info.endpointId !== endpointId)) {
-      throw new SweepError('BAD_STATE', `login: this connection is logged in as ${current.account}/${current.info.endpointId}; log out first`);
-    }
+    const checkSameLogin = (): OnlineEndpoint | undefined => {
+      const current = this.entry;
+      if (current && (current.account !== username || current.info.endpointId !== endpointId)) {
+        throw new SweepError('BAD_STATE', `login: this connection is logged in as ${current.account}/${current.info.endpointId}; log out first`);
+      }
+      return current;
+    };
+    const refuseOwner = (owner: string | undefined): SweepError => {
+      this.log.warn({ ...ids, owner }, 'login refused: endpoint id belongs to another account');
+      return new SweepError('FORBIDDEN', `endpointId: "${endpointId}" belongs to another account; use this device's own id, or have an operator release it (sweep server endpoint release ${endpointId})`);
+    };
+    checkSameLogin();
     // A10: an endpoint id belongs to the account that first logged in with it, online or not.
-    const holder = registry.get(endpointId);
-    const owner = store.claimEndpoint(endpointId, username, clock.now());
-    if (owner !== username || (holder && holder.account !== username)) {
-      this.log.warn({ ...ids, owner: owner !== username ? owner : holder?.account }, 'login refused: endpoint id belongs to another account');
-      throw new SweepError('FORBIDDEN', `endpointId: "${endpointId}" belongs to another account; use this device's own id, or have an operator release it (sweep server endpoint release ${endpointId})`);
-    }
+    const owner = await store.claimEndpoint(endpointId, username, clock.now());
+    if (owner !== username) throw refuseOwner(owner);
+    const buddies = await store.buddiesOf(username);
+    const token = this.makeToken();
+    await store.replaceLoginSession(token.hash, username, endpointId, token.expiresAt);
     const info = { endpointId, account: username, kind: body.kind, label: body.label, online: true };
-    const renewed = current !== undefined;
-    const entry: OnlineEndpoint = { account: username, info, peer: this };
+    const entry: OnlineEndpoint = { account: username, info, peer: this, buddies, sessionId: randomBytes(12).toString('base64url') };
+    const undo = (err: unknown): never => {
+      this.revoke(token.hash);
+      this.ctx.background(store.dropOnline(endpointId, entry.sessionId));
+      throw err;
+    };
+    // A newer login of this endpoint, on any node, replaces the row of the older one.
+    await store.putOnline({ endpointId, account: username, kind: body.kind, label: body.label, nodeId: this.ctx.nodeId, sessionId: entry.sessionId, since: clock.now() }).catch(undo);
+    // The awaits above let other logins run: everything checked before is checked again now.
+    if (this.closed) undo(new SweepError('CLOSED', 'login: connection closed'));
+    let current: OnlineEndpoint | undefined;
+    try {
+      current = checkSameLogin();
+    } catch (err) {
+      undo(err);
+    }
+    const holder = registry.get(endpointId);
+    if (holder && holder.account !== username) undo(refuseOwner(holder.account));
+    this.issuedToken = token.hash;
+    this.held ??= [];
     if (holder && holder.peer !== this) {
       this.log.info(ids, 'login replaces an older connection of the same endpoint');
       holder.peer.kick('replaced by a newer login of the same endpoint');
     }
-    if (current) registry.remove(current);
+    if (current) this.leaveRegistry(current);
     this.entry = entry;
     registry.set(entry);
+    nodeBus.attach(entry);
+    nodeBus.kickElsewhere(endpointId, entry.sessionId);
     if (this.loginTimer) {
       clock.clear(this.loginTimer);
       this.loginTimer = undefined;
     }
-    const changed = !renewed || current.info.kind !== info.kind || current.info.label !== info.label;
-    if (changed) registry.announce(entry, true);
+    const changed = current === undefined || current.info.kind !== info.kind || current.info.label !== info.label;
+    if (changed) nodeBus.announce(info);
 
+    let profile: Profile;
+    try {
+      // Subscribed before reading: whatever changes after the read arrives as a note (A4, A12).
+      await nodeBus.flush();
+      const rows = await store.onlineForAccount(username);
+      nodeBus.seed(rows);
+      profile = profileFrom(entry, account.displayName, rows);
+    } catch (err) {
+      this.log.error({ ...ids, err }, 'login failed: profile not read');
+      this.endLogin('profile not read');
+      this.releaseHeld();
+      throw new SweepError('INTERNAL', 'login: the profile could not be read; retry');
+    }
+    if (this.entry !== entry) {
+      this.releaseHeld();
+      throw new SweepError('CLOSED', 'login: ended while the profile was read');
+    }
     const now = clock.now();
     const certificate = issueCertificate(
       {
@@ -318,9 +339,9 @@ export class AccessConnection {
       },
       key.privateKey,
     );
-    this.log.info({ ...ids, kind: body.kind, renewed, how }, 'logged in');
-    const session = this.newSession(username, endpointId);
-    const result: LoginResult = { profile: this.profile(account.name, account.displayName, endpointId), certificate, serverTime: now, session };
+    this.log.info({ ...ids, kind: body.kind, renewed: current !== undefined, how, node: this.ctx.nodeId }, 'logged in');
+    const session = { token: token.token, expiresAt: token.expiresAt };
+    const result: LoginResult = { profile, certificate, serverTime: now, session };
     if (this.ctx.ice) {
       result.ice = iceConfigFor(this.ctx.ice, username, now);
       this.renewIce(this.ctx.ice, entry);
@@ -333,87 +354,74 @@ export class AccessConnection {
     }
     // M3: the pages go after the answer; the channel sends the answer once this handler returns.
     const issued = this.issuedToken;
-    setImmediate(() => this.afterLoginAnswer(entry, issued, !inline));
+    setImmediate(() => this.afterLoginAnswer(entry, issued, inline ? undefined : profile));
     return result;
   }
 
   /**
-   * A12: runs once the login answer is on its way. The profile pages are built now, not with the
-   * answer, so that every presence note sent before them is already reflected in them, and they
-   * go out in one synchronous run, so no presence note falls between two pages. A login whose
-   * socket closed before this point never delivered its session token: it is revoked.
+   * A12: runs once the login answer is on its way: the profile pages go out in one synchronous
+   * run, then the notes held since the login registered, so no note falls between two pages and
+   * every note that changes the profile comes after it. A login whose socket closed before this
+   * point never delivered its session token: it is revoked.
    */
-  private afterLoginAnswer(entry: OnlineEndpoint, issued: string | undefined, follows: boolean): void {
+  private afterLoginAnswer(entry: OnlineEndpoint, issued: string | undefined, paged: Profile | undefined): void {
     if (this.closed) {
       if (issued) this.revoke(issued);
+      this.held = undefined;
       return;
     }
-    if (!follows || this.entry !== entry) return;
-    try {
-      const account = this.ctx.store.getAccount(entry.account);
-      const profile = this.profile(entry.account, account?.displayName ?? entry.account, entry.info.endpointId);
-      const pages = profilePages(profile);
-      for (const page of pages) this.channel.notify('profilePage', page);
-      this.log.info({ account: entry.account, endpointId: entry.info.endpointId, pages: pages.length, buddies: profile.buddies.length }, 'profile sent in pages');
-    } catch (err) {
-      // Without its pages the client's login times out and it retries (A10): close rather than leave it waiting.
-      this.log.error({ err }, 'profile pages not sent; closing the connection');
-      this.closeSocket(CLOSE.shutdown, 'profile not available');
+    if (paged && this.entry === entry) {
+      try {
+        const pages = profilePages(paged);
+        for (const page of pages) this.channel.notify('profilePage', page);
+        this.log.info({ account: entry.account, endpointId: entry.info.endpointId, pages: pages.length, buddies: paged.buddies.length }, 'profile sent in pages');
+      } catch (err) {
+        // Without its pages the client's login times out and it retries (A10): close rather than leave it waiting.
+        this.log.error({ err }, 'profile pages not sent; closing the connection');
+        this.closeSocket(CLOSE.shutdown, 'profile not available');
+      }
     }
+    this.releaseHeld();
   }
 
-  private profile(account: string, displayName: string, endpointId: string): Profile {
-    const { store, registry } = this.ctx;
-    return {
-      account,
-      displayName,
-      endpointId,
-      siblings: registry.endpointsOf(account, endpointId),
-      buddies: store.buddiesOf(account).map((b) => ({
-        account: b.name,
-        displayName: b.displayName,
-        endpoints: registry.endpointsOf(b.name),
-      })),
-    };
+  /** Sends the notes held while a login was being answered. */
+  private releaseHeld(): void {
+    const held = this.held;
+    this.held = undefined;
+    for (const send of held ?? []) send();
   }
 
-  /** Revokes one session token; never throws (the store may already be closed at shutdown). */
+  /** Revokes one session token in the background; never throws (the store may already be closed at shutdown). */
   private revoke(tokenHash: string): void {
-    try {
-      this.ctx.store.revokeLoginSession(tokenHash);
-      this.log.info('revoked the session token of a login answer that was not delivered');
-    } catch (err) {
-      this.log.warn({ err }, 'could not revoke an undelivered session token');
-    }
+    this.ctx.store.revokeLoginSession(tokenHash).then(
+      () => this.log.info('revoked the session token of a login answer that was not delivered'),
+      (err: unknown) => this.log.warn({ err }, 'could not revoke an undelivered session token'),
+    );
   }
 
-  private onSignal(to: string, payload: NoteBody<AccessCatalogue, 'signal'>['payload']): Record<string, never> {
+  /** A5: over the bus to the node that holds the target (this one too); that node applies the account rule. */
+  private async onSignal(to: string, payload: NoteBody<AccessCatalogue, 'signal'>['payload']): Promise<Record<string, never>> {
     const me = this.entry;
     if (!me) throw new SweepError('UNAUTHORIZED', '"signal" needs a login first');
     const ids = { from: me.info.endpointId, fromAccount: me.account, to, kind: payload.kind };
     if (to === me.info.endpointId) throw new SweepError('INVALID_MESSAGE', `signal.to: "${to}" is this endpoint itself`);
-    const target = this.ctx.registry.get(to);
-    if (!target) {
-      this.log.info(ids, 'signal refused: target offline');
-      throw new SweepError('OFFLINE', `signal.to: endpoint "${to}" is not online`);
+    try {
+      await this.ctx.nodeBus.relay(me, to, payload);
+    } catch (err) {
+      this.log.info({ ...ids, code: toWireError(err).code }, 'signal refused');
+      throw err;
     }
-    // A5: the relay forwards only between the same account or buddies.
-    if (!this.ctx.registry.related(me.account, target.account)) {
-      this.log.warn({ ...ids, toAccount: target.account }, 'signal refused: accounts may not talk');
-      throw new SweepError('FORBIDDEN', `signal.to: endpoint "${to}" is neither of account "${me.account}" nor of a buddy`);
-    }
-    target.peer.notify('signal', { from: me.info.endpointId, fromAccount: me.account, payload });
     this.log.debug(ids, 'signal relayed');
     return {};
   }
 
-  private onLogout(): Record<string, never> {
+  private async onLogout(): Promise<Record<string, never>> {
     // A9: the session token dies with the login.
     const entry = this.entry;
-    if (entry) this.ctx.store.revokeLoginSessions(entry.account, entry.info.endpointId);
-    // A10: a phone page that logs out lets go of its id, so a shared browser can log in to another account.
-    if (entry?.info.kind === 'browser') this.ctx.store.releaseEndpoint(entry.info.endpointId);
     this.endLogin('logged out');
+    if (entry) await this.ctx.store.revokeLoginSessions(entry.account, entry.info.endpointId);
+    // A10: a phone page that logs out lets go of its id, so a shared browser can log in to another account.
+    if (entry?.info.kind === 'browser') await this.ctx.store.releaseEndpoint(entry.info.endpointId);
     this.armLoginTimer();
     return {};
   }
@@ -429,17 +437,27 @@ export class AccessConnection {
     }, iceRenewalDelayMs(ice));
   }
 
+  private leaveRegistry(entry: OnlineEndpoint): boolean {
+    if (!this.ctx.registry.remove(entry)) return false;
+    this.ctx.nodeBus.detach(entry);
+    return true;
+  }
+
   private endLogin(why: string): void {
     if (this.iceTimer) this.ctx.clock.clear(this.iceTimer);
     this.iceTimer = undefined;
     const entry = this.entry;
     if (!entry) return;
     this.entry = undefined;
-    if (this.ctx.registry.remove(entry)) this.ctx.registry.announce(entry, false);
+    if (this.leaveRegistry(entry)) {
+      // Offline only if the online row was still this login's: a newer login (any node) wins.
+      const { store, nodeBus } = this.ctx;
+      this.ctx.background(
+        store.dropOnline(entry.info.endpointId, entry.sessionId).then((dropped) => {
+          if (dropped) nodeBus.announce({ ...entry.info, online: false });
+        }),
+      );
+    }
     this.log.info({ account: entry.account, endpointId: entry.info.endpointId, why }, 'login ended');
   }
-}
-
-function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('base64url');
 }

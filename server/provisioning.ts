@@ -19,15 +19,15 @@ export function hashCode(code: string): string {
 }
 
 /** A new one-time code for one endpoint of `account`; only its hash is stored. */
-export function createProvisionCode(store: AccountStore, account: string, endpointId: string, ttlMs: number, now = Date.now()): { code: string; expiresAt: number } {
+export async function createProvisionCode(store: AccountStore, account: string, endpointId: string, ttlMs: number, now = Date.now()): Promise<{ code: string; expiresAt: number }> {
   // A10: a code for an id bound to another account could only produce a device that is refused.
-  const owner = store.endpointOwner(endpointId);
+  const owner = await store.endpointOwner(endpointId);
   if (owner !== undefined && owner !== account) {
     throw new SweepError('FORBIDDEN', `endpoint "${endpointId}" belongs to account "${owner}"; release it first (sweep server endpoint release ${endpointId})`);
   }
   const code = randomBytes(16).toString('base64url');
   const expiresAt = now + ttlMs;
-  store.addProvisionCode(hashCode(code), account, endpointId, expiresAt, now);
+  await store.addProvisionCode(hashCode(code), account, endpointId, expiresAt, now);
   return { code, expiresAt };
 }
 
@@ -55,14 +55,14 @@ export async function handleProvision(ctx: ProvisionContext, req: IncomingMessag
     const rateKey = `provision:${account}`;
     ctx.limiter.check(rateKey, address);
     const now = ctx.clock.now();
-    const found = ctx.store.findProvisionCode(hashCode(code), now);
+    const found = await ctx.store.findProvisionCode(hashCode(code), now);
     if (!found || found.account !== account || found.endpointId !== endpointId) {
       ctx.limiter.recordFailure(rateKey, address);
       ctx.log.warn({ address, account, endpointId }, 'provisioning refused');
       throw new SweepError('UNAUTHORIZED', BAD_CODE);
     }
     const passwordHash = await hashPassword(password);
-    if (!ctx.store.redeemProvisionCode(hashCode(code), account, endpointId, passwordHash, signingKey, ctx.clock.now())) {
+    if (!(await ctx.store.redeemProvisionCode(hashCode(code), account, endpointId, passwordHash, signingKey, ctx.clock.now()))) {
       throw new SweepError('UNAUTHORIZED', BAD_CODE);
     }
     ctx.log.info({ account, endpointId, address }, 'endpoint provisioned');

@@ -1,7 +1,7 @@
 import type { EndpointInfo } from '../core/protocol/common.ts';
 import type { AccessCatalogue } from '../core/protocol/access.ts';
 import type { NoteBody, NoteType } from '../core/protocol/envelope.ts';
-import type { AccountStore } from './store.ts';
+import type { AccountSummary } from './store.ts';
 
 /** What the registry needs from a connection. */
 export interface OnlinePeer {
@@ -14,6 +14,15 @@ export interface OnlineEndpoint {
   account: string;
   info: EndpointInfo;
   peer: OnlinePeer;
+  /** The account's buddies, read from the store at login (A4 profile, A5 relay, presence). */
+  buddies: readonly AccountSummary[];
+  /** This login's id: the store's online row and a kick from another node name it (a newer login wins). */
+  sessionId: string;
+}
+
+/** The accounts whose endpoints `entry` may talk to and hears about: its own and its buddies' (A4, A5). */
+export function follows(entry: OnlineEndpoint, account: string): boolean {
+  return entry.account === account || entry.buddies.some((b) => b.name === account);
 }
 
 /**
@@ -24,8 +33,8 @@ export class OnlineRegistry {
   private readonly byEndpoint = new Map<string, OnlineEndpoint>();
   /** The same entries by account, so a profile of 2,000 buddies does not scan every endpoint per buddy (A12). */
   private readonly byAccount = new Map<string, Map<string, OnlineEndpoint>>();
-
-  constructor(private readonly store: AccountStore) {}
+  /** Per account, the local endpoints that hear about its endpoints (its own and its buddies'). */
+  private readonly followers = new Map<string, Set<OnlineEndpoint>>();
 
   get(endpointId: string): OnlineEndpoint | undefined {
     return this.byEndpoint.get(endpointId);
@@ -38,11 +47,16 @@ export class OnlineRegistry {
   set(entry: OnlineEndpoint): void {
     const id = entry.info.endpointId;
     const old = this.byEndpoint.get(id);
-    if (old) this.byAccount.get(old.account)?.delete(id);
+    if (old) this.remove(old);
     this.byEndpoint.set(id, entry);
     let mine = this.byAccount.get(entry.account);
     if (!mine) this.byAccount.set(entry.account, (mine = new Map<string, OnlineEndpoint>()));
     mine.set(id, entry);
+    for (const account of followedAccounts(entry)) {
+      let set = this.followers.get(account);
+      if (!set) this.followers.set(account, (set = new Set()));
+      set.add(entry);
+    }
   }
 
   /** Removes `entry` only if it is still the one registered (a newer login may have replaced it). */
@@ -53,6 +67,11 @@ export class OnlineRegistry {
     const mine = this.byAccount.get(entry.account);
     mine?.delete(id);
     if (mine?.size === 0) this.byAccount.delete(entry.account);
+    for (const account of followedAccounts(entry)) {
+      const set = this.followers.get(account);
+      set?.delete(entry);
+      if (set?.size === 0) this.followers.delete(account);
+    }
     return true;
   }
 
@@ -64,20 +83,25 @@ export class OnlineRegistry {
     return out;
   }
 
-  /** May `a` and `b` talk (signal each other, see each other's presence)? */
-  related(a: string, b: string): boolean {
-    return a === b || this.store.areBuddies(a, b);
+  /** The accounts some local endpoint follows (for a node's presence subscriptions). */
+  followedAccounts(): IterableIterator<string> {
+    return this.followers.keys();
+  }
+
+  /** Tells every local endpoint that follows `endpoint`'s account, except that endpoint itself, of its presence (A4). */
+  deliverPresence(endpoint: EndpointInfo): void {
+    for (const other of this.followers.get(endpoint.account) ?? []) {
+      if (other.info.endpointId === endpoint.endpointId) continue;
+      other.peer.notify('presence', { endpoint });
+    }
   }
 
   /** Tells every related endpoint except `entry` itself that `entry` came online or went offline. */
   announce(entry: OnlineEndpoint, online: boolean): void {
-    const endpoint = { ...entry.info, online };
-    const accounts = [entry.account, ...this.store.buddiesOf(entry.account).map((b) => b.name)];
-    for (const account of accounts) {
-      for (const other of this.byAccount.get(account)?.values() ?? []) {
-        if (other === entry || other.info.endpointId === entry.info.endpointId) continue;
-        other.peer.notify('presence', { endpoint });
-      }
-    }
+    this.deliverPresence({ ...entry.info, online });
   }
+}
+
+function followedAccounts(entry: OnlineEndpoint): string[] {
+  return [entry.account, ...entry.buddies.map((b) => b.name)];
 }

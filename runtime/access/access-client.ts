@@ -15,6 +15,12 @@ import { NS, type Logger } from '../../platform/log.ts';
 export interface AccessClientOptions {
   /** ws://host:port/access */
   url: string;
+  /**
+   * Other nodes of the same cluster (same server key): after a lost connection or a failed
+   * attempt, the next attempt goes to the next URL in turn, so a dead node's endpoints log in
+   * elsewhere.
+   */
+  fallbackUrls?: readonly string[];
   username: string;
   password: string;
   endpointId: string;
@@ -56,6 +62,8 @@ export class AccessClient {
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly backoff: Backoff;
+  /** Which of the access URLs the next connection uses (they take turns after each loss). */
+  private urlTurn = 0;
   private readonly timeoutMs: number;
   private readonly serverKey;
   private stateNow: AccessClientState = 'idle';
@@ -260,7 +268,8 @@ export class AccessClient {
 
   /** Opens a socket and its channel; rejects OFFLINE if the server cannot be reached. */
   private connect(): Promise<RpcChannel<AccessCatalogue>> {
-    const { url } = this.opts;
+    const urls = [this.opts.url, ...(this.opts.fallbackUrls ?? [])];
+    const url = urls[this.urlTurn % urls.length] ?? this.opts.url;
     const ws = new WebSocket(url, { maxPayload: MAX_MESSAGE_BYTES, handshakeTimeout: this.timeoutMs });
     const channel = new RpcChannel({
       catalogue: accessCatalogue,
@@ -327,6 +336,7 @@ export class AccessClient {
 
   private scheduleReconnect(): void {
     this.stateNow = 'reconnecting';
+    this.urlTurn += 1;
     const delayMs = this.backoff.next();
     this.reconnectTimer = this.clock.setTimeout(() => {
       this.reconnectTimer = undefined;
@@ -483,11 +493,12 @@ export class AccessClient {
 
 /** The access-client options an endpoint config and its keys determine (the rest is wiring). */
 export function accessOptionsFromConfig(
-  config: { endpoint: { id: string; kind: EndpointKind; label: string }; access: { url: string; username: string; password: string; serverPublicKey: string } },
+  config: { endpoint: { id: string; kind: EndpointKind; label: string }; access: { url: string; fallbackUrls?: string[] | undefined; username: string; password: string; serverPublicKey: string } },
   keys: { signingKeyRaw: string; dtlsFingerprint: string },
-): Pick<AccessClientOptions, 'url' | 'username' | 'password' | 'endpointId' | 'kind' | 'label' | 'signingKeyRaw' | 'dtlsFingerprint' | 'serverPublicKeyRaw'> {
+): Pick<AccessClientOptions, 'url' | 'fallbackUrls' | 'username' | 'password' | 'endpointId' | 'kind' | 'label' | 'signingKeyRaw' | 'dtlsFingerprint' | 'serverPublicKeyRaw'> {
   return {
     url: config.access.url,
+    ...(config.access.fallbackUrls?.length ? { fallbackUrls: config.access.fallbackUrls } : {}),
     username: config.access.username,
     password: config.access.password,
     endpointId: config.endpoint.id,

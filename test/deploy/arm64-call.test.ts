@@ -67,9 +67,9 @@ void t.test('the arm64 bundle under qemu as the intercom: ALSA both ways, rings 
   const passwords = { door: randomBytes(18).toString('base64url'), alice: randomBytes(18).toString('base64url') };
   const server = await AccessServer.start({ dataDir: join(dir, 'server'), host: '127.0.0.1', port: 0, log: silentLogger() });
   t.teardown(() => server.close());
-  server.store.createAccount('door', 'Front door', await hashPassword(passwords.door));
-  server.store.createAccount('alice', 'Alice', await hashPassword(passwords.alice));
-  server.store.addBuddies('door', 'alice');
+  await server.store.createAccount('door', 'Front door', await hashPassword(passwords.door));
+  await server.store.createAccount('alice', 'Alice', await hashPassword(passwords.alice));
+  await server.store.addBuddies('door', 'alice');
 
   // ALSA file-plugin devices: the intercom's microphone hears a 1 kHz tone fed in real time; every
   // endpoint's speaker writes into a file of its own.

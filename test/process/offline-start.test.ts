@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AccessServer } from '../../server/access-server.ts';
-import { AccountStore } from '../../server/store.ts';
+import { openStore } from '../../server/store/open.ts';
 import { hashPassword } from '../../server/passwords.ts';
 import { loadOrCreateServerKey } from '../../server/server-key.ts';
 import { ChildEndpoint } from '../../lab/child-endpoint.ts';
@@ -15,9 +15,9 @@ void t.test('sweep endpoint started while the access server is down logs in once
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const data = join(dir, 'server');
   const key = await loadOrCreateServerKey(data);
-  const store = AccountStore.open(data);
-  store.createAccount('door', 'Front door', await hashPassword('a long test passphrase'));
-  store.close();
+  const store = await openStore({ kind: 'sqlite', dataDir: data });
+  await store.createAccount('door', 'Front door', await hashPassword('a long test passphrase'));
+  await store.close();
   const port = await freePort();
 
   const starting = ChildEndpoint.start(

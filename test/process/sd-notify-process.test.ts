@@ -25,7 +25,7 @@ void t.test('sweep endpoint under a fake NOTIFY_SOCKET sends READY after login, 
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const server = await AccessServer.start({ dataDir: join(dir, 'server'), port: 0, log: silentLogger() });
   t.teardown(() => server.close());
-  server.store.createAccount('door', 'Door', await hashPassword('door-password-1'));
+  await server.store.createAccount('door', 'Door', await hashPassword('door-password-1'));
   const sock = await FakeNotifySocket.start();
   t.teardown(() => sock.close());
   const configFile = join(dir, 'sweep.json');

@@ -26,8 +26,8 @@ function tempDir(t: Test): string {
 async function start(t: Test, opts: Partial<AccessServerOptions> = {}): Promise<AccessServer> {
   const server = await AccessServer.start({ dataDir: opts.dataDir ?? tempDir(t), port: 0, log, webRoot: tmpdir(), ...opts });
   t.teardown(() => server.close());
-  if (server.store.listAccounts().length === 0) {
-    for (const [name, pw] of Object.entries(PASSWORDS)) server.store.createAccount(name, name, await hashPassword(pw));
+  if ((await server.store.listAccounts()).length === 0) {
+    for (const [name, pw] of Object.entries(PASSWORDS)) await server.store.createAccount(name, name, await hashPassword(pw));
   }
   return server;
 }
@@ -69,7 +69,7 @@ void t.test('login of two accounts racing for a new endpoint id at the same mome
     t.equal(won.length, 1, `round ${round}: one winner`);
     const lost = results.find((r) => r.status === 'rejected');
     t.match(lost?.status === 'rejected' ? lost.reason : undefined, { code: 'FORBIDDEN', message: new RegExp(`endpointId: "${id}" belongs to another account`) });
-    t.equal(server.store.endpointOwner(id), won[0]?.status === 'fulfilled' ? won[0].value.profile.account : undefined, 'the store names the winner');
+    t.equal(await server.store.endpointOwner(id), won[0]?.status === 'fulfilled' ? won[0].value.profile.account : undefined, 'the store names the winner');
   }
 });
 
@@ -109,7 +109,7 @@ void t.test('endpoint binding after a server restart still refuses another accou
   t.match(printed, /handset-1 was not bound to an account/);
   const third = await start(t, { dataDir });
   await client(t, third, 'mallory', 'handset-1').start();
-  t.equal(third.store.endpointOwner('handset-1'), 'mallory');
+  t.equal(await third.store.endpointOwner('handset-1'), 'mallory');
 });
 
 void t.test('logout of a browser endpoint releases its id; a device keeps its binding after logout (A10)', async (t) => {
@@ -117,12 +117,12 @@ void t.test('logout of a browser endpoint releases its id; a device keeps its bi
   const page = client(t, server, 'alice', 'web-1', 'browser');
   await page.start();
   await page.close(); // close() logs out
-  t.equal(server.store.endpointOwner('web-1'), undefined, 'a shared browser may log in to another account');
+  t.equal(await server.store.endpointOwner('web-1'), undefined, 'a shared browser may log in to another account');
   await client(t, server, 'mallory', 'web-1', 'browser').start();
   const handset = client(t, server, 'alice', 'handset-1');
   await handset.start();
   await handset.close();
-  t.equal(server.store.endpointOwner('handset-1'), 'alice');
+  t.equal(await server.store.endpointOwner('handset-1'), 'alice');
 });
 
 void t.test('resume with a token issued before the operator released the endpoint id is refused UNAUTHORIZED (issue 12, A10)', async (t) => {
@@ -145,7 +145,7 @@ void t.test('resume with a token issued before the operator released the endpoin
   ws.terminate(); // gone without logging out: her token stays stored
   while (server.registry.get('handset-1')) await new Promise((r) => setTimeout(r, 5));
   // The operator gives the id to alice's handset; mallory's old token must not win it back.
-  t.equal(server.store.releaseEndpoint('handset-1'), 'mallory');
+  t.equal(await server.store.releaseEndpoint('handset-1'), 'mallory');
   await client(t, server, 'alice', 'handset-1').start();
   const ws2 = new WebSocket(server.url);
   ws2.on('error', () => undefined);

@@ -26,23 +26,24 @@ async function building(t: Test, flats: number, perFlat: number, certTtlMs?: num
   const server = await AccessServer.start({ dataDir, port: 0, log, webRoot: dataDir, ...(certTtlMs ? { certTtlMs } : {}) });
   t.teardown(() => server.close());
   const store = server.store;
-  store.createAccount('door', 'Front door', await hashPassword('door-pw'));
+  await store.createAccount('door', 'Front door', await hashPassword('door-pw'));
   const names: string[] = [];
   for (let f = 1; f <= flats; f++) names.push(`flat-${String(f).padStart(4, '0')}`);
-  store.transaction(() => {
+  await store.transaction(async (tx) => {
     for (const name of names) {
-      store.createAccount(name, `Flat ${name.slice(5)}, 3rd floor left`, 'not-a-hash');
-      store.addBuddies('door', name);
+      await tx.createAccount(name, `Flat ${name.slice(5)}, 3rd floor left`, 'not-a-hash');
+      await tx.addBuddies('door', name);
     }
   });
-  const quiet = { notify: () => undefined, kick: () => undefined };
-  for (const name of names) {
-    for (let e = 1; e <= perFlat; e++) {
-      const info: EndpointInfo = { endpointId: `${name}-${e}`, account: name, kind: e === 1 ? 'deskphone' : 'phone', label: e === 1 ? 'Desk handset in the hall' : `Phone ${e}`, online: true };
-      const entry: OnlineEndpoint = { account: name, info, peer: quiet };
-      server.registry.set(entry);
+  // The flats' endpoints online (on some node): their rows in the store (A4).
+  await store.transaction(async (tx) => {
+    for (const name of names) {
+      for (let e = 1; e <= perFlat; e++) {
+        const info: EndpointInfo = { endpointId: `${name}-${e}`, account: name, kind: e === 1 ? 'deskphone' : 'phone', label: e === 1 ? 'Desk handset in the hall' : `Phone ${e}`, online: true };
+        await tx.putOnline({ endpointId: info.endpointId, account: name, kind: info.kind, label: info.label, nodeId: 'other-node', sessionId: `s-${info.endpointId}`, since: 1 });
+      }
     }
-  }
+  });
   return { server, dataDir };
 }
 
@@ -126,9 +127,9 @@ void t.test('presence for a buddy that arrives while the profile pages are assem
   const client = door(t, server);
   const starting = client.start();
   // A flat's phone comes online at once; its presence races the pages.
-  const entry: OnlineEndpoint = { account: 'flat-0399', info: { endpointId: 'flat-0399-9', account: 'flat-0399', kind: 'phone', label: '', online: true }, peer: { notify: () => undefined, kick: () => undefined } };
+  const entry: OnlineEndpoint = { account: 'flat-0399', info: { endpointId: 'flat-0399-9', account: 'flat-0399', kind: 'phone', label: '', online: true }, peer: { notify: () => undefined, kick: () => undefined }, buddies: [], sessionId: 's-new' };
   await new Promise((r) => setTimeout(r, 30));
-  server.registry.set(entry);
+  await server.store.putOnline({ endpointId: 'flat-0399-9', account: 'flat-0399', kind: 'phone', label: '', nodeId: 'other-node', sessionId: 's-new', since: 2 });
   server.registry.announce(entry, true);
   await starting;
   await new Promise((r) => setTimeout(r, 50));
@@ -146,12 +147,12 @@ void t.test('login whose answer the client refused as too large leaves no sessio
   ws.send(JSON.stringify({ kind: 'req', id: 'l1', type: 'login', body: { username: 'door', password: 'door-pw', endpointId: 'door-1', kind: 'intercom', label: '', signingKey: keys.signingKeyRaw, dtlsFingerprint: keys.dtlsFingerprint } }));
   t.ok((await closed) >= 1000, 'the client refused a message as too large and closed (1009 on the wire)');
   const end = Date.now() + 2000;
-  while (server.registry.get('door-1') && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
-  t.equal(server.store.countLoginSessions('door', 'door-1'), 0, 'the token it never read is revoked');
+  while ((server.registry.get('door-1') || (await server.store.countLoginSessions('door', 'door-1')) > 0) && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+  t.equal(await server.store.countLoginSessions('door', 'door-1'), 0, 'the token it never read is revoked');
 
-  server.store.addLoginSession('stale-hash', 'door', 'door-2', Date.now() - 1);
+  await server.store.addLoginSession('stale-hash', 'door', 'door-2', Date.now() - 1);
   await server.close();
   const again = await AccessServer.start({ dataDir, port: 0, log, webRoot: dataDir });
   t.teardown(() => again.close());
-  t.equal(again.store.countLoginSessions('door', 'door-2'), 0, 'a restarted server drops expired session rows');
+  t.equal(await again.store.countLoginSessions('door', 'door-2'), 0, 'a restarted server drops expired session rows');
 });

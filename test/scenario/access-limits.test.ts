@@ -17,8 +17,8 @@ async function start(t: Test, over: Partial<AccessServerOptions> = {}): Promise<
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const server = await AccessServer.start({ dataDir: dir, port: 0, log, webRoot: dir, ...over });
   t.teardown(() => server.close());
-  server.store.createAccount('alice', 'Alice', await hashPassword('alice-pw'));
-  server.store.createAccount('bob', 'Bob', await hashPassword('bob-pw'));
+  await server.store.createAccount('alice', 'Alice', await hashPassword('alice-pw'));
+  await server.store.createAccount('bob', 'Bob', await hashPassword('bob-pw'));
   return server;
 }
 

@@ -26,9 +26,9 @@ function tempDir(t: Test): string {
 async function startServer(t: Test, opts: Partial<AccessServerOptions> = {}): Promise<AccessServer> {
   const server = await AccessServer.start({ dataDir: opts.dataDir ?? tempDir(t), port: 0, log, ...opts });
   t.teardown(() => server.close());
-  if (server.store.listAccounts().length === 0) {
-    for (const [name, pw] of Object.entries(PASSWORDS)) server.store.createAccount(name, name.toUpperCase(), await hashPassword(pw));
-    server.store.addBuddies('alice', 'bob');
+  if ((await server.store.listAccounts()).length === 0) {
+    for (const [name, pw] of Object.entries(PASSWORDS)) await server.store.createAccount(name, name.toUpperCase(), await hashPassword(pw));
+    await server.store.addBuddies('alice', 'bob');
   }
   return server;
 }

@@ -43,7 +43,7 @@ async function start(t: Test, over: { sessionTtlMs?: number } = {}): Promise<Acc
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const server = await AccessServer.start({ dataDir: dir, port: 0, log, webRoot: dir, ...over });
   t.teardown(() => server.close());
-  server.store.createAccount('alice', 'Alice', await hashPassword('alice-pw'));
+  await server.store.createAccount('alice', 'Alice', await hashPassword('alice-pw'));
   return server;
 }
 

@@ -30,7 +30,7 @@ async function setup(t: Test, over: { serverPublicKey?: string; endpointId?: str
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const server = await AccessServer.start({ dataDir: join(dir, 'server'), port: 0, log, rateLimit: { perUsername: { maxFailures: 100, windowMs: 60_000 }, perAddress: { maxFailures: 100, windowMs: 60_000 } } });
   t.teardown(() => server.close());
-  server.store.createAccount('door', 'Front door', await hashPassword('account-password-not-on-the-device'));
+  await server.store.createAccount('door', 'Front door', await hashPassword('account-password-not-on-the-device'));
   const profile = JSON.parse(await readFile(PROFILE, 'utf8')) as Record<string, Record<string, unknown>>;
   const config = {
     ...profile,
@@ -68,14 +68,14 @@ async function refused(p: Promise<unknown>): Promise<Error & { code?: string }> 
 
 void t.test('provision with a fresh code writes a 0600 secrets file the device then logs in with', async (t) => {
   const s = await setup(t);
-  const { code } = createProvisionCode(s.server.store, 'door', 'door-1', 60_000);
+  const { code } = await createProvisionCode(s.server.store, 'door', 'door-1', 60_000);
   const r = await provision({ configFile: s.configFile, code });
   t.same(r, { account: 'door', endpointId: 'door-1', secretsFile: s.secretsFile });
   t.equal((await stat(s.secretsFile)).mode & 0o777, 0o600, 'secrets file is 0600');
   const secrets = JSON.parse(await readFile(s.secretsFile, 'utf8')) as { password: string };
   t.ok(secrets.password.length >= 32, 'a long random password made on the device');
   const keys = await loadOrCreateKeys(join(s.dir, 'state'));
-  t.equal(s.server.store.listEndpointCredentials('door')[0]?.signingKey, keys.signingKeyRaw, 'the credential is bound to the key made on the device');
+  t.equal((await s.server.store.listEndpointCredentials('door'))[0]?.signingKey, keys.signingKeyRaw, 'the credential is bound to the key made on the device');
   const client = await login(t, s, keys);
   const result = await client.start();
   t.equal(result.profile.account, 'door');
@@ -84,7 +84,7 @@ void t.test('provision with a fresh code writes a 0600 secrets file the device t
 
 void t.test('provision with a used, expired or other-endpoint code is refused and writes nothing', async (t) => {
   const s = await setup(t);
-  const { code } = createProvisionCode(s.server.store, 'door', 'door-1', 60_000);
+  const { code } = await createProvisionCode(s.server.store, 'door', 'door-1', 60_000);
   await provision({ configFile: s.configFile, code });
   const again = await refused(provision({ configFile: s.configFile, code, force: true }));
   t.match(again.message, /provisioning code is unknown, expired, already used/);
@@ -93,30 +93,30 @@ void t.test('provision with a used, expired or other-endpoint code is refused an
   t.match(exists.message, /exists: this device is provisioned already \(use --force/);
 
   await rm(s.secretsFile);
-  const expired = createProvisionCode(s.server.store, 'door', 'door-1', 1, Date.now() - 10);
+  const expired = await createProvisionCode(s.server.store, 'door', 'door-1', 1, Date.now() - 10);
   t.match((await refused(provision({ configFile: s.configFile, code: expired.code }))).message, /unknown, expired, already used/);
-  const other = createProvisionCode(s.server.store, 'door', 'door-2', 60_000);
+  const other = await createProvisionCode(s.server.store, 'door', 'door-2', 60_000);
   t.match((await refused(provision({ configFile: s.configFile, code: other.code }))).message, /for another account or endpoint/);
   t.match((await refused(provision({ configFile: s.configFile, code: 'short' }))).message, /code: a provisioning code/);
   await t.rejects(stat(s.secretsFile), 'no secrets file written');
-  t.ok(s.server.store.findProvisionCode((await import('../../server/provisioning.ts')).hashCode(other.code), Date.now()), 'a refused code for another endpoint is not used up');
+  t.ok(await s.server.store.findProvisionCode((await import('../../server/provisioning.ts')).hashCode(other.code), Date.now()), 'a refused code for another endpoint is not used up');
 });
 
 void t.test('provision with a config naming another server key is refused before the code is spent', async (t) => {
   const s = await setup(t, { serverPublicKey: fakeEndpointKeys().signingKeyRaw });
-  const { code } = createProvisionCode(s.server.store, 'door', 'door-1', 60_000);
+  const { code } = await createProvisionCode(s.server.store, 'door', 'door-1', 60_000);
   const err = await refused(provision({ configFile: s.configFile, code }));
   t.match(err.message, /access\.serverPublicKey .* differs from the key .* served by/);
-  t.equal(s.server.store.listEndpointCredentials('door').length, 0);
+  t.equal((await s.server.store.listEndpointCredentials('door')).length, 0);
 });
 
 void t.test('login with a provisioned password but another signing key, or after revoke, is refused', async (t) => {
   const s = await setup(t);
-  const { code } = createProvisionCode(s.server.store, 'door', 'door-1', 60_000);
+  const { code } = await createProvisionCode(s.server.store, 'door', 'door-1', 60_000);
   await provision({ configFile: s.configFile, code });
   const stolen = await login(t, s, fakeEndpointKeys());
   t.equal((await refused(stolen.start())).code, 'UNAUTHORIZED', 'the password alone is not enough');
-  t.ok(s.server.store.removeEndpointCredential('door', 'door-1'));
+  t.ok(await s.server.store.removeEndpointCredential('door', 'door-1'));
   const revoked = await login(t, s, await loadOrCreateKeys(join(s.dir, 'state')));
   t.equal((await refused(revoked.start())).code, 'UNAUTHORIZED', 'revoked');
 });

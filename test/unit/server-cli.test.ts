@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { serverCli, type ServerCliIo } from '../../server/cli.ts';
-import { AccountStore } from '../../server/store.ts';
+import type { AccountStore } from '../../server/store.ts';
+import { openStore } from '../../server/store/open.ts';
 import { verifyPassword } from '../../server/passwords.ts';
 import { silentLogger } from '../../platform/log.ts';
 
@@ -35,12 +36,12 @@ function dataDir(t: Test): string {
   return dir;
 }
 
-function readStore<T>(dir: string, fn: (s: AccountStore) => T): T {
-  const store = AccountStore.open(dir);
+async function readStore<T>(dir: string, fn: (s: AccountStore) => Promise<T>): Promise<T> {
+  const store = await openStore({ kind: 'sqlite', dataDir: dir });
   try {
-    return fn(store);
+    return await fn(store);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -50,7 +51,7 @@ void t.test('account add without --password-stdin prints a generated strong pass
   t.equal(r.code, 0);
   const pw = /password \(shown once, store it now\): (\S+)/.exec(r.stdout)?.[1];
   t.ok(pw && pw.length >= 20, 'a long random password');
-  const account = readStore(dir, (s) => s.getAccount('alice'));
+  const account = await readStore(dir, (s) => s.getAccount('alice'));
   t.equal(account?.displayName, 'Alice A');
   t.ok(await verifyPassword(account!.passwordHash, pw!));
   const again = await run(['account', 'add', 'bob', '--data', dir]);
@@ -63,14 +64,14 @@ void t.test('account add with --password-stdin uses the first stdin line and pri
   t.equal(r.code, 0);
   t.notMatch(r.stdout, /hunter2/);
   t.notMatch(r.stdout, /password/);
-  t.ok(await verifyPassword(readStore(dir, (s) => s.getAccount('bob'))!.passwordHash, 'hunter2-long'));
+  t.ok(await verifyPassword((await readStore(dir, (s) => s.getAccount('bob')))!.passwordHash, 'hunter2-long'));
 });
 
 void t.test('account passwd with --password-stdin replaces the password; for an unknown account exits 1 naming it', async (t) => {
   const dir = dataDir(t);
   await run(['account', 'add', 'bob', '--password-stdin', '--data', dir], 'old-password');
   t.equal((await run(['account', 'passwd', 'bob', '--password-stdin', '--data', dir], 'new-password')).code, 0);
-  t.ok(await verifyPassword(readStore(dir, (s) => s.getAccount('bob'))!.passwordHash, 'new-password'));
+  t.ok(await verifyPassword((await readStore(dir, (s) => s.getAccount('bob')))!.passwordHash, 'new-password'));
   const r = await run(['account', 'passwd', 'zed', '--password-stdin', '--data', dir], 'x');
   t.equal(r.code, 1);
   t.match(r.stderr, /unknown account "zed"/);
@@ -102,7 +103,7 @@ void t.test('account list and buddy add/remove print and change the store', asyn
   t.match(list.stdout, /^alice\talice\t\d{4}-.*\nbob\tBob B\t/);
   t.notMatch(list.stdout, /argon2/);
   t.equal((await run(['buddy', 'add', 'alice', 'bob', '--data', dir])).code, 0);
-  t.same(readStore(dir, (s) => s.buddiesOf('bob').map((b) => b.name)), ['alice']);
+  t.same(await readStore(dir, async (s) => (await s.buddiesOf('bob')).map((b) => b.name)), ['alice']);
   const unknown = await run(['buddy', 'add', 'alice', 'zed', '--data', dir]);
   t.equal(unknown.code, 1);
   t.match(unknown.stderr, /unknown account "zed"/);
@@ -168,7 +169,7 @@ void t.test('provision-code add for an endpoint id bound to another account exit
   const dir = dataDir(t);
   await run(['account', 'add', 'alice', '--data', dir]);
   await run(['account', 'add', 'bob', '--data', dir]);
-  readStore(dir, (s) => s.claimEndpoint('handset-1', 'alice'));
+  await readStore(dir, (s) => s.claimEndpoint('handset-1', 'alice'));
   const r = await run(['provision-code', 'add', 'bob', '--endpoint', 'handset-1', '--data', dir]);
   t.equal(r.code, 1);
   t.match(r.stderr, /endpoint "handset-1" belongs to account "alice"; release it first \(sweep server endpoint release handset-1\) \(FORBIDDEN\)/);

@@ -1,0 +1,123 @@
+import { Migrator, sql, type Kysely, type Migration, type CreateTableBuilder } from 'kysely';
+import { SweepError } from '../../core/errors.ts';
+import type { SqlDialect } from './schema.ts';
+
+/**
+ * The store's schema, one migration per step, for both dialects. Migration 001 is the schema the
+ * single-file server always had (`CREATE … IF NOT EXISTS`), so an existing accounts.db adopts it
+ * without a change. Kysely records applied migrations in `kysely_migration`, and takes a lock
+ * (an advisory lock on PostgreSQL) so two nodes migrating at once apply each step once.
+ */
+export function migrations(dialect: SqlDialect): Record<string, Migration> {
+  // STRICT tables allow only INTEGER for whole numbers; PostgreSQL needs BIGINT for ms timestamps.
+  const time = dialect === 'sqlite' ? 'integer' : 'bigint';
+  const strict = <T extends string, C extends string>(b: CreateTableBuilder<T, C>): CreateTableBuilder<T, C> => (dialect === 'sqlite' ? b.modifyEnd(sql`STRICT`) : b);
+  return {
+    '001_accounts': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await strict(
+          db.schema
+            .createTable('accounts')
+            .ifNotExists()
+            .addColumn('name', 'text', (c) => c.primaryKey())
+            .addColumn('display_name', 'text', (c) => c.notNull())
+            .addColumn('password_hash', 'text', (c) => c.notNull())
+            .addColumn('created_at', time, (c) => c.notNull()),
+        ).execute();
+        await strict(
+          db.schema
+            .createTable('buddies')
+            .ifNotExists()
+            .addColumn('a', 'text', (c) => c.notNull().references('accounts.name').onDelete('cascade'))
+            .addColumn('b', 'text', (c) => c.notNull().references('accounts.name').onDelete('cascade'))
+            .addPrimaryKeyConstraint('buddies_pk', ['a', 'b'])
+            .addCheckConstraint('buddies_ordered', sql`a < b`),
+        ).execute();
+        await db.schema.createIndex('buddies_b').ifNotExists().on('buddies').column('b').execute();
+        await strict(
+          db.schema
+            .createTable('login_sessions')
+            .ifNotExists()
+            .addColumn('token_hash', 'text', (c) => c.primaryKey())
+            .addColumn('account', 'text', (c) => c.notNull().references('accounts.name').onDelete('cascade'))
+            .addColumn('endpoint_id', 'text', (c) => c.notNull())
+            .addColumn('expires_at', time, (c) => c.notNull()),
+        ).execute();
+        await db.schema.createIndex('login_sessions_endpoint').ifNotExists().on('login_sessions').columns(['account', 'endpoint_id']).execute();
+        await strict(
+          db.schema
+            .createTable('provision_codes')
+            .ifNotExists()
+            .addColumn('code_hash', 'text', (c) => c.primaryKey())
+            .addColumn('account', 'text', (c) => c.notNull().references('accounts.name').onDelete('cascade'))
+            .addColumn('endpoint_id', 'text', (c) => c.notNull())
+            .addColumn('expires_at', time, (c) => c.notNull())
+            .addColumn('created_at', time, (c) => c.notNull()),
+        ).execute();
+        await strict(
+          db.schema
+            .createTable('endpoint_credentials')
+            .ifNotExists()
+            .addColumn('account', 'text', (c) => c.notNull().references('accounts.name').onDelete('cascade'))
+            .addColumn('endpoint_id', 'text', (c) => c.notNull())
+            .addColumn('password_hash', 'text', (c) => c.notNull())
+            .addColumn('signing_key', 'text', (c) => c.notNull())
+            .addColumn('created_at', time, (c) => c.notNull())
+            .addPrimaryKeyConstraint('endpoint_credentials_pk', ['account', 'endpoint_id']),
+        ).execute();
+        await strict(
+          db.schema
+            .createTable('endpoint_bindings')
+            .ifNotExists()
+            .addColumn('endpoint_id', 'text', (c) => c.primaryKey())
+            .addColumn('account', 'text', (c) => c.notNull().references('accounts.name').onDelete('cascade'))
+            .addColumn('bound_at', time, (c) => c.notNull()),
+        ).execute();
+        await db.schema.createIndex('endpoint_bindings_account').ifNotExists().on('endpoint_bindings').column('account').execute();
+      },
+    },
+    '002_cluster': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        // Not tied to accounts by a foreign key: a row outlives nothing, the reaper and logouts remove it.
+        await strict(
+          db.schema
+            .createTable('online_endpoints')
+            .addColumn('endpoint_id', 'text', (c) => c.primaryKey())
+            .addColumn('account', 'text', (c) => c.notNull())
+            .addColumn('kind', 'text', (c) => c.notNull())
+            .addColumn('label', 'text', (c) => c.notNull())
+            .addColumn('node_id', 'text', (c) => c.notNull())
+            .addColumn('session_id', 'text', (c) => c.notNull())
+            .addColumn('since', time, (c) => c.notNull()),
+        ).execute();
+        await db.schema.createIndex('online_endpoints_account').on('online_endpoints').column('account').execute();
+        await db.schema.createIndex('online_endpoints_node').on('online_endpoints').column('node_id').execute();
+        await strict(
+          db.schema
+            .createTable('node_leases')
+            .addColumn('node_id', 'text', (c) => c.primaryKey())
+            .addColumn('started_at', time, (c) => c.notNull())
+            .addColumn('renewed_at', time, (c) => c.notNull())
+            .addColumn('expires_at', time, (c) => c.notNull()),
+        ).execute();
+      },
+    },
+  };
+}
+
+function migrator(db: Kysely<unknown>, dialect: SqlDialect): Migrator {
+  return new Migrator({ db, provider: { getMigrations: () => Promise.resolve(migrations(dialect)) } });
+}
+
+/** Applies every pending migration; returns the names applied now. */
+export async function migrateToLatest(db: Kysely<unknown>, dialect: SqlDialect): Promise<string[]> {
+  const { error, results } = await migrator(db, dialect).migrateToLatest();
+  if (error) throw new SweepError('INTERNAL', `database migration failed: ${error instanceof Error ? error.message : JSON.stringify(error)}`, { cause: error });
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** The migrations not yet applied to this database (empty when it is current). */
+export async function pendingMigrations(db: Kysely<unknown>, dialect: SqlDialect): Promise<string[]> {
+  const all = await migrator(db, dialect).getMigrations();
+  return all.filter((m) => m.executedAt === undefined).map((m) => m.name);
+}

@@ -1,0 +1,331 @@
+import { sql, type Kysely } from 'kysely';
+import { SweepError } from '../../core/errors.ts';
+import { checkAccountName, checkDisplayName, unknownAccount, type Account, type AccountStore, type AccountSummary, type OnlineRow, type StoredSession } from '../store.ts';
+import type { SqlDialect, Tables } from './schema.ts';
+
+/** The advisory lock key of the reaper (any constant the cluster agrees on). */
+const REAPER_LOCK = 0x5eed16;
+
+/**
+ * The store over Kysely: one set of queries for SQLite and PostgreSQL (only portable SQL:
+ * ON CONFLICT, RETURNING, sub-selects). `db` may be a transaction; `onClose` ends the engine.
+ */
+export class SqlStore implements AccountStore {
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly db: Kysely<Tables>,
+    readonly dialect: SqlDialect,
+    private readonly onClose: () => Promise<void> = () => Promise.resolve(),
+  ) {}
+
+  async createAccount(name: string, displayName: string, passwordHash: string, createdAt = Date.now()): Promise<void> {
+    checkAccountName(name);
+    checkDisplayName(displayName);
+    const row = await this.db
+      .insertInto('accounts')
+      .values({ name, display_name: displayName, password_hash: passwordHash, created_at: createdAt })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .returning('name')
+      .executeTakeFirst();
+    if (!row) throw new SweepError('BAD_STATE', `account "${name}" already exists`);
+  }
+
+  async setPassword(name: string, passwordHash: string): Promise<void> {
+    const row = await this.db.updateTable('accounts').set({ password_hash: passwordHash }).where('name', '=', name).returning('name').executeTakeFirst();
+    if (!row) throw unknownAccount(name);
+  }
+
+  async getAccount(name: string): Promise<Account | undefined> {
+    const row = await this.db.selectFrom('accounts').selectAll().where('name', '=', name).executeTakeFirst();
+    return row && { name: row.name, displayName: row.display_name, passwordHash: row.password_hash, createdAt: row.created_at };
+  }
+
+  async listAccounts(): Promise<AccountSummary[]> {
+    const rows = await this.db.selectFrom('accounts').select(['name', 'display_name', 'created_at']).orderBy('name').execute();
+    return rows.map(summary);
+  }
+
+  async addBuddies(a: string, b: string): Promise<void> {
+    const [x, y] = await this.pair(a, b);
+    await this.db.insertInto('buddies').values({ a: x, b: y }).onConflict((oc) => oc.columns(['a', 'b']).doNothing()).execute();
+  }
+
+  async removeBuddies(a: string, b: string): Promise<boolean> {
+    const [x, y] = await this.pair(a, b);
+    const rows = await this.db.deleteFrom('buddies').where('a', '=', x).where('b', '=', y).returning('a').execute();
+    return rows.length > 0;
+  }
+
+  async areBuddies(a: string, b: string): Promise<boolean> {
+    if (a === b) return false;
+    const [x, y] = a < b ? [a, b] : [b, a];
+    return (await this.db.selectFrom('buddies').select('a').where('a', '=', x).where('b', '=', y).executeTakeFirst()) !== undefined;
+  }
+
+  async buddiesOf(account: string): Promise<AccountSummary[]> {
+    const rows = await this.db
+      .selectFrom('accounts')
+      .select(['name', 'display_name', 'created_at'])
+      .where((eb) =>
+        eb.or([
+          eb('name', 'in', eb.selectFrom('buddies').select('b').where('a', '=', account)),
+          eb('name', 'in', eb.selectFrom('buddies').select('a').where('b', '=', account)),
+        ]),
+      )
+      .orderBy('name')
+      .execute();
+    return rows.map(summary);
+  }
+
+  async claimEndpoint(endpointId: string, account: string, now = Date.now()): Promise<string> {
+    // A10: on conflict the row is "updated" to itself, so RETURNING names the existing owner.
+    const row = await this.db
+      .insertInto('endpoint_bindings')
+      .values({ endpoint_id: endpointId, account, bound_at: now })
+      .onConflict((oc) => oc.column('endpoint_id').doUpdateSet({ endpoint_id: (eb) => eb.ref('excluded.endpoint_id') }))
+      .returning('account')
+      .executeTakeFirst();
+    return row?.account ?? account;
+  }
+
+  async endpointOwner(endpointId: string): Promise<string | undefined> {
+    return (await this.db.selectFrom('endpoint_bindings').select('account').where('endpoint_id', '=', endpointId).executeTakeFirst())?.account;
+  }
+
+  async listEndpointBindings(account: string): Promise<Array<{ endpointId: string; boundAt: number }>> {
+    const rows = await this.db.selectFrom('endpoint_bindings').select(['endpoint_id', 'bound_at']).where('account', '=', account).orderBy('endpoint_id').execute();
+    return rows.map((r) => ({ endpointId: r.endpoint_id, boundAt: r.bound_at }));
+  }
+
+  releaseEndpoint(endpointId: string): Promise<string | undefined> {
+    return this.transaction(async (tx) => {
+      const row = await tx.db.deleteFrom('endpoint_bindings').where('endpoint_id', '=', endpointId).returning('account').executeTakeFirst();
+      if (row) await tx.revokeLoginSessions(row.account, endpointId);
+      return row?.account;
+    });
+  }
+
+  async countLoginSessions(account: string, endpointId: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('login_sessions')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('account', '=', account)
+      .where('endpoint_id', '=', endpointId)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async purgeExpiredLoginSessions(now: number): Promise<number> {
+    const rows = await this.db.deleteFrom('login_sessions').where('expires_at', '<=', now).returning('token_hash').execute();
+    return rows.length;
+  }
+
+  async revokeLoginSession(tokenHash: string): Promise<void> {
+    await this.db.deleteFrom('login_sessions').where('token_hash', '=', tokenHash).execute();
+  }
+
+  replaceLoginSession(tokenHash: string, account: string, endpointId: string, expiresAt: number): Promise<void> {
+    return this.transaction(async (tx) => {
+      await tx.revokeLoginSessions(account, endpointId);
+      await tx.addLoginSession(tokenHash, account, endpointId, expiresAt);
+    });
+  }
+
+  async addLoginSession(tokenHash: string, account: string, endpointId: string, expiresAt: number): Promise<void> {
+    await this.db.insertInto('login_sessions').values({ token_hash: tokenHash, account, endpoint_id: endpointId, expires_at: expiresAt }).execute();
+  }
+
+  async takeLoginSession(tokenHash: string, now: number): Promise<StoredSession | undefined> {
+    const row = await this.db.deleteFrom('login_sessions').where('token_hash', '=', tokenHash).returning(['account', 'endpoint_id', 'expires_at']).executeTakeFirst();
+    await this.db.deleteFrom('login_sessions').where('expires_at', '<=', now).execute();
+    return row && row.expires_at > now ? { account: row.account, endpointId: row.endpoint_id, expiresAt: row.expires_at } : undefined;
+  }
+
+  async revokeLoginSessions(account: string, endpointId: string): Promise<void> {
+    await this.db.deleteFrom('login_sessions').where('account', '=', account).where('endpoint_id', '=', endpointId).execute();
+  }
+
+  async addProvisionCode(codeHash: string, account: string, endpointId: string, expiresAt: number, createdAt = Date.now()): Promise<void> {
+    if (!(await this.getAccount(account))) throw unknownAccount(account);
+    await this.db.insertInto('provision_codes').values({ code_hash: codeHash, account, endpoint_id: endpointId, expires_at: expiresAt, created_at: createdAt }).execute();
+  }
+
+  async findProvisionCode(codeHash: string, now: number): Promise<StoredSession | undefined> {
+    await this.db.deleteFrom('provision_codes').where('expires_at', '<=', now).execute();
+    const row = await this.db.selectFrom('provision_codes').select(['account', 'endpoint_id', 'expires_at']).where('code_hash', '=', codeHash).executeTakeFirst();
+    return row && { account: row.account, endpointId: row.endpoint_id, expiresAt: row.expires_at };
+  }
+
+  redeemProvisionCode(codeHash: string, account: string, endpointId: string, passwordHash: string, signingKey: string, now: number): Promise<boolean> {
+    return this.transaction(async (tx) => {
+      const used = await tx.db
+        .deleteFrom('provision_codes')
+        .where('code_hash', '=', codeHash)
+        .where('account', '=', account)
+        .where('endpoint_id', '=', endpointId)
+        .where('expires_at', '>', now)
+        .returning('code_hash')
+        .executeTakeFirst();
+      if (!used) return false;
+      await tx.db
+        .insertInto('endpoint_credentials')
+        .values({ account, endpoint_id: endpointId, password_hash: passwordHash, signing_key: signingKey, created_at: now })
+        .onConflict((oc) =>
+          oc.columns(['account', 'endpoint_id']).doUpdateSet((eb) => ({
+            password_hash: eb.ref('excluded.password_hash'),
+            signing_key: eb.ref('excluded.signing_key'),
+            created_at: eb.ref('excluded.created_at'),
+          })),
+        )
+        .execute();
+      await tx.revokeLoginSessions(account, endpointId);
+      return true;
+    });
+  }
+
+  async getEndpointCredential(account: string, endpointId: string): Promise<{ passwordHash: string; signingKey: string; createdAt: number } | undefined> {
+    const row = await this.db
+      .selectFrom('endpoint_credentials')
+      .select(['password_hash', 'signing_key', 'created_at'])
+      .where('account', '=', account)
+      .where('endpoint_id', '=', endpointId)
+      .executeTakeFirst();
+    return row && { passwordHash: row.password_hash, signingKey: row.signing_key, createdAt: row.created_at };
+  }
+
+  async listEndpointCredentials(account: string): Promise<Array<{ endpointId: string; signingKey: string; createdAt: number }>> {
+    const rows = await this.db.selectFrom('endpoint_credentials').select(['endpoint_id', 'signing_key', 'created_at']).where('account', '=', account).orderBy('endpoint_id').execute();
+    return rows.map((r) => ({ endpointId: r.endpoint_id, signingKey: r.signing_key, createdAt: r.created_at }));
+  }
+
+  removeEndpointCredential(account: string, endpointId: string): Promise<boolean> {
+    return this.transaction(async (tx) => {
+      const row = await tx.db.deleteFrom('endpoint_credentials').where('account', '=', account).where('endpoint_id', '=', endpointId).returning('account').executeTakeFirst();
+      await tx.revokeLoginSessions(account, endpointId);
+      return row !== undefined;
+    });
+  }
+
+  async putOnline(row: OnlineRow): Promise<void> {
+    const values = { endpoint_id: row.endpointId, account: row.account, kind: row.kind, label: row.label, node_id: row.nodeId, session_id: row.sessionId, since: row.since };
+    await this.db
+      .insertInto('online_endpoints')
+      .values(values)
+      .onConflict((oc) =>
+        oc.column('endpoint_id').doUpdateSet((eb) => ({
+          account: eb.ref('excluded.account'),
+          kind: eb.ref('excluded.kind'),
+          label: eb.ref('excluded.label'),
+          node_id: eb.ref('excluded.node_id'),
+          session_id: eb.ref('excluded.session_id'),
+          since: eb.ref('excluded.since'),
+        })),
+      )
+      .execute();
+  }
+
+  async dropOnline(endpointId: string, sessionId: string): Promise<boolean> {
+    const row = await this.db.deleteFrom('online_endpoints').where('endpoint_id', '=', endpointId).where('session_id', '=', sessionId).returning('endpoint_id').executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async onlineForAccount(account: string): Promise<OnlineRow[]> {
+    const rows = await this.db
+      .selectFrom('online_endpoints')
+      .selectAll()
+      .where((eb) =>
+        eb.or([
+          eb('account', '=', account),
+          eb('account', 'in', eb.selectFrom('buddies').select('b').where('a', '=', account)),
+          eb('account', 'in', eb.selectFrom('buddies').select('a').where('b', '=', account)),
+        ]),
+      )
+      .orderBy('endpoint_id')
+      .execute();
+    return rows.map(onlineRow);
+  }
+
+  async onlineOf(accounts: readonly string[]): Promise<OnlineRow[]> {
+    const out: OnlineRow[] = [];
+    // Bounded IN lists: both engines cap the number of parameters.
+    for (let i = 0; i < accounts.length; i += 500) {
+      const rows = await this.db.selectFrom('online_endpoints').selectAll().where('account', 'in', accounts.slice(i, i + 500)).orderBy('endpoint_id').execute();
+      out.push(...rows.map(onlineRow));
+    }
+    return out;
+  }
+
+  async putLease(nodeId: string, now: number, ttlMs: number): Promise<void> {
+    await this.db
+      .insertInto('node_leases')
+      .values({ node_id: nodeId, started_at: now, renewed_at: now, expires_at: now + ttlMs })
+      .onConflict((oc) => oc.column('node_id').doUpdateSet({ renewed_at: now, expires_at: now + ttlMs }))
+      .execute();
+  }
+
+  async renewLease(nodeId: string, now: number, ttlMs: number): Promise<boolean> {
+    const row = await this.db.updateTable('node_leases').set({ renewed_at: now, expires_at: now + ttlMs }).where('node_id', '=', nodeId).returning('node_id').executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async countFreshLeases(now: number, exceptNodeId: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('node_leases')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('expires_at', '>', now)
+      .where('node_id', '!=', exceptNodeId)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async dropLease(nodeId: string): Promise<void> {
+    await this.db.deleteFrom('node_leases').where('node_id', '=', nodeId).execute();
+  }
+
+  reapExpiredNodes(now: number): Promise<{ nodes: string[]; rows: OnlineRow[] } | undefined> {
+    return this.transaction(async (tx) => {
+      if (this.dialect === 'postgres') {
+        // One reaper at a time across the cluster; released with the transaction.
+        const lock = await sql<{ ok: boolean }>`SELECT pg_try_advisory_xact_lock(${REAPER_LOCK}) AS ok`.execute(tx.db);
+        if (lock.rows[0]?.ok !== true) return undefined;
+      }
+      const dead = await tx.db.deleteFrom('node_leases').where('expires_at', '<=', now).returning('node_id').execute();
+      const nodes = dead.map((d) => d.node_id);
+      // The rows of every node without a lease: those just expired, and any left by a crash before.
+      const rows = await tx.db
+        .deleteFrom('online_endpoints')
+        .where((eb) => eb('node_id', 'not in', eb.selectFrom('node_leases').select('node_id')))
+        .returningAll()
+        .execute();
+      return { nodes, rows: rows.map(onlineRow) };
+    });
+  }
+
+  transaction<T>(fn: (store: SqlStore) => Promise<T>): Promise<T> {
+    // A transaction inside a transaction joins it (Kysely has no nested transactions).
+    if (this.db.isTransaction) return fn(this);
+    return this.db.transaction().execute((trx) => fn(new SqlStore(trx, this.dialect)));
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.onClose();
+    return this.closing;
+  }
+
+  private async pair(a: string, b: string): Promise<[string, string]> {
+    checkAccountName(a, 'first account');
+    checkAccountName(b, 'second account');
+    if (a === b) throw new SweepError('INVALID_MESSAGE', `buddies: an account cannot be its own buddy ("${a}")`);
+    for (const n of [a, b]) if (!(await this.getAccount(n))) throw unknownAccount(n);
+    return a < b ? [a, b] : [b, a];
+  }
+}
+
+function summary(r: { name: string; display_name: string; created_at: number }): AccountSummary {
+  return { name: r.name, displayName: r.display_name, createdAt: r.created_at };
+}
+
+function onlineRow(r: { endpoint_id: string; account: string; kind: string; label: string; node_id: string; session_id: string; since: number }): OnlineRow {
+  return { endpointId: r.endpoint_id, account: r.account, kind: r.kind, label: r.label, nodeId: r.node_id, sessionId: r.session_id, since: r.since };
+}

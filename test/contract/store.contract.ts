@@ -1,0 +1,218 @@
+import type { Test } from 'tap';
+import type { AccountStore } from '../../server/store.ts';
+
+/**
+ * The store's contract, run against every back end (SQLite and PostgreSQL). `open` gives a
+ * fresh, empty store; `reopen` a second store on the same data (another node, or a restart).
+ */
+export interface StoreSubject {
+  open(t: Test): Promise<{ store: AccountStore; reopen: () => Promise<AccountStore> }>;
+}
+
+export function storeContract(t: Test, subject: StoreSubject): void {
+  const open = async (t: Test): Promise<AccountStore> => (await subject.open(t)).store;
+
+  void t.test('createAccount then getAccount returns it', async (t) => {
+    const store = await open(t);
+    await store.createAccount('alice', 'Alice A.', 'HASH', 1000);
+    t.same(await store.getAccount('alice'), { name: 'alice', displayName: 'Alice A.', passwordHash: 'HASH', createdAt: 1000 });
+    t.equal(await store.getAccount('bob'), undefined);
+  });
+
+  void t.test('createAccount with an existing name rejects BAD_STATE naming it', async (t) => {
+    const store = await open(t);
+    await store.createAccount('alice', 'Alice', 'H');
+    await t.rejects(store.createAccount('alice', 'Other', 'H'), { code: 'BAD_STATE', message: 'account "alice" already exists' });
+  });
+
+  void t.test('createAccount with a bad name or display name rejects INVALID_MESSAGE naming the value', async (t) => {
+    const store = await open(t);
+    await t.rejects(store.createAccount('Alice!', 'A', 'H'), { code: 'INVALID_MESSAGE', message: /account: "Alice!" is not an account name/ });
+    await t.rejects(store.createAccount('alice', 'x'.repeat(65), 'H'), { code: 'INVALID_MESSAGE', message: /display name/ });
+  });
+
+  void t.test('setPassword on a known account replaces the hash, on an unknown one rejects NOT_FOUND', async (t) => {
+    const store = await open(t);
+    await store.createAccount('alice', 'Alice', 'OLD');
+    await store.setPassword('alice', 'NEW');
+    t.equal((await store.getAccount('alice'))?.passwordHash, 'NEW');
+    await t.rejects(store.setPassword('zed', 'H'), { code: 'NOT_FOUND', message: 'unknown account "zed"' });
+  });
+
+  void t.test('listAccounts returns summaries sorted by name without hashes, times as numbers', async (t) => {
+    const store = await open(t);
+    await store.createAccount('bob', 'Bob', 'H', 1_700_000_000_002);
+    await store.createAccount('alice', 'Alice', 'H', 1);
+    t.strictSame(await store.listAccounts(), [
+      { name: 'alice', displayName: 'Alice', createdAt: 1 },
+      { name: 'bob', displayName: 'Bob', createdAt: 1_700_000_000_002 },
+    ]);
+  });
+
+  void t.test('addBuddies makes a symmetric pair and is idempotent', async (t) => {
+    const store = await open(t);
+    for (const n of ['alice', 'bob', 'carol']) await store.createAccount(n, n.toUpperCase(), 'H');
+    await store.addBuddies('bob', 'alice');
+    await store.addBuddies('alice', 'bob');
+    await store.addBuddies('alice', 'carol');
+    t.same((await store.buddiesOf('alice')).map((b) => b.name), ['bob', 'carol']);
+    t.same((await store.buddiesOf('bob')).map((b) => b.name), ['alice']);
+    t.same((await store.buddiesOf('carol')).map((b) => b.displayName), ['ALICE']);
+    t.ok(await store.areBuddies('bob', 'alice'));
+    t.notOk(await store.areBuddies('bob', 'carol'));
+  });
+
+  void t.test('addBuddies with an unknown or the same account rejects naming it', async (t) => {
+    const store = await open(t);
+    await store.createAccount('alice', 'A', 'H');
+    await t.rejects(store.addBuddies('alice', 'zed'), { code: 'NOT_FOUND', message: 'unknown account "zed"' });
+    await t.rejects(store.addBuddies('alice', 'alice'), { code: 'INVALID_MESSAGE', message: /own buddy \("alice"\)/ });
+  });
+
+  void t.test('removeBuddies removes the pair both ways and reports whether it existed', async (t) => {
+    const store = await open(t);
+    await store.createAccount('alice', 'A', 'H');
+    await store.createAccount('bob', 'B', 'H');
+    await store.addBuddies('alice', 'bob');
+    t.equal(await store.removeBuddies('bob', 'alice'), true);
+    t.same(await store.buddiesOf('alice'), []);
+    t.equal(await store.removeBuddies('alice', 'bob'), false);
+  });
+
+  void t.test('a second store on the same data sees what the first wrote; close is idempotent', async (t) => {
+    const { store, reopen } = await subject.open(t);
+    await store.createAccount('alice', 'A', 'H');
+    const other = await reopen();
+    t.equal((await other.getAccount('alice'))?.name, 'alice');
+    await other.close();
+    await other.close();
+  });
+
+  void t.test('claimEndpoint on a free id binds it; on a bound id returns the owner and changes nothing (A10)', async (t) => {
+    const store = await open(t);
+    await store.createAccount('alice', 'A', 'H');
+    await store.createAccount('bob', 'B', 'H');
+    t.equal(await store.claimEndpoint('handset-1', 'alice', 5), 'alice');
+    t.equal(await store.claimEndpoint('handset-1', 'bob', 6), 'alice');
+    t.equal(await store.claimEndpoint('handset-1', 'alice', 7), 'alice');
+    t.strictSame(await store.listEndpointBindings('alice'), [{ endpointId: 'handset-1', boundAt: 5 }]);
+    t.same(await store.listEndpointBindings('bob'), []);
+  });
+
+  void t.test('claimEndpoint raced by two accounts on two stores gives one owner (A10)', async (t) => {
+    const { store, reopen } = await subject.open(t);
+    const other = await reopen();
+    t.teardown(() => other.close());
+    await store.createAccount('alice', 'A', 'H');
+    await store.createAccount('bob', 'B', 'H');
+    for (let i = 0; i < 20; i++) {
+      const id = `door-${i}`;
+      const [a, b] = await Promise.all([store.claimEndpoint(id, 'alice'), other.claimEndpoint(id, 'bob')]);
+      t.equal(a, b, `${id}: both see the same owner`);
+      t.equal(await store.endpointOwner(id), a);
+    }
+  });
+
+  void t.test('releaseEndpoint frees the id and revokes its sessions; returns the old owner or undefined (A10)', async (t) => {
+    const store = await open(t);
+    await store.createAccount('alice', 'A', 'H');
+    await store.claimEndpoint('handset-1', 'alice');
+    await store.addLoginSession('T', 'alice', 'handset-1', Date.now() + 60_000);
+    t.equal(await store.releaseEndpoint('handset-1'), 'alice');
+    t.equal(await store.endpointOwner('handset-1'), undefined);
+    t.equal(await store.takeLoginSession('T', Date.now()), undefined, 'the session token went with it');
+    t.equal(await store.releaseEndpoint('handset-1'), undefined);
+  });
+
+  void t.test('takeLoginSession is single use and refuses an expired token (A8); replaceLoginSession keeps one per endpoint (A7)', async (t) => {
+    const store = await open(t);
+    await store.createAccount('alice', 'A', 'H');
+    const now = Date.now();
+    await store.replaceLoginSession('T1', 'alice', 'h-1', now + 60_000);
+    await store.replaceLoginSession('T2', 'alice', 'h-1', now + 60_000);
+    t.equal(await store.countLoginSessions('alice', 'h-1'), 1, 'the new token revoked the old one');
+    t.equal(await store.takeLoginSession('T1', now), undefined);
+    t.strictSame(await store.takeLoginSession('T2', now), { account: 'alice', endpointId: 'h-1', expiresAt: now + 60_000 });
+    t.equal(await store.takeLoginSession('T2', now), undefined, 'used once');
+    await store.addLoginSession('OLD', 'alice', 'h-2', now - 1);
+    t.equal(await store.takeLoginSession('OLD', now), undefined, 'expired');
+    await store.addLoginSession('STALE', 'alice', 'h-3', now - 1);
+    t.equal(await store.purgeExpiredLoginSessions(now), 1);
+  });
+
+  void t.test('redeemProvisionCode uses a code once, even when two redeem it at once', async (t) => {
+    const { store, reopen } = await subject.open(t);
+    const other = await reopen();
+    t.teardown(() => other.close());
+    await store.createAccount('door', 'D', 'H');
+    const now = Date.now();
+    await store.addProvisionCode('C', 'door', 'door-1', now + 60_000, now);
+    t.strictSame(await store.findProvisionCode('C', now), { account: 'door', endpointId: 'door-1', expiresAt: now + 60_000 });
+    const results = await Promise.all([store.redeemProvisionCode('C', 'door', 'door-1', 'PH', 'KEY1', now), other.redeemProvisionCode('C', 'door', 'door-1', 'PH', 'KEY2', now)]);
+    t.same(results.filter(Boolean).length, 1, 'exactly one redeemed it');
+    t.equal((await store.listEndpointCredentials('door')).length, 1);
+    t.equal(await store.findProvisionCode('C', now), undefined);
+    t.equal(await store.removeEndpointCredential('door', 'door-1'), true);
+    t.equal(await store.getEndpointCredential('door', 'door-1'), undefined);
+    await t.rejects(store.addProvisionCode('X', 'nobody', 'e', now + 1), { code: 'NOT_FOUND' });
+  });
+
+  void t.test('transaction commits all writes together, and none when it rejects', async (t) => {
+    const store = await open(t);
+    await store.transaction(async (tx) => {
+      for (let i = 0; i < 50; i++) await tx.createAccount(`flat-${i}`, `Flat ${i}`, 'H');
+    });
+    t.equal((await store.listAccounts()).length, 50);
+    await t.rejects(
+      store.transaction(async (tx) => {
+        await tx.createAccount('lost', 'Lost', 'H');
+        throw new Error('boom');
+      }),
+      { message: 'boom' },
+    );
+    t.equal(await store.getAccount('lost'), undefined, 'rolled back');
+  });
+
+  void t.test('putOnline / dropOnline: a newer login of the same endpoint wins, an older one cannot remove it (A4)', async (t) => {
+    const store = await open(t);
+    for (const n of ['alice', 'bob', 'carol']) await store.createAccount(n, n, 'H');
+    await store.addBuddies('alice', 'bob');
+    const row = { endpointId: 'h-1', account: 'alice', kind: 'deskphone', label: 'Hall', nodeId: 'n1', sessionId: 's1', since: 1 };
+    await store.putOnline(row);
+    await store.putOnline({ ...row, nodeId: 'n2', sessionId: 's2', since: 2 });
+    t.equal(await store.dropOnline('h-1', 's1'), false, 'the older login does not remove the newer one');
+    await store.putOnline({ endpointId: 'b-1', account: 'bob', kind: 'phone', label: '', nodeId: 'n1', sessionId: 's3', since: 3 });
+    await store.putOnline({ endpointId: 'c-1', account: 'carol', kind: 'phone', label: '', nodeId: 'n1', sessionId: 's4', since: 4 });
+    t.strictSame(await store.onlineForAccount('alice'), [
+      { endpointId: 'b-1', account: 'bob', kind: 'phone', label: '', nodeId: 'n1', sessionId: 's3', since: 3 },
+      { ...row, nodeId: 'n2', sessionId: 's2', since: 2 },
+    ], 'own and buddies, not strangers');
+    t.same((await store.onlineOf(['carol', 'bob'])).map((r) => r.endpointId), ['b-1', 'c-1']);
+    t.equal(await store.dropOnline('h-1', 's2'), true);
+    t.same((await store.onlineForAccount('alice')).map((r) => r.endpointId), ['b-1']);
+  });
+
+  void t.test('reapExpiredNodes removes expired leases and their online rows, never a row a newer login took over', async (t) => {
+    const store = await open(t);
+    await store.createAccount('alice', 'A', 'H');
+    const now = 1_000_000;
+    await store.putLease('dead', now - 20_000, 10_000);
+    await store.putLease('live', now, 10_000);
+    const row = (endpointId: string, nodeId: string, sessionId: string) => ({ endpointId, account: 'alice', kind: 'phone', label: '', nodeId, sessionId, since: 1 });
+    await store.putOnline(row('e1', 'dead', 's1'));
+    await store.putOnline(row('e2', 'dead', 's2'));
+    await store.putOnline(row('e2', 'live', 's3'));
+    await store.putOnline(row('e3', 'live', 's4'));
+    t.equal(await store.countFreshLeases(now, 'live'), 0);
+    t.equal(await store.countFreshLeases(now, 'other'), 1);
+    const reaped = await store.reapExpiredNodes(now);
+    t.same(reaped?.nodes, ['dead']);
+    t.same(reaped?.rows.map((r) => `${r.endpointId}/${r.sessionId}`), ['e1/s1'], 'e2 logged in again on a live node: kept');
+    t.same((await store.onlineForAccount('alice')).map((r) => r.endpointId), ['e2', 'e3']);
+    t.equal(await store.renewLease('dead', now, 10_000), false, 'a reaped node learns it when it renews');
+    t.equal(await store.renewLease('live', now + 1, 10_000), true);
+    t.same(await store.reapExpiredNodes(now), { nodes: [], rows: [] });
+    await store.dropLease('live');
+    t.same((await store.reapExpiredNodes(now))?.rows.map((r) => r.endpointId).sort(), ['e2', 'e3'], 'rows of a node without a lease go too');
+  });
+}
