@@ -197,7 +197,9 @@ class Controller implements PanelController {
         calls.setMuted(!call?.muted);
         return;
       case 'call':
-        await calls.placeCall(b.to, { doorRights: b.doorRights });
+        // H1: a bell for a household rings all its endpoints; one for an endpoint id rings that one.
+        if (b.account !== undefined) await calls.ringAccount(b.account, { doorRights: b.doorRights });
+        else if (b.to !== undefined) await calls.placeCall(b.to, { doorRights: b.doorRights });
         return;
       case 'door':
         await this.#door();

@@ -4,6 +4,8 @@ import { waitForEvent, waitUntil } from '../../lab/story.ts';
 import type { World, WorldEndpointSpec } from '../../lab/world.ts';
 import type { EndpointEvents } from '../../core/session/events.ts';
 import type { SweepError } from '../../core/errors.ts';
+import { startLabPanels } from '../../lab/lab-panels.ts';
+import { silentLogger } from '../../platform/log.ts';
 
 /** Ringing a household (docs/protocol.md part H) with real links: the handset and two phones of "alice". */
 const PHONE2: WorldEndpointSpec = { id: 'phone2', account: 'alice', kind: 'phone', label: 'Second phone', frequencyHz: 880 };
@@ -169,4 +171,21 @@ void t.test('a ringing endpoint whose link dies stops ringing; the others go on 
   const handsetEnded = ended(world, 'handset');
   await world.get('phone').endpoint.calls.answer();
   t.equal((await handsetEnded).reason, 'answered on Smartphone (simulated)');
+});
+
+void t.test("the lab's bell rings the handset and the phone together; the handset's answer key answers and the phone stops (H1, H2)", async (t) => {
+  const world = await household(t, {}, false);
+  const lines: string[] = [];
+  const panels = await startLabPanels(world, silentLogger(), (l) => lines.push(l));
+  t.teardown(() => panels.close());
+  await panels.intercom.press('call');
+  await waitUntil(() => ringing(world, ['handset', 'phone']), 8000, 'handset and phone ring');
+  await waitUntil(() => lines.some((l) => /handset LED call: ringing/.test(l)), 5000, 'the handset call LED rings');
+  const phoneEnded = ended(world, 'phone');
+  await panels.handset.press('answer');
+  t.equal((await phoneEnded).reason, 'answered on Desk handset');
+  await waitUntil(() => states(world, ['intercom'])['intercom'] === 'active@handset', 5000, 'intercom talks to the handset');
+  // H10: the door follows the answered call, from the handset's door key.
+  await panels.handset.press('door');
+  await waitUntil(() => lines.some((l) => /intercom DOOR RELAY pulsed 500 ms/.test(l)), 5000, 'the door opened');
 });
