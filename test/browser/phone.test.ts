@@ -60,6 +60,20 @@ void t.test('browser phone in real Chromium inside unshare -n', async (t) => {
     t.ok(typeof c.audioBackMs === 'number' && c.audioBackMs <= 3000, `audio back at the intercom ${String(c.audioBackMs)} ms after the reload began (goal ≤ 3000)`);
   });
 
+  await t.test('the door rings the household: the page rings with the caller and its Answer takes the call; the handset stops (H1, H2)', async (t) => {
+    const c = r.household ?? {};
+    t.ok(c.ok, errorOf(c));
+    t.equal(c.label, 'Front door intercom is ringing', "the page rings with the caller's label");
+    t.match(String(c.ringingStatus), /Front door intercom is ringing/);
+    t.ok(typeof c.pageRingMs === 'number' && c.pageRingMs < 5000, `the page rang ${String(c.pageRingMs)} ms after the bell`);
+    t.equal(c.phoneState, 'active', 'the page holds the call');
+    t.equal(c.intercomPeer, c.phoneId, 'the intercom talks to the page');
+    t.equal(c.handsetStopReason, 'answered on Smartphone (browser)', 'the handset stops with where it was answered');
+    t.ok(c.incomingGone, 'the ringing screen is gone once answered');
+    t.ok(near(c.pageHearsHz, 330, 12), `the page hears the intercom (${String(c.pageHearsHz)})`);
+    t.ok(near(c.beepHz, 400, 20), `the intercom hears the page's microphone (${String(c.beepHz)})`);
+  });
+
   await t.test('the handset crashes mid-call: the page takes the call over without a grant (issue 12 item 3, S9)', async (t) => {
     const c = r.takeover ?? {};
     t.ok(c.ok, errorOf(c));

@@ -231,6 +231,44 @@ async function cases(bw: BrowserWorld): Promise<Result> {
       intercomAfterHangup: intercom.endpoint.calls.snapshot()?.state,
     };
   });
+  // (6) The door rings the household (H1): the handset and the page ring together; the resident
+  // answers on the page (H2), the handset stops with "answered on …", and the page talks to the door.
+  await step(out, 'household', async () => {
+    await waitUntil(() => intercom.endpoint.calls.snapshot()?.state !== 'active' && handset.endpoint.calls.snapshot()?.state !== 'active', 5000, 'no call');
+    const handsetRinging = waitForEvent(handset.endpoint, 'call.state', (e) => e.call.state === 'ringing', 8000);
+    const rangAt = performance.now();
+    await intercom.endpoint.calls.ringAccount('alice', { doorRights: true });
+    await page.getByTestId('incoming').waitFor({ timeout: 8000 });
+    const pageRingMs = Math.round(performance.now() - rangAt);
+    await handsetRinging;
+    const label = await page.getByTestId('incoming-label').textContent();
+    const ringingStatus = (await pageState(page)).status.text;
+    await shot(page, '9-household-ringing');
+    const handsetStopped = waitForEvent(handset.endpoint, 'call.state', (e) => e.call.state === 'ended', 8000);
+    await page.getByTestId('answer-call').click();
+    const s = await waitPage(page, (s) => s.call?.state === 'active', 8000, 'the page answered the door');
+    const stopped = await handsetStopped;
+    await sleep(200);
+    const since = performance.now();
+    const pageHz = await pageHears(page, 800);
+    await shot(page, '10-household-answered-on-phone');
+    const result = {
+      pageRingMs,
+      label,
+      ringingStatus,
+      phoneState: s.call?.state,
+      handsetStopReason: stopped.reason,
+      intercomPeer: intercom.endpoint.calls.snapshot()?.peer.endpointId,
+      phoneId,
+      pageHearsHz: pageHz,
+      ...beeps(intercom.sink.framesSince(since)),
+      incomingGone: (await page.getByTestId('incoming').count()) === 0,
+    };
+    await page.getByTestId('hangup').click();
+    await waitUntil(() => intercom.endpoint.calls.snapshot()?.state === 'ended', 3000, 'intercom call ended');
+    return result;
+  });
+
   // (5) The handset crashes mid-call: the page takes the call over without a grant (S9, L5, C5).
   await step(out, 'takeover', async () => {
     await intercomCallsHandset(world);
