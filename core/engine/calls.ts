@@ -222,3 +222,8 @@ export function newCall(sessionId: string, direction: 'in' | 'out', cert: Certif
     onHold: false,
   };
 }
+
+/** H1: a call to a household: its endpoint is not known until one answers (H2): no link, an empty endpoint id. */
+export function householdCall(sessionId: string, account: string, label: string, doorRights: boolean): Call {
+  return { sessionId, state: 'idle', direction: 'out', peer: { account, endpointId: '', label }, peerCert: undefined, link: undefined, peerInstance: undefined, epoch: 0, startedAt: null, doorRights, muted: false, onHold: false };
+}

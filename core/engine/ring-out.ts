@@ -4,6 +4,7 @@ import type { TimerHandle } from '../clock.ts';
 import { SweepError, toSweepError } from '../errors.ts';
 import type { CallSnapshot, RingForkState } from '../session/events.ts';
 import { partyOf, type Call, type CallContext } from './call-context.ts';
+import { householdCall } from './calls.ts';
 
 interface Fork {
   endpointId: string;
@@ -11,6 +12,8 @@ interface Fork {
   state: RingForkState;
   /** The link the invite went over: answers, declines and H8 are matched to this link. */
   link?: Link;
+  /** Whether it ever rang (for history, H11: which devices rang). */
+  rang?: boolean;
 }
 
 interface Ring {
@@ -59,21 +62,7 @@ export class RingOut {
     if (account !== self.account && !ctx.opts.isBuddy(account)) throw new SweepError('FORBIDDEN', `account ${account} is not a buddy of ${self.account} (P5)`);
     ctx.assertNoCall();
     const targets = (ctx.opts.householdOf?.(account) ?? []).filter((e) => e.endpointId !== self.endpointId);
-    // The household's endpoint is not known until one answers (H2): no link, an empty endpoint id.
-    const call: Call = {
-      sessionId: ctx.opts.crypto.randomId(9),
-      state: 'idle',
-      direction: 'out',
-      peer: { account, endpointId: '', label: opts.label ?? account },
-      peerCert: undefined,
-      link: undefined,
-      peerInstance: undefined,
-      epoch: 0,
-      startedAt: null,
-      doorRights: opts.doorRights ?? false,
-      muted: false,
-      onHold: false,
-    };
+    const call = householdCall(ctx.opts.crypto.randomId(9), account, opts.label ?? account, opts.doorRights ?? false);
     let settled!: () => void;
     const firstRing = new Promise<void>((resolve) => (settled = resolve));
     const ring: Ring = { call, account, forks: new Map(), startedAtMono: ctx.opts.clock.mono(), settled };
@@ -142,8 +131,7 @@ export class RingOut {
   }
 
   private live(): Ring | undefined {
-    const ring = this.ring;
-    return ring && this.ctx.call === ring.call && ring.call.state === 'ringing' ? ring : undefined;
+    return this.ring && this.ctx.call === this.ring.call && this.ring.call.state === 'ringing' ? this.ring : undefined;
   }
 
   /** H9: the fork of `link`'s endpoint, rung over this very link, of the household's account. */
@@ -160,8 +148,8 @@ export class RingOut {
     const fork: Fork = { endpointId: target.endpointId, label: target.label, state: 'linking' };
     ring.forks.set(target.endpointId, fork);
     this.setFork(ring, fork, 'linking');
-    const { call } = ring;
     const run = async (): Promise<void> => {
+      const { call } = ring;
       const link = await this.ctx.opts.links.get(target.endpointId);
       if (fork.state !== 'linking') return;
       fork.link = link;
@@ -212,7 +200,7 @@ export class RingOut {
       sessionId: call.sessionId,
       account: ring.account,
       outcome: ring.outcome,
-      rang: [...ring.forks.values()].filter((f) => f.state === 'ringing' || f.state === 'cancelled' || f.state === 'answered' || f.state === 'declined').map((f) => f.endpointId),
+      rang: [...ring.forks.values()].filter((f) => f.rang).map((f) => f.endpointId),
       ...(ring.winner ? { answeredBy: ring.winner } : {}),
       ms: this.msSince(ring),
     });
@@ -242,12 +230,13 @@ export class RingOut {
 
   private setFork(ring: Ring, fork: Fork, state: RingForkState, reason?: string): void {
     fork.state = state;
+    if (state === 'ringing') fork.rang = true;
     this.ctx.opts.bus.emit('ring.fork', { sessionId: ring.call.sessionId, endpointId: fork.endpointId, label: fork.label, state, ms: this.msSince(ring), ...(reason ? { reason } : {}) });
   }
 
   private clearTimer(ring: Ring): void {
     if (ring.timer) this.ctx.opts.clock.clear(ring.timer);
-    delete ring.timer;
+    ring.timer = undefined;
   }
 
   private msSince(ring: Ring): number {

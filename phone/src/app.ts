@@ -178,6 +178,7 @@ function rememberCall(s: WebState): void {
 
 async function reconnect(reason: string): Promise<void> {
   const p = page!;
+  p.audio?.ring(false);
   p.endpoint?.close();
   p.endpoint = undefined;
   hooks.ready = false;
@@ -199,6 +200,7 @@ async function reconnect(reason: string): Promise<void> {
 
 async function loggedOut(text: string, error = true): Promise<void> {
   const p = page!;
+  p.audio?.ring(false);
   p.endpoint?.close();
   p.endpoint = undefined;
   p.access = undefined;

@@ -80,6 +80,7 @@ void t.test('decline on one endpoint stops only that one; decline on all ends th
   await world.get('phone2').endpoint.calls.reject('not now');
   const e = await ringEnded;
   t.equal(e.outcome, 'missed');
+  t.same([...e.rang].sort(), HOUSEHOLD, 'ring.ended names every endpoint that rang (the seam for history, H11)');
   t.equal(world.get('intercom').endpoint.calls.snapshot()?.state, 'ended');
 });
 
@@ -116,8 +117,13 @@ void t.test('an endpoint set to do not disturb is skipped; all of them: missed a
   await Promise.all(['phone', 'phone2'].map((id) => waitUntil(() => world.get(id).endpoint.calls.snapshot()?.state === 'ended', 5000, `${id} stops`)));
 
   for (const id of HOUSEHOLD) world.get(id).endpoint.calls.setDoNotDisturb(true);
+  const missed = waitForEvent(world.get('intercom').endpoint, 'ring.ended', () => true, 5000);
   const snap = await world.get('intercom').endpoint.calls.ringAccount('alice');
   t.equal(snap.state, 'ended', 'every endpoint skipped: missed at once');
+  const m = await missed;
+  t.equal(m.outcome, 'missed');
+  t.same(m.rang, [], 'nobody rang');
+  t.same(HOUSEHOLD.map((id) => world.get(id).endpoint.calls.snapshot()?.state ?? 'none'), ['none', 'ended', 'ended'], 'no device rang again');
 });
 
 void t.test('an endpoint in a call answers BUSY and is skipped; the others ring (H6)', async (t) => {
