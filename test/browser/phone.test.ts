@@ -74,6 +74,17 @@ void t.test('browser phone in real Chromium inside unshare -n', async (t) => {
     t.ok(near(c.beepHz, 400, 20), `the intercom hears the page's microphone (${String(c.beepHz)})`);
   });
 
+  await t.test('a phone page opened while the door rings joins the ring; its Decline stops only it; the other page shows where it was answered (H1, H2, H4)', async (t) => {
+    const c = r.householdJoin ?? {};
+    t.ok(c.ok, errorOf(c));
+    t.ok(typeof c.joinedMs === 'number' && c.joinedMs < 8000, `the new page rang ${String(c.joinedMs)} ms after its login`);
+    t.equal(c.declinedStatus, 'Declined.');
+    t.same(c.stillRinging, { handset: 'ringing', page: 'ringing', intercom: 'ringing' }, 'the others ring on');
+    t.equal(c.pageStatus, 'Answered on Desk handset.', 'the first page says where it was answered');
+    t.ok(c.incomingGone, 'and stops ringing');
+    t.equal(c.intercomPeer, 'handset');
+  });
+
   await t.test('the handset crashes mid-call: the page takes the call over without a grant (issue 12 item 3, S9)', async (t) => {
     const c = r.takeover ?? {};
     t.ok(c.ok, errorOf(c));

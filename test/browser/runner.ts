@@ -269,6 +269,39 @@ async function cases(bw: BrowserWorld): Promise<Result> {
     return result;
   });
 
+  // (7) A second phone page opened while the door rings joins the ring (H1); it declines, and only
+  // it stops (H4); the handset answers and the first page shows where (H2).
+  await step(out, 'householdJoin', async () => {
+    await waitUntil(() => intercom.endpoint.calls.snapshot()?.state === 'ended', 5000, 'no call');
+    await intercom.endpoint.calls.ringAccount('alice', { doorRights: true });
+    await page.getByTestId('incoming').waitFor({ timeout: 8000 });
+    const second = await bw.phone('alice', 'alice-second');
+    const loginAt = performance.now();
+    await second.getByTestId('login').click();
+    await loggedIn(second);
+    await second.getByTestId('incoming').waitFor({ timeout: 8000 });
+    const joinedMs = Math.round(performance.now() - loginAt);
+    await shot(second, '11-opened-while-ringing');
+    await second.getByTestId('decline-call').click();
+    const declined = await waitPage(second, (s) => s.call?.state === 'ended', 5000, 'the second page declined');
+    await sleep(300);
+    const stillRinging = { handset: handset.endpoint.calls.snapshot()?.state, page: (await pageState(page)).call?.state, intercom: intercom.endpoint.calls.snapshot()?.state };
+    await handset.endpoint.calls.answer();
+    const told = await waitPage(page, (s) => s.call?.state === 'ended', 5000, 'the first page stops ringing');
+    await shot(page, '12-answered-on-handset');
+    const result = {
+      joinedMs,
+      declinedStatus: declined.status.text,
+      stillRinging,
+      pageStatus: told.status.text,
+      incomingGone: (await page.getByTestId('incoming').count()) === 0,
+      intercomPeer: intercom.endpoint.calls.snapshot()?.peer.endpointId,
+    };
+    await intercom.endpoint.calls.hangup('test over');
+    await second.context().close();
+    return result;
+  });
+
   // (5) The handset crashes mid-call: the page takes the call over without a grant (S9, L5, C5).
   await step(out, 'takeover', async () => {
     await intercomCallsHandset(world);
