@@ -85,6 +85,14 @@ void t.test('browser phone in real Chromium inside unshare -n', async (t) => {
     t.equal(c.intercomPeer, 'handset');
   });
 
+  await t.test('do not disturb on the page: the door rings the handset and skips the page (H7)', async (t) => {
+    const c = r.dnd ?? {};
+    t.ok(c.ok, errorOf(c));
+    t.equal(c.fork, 'dnd', 'the intercom skipped the page as do not disturb');
+    t.notOk(c.incomingShown, 'the page shows no ringing');
+    t.not(c.pageCall, 'ringing');
+  });
+
   await t.test('the handset crashes mid-call: the page takes the call over without a grant (issue 12 item 3, S9)', async (t) => {
     const c = r.takeover ?? {};
     t.ok(c.ok, errorOf(c));

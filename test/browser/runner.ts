@@ -302,6 +302,22 @@ async function cases(bw: BrowserWorld): Promise<Result> {
     return result;
   });
 
+  // (8) Do not disturb on the page (H7): the door rings the handset only; the page is skipped.
+  await step(out, 'dnd', async () => {
+    await waitUntil(() => intercom.endpoint.calls.snapshot()?.state === 'ended', 5000, 'no call');
+    await page.getByTestId('dnd').check();
+    await waitPage(page, (s) => /Do not disturb/.test(s.status.text), 3000, 'the page says it will not ring');
+    const skipped = waitForEvent(intercom.endpoint, 'ring.fork', (e) => e.endpointId === phoneId && e.state !== 'linking' && e.state !== 'inviting', 8000);
+    await intercom.endpoint.calls.ringAccount('alice');
+    const fork = await skipped;
+    await waitUntil(() => handset.endpoint.calls.snapshot()?.state === 'ringing', 5000, 'the handset rings');
+    const pageCall = (await pageState(page)).call?.state ?? null;
+    const incomingShown = (await page.getByTestId('incoming').count()) > 0;
+    await intercom.endpoint.calls.hangup('test over');
+    await page.getByTestId('dnd').uncheck();
+    return { fork: fork.state, pageCall, incomingShown };
+  });
+
   // (5) The handset crashes mid-call: the page takes the call over without a grant (S9, L5, C5).
   await step(out, 'takeover', async () => {
     await intercomCallsHandset(world);
