@@ -198,8 +198,11 @@ class Controller implements PanelController {
         return;
       case 'call':
         // H1: a bell for a household rings all its endpoints; one for an endpoint id rings that one.
-        if (b.account !== undefined) await calls.ringAccount(b.account, { doorRights: b.doorRights });
-        else if (b.to !== undefined) await calls.placeCall(b.to, { doorRights: b.doorRights });
+        if (b.account !== undefined) {
+          const rung = await calls.ringAccount(b.account, { doorRights: b.doorRights });
+          // H7: nobody could ring (all busy, do not disturb or offline): the bell says so at once (error pattern).
+          if (rung.state === 'ended') throw new SweepError('REFUSED', `nobody home: no device of ${b.account} could ring (H7)`);
+        } else if (b.to !== undefined) await calls.placeCall(b.to, { doorRights: b.doorRights });
         return;
       case 'door':
         await this.#door();

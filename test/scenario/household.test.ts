@@ -195,3 +195,15 @@ void t.test("the lab's bell rings the handset and the phone together; the handse
   await panels.handset.press('door');
   await waitUntil(() => lines.some((l) => /intercom DOOR RELAY pulsed 500 ms/.test(l)), 5000, 'the door opened');
 });
+
+void t.test('the bell when every device of the flat is set to do not disturb: missed at once, the bell shows the error pattern (H7)', async (t) => {
+  const world = await household(t);
+  for (const id of HOUSEHOLD) world.get(id).endpoint.calls.setDoNotDisturb(true);
+  const lines: string[] = [];
+  const panels = await startLabPanels(world, silentLogger(), (l) => lines.push(l));
+  t.teardown(() => panels.close());
+  await panels.intercom.press('call');
+  await waitUntil(() => lines.some((l) => /intercom LED call: error/.test(l)), 5000, 'the bell shows nobody home');
+  t.equal(world.get('intercom').endpoint.calls.snapshot()?.state, 'ended');
+  t.same(HOUSEHOLD.map((id) => world.get(id).endpoint.calls.snapshot()), [null, null, null], 'no device rang');
+});
