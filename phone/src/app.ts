@@ -47,6 +47,8 @@ const hooks = {
   state: (): WebState | null => page?.endpoint?.state() ?? null,
   hearing: (): { hz: number | null; db: number } => page?.audio?.hearing() ?? { hz: null, db: -Infinity },
   lastPull: () => page?.endpoint?.lastPull ?? null,
+  /** H1: whether the page plays its ring tone and vibrates. */
+  ringing: (): boolean => page?.audio?.ringing ?? false,
   /** Attempts a pull from any endpoint id (the UI offers only siblings' calls). */
   pull: async (from: string): Promise<{ ok: boolean; code?: string; message?: string }> => {
     try {

@@ -50,6 +50,11 @@ export class AudioOut {
    * H1: a ring tone while a call rings here (two short bursts every 2 s), where the browser lets
    * the page play sound (after a user gesture, or autoplay allowed); vibration where supported.
    */
+  /** Whether the ring tone (and vibration) is on. */
+  get ringing(): boolean {
+    return this.ringTimer !== undefined;
+  }
+
   ring(on: boolean): void {
     if (on === (this.ringTimer !== undefined)) return;
     if (!on) {

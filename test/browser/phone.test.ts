@@ -70,6 +70,8 @@ void t.test('browser phone in real Chromium inside unshare -n', async (t) => {
     t.equal(c.intercomPeer, c.phoneId, 'the intercom talks to the page');
     t.equal(c.handsetStopReason, 'answered on Smartphone (browser)', 'the handset stops with where it was answered');
     t.ok(c.incomingGone, 'the ringing screen is gone once answered');
+    t.equal(c.toneWhileRinging, true, 'the page rings (tone and vibration) while the door rings');
+    t.equal(c.toneAfterAnswer, false, 'and stops once answered');
     t.ok(near(c.pageHearsHz, 330, 12), `the page hears the intercom (${String(c.pageHearsHz)})`);
     t.ok(near(c.beepHz, 400, 20), `the intercom hears the page's microphone (${String(c.beepHz)})`);
   });

@@ -243,6 +243,8 @@ async function cases(bw: BrowserWorld): Promise<Result> {
     await handsetRinging;
     const label = await page.getByTestId('incoming-label').textContent();
     const ringingStatus = (await pageState(page)).status.text;
+    const ringTone = () => page.evaluate(() => (globalThis as unknown as { sweep: { ringing: () => boolean } }).sweep.ringing());
+    const toneWhileRinging = await ringTone();
     await shot(page, '9-household-ringing');
     const handsetStopped = waitForEvent(handset.endpoint, 'call.state', (e) => e.call.state === 'ended', 8000);
     await page.getByTestId('answer-call').click();
@@ -263,6 +265,8 @@ async function cases(bw: BrowserWorld): Promise<Result> {
       pageHearsHz: pageHz,
       ...beeps(intercom.sink.framesSince(since)),
       incomingGone: (await page.getByTestId('incoming').count()) === 0,
+      toneWhileRinging,
+      toneAfterAnswer: await ringTone(),
     };
     await page.getByTestId('hangup').click();
     await waitUntil(() => intercom.endpoint.calls.snapshot()?.state === 'ended', 3000, 'intercom call ended');
