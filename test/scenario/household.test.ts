@@ -164,7 +164,12 @@ void t.test('answers, declines and cancels not for a ringing session, from anoth
   await world.get('phone').endpoint.calls.answer();
   t.equal(await code(phoneLink.rpc.request('call.answer', { sessionId })), 'BAD_STATE', 'a replayed answer');
   t.equal(await code(phoneLink.rpc.request('call.reject', { sessionId, reason: 'late' })), 'BAD_STATE', 'a decline after the answer');
-  t.equal(states(world, ['intercom'])['intercom'], 'active@phone', 'the call is untouched');
+  const toHandset = intercom.links.current('handset')!;
+  await waitUntil(() => world.get('handset').endpoint.calls.snapshot()?.state === 'ended', 5000, 'the handset stopped ringing');
+  t.equal(await code(toHandset.rpc.request('call.cancel', { sessionId, reason: 'missed' })), 'BAD_STATE', 'a replayed cancel');
+  const toPhone = intercom.links.current('phone')!;
+  t.equal(await code(toPhone.rpc.request('call.cancel', { sessionId, reason: 'missed' })), 'BAD_STATE', 'a cancel cannot end an answered call');
+  t.same(states(world, ['intercom', 'phone']), { intercom: 'active@phone', phone: 'active@intercom' }, 'the call is untouched');
 });
 
 void t.test('a ringing endpoint whose link dies stops ringing; the others go on (H8)', async (t) => {
