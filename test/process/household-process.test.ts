@@ -1,7 +1,7 @@
 import t from 'tap';
 import { callOf, isEvent, ProcessWorld } from '../../lab/process-world.ts';
 
-void t.test('sweep endpoint stdio call with an account rings the household; the phone answers and the handset stops (H1, H2)', async (t) => {
+void t.test('sweep endpoint stdio call with an account rings the household; the phone answers and the handset stops; stdio dnd skips the handset (H1, H2, H7)', async (t) => {
   const world = await ProcessWorld.start(['alice', 'door'], [['alice', 'door']]);
   t.teardown(() => world.close());
   const [intercom, handset, phone] = await Promise.all([
@@ -22,4 +22,13 @@ void t.test('sweep endpoint stdio call with an account rings the household; the 
   // H11: the intercom tells the fan-out and the cancel on stdout.
   const cancelled = await intercom.waitFor(isEvent('ring.fork', (l) => l.endpointId === 'handset' && l.state === 'cancelled'), 5000, 'handset fork cancelled');
   t.equal(cancelled.reason, 'answered');
+
+  // H7: stdio dnd on the handset: the next ring skips it.
+  await intercom.command({ cmd: 'hangup' });
+  t.same(await handset.command({ cmd: 'dnd', on: true }), { doNotDisturb: true });
+  const mark = intercom.mark();
+  await intercom.command({ cmd: 'call', account: 'alice' });
+  const skipped = await intercom.waitFor(isEvent('ring.fork', (l) => l.endpointId === 'handset' && l.state === 'dnd'), 10_000, 'handset skipped', mark);
+  t.match(skipped.reason, /DO_NOT_DISTURB/, 'the handset answered the invite do not disturb');
+  await intercom.waitFor(isEvent('ring.fork', (l) => l.endpointId === 'phone' && l.state === 'ringing'), 10_000, 'the phone rings', mark);
 });
