@@ -41,8 +41,6 @@ export interface CallManagerOptions {
   householdOf?: (account: string) => Array<{ endpointId: string; label: string }>;
   /** H7: this endpoint starts set not to ring (config `calls.doNotDisturb`). */
   doNotDisturb?: boolean;
-  /** C1: incoming calls are refused with this reason (the phone page takes calls by sweep only, S10). */
-  refuseIncomingCalls?: string;
   /** S11: called after a sweep with scope "login" moved our call away. */
   onLoginSwept?: () => void;
 }

@@ -108,7 +108,6 @@ export class Calls {
     const rpc = link.rpc;
     rpc.handle('call.invite', (body) => {
       const from = link.peer!; // admitted only after hello (P2)
-      if (ctx.opts.refuseIncomingCalls) throw new SweepError('REFUSED', ctx.opts.refuseIncomingCalls);
       if (ctx.doNotDisturb) throw new SweepError('DO_NOT_DISTURB', `${ctx.opts.self.endpointId} is set not to ring (H7)`);
       if (from.account !== ctx.opts.self.account && !ctx.opts.isBuddy(from.account)) {
         throw new SweepError('FORBIDDEN', `account ${from.account} is not a buddy of ${ctx.opts.self.account} (P5)`);

@@ -121,8 +121,8 @@ export class PhoneEndpoint {
       sweepTimeoutMs: opts.sweepTimeoutMs ?? 3000,
       // C5: a sibling's call is remembered this long after its link died, so it can be taken over (S9).
       linkLossGraceMs: 10_000,
+      // S10: a pushed sweep rings the page's user. H1: so does a household call (Answer, Decline).
       sweepInvites: 'ask',
-      // H1: the page is rung with the household and answers directly (Answer, Decline).
     });
     this.bus.on(this, 'call.state', (e) => this.onCallState(e.call, e.reason));
     this.bus.on(this, 'sweep.invited', (e) => this.setStatus(`${e.fromLabel || e.from} is sending you the call.`));
