@@ -23,6 +23,8 @@ export interface WorldEndpointSpec {
   /** S10 'ask': how long a pushed call rings here, ms. */
   inviteTimeoutMs?: number;
   pushTo?: string[];
+  /** H7: config `calls.doNotDisturb`. */
+  doNotDisturb?: boolean;
 }
 
 export interface WorldOptions {
@@ -119,7 +121,7 @@ export class World {
         ...(spec.inviteTimeoutMs ? { inviteTimeoutMs: spec.inviteTimeoutMs } : {}),
       },
       audio: { source: { driver: 'simulated', frequencyHz: spec.frequencyHz }, sink: { driver: 'simulated' } },
-      ...(this.opts.ringTimeoutMs ? { calls: { ringTimeoutMs: this.opts.ringTimeoutMs } } : {}),
+      calls: { ...(this.opts.ringTimeoutMs ? { ringTimeoutMs: this.opts.ringTimeoutMs } : {}), ...(spec.doNotDisturb ? { doNotDisturb: true } : {}) },
       ...(this.opts.idleCloseMs ? { links: { idleCloseMs: this.opts.idleCloseMs, setupTimeoutMs: 8000 } } : {}),
     });
     const source = new SimulatedToneSource({ frequencyHz: spec.frequencyHz, clock });

@@ -212,3 +212,15 @@ void t.test('the bell when every device of the flat is set to do not disturb: mi
   t.equal(world.get('intercom').endpoint.calls.snapshot()?.state, 'ended');
   t.same(HOUSEHOLD.map((id) => world.get(id).endpoint.calls.snapshot()), [null, null, null], 'no device rang');
 });
+
+void t.test('a device configured with calls.doNotDisturb is skipped by the household ring (H7)', async (t) => {
+  const world = await household(t, {}, false);
+  const dndPhone = { ...PHONE2, doNotDisturb: true };
+  await world.startEndpoint(dndPhone);
+  await waitUntil(() => world.get('intercom').endpoint.householdOf('alice').length === 3, 5000, 'the intercom sees the third device');
+  t.equal(world.get('phone2').endpoint.calls.doNotDisturb, true, 'the config key sets it at start');
+  const forks = collect(world, 'intercom', 'ring.fork');
+  await ringAll(world, ['handset', 'phone']);
+  await waitUntil(() => forks.some((f) => f.endpointId === 'phone2' && f.state === 'dnd'), 5000, 'phone2 skipped');
+  t.equal(world.get('phone2').endpoint.calls.snapshot(), null, 'phone2 never rang');
+});
