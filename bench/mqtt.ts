@@ -75,7 +75,7 @@ function idleEndpoint(): ObservedEndpoint {
       stateDir: '/nonexistent',
     }),
     bus: new EventBus<EndpointEvents>(),
-    calls: { snapshot: () => null, push: () => Promise.reject(new Error('no call')) },
+    calls: { snapshot: () => null, push: () => Promise.reject(new Error('no call')), doNotDisturb: false, setDoNotDisturb: () => undefined },
     links: { links: () => [] },
     media: {
       stats: () => ({ framesCaptured: 0, framesSent: 0, packetsSent: 0, framesReceived: 0, framesDecoded: 0, framesConcealed: 0, framesDropped: 0, playbackSwitches: 0 }),

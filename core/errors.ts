@@ -17,6 +17,8 @@ export type ErrorCode =
   | 'EXPIRED'
   | 'REFUSED' // the peer said no
   | 'BAD_STATE' // not allowed in the current state
+  | 'ANSWERED_ELSEWHERE' // H3: a household call was answered on another endpoint first
+  | 'DO_NOT_DISTURB' // H7: the endpoint is set not to ring
   | 'INTERNAL';
 
 export class SweepError extends Error {

@@ -88,8 +88,10 @@ export const EndpointConfig = z.strictObject({
       ringTimeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
       /** C5: how long a call outlives the link to its other party (a takeover, S9, or a reloaded page reclaiming it, L7), ms. */
       linkLossGraceMs: z.number().int().min(1000).max(120_000).default(10_000),
+      /** H7: do not disturb: this endpoint is not rung (invites are answered DO_NOT_DISTURB, a household ring skips it). */
+      doNotDisturb: z.boolean().default(false),
     })
-    .default({ ringTimeoutMs: 60_000, linkLossGraceMs: 10_000 }),
+    .default({ ringTimeoutMs: 60_000, linkLossGraceMs: 10_000, doNotDisturb: false }),
   audio: z
     .strictObject({ source: AudioSourceConfig, sink: AudioSinkConfig, jitter: JitterConfig.default({ minMs: 20, targetMs: 40, maxMs: 60 }) })
     .default({ source: { driver: 'simulated', frequencyHz: 440, levelDbfs: -12 }, sink: { driver: 'simulated' }, jitter: { minMs: 20, targetMs: 40, maxMs: 60 } }),

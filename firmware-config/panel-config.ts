@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { EndpointId } from '../core/protocol/common.ts';
+import { AccountName, EndpointId } from '../core/protocol/common.ts';
 
 /**
  * The keys, LEDs and door relay of a handset or intercom (docs/serial-protocol.md). Absent from
@@ -38,8 +38,11 @@ export const ButtonBinding = z.discriminatedUnion('action', [
   binding('answer', {}),
   binding('hangup', {}),
   binding('mute', {}),
-  /** Call an endpoint of a buddy account (the intercom's call button rings the handset). */
-  binding('call', { to: EndpointId, doorRights: z.boolean().default(false) }),
+  /**
+   * Call an endpoint of a buddy account (`to`: the intercom's bell rings the handset), or a
+   * household (`account`: every online endpoint of the account rings at once, H1). One of the two.
+   */
+  binding('call', { to: EndpointId.optional(), account: AccountName.optional(), doorRights: z.boolean().default(false) }),
   /** Ask the other party of the current call (the intercom) to open its door (D1). */
   binding('door', {}),
 ]);
@@ -76,6 +79,9 @@ export const PanelConfig = z
       const key = `${b.button}:${b.on}`;
       if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['buttons', i], message: `button "${b.button}" on "${b.on}" is bound twice` });
       seen.add(key);
+      if (b.action === 'call' && (b.to === undefined) === (b.account === undefined)) {
+        ctx.addIssue({ code: 'custom', path: ['buttons', i], message: `call button "${b.button}": give either "to" (an endpoint id) or "account" (a household), not ${b.to === undefined ? 'neither' : 'both'}` });
+      }
     });
     if (p.device.driver === 'serial' && p.device.reconnectMaxMs < p.device.reconnectMinMs) {
       ctx.addIssue({ code: 'custom', path: ['device', 'reconnectMaxMs'], message: `${p.device.reconnectMaxMs} is below reconnectMinMs ${p.device.reconnectMinMs}` });

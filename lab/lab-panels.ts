@@ -7,7 +7,7 @@ import { startPanel, type PanelController } from '../runtime/panel/panel-control
 export interface LabPanels {
   /** The handset's keys: sweep, door, answer, hangup, mute. */
   handset: SimulatedPanel;
-  /** The intercom's call button and its door relay. */
+  /** The intercom's bell (it rings alice's household, H1) and its door relay. */
   intercom: SimulatedPanel;
   close(): Promise<void>;
 }
@@ -37,7 +37,8 @@ export async function startLabPanels(world: World, log: Logger, print: (line: st
         world.get('intercom').endpoint,
         PanelConfig.parse({
           device: { driver: 'simulated' },
-          buttons: [{ button: 'call', action: 'call', to: 'handset', doorRights: true }],
+          // H1: the bell rings every online endpoint of alice's flat: the handset and the phone(s).
+          buttons: [{ button: 'call', action: 'call', account: 'alice', doorRights: true }],
           relay: { pulseMs: 500, guardMs: 3000 },
         }),
         { log, panel: intercom },

@@ -8,7 +8,7 @@ import type { EndpointEvents } from '../core/session/events.ts';
 import type { SimulatedAnalysingSink } from '../drivers/audio/simulated.ts';
 import { World, LAB_CAST } from './world.ts';
 import { startLabDiagnostics } from './lab-broker.ts';
-import { intercomCallsHandset, pullSweep, pushSweep, waitForWarmLinks, waitUntil } from './story.ts';
+import { intercomCallsHandset, pullSweep, pushSweep, ringHousehold, waitForWarmLinks, waitUntil } from './story.ts';
 import { startLabPanels } from './lab-panels.ts';
 import type { Logger } from '../platform/log.ts';
 
@@ -21,7 +21,8 @@ export interface LabOptions {
 }
 
 const KEYS = `
-  keys:  c  intercom call button (rings the handset)   a  answer (whoever rings)
+  keys:  c  intercom bell (rings alice's flat: handset and phone)
+         a  handset answer key     A  the phone answers      x  decline (handset)
          s  handset sweep button: push to the phone, or take the call back
          d  handset door button (the intercom's relay)   p  phone: "take the call here"
          b  handset pulls the call back                  h  hang up (intercom)
@@ -45,6 +46,11 @@ export async function runLab(opts: LabOptions): Promise<number> {
     const e = we.endpoint;
     e.bus.on(world, 'call.state', (ev) => print(`${stamp()} ${id.padEnd(8)} call ${ev.call.state.padEnd(8)} with ${ev.call.peer.endpointId}${ev.reason ? ` (${ev.reason})` : ''}`));
     e.bus.on(world, 'sweep.finished', (ev) => print(`${stamp()} ${id.padEnd(8)} ${describeSweep(ev)}`));
+    // H11: the household ring's fan-out, each endpoint's fate and the answer, with ms since the bell.
+    e.bus.on(world, 'ring.started', (ev) => print(`${stamp()} ${id.padEnd(8)} ring ${ev.account}: fan-out to ${ev.endpoints.join(', ') || 'nobody online'}`));
+    e.bus.on(world, 'ring.fork', (ev) => print(`${stamp()} ${id.padEnd(8)} ring ${ev.endpointId.padEnd(8)} ${ev.state.padEnd(9)} +${ev.ms.toFixed(1)}ms${ev.reason ? ` (${ev.reason})` : ''}`));
+    e.bus.on(world, 'ring.answered', (ev) => print(`${stamp()} ${id.padEnd(8)} ring answered on ${ev.by.label || ev.by.endpointId} +${ev.ms.toFixed(1)}ms`));
+    e.bus.on(world, 'ring.ended', (ev) => print(`${stamp()} ${id.padEnd(8)} ring ${ev.outcome} +${ev.ms.toFixed(1)}ms`));
     e.bus.on(world, 'link.state', (ev) => print(`${stamp()} ${id.padEnd(8)} link ${ev.up ? 'up  ' : 'down'} ↔ ${ev.peerId}${ev.reason ? ` (${ev.reason})` : ''}`));
   }
   print(`access server ${world.server.url}  (web ${world.server.httpUrl})`);
@@ -106,6 +112,14 @@ async function runDemo(world: World, print: (l: string) => void): Promise<{ swee
       print(`demo step "${name}" failed: ${toSweepError(err).message}`);
     }
   };
+  await step('the bell rings the household; the phone answers, the handset stops (H1, H2)', async () => {
+    const ring = await ringHousehold(world, ['handset', 'phone']);
+    const { othersStoppedMs } = await ring.answer('phone');
+    latencies.allRingingMs = round(ring.allRingingMs);
+    latencies.othersStoppedMs = round(othersStoppedMs);
+    await farEnd.endpoint.calls.hangup('demo: next story');
+    await waitUntil(() => world.get('phone').endpoint.calls.snapshot()?.state === 'ended', 3000, 'phone call ended');
+  });
   await step('intercom calls handset, handset answers', () => intercomCallsHandset(world));
   await step('phone links to the intercom ahead of need', () => waitForWarmLinks(world, [['phone', 'intercom']]));
   await new Promise((r) => setTimeout(r, 300));
@@ -149,12 +163,19 @@ async function runInteractive(world: World, print: (l: string) => void, log: Log
   };
   const ep = (id: string) => world.get(id).endpoint;
   await new Promise<void>((resolve) => {
-    const onKey = (_: string, key: { name?: string; ctrl?: boolean }) => {
+    const onKey = (_: string, key: { name?: string; ctrl?: boolean; shift?: boolean }) => {
       if (key.ctrl && (key.name === 'c' || key.name === 'd')) key = { name: 'q' };
       switch (key.name) {
         case 'c':
-          return act('intercom call button', () => panels.intercom.press('call'));
+          return act('intercom bell', () => panels.intercom.press('call'));
+        case 'x':
+          return act('handset hang-up key', () => panels.handset.press('hangup'));
         case 'a': {
+          // H2: `a` answers on the handset (its answer key), `A` on the phone; the other stops ringing.
+          const target = key.shift ? 'phone' : 'handset';
+          if (ep(target).calls.snapshot()?.state === 'ringing') {
+            return act(`${target} answers`, () => (target === 'handset' ? panels.handset.press('answer') : ep('phone').calls.answer()));
+          }
           const ringing = [...world.endpoints.values()].find((w) => {
             const s = w.endpoint.calls.snapshot();
             return s?.state === 'ringing' && s.direction === 'in';

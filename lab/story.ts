@@ -54,6 +54,36 @@ export async function intercomCallsHandset(world: World, intercom = 'intercom', 
   await h.calls.answer();
 }
 
+/**
+ * H1, H2: the intercom rings `account`'s household; resolves when every one of `rung` rings, with
+ * how long that took from the ring (ms) and a function that answers on `answerer` and resolves
+ * when every other rung endpoint stopped ringing, with that time (ms from the answer).
+ */
+export async function ringHousehold(
+  world: World,
+  rung: string[],
+  opts: { intercom?: string; account?: string } = {},
+): Promise<{ allRingingMs: number; answer: (answerer: string) => Promise<{ othersStoppedMs: number }> }> {
+  const t0 = performance.now();
+  const ringing = settledLater(Promise.all(rung.map((id) => waitForEvent(world.get(id).endpoint, 'call.state', (e) => e.call.state === 'ringing', 10_000).then(() => performance.now()))));
+  await world.get(opts.intercom ?? 'intercom').endpoint.calls.ringAccount(opts.account ?? 'alice', { doorRights: true });
+  const allRingingMs = Math.max(...(await ringing)) - t0;
+  const answer = async (answerer: string) => {
+    const others = rung.filter((id) => id !== answerer);
+    const stopped = settledLater(Promise.all(others.map((id) => waitForEvent(world.get(id).endpoint, 'call.state', (e) => e.call.state === 'ended', 10_000).then(() => performance.now()))));
+    const a0 = performance.now();
+    await world.get(answerer).endpoint.calls.answer();
+    return { othersStoppedMs: Math.max(a0, ...(await stopped)) - a0 };
+  };
+  return { allRingingMs, answer };
+}
+
+/** A promise awaited later: if the code before the await throws, its rejection is not left unhandled. */
+function settledLater<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
+
 /** Push from `holder` to `to`; resolves with the newcomer's finished event and the latency from the push. */
 export async function pushSweep(world: World, holder: string, to: string): Promise<{ finished: Finished; ms: number }> {
   const n = world.get(to).endpoint;

@@ -26,6 +26,8 @@ export interface WorldEndpointSpec {
   pushTo?: string[];
   /** Which server node it logs in to (an index into `World.servers`); default the first. */
   node?: number;
+  /** H7: config `calls.doNotDisturb`. */
+  doNotDisturb?: boolean;
 }
 
 /** Several server nodes on one store and one bus (DESIGN.md §7), instead of one embedded server. */
@@ -149,7 +151,7 @@ export class World {
         ...(spec.inviteTimeoutMs ? { inviteTimeoutMs: spec.inviteTimeoutMs } : {}),
       },
       audio: { source: { driver: 'simulated', frequencyHz: spec.frequencyHz }, sink: { driver: 'simulated' } },
-      ...(this.opts.ringTimeoutMs ? { calls: { ringTimeoutMs: this.opts.ringTimeoutMs } } : {}),
+      calls: { ...(this.opts.ringTimeoutMs ? { ringTimeoutMs: this.opts.ringTimeoutMs } : {}), ...(spec.doNotDisturb ? { doNotDisturb: true } : {}) },
       ...(this.opts.idleCloseMs ? { links: { idleCloseMs: this.opts.idleCloseMs, setupTimeoutMs: 8000 } } : {}),
     });
     const source = new SimulatedToneSource({ frequencyHz: spec.frequencyHz, clock });

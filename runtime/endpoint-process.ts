@@ -21,7 +21,10 @@ import type { EndpointEvents } from '../core/session/events.ts';
 
 /** Commands accepted on stdin with `--control stdio`, one JSON object per line. */
 const Command = z.discriminatedUnion('cmd', [
-  z.strictObject({ id: z.string().max(64), cmd: z.literal('call'), to: z.string().max(64), doorRights: z.boolean().optional() }),
+  /** C1 to one endpoint (`to`), or H1 to a household (`account`): every online endpoint of it rings. */
+  z.strictObject({ id: z.string().max(64), cmd: z.literal('call'), to: z.string().max(64).optional(), account: z.string().max(64).optional(), doorRights: z.boolean().optional() }),
+  /** H7: do not disturb on or off. */
+  z.strictObject({ id: z.string().max(64), cmd: z.literal('dnd'), on: z.boolean() }),
   z.strictObject({ id: z.string().max(64), cmd: z.literal('answer') }),
   /** S10 'ask': take the call a sibling sends here (the only one ringing, or the one named). */
   z.strictObject({ id: z.string().max(64), cmd: z.literal('accept'), sweepId: z.string().max(64).optional() }),
@@ -39,7 +42,7 @@ const Command = z.discriminatedUnion('cmd', [
 ]);
 type Command = z.infer<typeof Command>;
 
-const FORWARDED: Array<keyof EndpointEvents & string> = ['call.state', 'sweep.finished', 'sweep.invited', 'sweep.inviteEnded', 'link.state', 'link.failed', 'sibling.call', 'access.state'];
+const FORWARDED: Array<keyof EndpointEvents & string> = ['call.state', 'ring.started', 'ring.fork', 'ring.answered', 'ring.ended', 'sweep.finished', 'sweep.invited', 'sweep.inviteEnded', 'link.state', 'link.failed', 'sibling.call', 'access.state'];
 
 /**
  * Runs one endpoint with the audio drivers its config names (simulated by default). With `control: 'stdio'`, stdin takes commands and
@@ -144,7 +147,12 @@ function retryableAtStart(e: SweepError): boolean {
 async function run(e: Endpoint, sink: AudioSink, cmd: Command, stop: (code: number) => void): Promise<unknown> {
   switch (cmd.cmd) {
     case 'call':
-      return e.calls.placeCall(cmd.to, { doorRights: cmd.doorRights ?? false });
+      if (cmd.account !== undefined && cmd.to === undefined) return e.calls.ringAccount(cmd.account, { doorRights: cmd.doorRights ?? false });
+      if (cmd.to !== undefined && cmd.account === undefined) return e.calls.placeCall(cmd.to, { doorRights: cmd.doorRights ?? false });
+      throw new SweepError('INVALID_MESSAGE', 'call: give either "to" (an endpoint id) or "account" (a household), not both or neither');
+    case 'dnd':
+      e.calls.setDoNotDisturb(cmd.on);
+      return { doNotDisturb: cmd.on };
     case 'answer':
       return e.calls.answer();
     case 'accept':

@@ -100,6 +100,8 @@ export class Endpoint {
       sweepInvites: config.sweep.invites,
       inviteTimeoutMs: config.sweep.inviteTimeoutMs,
       linkLossGraceMs: config.calls.linkLossGraceMs,
+      doNotDisturb: config.calls.doNotDisturb,
+      householdOf: (account) => this.householdOf(account),
       pushPreference: config.sweep.pushTo,
       onLoginSwept: () => {
         log.info('sweep with scope login: logging out (S11)');
@@ -149,6 +151,12 @@ export class Endpoint {
   /** Online endpoints of the same account (A4). */
   siblingList(): EndpointInfo[] {
     return [...this.siblings.values()];
+  }
+
+  /** H1: the online endpoints of an account: our siblings, or a buddy's endpoints as presence keeps them (A4). */
+  householdOf(account: string): EndpointInfo[] {
+    if (account === this.account) return this.siblingList();
+    return (this.access.profile?.buddies.find((b) => b.account === account)?.endpoints ?? []).filter((e) => e.online);
   }
 
   buddyList(): LoginResult['profile']['buddies'] {

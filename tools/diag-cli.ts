@@ -7,6 +7,7 @@ import { SweepError, toSweepError } from '../core/errors.ts';
 import { OperatorClient, readOperatorKey } from './operator.ts';
 import { StateTracker, readState } from '../runtime/diagnostics/state.ts';
 import { watchFilters } from '../runtime/diagnostics/topics.ts';
+import { COMMANDS } from '../runtime/diagnostics/commands.ts';
 
 export interface DiagIo {
   stdout: Writable;
@@ -90,7 +91,7 @@ export async function diagCli(argv: string[], io: DiagIo): Promise<number> {
       const key = values['operator-key'] ? await readOperatorKey(values['operator-key']) : undefined;
       if (sub === 'cmd') {
         const [command, argsJson] = positionals;
-        if (!command) throw new SweepError('INVALID_MESSAGE', 'cmd: COMMAND is required (ping, getConfig, getLogs, listLinks, audioSelfTest, setLogLevel, restart, sweep)');
+        if (!command) throw new SweepError('INVALID_MESSAGE', `cmd: COMMAND is required (${Object.keys(COMMANDS).join(', ')})`);
         let args: Record<string, unknown> = {};
         if (argsJson) {
           try {

@@ -6,7 +6,10 @@ import type { EventBus } from '../bus.ts';
 import type { Clock, TimerHandle } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import { transition, type CallEvent, type CallState } from '../session/call-state.ts';
-import type { CallSnapshot, EndpointEvents, SweepOutcome, SweepRole, SweepStep } from '../session/events.ts';
+import type { CallSnapshot, EndpointEvents, SweepOutcome, SweepRole } from '../session/events.ts';
+import { Timeline } from './timeline.ts';
+
+export { Timeline };
 
 /** What the call manager needs from the media engine (ports.ts). */
 export type MediaPort = Media;
@@ -34,8 +37,10 @@ export interface CallManagerOptions {
   inviteTimeoutMs?: number;
   /** Preferred push targets, in order (config); otherwise any online sibling. */
   pushPreference?: string[];
-  /** C1: incoming calls are refused with this reason (the phone page takes calls by sweep only, S10). */
-  refuseIncomingCalls?: string;
+  /** H1: the online endpoints of an account (its household), from the profile and presence (A4). */
+  householdOf?: (account: string) => Array<{ endpointId: string; label: string }>;
+  /** H7: this endpoint starts set not to ring (config `calls.doNotDisturb`). */
+  doNotDisturb?: boolean;
   /** S11: called after a sweep with scope "login" moved our call away. */
   onLoginSwept?: () => void;
 }
@@ -60,24 +65,6 @@ export interface Call {
   lossTimer?: TimerHandle;
 }
 
-/** A sweep's steps on this endpoint, told on the bus as they happen (the timeline of Q-events). */
-export class Timeline {
-  readonly startedAtMono: number;
-  readonly steps: SweepStep[] = [];
-  constructor(
-    private readonly clock: Clock,
-    private readonly emit: (step: string, ms: number) => void,
-    startedAtMono?: number,
-  ) {
-    this.startedAtMono = startedAtMono ?? clock.mono();
-  }
-  mark(step: string): void {
-    const ms = Math.round((this.clock.mono() - this.startedAtMono) * 100) / 100;
-    this.steps.push({ step, ms });
-    this.emit(step, ms);
-  }
-}
-
 /**
  * The endpoint's one call (C2) and what every role needs around it: the state transition with
  * its events, the link the call runs on, media switching, and the sweep timeline. The roles
@@ -90,10 +77,14 @@ export class CallContext {
   newcomerSweepId: string | undefined;
   private readonly endedListeners: Array<(call: Call) => void> = [];
   private readonly changedListeners: Array<() => void> = [];
+  /** H7: invites are answered DO_NOT_DISTURB while set. */
+  doNotDisturb: boolean;
   /** The party whose link is kept for the call (L4). */
   private linkedPeer: string | undefined;
 
-  constructor(readonly opts: CallManagerOptions) {}
+  constructor(readonly opts: CallManagerOptions) {
+    this.doNotDisturb = opts.doNotDisturb ?? false;
+  }
 
   get sweepTimeoutMs(): number {
     return this.opts.sweepTimeoutMs ?? 3000;

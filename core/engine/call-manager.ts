@@ -7,6 +7,9 @@ import { FarEndRole } from './far-end.ts';
 import { HolderRole } from './holder.ts';
 import { Newcomer } from './newcomer.ts';
 import { PushRole } from './push.ts';
+import { Reclaim } from './reclaim.ts';
+import { RingIn } from './ring-in.ts';
+import { RingOut } from './ring-out.ts';
 import { Siblings, type SiblingCall } from './siblings.ts';
 
 export type { CallManagerOptions, MediaPort } from './call-context.ts';
@@ -25,19 +28,25 @@ export class CallManager {
   private readonly siblings: Siblings;
   private readonly newcomer: Newcomer;
   private readonly pushes: PushRole;
+  private readonly reclaim: Reclaim;
+  private readonly ringOut: RingOut;
+  private readonly ringIn: RingIn;
   private closed = false;
 
   constructor(opts: CallManagerOptions) {
     const ctx = new CallContext(opts);
     this.ctx = ctx;
     this.farEnd = new FarEndRole(ctx, (call) => this.calls.startLossTimer(call));
-    this.calls = new Calls(ctx, () => this.farEnd.moving);
+    this.ringOut = new RingOut(ctx);
+    this.ringIn = new RingIn(ctx);
+    this.calls = new Calls(ctx, () => this.farEnd.moving, { out: this.ringOut, in: this.ringIn });
+    this.reclaim = new Reclaim(ctx, () => this.farEnd.moving);
     this.holder = new HolderRole(ctx);
     this.siblings = new Siblings(ctx);
     this.newcomer = new Newcomer(ctx, this.siblings);
     this.pushes = new PushRole(ctx, this.newcomer);
     opts.links.onLinkCreated((link) => {
-      for (const role of [this.calls, this.holder, this.farEnd, this.pushes, this.siblings]) role.registerHandlers(link);
+      for (const role of [this.calls, this.reclaim, this.ringIn, this.holder, this.farEnd, this.pushes, this.siblings]) role.registerHandlers(link);
     });
     opts.links.onLinkReady((link) => this.onLinkReady(link));
     opts.links.onLinkClosed((peerId, reason, link) => this.onLinkClosed(peerId, reason, link));
@@ -68,7 +77,7 @@ export class CallManager {
   usesPeer(peerId: string): boolean {
     const call = this.ctx.call;
     if (call && call.state !== 'ended' && call.peer.endpointId === peerId) return true;
-    if (this.holder.sweepingTo === peerId || this.farEnd.oldHolder === peerId) return true;
+    if (this.holder.sweepingTo === peerId || this.farEnd.oldHolder === peerId || this.ringOut.uses(peerId)) return true;
     return this.siblings.has(peerId);
   }
 
@@ -76,6 +85,23 @@ export class CallManager {
 
   placeCall(peerId: string, opts: { doorRights?: boolean } = {}): Promise<CallSnapshot> {
     return this.calls.placeCall(peerId, opts);
+  }
+
+  /**
+   * H1: calls a household: rings every online endpoint of `account` at once; the first answer
+   * wins (H2). Resolves once one rings, or with the ended call when none could (H4, H7).
+   */
+  ringAccount(account: string, opts: { doorRights?: boolean; label?: string } = {}): Promise<CallSnapshot> {
+    return this.ringOut.ringAccount(account, opts);
+  }
+
+  /** H7: do not disturb: invites are answered DO_NOT_DISTURB and a household ring skips this endpoint. */
+  get doNotDisturb(): boolean {
+    return this.ctx.doNotDisturb;
+  }
+
+  setDoNotDisturb(on: boolean): void {
+    this.ctx.doNotDisturb = on;
   }
 
   answer(): Promise<CallSnapshot> {
@@ -96,7 +122,7 @@ export class CallManager {
 
   /** L7: takes back the call this endpoint held before it restarted (a reloaded page). */
   resume(held: { sessionId: string; epoch: number; farEnd: Party; muted: boolean }): Promise<CallSnapshot> {
-    return this.calls.resume(held);
+    return this.reclaim.resume(held);
   }
 
   /** D1: asks the other party of the call to open its door; resolves with the pulse length. */
@@ -131,6 +157,7 @@ export class CallManager {
     this.holder.close();
     this.farEnd.close();
     this.siblings.close();
+    this.ringOut.close();
     const call = this.ctx.call;
     if (call?.lossTimer) this.ctx.opts.clock.clear(call.lossTimer);
     if (call && call.state !== 'ended') this.ctx.apply(call, 'hangup', 'endpoint closing');
@@ -146,5 +173,6 @@ export class CallManager {
     this.ctx.opts.bus.emit('link.state', { peerId, up: false, reason });
     this.siblings.onLinkClosed(peerId, link);
     this.calls.onLinkClosed(reason, link);
+    this.ringOut.onLinkClosed(link, reason);
   }
 }

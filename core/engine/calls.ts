@@ -1,9 +1,10 @@
 import type { CertificatePayload } from '../protocol/certificate.ts';
-import type { Party } from '../protocol/peer.ts';
 import type { Link } from './ports.ts';
 import { SweepError, toSweepError } from '../errors.ts';
 import type { CallSnapshot } from '../session/events.ts';
 import { partyOf, sameParty, type Call, type CallContext } from './call-context.ts';
+import type { RingIn } from './ring-in.ts';
+import type { RingOut } from './ring-out.ts';
 
 /**
  * Calls (docs/protocol.md C1–C5) and the life of a call's link: a peer's new instance (L6), a
@@ -14,8 +15,9 @@ export class Calls {
     private readonly ctx: CallContext,
     /** Whether the far end is moving the call (S7): the party changes then, not its instance. */
     private readonly moving: () => boolean,
-  ) {
-  }
+    /** A household call's answers and declines go to its ring (H2–H4); a lost answer ends ours (H3). */
+    private readonly ring: { out: RingOut; in: RingIn },
+  ) {}
 
   /** C1: calls `peerId`; resolves once it rings there. */
   async placeCall(peerId: string, opts: { doorRights?: boolean } = {}): Promise<CallSnapshot> {
@@ -49,7 +51,9 @@ export class Calls {
     const call = ctx.call;
     if (!call || call.state !== 'ringing' || call.direction !== 'in') throw new SweepError('BAD_STATE', 'no incoming call is ringing');
     const link = ctx.requireLink(call);
-    const res = await link.rpc.request('call.answer', { sessionId: call.sessionId });
+    const res = await link.rpc.request('call.answer', { sessionId: call.sessionId }).catch((err: unknown) => {
+      throw this.ring.in.answerRefused(call, err);
+    });
     if (ctx.call !== call || call.state !== 'ringing') throw new SweepError('BAD_STATE', 'the call ended while answering');
     call.startedAt = res.startedAt;
     ctx.apply(call, 'answer');
@@ -80,27 +84,6 @@ export class Calls {
       .catch((err: unknown) => ctx.opts.log.debug({ err: toSweepError(err).message }, 'hangup not delivered'));
   }
 
-  /**
-   * L7: a restarted instance (a reloaded page) takes back the call it held, kept by the far end
-   * for the C5 grace; its links say `resume` in hello. Resolves once the call runs here again.
-   */
-  async resume(held: { sessionId: string; epoch: number; farEnd: Party; muted: boolean }): Promise<CallSnapshot> {
-    const { ctx } = this;
-    ctx.assertNoCall();
-    const link = await ctx.opts.links.get(held.farEnd.endpointId);
-    if (!sameParty(held.farEnd, link)) throw new SweepError('FORBIDDEN', `${held.farEnd.endpointId} is not of account ${held.farEnd.account}`);
-    const res = await link.rpc.request('call.resume', { sessionId: held.sessionId, epoch: held.epoch });
-    ctx.assertNoCall();
-    const call = newCall(res.sessionId, 'in', link.peer!, link, res.doorRights);
-    call.epoch = res.epoch;
-    call.startedAt = res.startedAt;
-    call.muted = held.muted;
-    ctx.call = call;
-    ctx.apply(call, 'resumed', 'resumed');
-    await ctx.startMedia(link.media);
-    return ctx.snapshot()!;
-  }
-
   /** D1: asks the other party of our call (the intercom) to open its door; D2–D4 are decided there. */
   async openDoor(): Promise<number> {
     const { ctx } = this;
@@ -125,7 +108,7 @@ export class Calls {
     const rpc = link.rpc;
     rpc.handle('call.invite', (body) => {
       const from = link.peer!; // admitted only after hello (P2)
-      if (ctx.opts.refuseIncomingCalls) throw new SweepError('REFUSED', ctx.opts.refuseIncomingCalls);
+      if (ctx.doNotDisturb) throw new SweepError('DO_NOT_DISTURB', `${ctx.opts.self.endpointId} is set not to ring (H7)`);
       if (from.account !== ctx.opts.self.account && !ctx.opts.isBuddy(from.account)) {
         throw new SweepError('FORBIDDEN', `account ${from.account} is not a buddy of ${ctx.opts.self.account} (P5)`);
       }
@@ -138,6 +121,7 @@ export class Calls {
     });
 
     rpc.handle('call.answer', async (body) => {
+      if (this.ring.out.rang(body.sessionId)) return this.ring.out.onAnswer(link, body.sessionId);
       const call = ctx.callWith(body.sessionId, link);
       if (call.state !== 'ringing' || call.direction !== 'out') throw new SweepError('BAD_STATE', `call is ${call.state}, not ringing out`);
       if (call.lossTimer) {
@@ -152,17 +136,25 @@ export class Calls {
     });
 
     rpc.handle('call.reject', (body) => {
+      if (this.ring.out.rang(body.sessionId)) {
+        this.ring.out.onDecline(link, body.sessionId, body.reason); // H4
+        return {};
+      }
       ctx.apply(ctx.callWith(body.sessionId, link), 'reject', `rejected: ${body.reason}`);
       return {};
     });
 
     rpc.handle('call.hangup', (body) => {
+      // H4: a rung endpoint hanging up while it rings declines its own fork only.
+      if (this.ring.out.rang(body.sessionId) && ctx.call?.state === 'ringing') {
+        this.ring.out.onDecline(link, body.sessionId, body.reason);
+        return {};
+      }
       const call = ctx.callWith(body.sessionId, link);
       if (call.state !== 'ended') ctx.apply(call, 'hangup', `far end hung up: ${body.reason}`);
       return {};
     });
 
-    rpc.handle('call.resume', (body) => this.onResume(link, body.sessionId, body.epoch));
   }
 
   /**
@@ -211,22 +203,9 @@ export class Calls {
       }
     }, ctx.linkLossGraceMs);
   }
-
-  /** L7: the same certified endpoint (a reloaded page) takes its own call back over its new link. */
-  private onResume(link: Link, sessionId: string, epoch: number) {
-    const { ctx } = this;
-    const call = ctx.callWith(sessionId, link);
-    if (call.state !== 'active' || this.moving()) throw new SweepError('BAD_STATE', `call is ${this.moving() ? 'moving' : call.state}, not active`);
-    if (epoch !== call.epoch) throw new SweepError('STALE_EPOCH', `the call is at epoch ${call.epoch}, not ${epoch}: it moved meanwhile`);
-    if (call.link && call.link !== link && !call.link.isClosed) call.link.close('the endpoint reclaimed its call over a new link (L7)');
-    ctx.carryOn(call, link);
-    ctx.opts.log.info({ sessionId, peer: link.peerId }, 'call resumed by a new instance of its party (L7)');
-    ctx.emitState(call, 'resumed');
-    return { sessionId, epoch: call.epoch, doorRights: call.doorRights, startedAt: call.startedAt };
-  }
 }
 
-function newCall(sessionId: string, direction: 'in' | 'out', cert: CertificatePayload, link: Link, doorRights: boolean): Call {
+export function newCall(sessionId: string, direction: 'in' | 'out', cert: CertificatePayload, link: Link, doorRights: boolean): Call {
   return {
     sessionId,
     state: 'idle',
@@ -241,4 +220,9 @@ function newCall(sessionId: string, direction: 'in' | 'out', cert: CertificatePa
     muted: false,
     onHold: false,
   };
+}
+
+/** H1: a call to a household: its endpoint is not known until one answers (H2): no link, an empty endpoint id. */
+export function householdCall(sessionId: string, account: string, label: string, doorRights: boolean): Call {
+  return { sessionId, state: 'idle', direction: 'out', peer: { account, endpointId: '', label }, peerCert: undefined, link: undefined, peerInstance: undefined, epoch: 0, startedAt: null, doorRights, muted: false, onHold: false };
 }

@@ -55,6 +55,14 @@ export const peerCatalogue = {
     'call.answer': { body: z.strictObject({ sessionId: Id }), result: z.strictObject({ startedAt: z.number().int() }) },
     'call.reject': { body: z.strictObject({ sessionId: Id, reason: Reason }), result: Empty },
     'call.hangup': { body: z.strictObject({ sessionId: Id, reason: Reason }), result: Empty },
+    /**
+     * H2, H5: the caller of a household call stops one rung endpoint's ring: another endpoint
+     * answered (`by`: its label), nobody did (`missed`), or the caller hung up.
+     */
+    'call.cancel': {
+      body: z.strictObject({ sessionId: Id, reason: z.enum(['answered', 'missed', 'callerHungUp']), by: z.string().max(64).optional() }),
+      result: Empty,
+    },
     /** L7: a restarted page reclaims its own call (same certified endpoint) within the C5 grace. */
     'call.resume': {
       body: z.strictObject({ sessionId: Id, epoch: z.number().int().min(0) }),

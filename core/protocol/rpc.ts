@@ -7,7 +7,7 @@ import { parseJsonText, parseWith } from './validate.ts';
 const KNOWN_CODES = new Set<string>([
   'INVALID_MESSAGE', 'INVALID_CONFIG', 'UNKNOWN_TYPE', 'TOO_LARGE', 'TIMEOUT', 'CLOSED', 'UNAUTHORIZED',
   'FORBIDDEN', 'RATE_LIMITED', 'NOT_FOUND', 'OFFLINE', 'BUSY', 'STALE_EPOCH', 'REPLAYED', 'EXPIRED',
-  'REFUSED', 'BAD_STATE', 'INTERNAL',
+  'REFUSED', 'BAD_STATE', 'ANSWERED_ELSEWHERE', 'DO_NOT_DISTURB', 'INTERNAL',
 ]);
 
 export type RequestHandler<C extends Catalogue, T extends RequestType<C>> = (

@@ -5,6 +5,9 @@ import type { CallState } from './call-state.ts';
 export type SweepRole = 'newcomer' | 'holder' | 'farEnd';
 export type SweepOutcome = 'completed' | 'moved' | 'refused' | 'rolledBack';
 
+/** H11: where one endpoint of a rung household is (a fork of the call). */
+export type RingForkState = 'linking' | 'inviting' | 'ringing' | 'busy' | 'dnd' | 'declined' | 'lost' | 'failed' | 'cancelled' | 'answered';
+
 export interface SweepStep {
   step: string;
   /** ms since the sweep's first message on this endpoint. */
@@ -40,6 +43,14 @@ export interface EndpointEvents extends Record<string, unknown> {
   /** S10 'ask': a sibling sends its call here; it rings until accepted, declined or timed out. */
   'sweep.invited': { sweepId: string; from: string; fromLabel: string; sessionId: string };
   'sweep.inviteEnded': { sweepId: string; reason: string };
+  /** H11: a household call (an account) started ringing its online endpoints. */
+  'ring.started': { sessionId: string; account: string; endpoints: string[]; startedAtMono: number };
+  /** H11: one rung endpoint's fork changed state; ms since the ring started. */
+  'ring.fork': { sessionId: string; endpointId: string; label: string; state: RingForkState; ms: number; reason?: string };
+  /** H2, H11: the first answer won. */
+  'ring.answered': { sessionId: string; account: string; by: Party; ms: number };
+  /** H11: the household call is over: missed, cancelled by the caller, or the answered call ended. */
+  'ring.ended': { sessionId: string; account: string; outcome: 'answered' | 'missed' | 'cancelled'; rang: string[]; answeredBy?: Party; reason?: string; ms: number };
   'sibling.call': { endpointId: string; call: { sessionId: string; farEnd: Party; epoch: number } | null };
   'link.state': { peerId: string; up: boolean; reason?: string };
   /** A link kept ahead of need could not be made (issue 17): why, how often in a row; retried with back-off. */

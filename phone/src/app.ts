@@ -9,10 +9,12 @@ import { PhoneEndpoint, type WebState } from './phone-endpoint.ts';
 import { loadCall, loadOrCreateIdentity, loadSession, loadUsername, saveCall, saveSession, saveUsername, type Identity } from './identity.ts';
 import { consoleLog } from './log.ts';
 import { importVerifyingKey } from '../../core/engine/webcrypto.ts';
+import { AudioOut } from './audio-out.ts';
 
 /**
- * The smartphone page: log in with the handset's credentials, see the handset's call, "Take the
- * call here", answer pushed sweeps, talk, mute, open the door, send the call back, hang up.
+ * The smartphone page: log in with the handset's credentials, ring with the household and answer
+ * the door directly (H1–H4), see the handset's call, "Take the call here", answer pushed sweeps,
+ * talk, mute, open the door, send the call back, hang up.
  * No framework: each change of state renders the page again from `WebState`.
  */
 
@@ -45,6 +47,8 @@ const hooks = {
   state: (): WebState | null => page?.endpoint?.state() ?? null,
   hearing: (): { hz: number | null; db: number } => page?.audio?.hearing() ?? { hz: null, db: -Infinity },
   lastPull: () => page?.endpoint?.lastPull ?? null,
+  /** H1: whether the page plays its ring tone and vibrates. */
+  ringing: (): boolean => page?.audio?.ringing ?? false,
   /** Attempts a pull from any endpoint id (the UI offers only siblings' calls). */
   pull: async (from: string): Promise<{ ok: boolean; code?: string; message?: string }> => {
     try {
@@ -68,50 +72,6 @@ function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, 
   }
   for (const c of children) if (c !== null && c !== false) el.append(c);
   return el;
-}
-
-/** Plays every link's remote audio and analyses what is heard (AnalyserNode). */
-class AudioOut {
-  readonly ctx = new AudioContext();
-  private readonly analyser: AnalyserNode;
-  private readonly streams = new Set<MediaStream>();
-
-  constructor() {
-    this.analyser = this.ctx.createAnalyser();
-    this.analyser.fftSize = 8192;
-    this.analyser.smoothingTimeConstant = 0.2;
-    const silent = this.ctx.createGain();
-    silent.gain.value = 0;
-    this.analyser.connect(silent).connect(this.ctx.destination);
-  }
-
-  add(stream: MediaStream): void {
-    if (this.streams.has(stream)) return;
-    this.streams.add(stream);
-    // The element plays it; Chrome also needs it for remote audio to reach WebAudio.
-    const el = h('audio', { autoplay: true, playsinline: true });
-    el.srcObject = stream;
-    document.body.append(el);
-    el.play().catch((err: unknown) => log.warn({ err: String(err) }, 'audio element did not start'));
-    this.ctx.createMediaStreamSource(stream).connect(this.analyser);
-    void this.ctx.resume();
-  }
-
-  /** The strongest tone between 80 Hz and 4 kHz now, and its level. */
-  hearing(): { hz: number | null; db: number } {
-    const bins = new Float32Array(this.analyser.frequencyBinCount);
-    this.analyser.getFloatFrequencyData(bins);
-    const hzPerBin = this.ctx.sampleRate / this.analyser.fftSize;
-    let best = -1;
-    let db = -Infinity;
-    for (let i = Math.ceil(80 / hzPerBin); i < Math.min(bins.length, 4000 / hzPerBin); i++) {
-      if (bins[i]! > db) {
-        db = bins[i]!;
-        best = i;
-      }
-    }
-    return db > -90 && best >= 0 ? { hz: Math.round(best * hzPerBin), db: Math.round(db) } : { hz: null, db };
-  }
 }
 
 async function boot(): Promise<void> {
@@ -159,7 +119,7 @@ async function connect(login: (a: AccessConnection) => Promise<LoginResult>): Pr
   }
   p.access = access;
   await saveUsername(result.profile.account);
-  p.audio ??= new AudioOut();
+  p.audio ??= new AudioOut(log);
   let mic: MediaStreamTrack | null = null;
   try {
     const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true } });
@@ -220,6 +180,7 @@ function rememberCall(s: WebState): void {
 
 async function reconnect(reason: string): Promise<void> {
   const p = page!;
+  p.audio?.ring(false);
   p.endpoint?.close();
   p.endpoint = undefined;
   hooks.ready = false;
@@ -241,6 +202,7 @@ async function reconnect(reason: string): Promise<void> {
 
 async function loggedOut(text: string, error = true): Promise<void> {
   const p = page!;
+  p.audio?.ring(false);
   p.endpoint?.close();
   p.endpoint = undefined;
   p.access = undefined;
@@ -328,7 +290,10 @@ function render(s: WebState): void {
     p.micProblem ? h('p', { class: 'status error', 'data-testid': 'mic-problem' }, p.micProblem) : null,
   ];
 
-  const call = s.call && s.call.state !== 'ended' ? s.call : null;
+  // H1: a call ringing here shows over everything (below); the page shows the rest meanwhile.
+  const incoming = s.call?.state === 'ringing' && s.call.direction === 'in' ? s.call : null;
+  p.audio?.ring(incoming !== null || s.invite !== null);
+  const call = s.call && s.call.state !== 'ended' && !incoming ? s.call : null;
   if (call) {
     const who = call.peer.label || call.peer.endpointId;
     const busy = call.state === 'sweeping';
@@ -390,7 +355,24 @@ function render(s: WebState): void {
       h('li', {}, h('span', {}, h('span', { class: e?.online ? 'dot on' : 'dot' }), e ? `${b.displayName}: ${e.label || e.endpointId}` : b.displayName), h('span', { class: 'hint' }, e?.online ? 'online' : 'offline')),
     ))),
   );
+  parts.push(
+    h('label', { class: 'toggle' },
+      h('input', { type: 'checkbox', 'data-testid': 'dnd', checked: s.doNotDisturb, change: (ev: Event) => ep.setDoNotDisturb((ev.target as HTMLInputElement).checked) }),
+      ' Do not disturb (this phone does not ring; your other devices do)'),
+  );
   parts.push(h('p', { class: 'hint' }, `This phone: ${p.id.endpointId}`));
+
+  if (incoming) {
+    const who = incoming.peer.label || incoming.peer.endpointId;
+    parts.push(
+      h('div', { class: 'ringing', role: 'alertdialog', 'data-testid': 'incoming' },
+        h('p', { 'data-testid': 'incoming-label' }, `${who} is ringing`),
+        incoming.doorRights ? h('p', { class: 'hint' }, 'You can open the door once you answer.') : null,
+        h('button', { class: 'ok', 'data-testid': 'answer-call', disabled: !ep.mic, click: act(() => ep.answerCall()) }, ep.mic ? 'Answer' : 'Answer (microphone needed)'),
+        h('button', { class: 'secondary', 'data-testid': 'decline-call', click: act(() => ep.declineCall()) }, 'Decline'),
+      ),
+    );
+  }
 
   if (s.invite) {
     const inv = s.invite;
@@ -402,7 +384,6 @@ function render(s: WebState): void {
         h('button', { class: 'secondary', 'data-testid': 'decline', click: () => ep.declineInvite() }, 'Decline'),
       ),
     );
-    navigator.vibrate?.([300, 200, 300]);
   }
   app.replaceChildren(...parts.filter((x): x is Node => x !== null));
 }

@@ -36,6 +36,8 @@ export interface WebState {
   unreachable: Array<{ endpointId: string; label: string; reason: string; attempts: number }>;
   call: CallSnapshot | null;
   invite: Invite | null;
+  /** H7: this page is set not to ring. */
+  doNotDisturb: boolean;
   /** The last thing that happened, in words, and whether it was a failure. */
   status: { text: string; error?: { code: string; message: string } };
 }
@@ -119,8 +121,8 @@ export class PhoneEndpoint {
       sweepTimeoutMs: opts.sweepTimeoutMs ?? 3000,
       // C5: a sibling's call is remembered this long after its link died, so it can be taken over (S9).
       linkLossGraceMs: 10_000,
+      // S10: a pushed sweep rings the page's user. H1: so does a household call (Answer, Decline).
       sweepInvites: 'ask',
-      refuseIncomingCalls: 'this phone takes calls by sweep only (S10): call the handset',
     });
     this.bus.on(this, 'call.state', (e) => this.onCallState(e.call, e.reason));
     this.bus.on(this, 'sweep.invited', (e) => this.setStatus(`${e.fromLabel || e.from} is sending you the call.`));
@@ -169,6 +171,7 @@ export class PhoneEndpoint {
       }),
       call: this.calls.snapshot(),
       invite: invite ? { sweepId: invite.sweepId, from: invite.from, sessionId: invite.sessionId } : null,
+      doNotDisturb: this.calls.doNotDisturb,
       status: this.status,
     };
   }
@@ -185,6 +188,31 @@ export class PhoneEndpoint {
     const inv = this.calls.pendingInvitesSnapshot()[0];
     if (!inv) throw new SweepError('NOT_FOUND', 'no sweep is ringing');
     await this.takeCall(inv.from, () => this.calls.acceptInvite(inv.sweepId));
+  }
+
+  /** H2: answers the call ringing here; the first answer of the household wins. */
+  async answerCall(): Promise<void> {
+    const peer = this.calls.snapshot()?.peer;
+    try {
+      await this.takeCall(peer ? nameOf(peer) : '', () => this.calls.answer());
+    } catch (err) {
+      const e = toSweepError(err);
+      // H3: another device of the household was first; the ring ended here: say where, not "failed".
+      if (e.code !== 'ANSWERED_ELSEWHERE') throw e;
+      this.setStatus(callEndedText('', e.message.replace(/ \(H3\)$/, ''), (id) => this.labelOf(id)));
+    }
+  }
+
+  /** H4: declines the call ringing here; the household's other devices ring on. */
+  async declineCall(): Promise<void> {
+    await this.calls.reject('declined on the phone');
+    this.setStatus('Declined.');
+  }
+
+  /** H7: not rung while set (the household's other devices still are). */
+  setDoNotDisturb(on: boolean): void {
+    this.calls.setDoNotDisturb(on);
+    this.setStatus(on ? 'Do not disturb: this phone does not ring.' : 'This phone rings again.');
   }
 
   declineInvite(): void {
@@ -275,7 +303,11 @@ export class PhoneEndpoint {
     const before = this.lastCallState;
     this.lastCallState = call.state;
     const who = nameOf(call.peer);
-    if (call.state === 'active' && before === 'sweeping') {
+    if (call.state === 'ringing' && call.direction === 'in') {
+      this.status = { text: `${who} is ringing.` };
+    } else if (call.state === 'active' && before === 'ringing') {
+      this.status = { text: `On the call with ${who}.` };
+    } else if (call.state === 'active' && before === 'sweeping') {
       // S8: a reason means the holder's sweep was rolled back; none, that our pull completed.
       this.status = { text: reason ? `The call stays here: ${reason}.` : `On the call with ${who}.` };
     } else if (call.state === 'sweeping' && before === 'active') {

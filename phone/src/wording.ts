@@ -13,6 +13,8 @@ export function explain(e: { code: string; message: string }): string {
     RATE_LIMITED: 'too many attempts, wait a moment',
     CLOSED: 'the connection closed',
     UNKNOWN_TYPE: 'the other device cannot do this',
+    ANSWERED_ELSEWHERE: 'another device answered first',
+    DO_NOT_DISTURB: 'set to do not disturb',
   };
   return `${plain[e.code] ?? 'failed'} (${e.code}: ${e.message})`;
 }
@@ -25,5 +27,10 @@ export function callEndedText(who: string, reason: string | undefined, labelOf: 
   if (r.startsWith('peer restarted')) return `${who} restarted: the call ended.`;
   if (r.startsWith('link lost')) return `The call ended: the connection to ${who} was lost.`;
   if (r.startsWith('rejected')) return `${who} rejected the call.`;
+  // H2, H5: the caller stopped this device's ring.
+  if (r.startsWith('answered on ')) return `Answered on ${r.slice('answered on '.length)}.`;
+  if (r === 'missed') return `Missed call from ${who}.`;
+  if (r === 'the caller hung up') return `${who} stopped ringing.`;
+  if (r.startsWith('declined')) return 'Declined.';
   return r ? `The call ended (${r}).` : 'The call ended.';
 }

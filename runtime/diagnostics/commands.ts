@@ -29,6 +29,8 @@ export const COMMANDS = {
   setLogLevel: { changes: true, args: z.strictObject({ level: z.enum(LOG_LEVELS) }) },
   restart: { changes: true, args: z.strictObject({ reason: z.string().max(200).optional() }) },
   sweep: { changes: true, args: z.strictObject({ to: EndpointId.optional() }) },
+  /** H7: do not disturb: a household ring skips this endpoint and invites are answered DO_NOT_DISTURB. */
+  dnd: { changes: true, args: z.strictObject({ on: z.boolean() }) },
   shell: { changes: true, args: z.strictObject({ cols: z.number().int().min(10).max(500).default(80), rows: z.number().int().min(5).max(200).default(24) }) },
   shellClose: { changes: true, args: z.strictObject({ session: z.string().min(1).max(64) }) },
 } as const;
@@ -172,6 +174,12 @@ export class CommandHandler {
       case 'sweep': {
         const a: Args<'sweep'> = parse(COMMANDS.sweep.args, rawArgs, 'args');
         return c.endpoint.calls.push(a.to ? { to: a.to } : {});
+      }
+      case 'dnd': {
+        const a: Args<'dnd'> = parse(COMMANDS.dnd.args, rawArgs, 'args');
+        const previous = c.endpoint.calls.doNotDisturb;
+        c.endpoint.calls.setDoNotDisturb(a.on);
+        return { previous, doNotDisturb: a.on };
       }
       case 'shell': {
         const a: Args<'shell'> = parse(COMMANDS.shell.args, rawArgs, 'args');

@@ -14,6 +14,9 @@ export interface ObservedEndpoint {
   readonly calls: {
     snapshot(): CallSnapshot | null;
     push(opts: { to?: string }): Promise<{ sweepId: string; to: string; startedAtMono: number }>;
+    /** H7. */
+    readonly doNotDisturb: boolean;
+    setDoNotDisturb(on: boolean): void;
   };
   readonly links: {
     links(): Array<{ peerId: string; isClosed: boolean; malformedCount: number; transport: { linkId: string; role: string; isOpen: boolean; selectedPath?(): { local: string; remote: string; transport: string } | undefined } }>;

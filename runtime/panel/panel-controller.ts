@@ -197,7 +197,12 @@ class Controller implements PanelController {
         calls.setMuted(!call?.muted);
         return;
       case 'call':
-        await calls.placeCall(b.to, { doorRights: b.doorRights });
+        // H1: a bell for a household rings all its endpoints; one for an endpoint id rings that one.
+        if (b.account !== undefined) {
+          const rung = await calls.ringAccount(b.account, { doorRights: b.doorRights });
+          // H7: nobody could ring (all busy, do not disturb or offline): the bell says so at once (error pattern).
+          if (rung.state === 'ended') throw new SweepError('REFUSED', `nobody home: no device of ${b.account} could ring (H7)`);
+        } else if (b.to !== undefined) await calls.placeCall(b.to, { doorRights: b.doorRights });
         return;
       case 'door':
         await this.#door();

@@ -60,6 +60,41 @@ void t.test('browser phone in real Chromium inside unshare -n', async (t) => {
     t.ok(typeof c.audioBackMs === 'number' && c.audioBackMs <= 3000, `audio back at the intercom ${String(c.audioBackMs)} ms after the reload began (goal ≤ 3000)`);
   });
 
+  await t.test('the door rings the household: the page rings with the caller and its Answer takes the call; the handset stops (H1, H2)', async (t) => {
+    const c = r.household ?? {};
+    t.ok(c.ok, errorOf(c));
+    t.equal(c.label, 'Front door intercom is ringing', "the page rings with the caller's label");
+    t.match(String(c.ringingStatus), /Front door intercom is ringing/);
+    t.ok(typeof c.pageRingMs === 'number' && c.pageRingMs < 5000, `the page rang ${String(c.pageRingMs)} ms after the bell`);
+    t.equal(c.phoneState, 'active', 'the page holds the call');
+    t.equal(c.intercomPeer, c.phoneId, 'the intercom talks to the page');
+    t.equal(c.handsetStopReason, 'answered on Smartphone (browser)', 'the handset stops with where it was answered');
+    t.ok(c.incomingGone, 'the ringing screen is gone once answered');
+    t.equal(c.toneWhileRinging, true, 'the page rings (tone and vibration) while the door rings');
+    t.equal(c.toneAfterAnswer, false, 'and stops once answered');
+    t.ok(near(c.pageHearsHz, 330, 12), `the page hears the intercom (${String(c.pageHearsHz)})`);
+    t.ok(near(c.beepHz, 400, 20), `the intercom hears the page's microphone (${String(c.beepHz)})`);
+  });
+
+  await t.test('a phone page opened while the door rings joins the ring; its Decline stops only it; the other page shows where it was answered (H1, H2, H4)', async (t) => {
+    const c = r.householdJoin ?? {};
+    t.ok(c.ok, errorOf(c));
+    t.ok(typeof c.joinedMs === 'number' && c.joinedMs < 8000, `the new page rang ${String(c.joinedMs)} ms after its login`);
+    t.equal(c.declinedStatus, 'Declined.');
+    t.same(c.stillRinging, { handset: 'ringing', page: 'ringing', intercom: 'ringing' }, 'the others ring on');
+    t.equal(c.pageStatus, 'Answered on Desk handset.', 'the first page says where it was answered');
+    t.ok(c.incomingGone, 'and stops ringing');
+    t.equal(c.intercomPeer, 'handset');
+  });
+
+  await t.test('do not disturb on the page: the door rings the handset and skips the page (H7)', async (t) => {
+    const c = r.dnd ?? {};
+    t.ok(c.ok, errorOf(c));
+    t.equal(c.fork, 'dnd', 'the intercom skipped the page as do not disturb');
+    t.notOk(c.incomingShown, 'the page shows no ringing');
+    t.not(c.pageCall, 'ringing');
+  });
+
   await t.test('the handset crashes mid-call: the page takes the call over without a grant (issue 12 item 3, S9)', async (t) => {
     const c = r.takeover ?? {};
     t.ok(c.ok, errorOf(c));

@@ -231,6 +231,97 @@ async function cases(bw: BrowserWorld): Promise<Result> {
       intercomAfterHangup: intercom.endpoint.calls.snapshot()?.state,
     };
   });
+  // (6) The door rings the household (H1): the handset and the page ring together; the resident
+  // answers on the page (H2), the handset stops with "answered on …", and the page talks to the door.
+  await step(out, 'household', async () => {
+    await waitUntil(() => intercom.endpoint.calls.snapshot()?.state !== 'active' && handset.endpoint.calls.snapshot()?.state !== 'active', 5000, 'no call');
+    const handsetRinging = waitForEvent(handset.endpoint, 'call.state', (e) => e.call.state === 'ringing', 8000);
+    const rangAt = performance.now();
+    await intercom.endpoint.calls.ringAccount('alice', { doorRights: true });
+    await page.getByTestId('incoming').waitFor({ timeout: 8000 });
+    const pageRingMs = Math.round(performance.now() - rangAt);
+    await handsetRinging;
+    const label = await page.getByTestId('incoming-label').textContent();
+    const ringingStatus = (await pageState(page)).status.text;
+    const ringTone = () => page.evaluate(() => (globalThis as unknown as { sweep: { ringing: () => boolean } }).sweep.ringing());
+    const toneWhileRinging = await ringTone();
+    await shot(page, '9-household-ringing');
+    const handsetStopped = waitForEvent(handset.endpoint, 'call.state', (e) => e.call.state === 'ended', 8000);
+    await page.getByTestId('answer-call').click();
+    const s = await waitPage(page, (s) => s.call?.state === 'active', 8000, 'the page answered the door');
+    const stopped = await handsetStopped;
+    await sleep(200);
+    const since = performance.now();
+    const pageHz = await pageHears(page, 800);
+    await shot(page, '10-household-answered-on-phone');
+    const result = {
+      pageRingMs,
+      label,
+      ringingStatus,
+      phoneState: s.call?.state,
+      handsetStopReason: stopped.reason,
+      intercomPeer: intercom.endpoint.calls.snapshot()?.peer.endpointId,
+      phoneId,
+      pageHearsHz: pageHz,
+      ...beeps(intercom.sink.framesSince(since)),
+      incomingGone: (await page.getByTestId('incoming').count()) === 0,
+      toneWhileRinging,
+      toneAfterAnswer: await ringTone(),
+    };
+    await page.getByTestId('hangup').click();
+    await waitUntil(() => intercom.endpoint.calls.snapshot()?.state === 'ended', 3000, 'intercom call ended');
+    return result;
+  });
+
+  // (7) A second phone page opened while the door rings joins the ring (H1); it declines, and only
+  // it stops (H4); the handset answers and the first page shows where (H2).
+  await step(out, 'householdJoin', async () => {
+    await waitUntil(() => intercom.endpoint.calls.snapshot()?.state === 'ended', 5000, 'no call');
+    await intercom.endpoint.calls.ringAccount('alice', { doorRights: true });
+    await page.getByTestId('incoming').waitFor({ timeout: 8000 });
+    const second = await bw.phone('alice', 'alice-second');
+    const loginAt = performance.now();
+    await second.getByTestId('login').click();
+    await loggedIn(second);
+    await second.getByTestId('incoming').waitFor({ timeout: 8000 });
+    const joinedMs = Math.round(performance.now() - loginAt);
+    await shot(second, '11-opened-while-ringing');
+    await second.getByTestId('decline-call').click();
+    const declined = await waitPage(second, (s) => s.call?.state === 'ended', 5000, 'the second page declined');
+    await sleep(300);
+    const stillRinging = { handset: handset.endpoint.calls.snapshot()?.state, page: (await pageState(page)).call?.state, intercom: intercom.endpoint.calls.snapshot()?.state };
+    await handset.endpoint.calls.answer();
+    const told = await waitPage(page, (s) => s.call?.state === 'ended', 5000, 'the first page stops ringing');
+    await shot(page, '12-answered-on-handset');
+    const result = {
+      joinedMs,
+      declinedStatus: declined.status.text,
+      stillRinging,
+      pageStatus: told.status.text,
+      incomingGone: (await page.getByTestId('incoming').count()) === 0,
+      intercomPeer: intercom.endpoint.calls.snapshot()?.peer.endpointId,
+    };
+    await intercom.endpoint.calls.hangup('test over');
+    await second.context().close();
+    return result;
+  });
+
+  // (8) Do not disturb on the page (H7): the door rings the handset only; the page is skipped.
+  await step(out, 'dnd', async () => {
+    await waitUntil(() => intercom.endpoint.calls.snapshot()?.state === 'ended', 5000, 'no call');
+    await page.getByTestId('dnd').check();
+    await waitPage(page, (s) => /Do not disturb/.test(s.status.text), 3000, 'the page says it will not ring');
+    const skipped = waitForEvent(intercom.endpoint, 'ring.fork', (e) => e.endpointId === phoneId && e.state !== 'linking' && e.state !== 'inviting', 8000);
+    await intercom.endpoint.calls.ringAccount('alice');
+    const fork = await skipped;
+    await waitUntil(() => handset.endpoint.calls.snapshot()?.state === 'ringing', 5000, 'the handset rings');
+    const pageCall = (await pageState(page)).call?.state ?? null;
+    const incomingShown = (await page.getByTestId('incoming').count()) > 0;
+    await intercom.endpoint.calls.hangup('test over');
+    await page.getByTestId('dnd').uncheck();
+    return { fork: fork.state, pageCall, incomingShown };
+  });
+
   // (5) The handset crashes mid-call: the page takes the call over without a grant (S9, L5, C5).
   await step(out, 'takeover', async () => {
     await intercomCallsHandset(world);

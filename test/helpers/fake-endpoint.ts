@@ -13,6 +13,11 @@ export class FakeEndpoint implements ObservedEndpoint {
   stats: MediaStats = { framesCaptured: 0, framesSent: 0, packetsSent: 0, framesReceived: 0, framesDecoded: 0, framesConcealed: 0, framesDropped: 0, playbackSwitches: 0 };
   readonly calls = {
     snapshot: () => this.call,
+    /** H7, as the `dnd` command set it. */
+    doNotDisturb: false,
+    setDoNotDisturb: (on: boolean) => {
+      this.calls.doNotDisturb = on;
+    },
     push: async (opts: { to?: string }) => {
       this.pushes.push(opts);
       return { sweepId: 'sw1', to: opts.to ?? 'phone', startedAtMono: 1 };

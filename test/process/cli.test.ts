@@ -27,6 +27,11 @@ void t.test('sweep lab --demo runs the story unattended and ends with its JSON s
   // Make-before-break: at most three frame periods, plus what host load stalled the lab's loop.
   t.ok(summary.maxAudioGapMs > 0 && summary.maxAudioGapMs <= 60 + summary.maxLoopStallMs, `max audio gap ${summary.maxAudioGapMs} ms`);
   t.match(stdout, /phone\s+call active\s+with intercom/, 'the story shows the call on the phone');
+  // H1, H2, H11: the bell's fan-out and the cancel of the endpoint that did not answer, with their ms.
+  t.match(stdout, /intercom\s+ring alice: fan-out to (handset, phone|phone, handset)/);
+  t.match(stdout, /intercom\s+ring handset\s+ringing\s+\+[\d.]+ms/);
+  t.match(stdout, /intercom\s+ring handset\s+cancelled\s+\+[\d.]+ms \(answered\)/);
+  t.match(stdout, /handset\s+call ended\s+with intercom \(answered on Smartphone \(simulated\)\)/);
   t.notMatch(stdout + stderr, /password"?\s*[:=]\s*"?[A-Za-z0-9_-]{10,}/, 'no password is printed');
 });
 

@@ -278,3 +278,17 @@ void t.test('configProblems on risky but valid settings names each field', async
   const fields = configProblems(DiagnosticsConfig.parse({ url: 'mqtt://broker.example:1883', password: 'x', shell: { enabled: true }, tls: { certFile: '/c' } })).map((p) => p.field);
   t.same(fields, ['diagnostics.url', 'diagnostics.operatorKeys', 'diagnostics.password', 'diagnostics.tls.keyFile']);
 });
+
+void t.test('CommandHandler dnd signed switches do not disturb; unsigned it is refused and changes nothing (H7)', async (t) => {
+  const clock = new FakeClock();
+  const key = operatorKey();
+  const endpoint = new FakeEndpoint();
+  const h = new CommandHandler(context(clock, { endpoint, auth: new OperatorAuth([key.publicKeyRaw], 'intercom', 300_000) }));
+  t.match(await h.handle(Buffer.from(JSON.stringify({ command: 'dnd', args: { on: true } }))), { status: 'error', error: { code: 'UNAUTHORIZED' } });
+  t.equal(endpoint.calls.doNotDisturb, false, 'unsigned: unchanged');
+  const signed = signCommand({ ...key, device: 'intercom', command: 'dnd', args: { on: true }, now: clock.now() });
+  t.match(await h.handle(Buffer.from(JSON.stringify({ correlationId: 'd1', signed }))), { correlationId: 'd1', status: 'ok', data: { previous: false, doNotDisturb: true } });
+  t.equal(endpoint.calls.doNotDisturb, true);
+  const bad = signCommand({ ...key, device: 'intercom', command: 'dnd', args: { on: 'yes' }, now: clock.now() });
+  t.match(await h.handle(Buffer.from(JSON.stringify({ signed: bad }))), { status: 'error', error: { code: 'INVALID_MESSAGE', message: /args: on/ } });
+});

@@ -66,12 +66,19 @@ void t.test('PanelConfig with unknown keys, bad values or double bindings is ref
   t.match(issues({ device: { driver: 'usb' } }), /device/);
   t.match(issues({ device: { driver: 'serial', path: '/dev/x', parity: 'sometimes' } }), /device.parity/);
   t.match(issues({ device: { driver: 'simulated' }, buttons: [{ button: 'Sweep!', action: 'sweep' }] }), /buttons.0.button: a button or LED name/);
-  t.match(issues({ device: { driver: 'simulated' }, buttons: [{ button: 'x', action: 'call' }] }), /buttons.0.to/);
+  t.match(issues({ device: { driver: 'simulated' }, buttons: [{ button: 'x', action: 'call' }] }), /buttons.0: call button "x": give either "to" .* or "account" .*, not neither/);
+  t.match(issues({ device: { driver: 'simulated' }, buttons: [{ button: 'x', action: 'call', to: 'handset', account: 'alice' }] }), /buttons.0: .*not both/);
+  t.match(issues({ device: { driver: 'simulated' }, buttons: [{ button: 'x', action: 'call', account: 'Alice!' }] }), /buttons.0.account: an account name/);
   t.match(
     issues({ device: { driver: 'simulated' }, buttons: [{ button: 'x', action: 'sweep' }, { button: 'x', action: 'door' }] }),
     /buttons.1: button "x" on "down" is bound twice/,
   );
   t.match(issues({ device: { driver: 'simulated' }, relay: { pulseMs: 5 } }), /relay.pulseMs/);
+});
+
+void t.test('PanelConfig call button targets an endpoint id or a household account (H1)', async (t) => {
+  const p = PanelConfig.parse({ device: { driver: 'simulated' }, buttons: [{ button: 'bell', action: 'call', account: 'alice', doorRights: true }, { button: 'bell2', action: 'call', to: 'handset' }] });
+  t.match(p.buttons, [{ action: 'call', account: 'alice', doorRights: true }, { action: 'call', to: 'handset', doorRights: false }]);
 });
 
 void t.test('EndpointConfig with a panel key parses; without one it has none', async (t) => {
