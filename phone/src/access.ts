@@ -1,5 +1,6 @@
 import { accessCatalogue, type AccessCatalogue, type LoginResult, type SignalIn, type SignalPayload, type SessionToken } from '../../core/protocol/access.ts';
 import type { EndpointInfo } from '../../core/protocol/common.ts';
+import type { IceConfig } from '../../core/protocol/ice.ts';
 import { RpcChannel } from '../../core/protocol/rpc.ts';
 import { ProfileCollector } from '../../core/protocol/profile-collector.ts';
 import { systemClock } from '../../core/clock.ts';
@@ -15,6 +16,8 @@ export interface AccessEvents {
   lost: (reason: string) => void;
   /** A7/A9: a new session token to keep (undefined: forget it). */
   session: (s: SessionToken | undefined) => void;
+  /** A13: fresh TURN credentials (L9: relayed links are remade with them). */
+  ice: (ice: IceConfig) => void;
 }
 
 /** Refresh the session token when this share of its lifetime has passed (A9). */
@@ -27,7 +30,7 @@ const REFRESH_AT = 0.7;
  */
 export class AccessConnection {
   private readonly channel: RpcChannel<AccessCatalogue>;
-  private readonly listeners: { [K in keyof AccessEvents]: AccessEvents[K][] } = { presence: [], signal: [], kicked: [], lost: [], session: [] };
+  private readonly listeners: { [K in keyof AccessEvents]: AccessEvents[K][] } = { presence: [], signal: [], kicked: [], lost: [], session: [], ice: [] };
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
   /** A12: the pages of a login's profile being collected. */
@@ -66,7 +69,9 @@ export class AccessConnection {
     this.channel.onNote('kicked', (b) => this.listeners.kicked.forEach((fn) => fn(b.reason)));
     this.channel.onNote('error', (b) => log.warn({ code: b.code, reason: b.message }, 'the access server refused a message'));
     this.channel.onNote('ice', (b) => {
-      if (this.result) this.result.ice = b;
+      if (!this.result) return;
+      this.result.ice = b;
+      for (const fn of this.listeners.ice) fn(b);
     });
     this.channel.onNote('profilePage', (b) => {
       if (this.pages) this.pages.add(b);

@@ -11,6 +11,7 @@ import { CallManager } from '../../core/engine/call-manager.ts';
 import { verifyCertificateWeb, webCrypto } from '../../core/engine/webcrypto.ts';
 import { PeerLink } from '../../core/link/peer-link.ts';
 import { LinkSet, peerLinkBasics } from '../../core/link/link-set.ts';
+import { RelayRenewal } from '../../core/link/relay-renewal.ts';
 import type { AccessConnection } from './access.ts';
 import type { Identity, StoredCall } from './identity.ts';
 import { PageMedia } from './page-media.ts';
@@ -66,6 +67,7 @@ type PageLink = PeerLink<RtcTransport>;
 export class PhoneEndpoint {
   readonly bus: EventBus<EndpointEvents>;
   readonly links: LinkSet<PageLink>;
+  private readonly renewal: RelayRenewal<PageLink>;
   readonly calls: CallManager;
   /** New at every page load: a peer that sees a new one knows the page restarted (L6). */
   readonly instance = randomB64u(9);
@@ -135,6 +137,8 @@ export class PhoneEndpoint {
       if (e.role !== 'newcomer' || e.outcome !== 'completed' || !heard) return;
       this.lastPull = { startedAt: e.startedAtMono, firstAudioAt: e.startedAtMono + heard.ms, steps: Object.fromEntries(e.timeline.map((s) => [s.step, s.ms])) };
     });
+    this.renewal = new RelayRenewal<PageLink>({ links: () => this.links.links(), relayed: (l) => l.transport.relayed(), inUse: (peerId) => this.calls.usesPeer(peerId), clock: systemClock, log });
+    opts.access.on('ice', () => void this.renewal.renew());
     opts.access.on('signal', (s) => this.links.acceptSignal(s.from, s.payload, s.fromAccount));
     opts.access.on('presence', (e) => this.onPresence(e));
     for (const s of opts.login.profile.siblings) this.onPresence(s);
@@ -282,6 +286,7 @@ export class PhoneEndpoint {
     // The far end hears of a logout at once, not after the link-loss grace (C5).
     if (call && call.state !== 'ended') this.calls.hangup('phone logged out').catch(() => undefined);
     this.calls.close();
+    this.renewal.close();
     this.links.close();
     this.bus.removeOwner(this);
   }

@@ -153,6 +153,18 @@ export class RtcTransport implements LinkTransport {
     return diagnoseIce(attempt);
   }
 
+  /** L9: whether ICE's chosen pair starts at this page's own TURN relay. */
+  async relayed(): Promise<boolean> {
+    const stats = await this.pc.getStats();
+    let selected: string | undefined;
+    stats.forEach((r: { type: string; selectedCandidatePairId?: string }) => {
+      if (r.type === 'transport' && r.selectedCandidatePairId) selected = r.selectedCandidatePairId;
+    });
+    const pair = selected ? (stats.get(selected) as { localCandidateId?: string } | undefined) : undefined;
+    const local = pair?.localCandidateId ? (stats.get(pair.localCandidateId) as { candidateType?: string } | undefined) : undefined;
+    return local?.candidateType === 'relay';
+  }
+
   private async offer(): Promise<void> {
     await this.pc.setLocalDescription(await this.pc.createOffer());
     const sdp = this.pc.localDescription?.sdp;

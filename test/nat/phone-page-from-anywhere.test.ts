@@ -82,6 +82,19 @@ void t.test('the phone page away from home, in real Chromium through real NAT (i
     await takeTheCall(t, f);
   });
 
+  await t.test('fresh TURN credentials: the page remakes its relayed links with them before the old ones expire (L9)', async (t) => {
+    // 120 s credentials: the access server sends fresh ones a minute before they expire (A13).
+    const f = await flat(t, (net, file) => turnFlags(net, file, '--turn-ttl', '120'), undefined, { nodePhone: false });
+    const { page } = await phonePage(t, f);
+    const remade = new Promise<string>((resolve) => page.on('console', (m) => {
+      if (m.text().includes('(L9)')) resolve(m.text());
+    }));
+    await waitPage(page, (s) => s.links.includes('handset'), 30_000, 'the page linked to the handset through the relay');
+    const said = await Promise.race([remade, new Promise<string>((r) => setTimeout(() => r('nothing within 90 s'), 90_000).unref())]);
+    t.match(said, /relayed link remade with fresh TURN credentials \(L9\)/, 'the page remakes its relayed link when fresh credentials arrive');
+    await waitPage(page, (s) => s.links.includes('handset'), 30_000, 'and is linked again (L4)');
+  });
+
   await t.test('with UDP blocked on the mobile network, the page says the network blocks UDP and what to try (L8)', async (t) => {
     const f = await flat(t, (net, file) => turnFlags(net, file), (net) => net.blockMobileUdp(), { nodePhone: false });
     const { page } = await phonePage(t, f);
