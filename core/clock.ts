@@ -1,3 +1,5 @@
+import { SweepError } from './errors.ts';
+
 /**
  * Time is a dependency: everything that waits takes a Clock, so tests can drive time.
  * `now()` is wall-clock ms (certificate and grant expiry); `mono()` is a monotonic ms
@@ -34,4 +36,19 @@ export const systemClock: Clock = {
 /** A sleep that can be cancelled through its clock. */
 export function delay(clock: Clock, ms: number): Promise<void> {
   return new Promise((resolve) => clock.setTimeout(resolve, ms));
+}
+
+/** `p`, or a TIMEOUT SweepError naming `what` if it has not settled within `ms` on `clock`. */
+export async function withTimeout<T>(clock: Clock, p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: TimerHandle | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = clock.setTimeout(() => reject(new SweepError('TIMEOUT', `${what} within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    if (timer) clock.clear(timer);
+  }
 }

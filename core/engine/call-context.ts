@@ -221,20 +221,6 @@ export class CallContext {
     if (this.newcomerSweepId) throw new SweepError('BUSY', 'a sweep is in progress');
   }
 
-  async withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-    let timer: TimerHandle | undefined;
-    try {
-      return await Promise.race([
-        p,
-        new Promise<never>((_, reject) => {
-          timer = this.opts.clock.setTimeout(() => reject(new SweepError('TIMEOUT', `${what} within ${ms} ms`)), ms);
-        }),
-      ]);
-    } finally {
-      if (timer) this.opts.clock.clear(timer);
-    }
-  }
-
   private ended(call: Call): void {
     if (call.lossTimer) this.opts.clock.clear(call.lossTimer);
     for (const fn of this.endedListeners) fn(call);

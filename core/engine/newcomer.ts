@@ -1,6 +1,7 @@
 import type { SessionState, SweepScope } from '../protocol/peer.ts';
 import type { Link } from './ports.ts';
 import { SweepError, toSweepError } from '../errors.ts';
+import { withTimeout } from '../clock.ts';
 import type { CallSnapshot } from '../session/events.ts';
 import type { Call, CallContext } from './call-context.ts';
 import type { Siblings } from './siblings.ts';
@@ -102,7 +103,7 @@ export class Newcomer {
       placeholder.peerInstance = farLink.peerInstance;
       ctx.apply(placeholder, 'completed');
       await ctx.startMedia(farLink.media);
-      await ctx.withTimeout(firstAudio, timeoutMs, 'no audio from the far end after the sweep');
+      await withTimeout(ctx.opts.clock, firstAudio, timeoutMs, 'no audio from the far end after the sweep');
       timeline.mark('firstFarEndAudio');
       ctx.finish(sweepId, 'newcomer', 'completed', timeline);
       return ctx.snapshot()!;

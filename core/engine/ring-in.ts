@@ -9,6 +9,11 @@ export function cancelText(reason: 'answered' | 'missed' | 'callerHungUp', by: s
   return 'the caller hung up';
 }
 
+/** H3: "answered on <label>" out of an ANSWERED_ELSEWHERE refusal's message (which the rpc prefixes with the request type). */
+export function answeredElsewhereText(message: string): string {
+  return /answered on .*?(?= \(H3\)$|$)/.exec(message)?.[0] ?? 'answered on another device';
+}
+
 /**
  * The rung endpoint's side of a household call (docs/protocol.md H2, H3, H9): the caller stops
  * its ring with `call.cancel`, and an answer that lost the race ends the ring here.
@@ -33,7 +38,7 @@ export class RingIn {
   answerRefused(call: Call, err: unknown): SweepError {
     const e = toSweepError(err);
     if (e.code === 'ANSWERED_ELSEWHERE' && this.ctx.call === call && call.state === 'ringing') {
-      this.ctx.apply(call, 'hangup', e.message.replace(/ \(H3\)$/, ''));
+      this.ctx.apply(call, 'hangup', answeredElsewhereText(e.message));
     }
     return e;
   }

@@ -28,10 +28,19 @@ const REFRESH_AT = 0.7;
  * shared RpcChannel and catalogue (every message validated), login by password or session token,
  * token refresh, logout.
  */
+/** How many link set-up signals are kept for the endpoint before it listens. */
+const MAX_EARLY_SIGNALS = 64;
+
 export class AccessConnection {
   private readonly channel: RpcChannel<AccessCatalogue>;
   private readonly listeners: { [K in keyof AccessEvents]: AccessEvents[K][] } = { presence: [], signal: [], kicked: [], lost: [], session: [], ice: [] };
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Signals that arrive before the page's endpoint listens: a far end may ask for a link the
+   * moment this page logs in (a household ringing, H1), while the page still waits for the
+   * microphone. Kept (bounded) for the first listener instead of being lost.
+   */
+  private earlySignals: SignalIn[] = [];
   private closed = false;
   /** A12: the pages of a login's profile being collected. */
   private pages: ProfileCollector | undefined;
@@ -65,7 +74,13 @@ export class AccessConnection {
       this.closed = true;
     };
     this.channel.onNote('presence', (b) => this.listeners.presence.forEach((fn) => fn(b.endpoint)));
-    this.channel.onNote('signal', (b) => this.listeners.signal.forEach((fn) => fn(b)));
+    this.channel.onNote('signal', (b) => {
+      if (this.listeners.signal.length === 0) {
+        if (this.earlySignals.length < MAX_EARLY_SIGNALS) this.earlySignals.push(b);
+        return;
+      }
+      this.listeners.signal.forEach((fn) => fn(b));
+    });
     this.channel.onNote('kicked', (b) => this.listeners.kicked.forEach((fn) => fn(b.reason)));
     this.channel.onNote('error', (b) => log.warn({ code: b.code, reason: b.message }, 'the access server refused a message'));
     this.channel.onNote('ice', (b) => {
@@ -94,6 +109,11 @@ export class AccessConnection {
 
   on<K extends keyof AccessEvents>(type: K, fn: AccessEvents[K]): void {
     this.listeners[type].push(fn);
+    if (type === 'signal') {
+      const early = this.earlySignals;
+      this.earlySignals = [];
+      for (const s of early) (fn as AccessEvents['signal'])(s);
+    }
   }
 
   private keys(label: string) {

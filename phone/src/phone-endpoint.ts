@@ -8,6 +8,7 @@ import { systemClock } from '../../core/clock.ts';
 import type { Logger } from '../../core/log.ts';
 import { randomB64u } from '../../core/wire/b64.ts';
 import { CallManager } from '../../core/engine/call-manager.ts';
+import { answeredElsewhereText } from '../../core/engine/ring-in.ts';
 import { verifyCertificateWeb, webCrypto } from '../../core/engine/webcrypto.ts';
 import { PeerLink } from '../../core/link/peer-link.ts';
 import { LinkSet, peerLinkBasics } from '../../core/link/link-set.ts';
@@ -203,7 +204,7 @@ export class PhoneEndpoint {
       const e = toSweepError(err);
       // H3: another device of the household was first; the ring ended here: say where, not "failed".
       if (e.code !== 'ANSWERED_ELSEWHERE') throw e;
-      this.setStatus(callEndedText('', e.message.replace(/ \(H3\)$/, ''), (id) => this.labelOf(id)));
+      this.setStatus(callEndedText('', answeredElsewhereText(e.message), (id) => this.labelOf(id)));
     }
   }
 

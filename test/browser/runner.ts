@@ -277,13 +277,19 @@ async function cases(bw: BrowserWorld): Promise<Result> {
   // it stops (H4); the handset answers and the first page shows where (H2).
   await step(out, 'householdJoin', async () => {
     await waitUntil(() => intercom.endpoint.calls.snapshot()?.state === 'ended', 5000, 'no call');
+    const forks: string[] = [];
+    intercom.endpoint.bus.on(forks, 'ring.fork', (e) => forks.push(`${e.endpointId} ${e.state} ${e.reason ?? ''}`));
+    const failedTo = (what: string) => (err: unknown) => {
+      throw new Error(`${what}: ${String(err).split('\n')[0]} (intercom forks: ${forks.join('; ')})`);
+    };
     await intercom.endpoint.calls.ringAccount('alice', { doorRights: true });
-    await page.getByTestId('incoming').waitFor({ timeout: 8000 });
+    await page.getByTestId('incoming').waitFor({ timeout: 8000 }).catch(failedTo('the first page rings'));
     const second = await bw.phone('alice', 'alice-second');
     const loginAt = performance.now();
     await second.getByTestId('login').click();
     await loggedIn(second);
-    await second.getByTestId('incoming').waitFor({ timeout: 8000 });
+    await second.getByTestId('incoming').waitFor({ timeout: 8000 }).catch(failedTo('the page opened while ringing rings'));
+    intercom.endpoint.bus.removeOwner(forks);
     const joinedMs = Math.round(performance.now() - loginAt);
     await shot(second, '11-opened-while-ringing');
     await second.getByTestId('decline-call').click();

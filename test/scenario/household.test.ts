@@ -5,6 +5,7 @@ import type { World, WorldEndpointSpec } from '../../lab/world.ts';
 import type { EndpointEvents } from '../../core/session/events.ts';
 import type { SweepError } from '../../core/errors.ts';
 import { startLabPanels } from '../../lab/lab-panels.ts';
+import { answeredElsewhereText } from '../../core/engine/ring-in.ts';
 import { silentLogger } from '../../platform/log.ts';
 
 /** Ringing a household (docs/protocol.md part H) with real links: the handset and two phones of "alice". */
@@ -33,6 +34,12 @@ function collect<K extends keyof EndpointEvents & string>(world: World, id: stri
   return out;
 }
 
+void t.test('answeredElsewhereText on a refusal as the rpc tells it keeps "answered on <label>" (H3)', async (t) => {
+  t.equal(answeredElsewhereText('call.answer: answered on Desk handset (H3)'), 'answered on Desk handset');
+  t.equal(answeredElsewhereText('answered on Smartphone (simulated) (H3)'), 'answered on Smartphone (simulated)');
+  t.equal(answeredElsewhereText('something else'), 'answered on another device');
+});
+
 void t.test('ringAccount rings every online endpoint of the account at once (H1)', async (t) => {
   const world = await household(t);
   const started = collect(world, 'intercom', 'ring.started');
@@ -56,6 +63,7 @@ void t.test('answer on one endpoint wins; the others stop with "answered on <lab
 void t.test('two answers at the same moment give exactly one call, the other is refused ANSWERED_ELSEWHERE (H3)', async (t) => {
   const world = await household(t);
   await ringAll(world);
+  const endedAt = { handset: collect(world, 'handset', 'call.state'), phone: collect(world, 'phone', 'call.state') };
   const results = await Promise.allSettled([world.get('handset').endpoint.calls.answer(), world.get('phone').endpoint.calls.answer()]);
   const won = results.filter((r) => r.status === 'fulfilled');
   const lost = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as SweepError] : []));
@@ -65,7 +73,9 @@ void t.test('two answers at the same moment give exactly one call, the other is 
   const loser = winner === 'handset' ? 'phone' : 'handset';
   t.equal(states(world, ['intercom'])['intercom'], `active@${winner}`);
   await waitUntil(() => world.get(loser).endpoint.calls.snapshot()?.state === 'ended', 5000, 'the loser stops ringing');
-  t.equal(world.get(loser).endpoint.calls.snapshot()?.state, 'ended');
+  const label = winner === 'handset' ? 'Desk handset' : 'Smartphone (simulated)';
+  t.equal(endedAt[loser].find((e) => e.call.state === 'ended')?.reason, `answered on ${label}`, 'the loser shows where it was answered');
+  t.match(lost[0]?.message, `answered on ${label} (H3)`, 'the refusal names the winner');
 });
 
 void t.test('decline on one endpoint stops only that one; decline on all ends the call as missed (H4)', async (t) => {
