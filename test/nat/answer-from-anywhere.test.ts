@@ -30,6 +30,9 @@ async function sweepThroughTheRelay(t: Test, f: Flat): Promise<void> {
   t.equal(callOf(await f.intercom.command({ cmd: 'state' }))?.peer.endpointId, 'handset', 'sent back: the intercom talks to the handset');
 }
 
+// Namespaces, coturn and several flats in turn; the L9 cases wait a minute for fresh credentials.
+t.setTimeout(600_000);
+
 void t.test('answering from outside the home, through real NAT (issue 17)', async (t) => {
   const problem = natNetProblem();
   if (problem) {

@@ -60,6 +60,9 @@ async function takeTheCall(t: Test, f: Flat, given?: Page, givenId?: string): Pr
   t.equal(paths[phoneId]?.remote, 'relay', 'the intercom reaches the page at its relayed address');
 }
 
+// Namespaces, coturn and several flats in turn; the L9 cases wait a minute for fresh credentials.
+t.setTimeout(600_000);
+
 void t.test('the phone page away from home, in real Chromium through real NAT (issue 17)', async (t) => {
   const problem = natNetProblem();
   if (problem) {
