@@ -135,7 +135,7 @@ export class AccessServer {
       await store.close();
       throw err;
     }
-    const nodeBus = new NodeBus(bus, registry, log, (target, signal) => target.peer.notify('signal', signal));
+    const nodeBus = new NodeBus(bus, registry, log, (target, signal) => target.peer.notify('signal', signal), store);
     const background = new BackgroundWork(log);
     // Set once the server exists: the liveness hooks reach its connections.
     let fence: (reason: string) => void = () => undefined;

@@ -311,7 +311,9 @@ export class AccessConnection {
     try {
       // Subscribed before reading: whatever changes after the read arrives as a note (A4, A12).
       await nodeBus.flush();
-      profile = profileFrom(entry, account.displayName, await store.onlineForAccount(username));
+      const rows = await store.onlineForAccount(username);
+      nodeBus.seed(rows);
+      profile = profileFrom(entry, account.displayName, rows);
     } catch (err) {
       this.log.error({ ...ids, err }, 'login failed: profile not read');
       this.endLogin('profile not read');

@@ -5,6 +5,8 @@ import { SignalPayload, type SignalIn } from '../core/protocol/access.ts';
 import type { Logger } from '../platform/log.ts';
 import { endpointSubject, presenceSubject, type Bus, type BusMessage, type BusSubscription } from './bus/bus.ts';
 import { follows, type OnlineEndpoint, type OnlineRegistry } from './registry.ts';
+import { PresenceMirror } from './presence-mirror.ts';
+import type { AccountStore, OnlineRow } from './store.ts';
 
 /** What travels on an endpoint's subject: link set-up for it (A5), or "a newer login took you over" (A6). */
 const EndpointMessage = z.discriminatedUnion('t', [
@@ -23,14 +25,41 @@ const PresenceMessage = z.object({ endpoint: EndpointInfo });
 export class NodeBus {
   private readonly endpointSubs = new Map<OnlineEndpoint, BusSubscription>();
   private readonly presenceSubs = new Map<string, { sub: BusSubscription; users: number }>();
+  private readonly mirror = new PresenceMirror();
+  private readonly stopReconnect: () => void;
 
   constructor(
     readonly bus: Bus,
     private readonly registry: OnlineRegistry,
     private readonly log: Logger,
     private readonly deliverSignal: (target: OnlineEndpoint, signal: SignalIn) => void,
+    private readonly store: AccountStore,
     private readonly relayTimeoutMs = 5_000,
-  ) {}
+  ) {
+    this.stopReconnect = bus.onReconnect(() => void this.resync());
+  }
+
+  /** A login's profile rows: what its followers on this node now know. */
+  seed(rows: readonly OnlineRow[]): void {
+    this.mirror.seed(rows);
+  }
+
+  /**
+   * A4: after a bus outage, presence messages may have been lost: the node reads the online
+   * endpoints of every account its endpoints follow from the store, and tells them what changed.
+   */
+  async resync(): Promise<number> {
+    const accounts = this.followedAccounts();
+    try {
+      const changes = this.mirror.reconcile(accounts, await this.store.onlineOf(accounts));
+      for (const endpoint of changes) this.registry.deliverPresence(endpoint);
+      this.log.info({ accounts: accounts.length, changes: changes.length }, 'presence re-read after a bus outage');
+      return changes.length;
+    } catch (err) {
+      this.log.warn({ err }, 'presence not re-read after a bus outage');
+      return 0;
+    }
+  }
 
   /** A local login starts hearing its signals and its accounts' presence. */
   attach(entry: OnlineEndpoint): void {
@@ -52,6 +81,7 @@ export class NodeBus {
       if (known.users > 0) continue;
       known.sub.unsubscribe();
       this.presenceSubs.delete(account);
+      this.mirror.forget(account);
     }
   }
 
@@ -94,6 +124,7 @@ export class NodeBus {
   }
 
   close(): void {
+    this.stopReconnect();
     for (const sub of this.endpointSubs.values()) sub.unsubscribe();
     for (const { sub } of this.presenceSubs.values()) sub.unsubscribe();
     this.endpointSubs.clear();
@@ -130,6 +161,7 @@ export class NodeBus {
       this.log.warn('bus: dropped a malformed presence message');
       return;
     }
+    this.mirror.note(parsed.data.endpoint);
     this.registry.deliverPresence(parsed.data.endpoint);
   }
 }

@@ -13,7 +13,7 @@ export interface TestCluster {
   bus: string;
   dataDir: string;
   /** Starts one more node on the same store, bus and server key. */
-  addNode(opts?: Partial<AccessServerOptions>): Promise<AccessServer>;
+  addNode: (opts?: Partial<AccessServerOptions>) => Promise<AccessServer>;
 }
 
 /**
