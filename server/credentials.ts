@@ -42,10 +42,10 @@ export async function checkPassword(ctx: CredentialContext, address: string, bod
     const device = !matches && account ? await store.getEndpointCredential(account.name, endpointId) : undefined;
     if (device && device.signingKey === body.signingKey) matches = await passwords.verify(device.passwordHash, body.password);
   } catch (err) {
-    // Nothing was decided (server busy, internal error): the attempt is not a failure.
+    // Nothing was decided (server busy, store out of reach): the attempt is not a failure.
     attempt.release();
     if (toWireError(err).code === 'RATE_LIMITED') log.warn(ids, 'login refused: password checks busy');
-    throw err;
+    throw storeTrouble(err, log, ids);
   }
   if (!account || !matches) {
     // Counted even if the socket closed meanwhile: closing early must not hide a wrong guess.
@@ -68,7 +68,7 @@ export async function checkSessionToken(ctx: CredentialContext, address: string,
     account = session && session.endpointId === body.endpointId ? await store.getAccount(session.account) : undefined;
   } catch (err) {
     attempt.release();
-    throw err;
+    throw storeTrouble(err, log, { endpointId: body.endpointId });
   }
   if (!account) {
     attempt.failed();
@@ -77,4 +77,14 @@ export async function checkSessionToken(ctx: CredentialContext, address: string,
   }
   attempt.succeeded();
   return account;
+}
+
+/**
+ * A store that cannot be reached is said so plainly, as BUSY (which clients retry, A10), never
+ * as a wrong password; the driver's own message stays in the server log.
+ */
+function storeTrouble(err: unknown, log: Logger, ids: Record<string, string>): unknown {
+  if (err instanceof SweepError) return err;
+  log.error({ ...ids, err }, 'login not checked: the store is not reachable');
+  return new SweepError('BUSY', 'login: the account store is not reachable; retry in a few seconds');
 }
