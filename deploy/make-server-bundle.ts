@@ -76,6 +76,7 @@ export async function makeServerBundle(opts: { cacheDir?: string; log?: (line: s
 
   await mkdir(join(stage, 'deploy'), { recursive: true });
   await cp(join(ROOT, 'deploy', 'systemd', 'sweep-server.service'), join(stage, 'deploy', 'sweep-server.service'));
+  await cp(join(ROOT, 'deploy', 'systemd', 'sweep-server-node.service'), join(stage, 'deploy', 'sweep-server-node.service'));
   await cp(join(ROOT, 'deploy', 'install-server.sh'), join(stage, 'deploy', 'install-server.sh'));
   await writeFile(
     join(stage, 'BUNDLE.txt'),
