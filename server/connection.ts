@@ -13,7 +13,7 @@ import type { Logger } from '../platform/log.ts';
 import { checkPassword, checkSessionToken, hashToken } from './credentials.ts';
 import { checkResumeProof, issueNonce } from './resume-proof.ts';
 import type { PasswordGate } from './password-gate.ts';
-import type { LoginRateLimiter } from './rate-limit.ts';
+import type { LoginLimiter } from './shared-rate-limit.ts';
 import type { OnlineEndpoint, OnlineRegistry } from './registry.ts';
 import type { NodeBus } from './node-bus.ts';
 import { profileFrom } from './login-profile.ts';
@@ -23,7 +23,7 @@ import type { Account, AccountStore } from './store.ts';
 export interface ConnectionContext {
   store: AccountStore;
   registry: OnlineRegistry;
-  limiter: LoginRateLimiter;
+  limiter: LoginLimiter;
   /** A11: bounded Argon2 work. */
   passwords: PasswordGate;
   key: ServerKey;

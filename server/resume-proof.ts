@@ -44,7 +44,7 @@ export async function checkResumeProof(
     log.warn({ address }, 'resume proof refused: certificate');
     throw new SweepError('UNAUTHORIZED', BAD_PROOF);
   }
-  const attempt = ctx.limiter.reserve(`#${certificate.endpointId}`, address);
+  const attempt = await ctx.limiter.reserve(`#${certificate.endpointId}`, address);
   let account: Account | undefined;
   try {
     const nonce = verifyToken(body.nonce, ctx.key.publicKey, NoncePayload, 'nonce');
