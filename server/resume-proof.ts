@@ -27,8 +27,8 @@ export function issueNonce(key: ServerKey, now: number): ChallengeResult {
  * A14: the account and certificate of a resume proof: the nonce is this cluster's and fresh,
  * the certificate is this cluster's and unexpired, and the proof verifies with the signing key
  * the certificate names. One Ed25519 check per part, no Argon2. Failures are rate limited per
- * endpoint id and per address like A8's; a refusal is UNAUTHORIZED (the client then uses its
- * password).
+ * endpoint id and per address like A8's (only failures count); a refusal is UNAUTHORIZED (the
+ * client then uses its password).
  */
 export async function checkResumeProof(
   ctx: CredentialContext & { key: ServerKey },
@@ -44,7 +44,10 @@ export async function checkResumeProof(
     log.warn({ address }, 'resume proof refused: certificate');
     throw new SweepError('UNAUTHORIZED', BAD_PROOF);
   }
-  const attempt = await ctx.limiter.reserve(`#${certificate.endpointId}`, address);
+  // Failures only are counted (not attempts in flight, as for passwords): a proof costs no Argon2
+  // and cannot be guessed, and a fleet behind one address must come back all at once.
+  const rateKey = `#${certificate.endpointId}`;
+  await ctx.limiter.check(rateKey, address);
   let account: Account | undefined;
   try {
     const nonce = verifyToken(body.nonce, ctx.key.publicKey, NoncePayload, 'nonce');
@@ -53,16 +56,14 @@ export async function checkResumeProof(
     account = signed ? await ctx.store.getAccount(certificate.account) : undefined;
   } catch (err) {
     if (!(err instanceof SweepError) || err.code !== 'UNAUTHORIZED') {
-      attempt.release();
       throw new SweepError('BUSY', 'login: the account store is not reachable; retry in a few seconds');
     }
     account = undefined;
   }
   if (!account) {
-    attempt.failed();
+    await ctx.limiter.recordFailure(rateKey, address);
     log.warn({ endpointId: certificate.endpointId, account: certificate.account }, 'resume proof refused');
     throw new SweepError('UNAUTHORIZED', BAD_PROOF);
   }
-  attempt.succeeded();
   return { account, certificate };
 }
