@@ -15,6 +15,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<Record<string, 
   'audio-path': () => import('./audio-path.ts'),
   field: () => import('./field.ts'),
   nat: () => import('./nat.ts'),
+  cluster: () => import('./cluster.ts'),
 };
 
 async function main(): Promise<number> {

@@ -1,4 +1,4 @@
-import { randomBytes, type KeyObject } from 'node:crypto';
+import { randomBytes, sign, type KeyObject } from 'node:crypto';
 import type { EndpointConfig } from '../firmware-config/endpoint-config.ts';
 import type { AudioSink, AudioSource } from '../drivers/audio/audio.ts';
 import { AccessClient, accessOptionsFromConfig } from './access/access-client.ts';
@@ -122,6 +122,8 @@ export class Endpoint {
     const keys = await loadOrCreateKeys(config.stateDir, config.endpoint.id);
     const access = new AccessClient({
       ...accessOptionsFromConfig(config, keys),
+      // A14: reconnects prove the endpoint with its key instead of the password.
+      signProof: (text) => sign(null, Buffer.from(text), keys.signingPrivateKey).toString('base64url'),
       log: deps.log.child({ ns: NS.access }),
       clock,
     });

@@ -20,6 +20,7 @@ import type { Bus } from './bus/bus.ts';
 import { InProcessBus } from './bus/in-process-bus.ts';
 import { NatsBus } from './bus/nats-bus.ts';
 import { NodeBus } from './node-bus.ts';
+import { localLimiter, PostgresLoginLimiter, type LoginLimiter } from './shared-rate-limit.ts';
 import { BackgroundWork } from './background-work.ts';
 import { NodeLiveness, type LivenessOptions } from './node-liveness.ts';
 import { EndpointKind } from '../core/protocol/common.ts';
@@ -87,6 +88,8 @@ export class AccessServer {
   readonly url: string;
   readonly httpUrl: string;
   private readonly connections = new Set<AccessConnection>();
+  /** What else ends with the server (after its sockets, before the store). */
+  private readonly closers: Array<() => Promise<void>> = [];
   private closing: Promise<void> | undefined;
   private heartbeat: TimerHandle | undefined;
 
@@ -150,7 +153,9 @@ export class AccessServer {
       await store.close();
       throw err;
     }
-    const limiter = new LoginRateLimiter({ clock, ...opts.rateLimit });
+    // A11: a cluster's login limits are shared by every node (in PostgreSQL); one node keeps them in memory.
+    const location = opts.store ?? { kind: 'sqlite' as const, dataDir: opts.dataDir };
+    const limiter: LoginLimiter = location.kind === 'postgres' ? new PostgresLoginLimiter(location.url, opts.rateLimit ?? {}) : localLimiter(new LoginRateLimiter({ clock, ...opts.rateLimit }));
     const webRoot = opts.webRoot ?? DEFAULT_WEB_ROOT;
     const provisioning: ProvisionContext = { store, limiter, clock, log, publicKeyRaw: key.publicKeyRaw, addresses };
     const http = createServer((req, res) => {
@@ -172,6 +177,7 @@ export class AccessServer {
       await listen(http, host, port);
     } catch (err) {
       wss.close();
+      await limiter.close();
       await liveness.stop();
       await bus.close();
       await store.close();
@@ -181,6 +187,7 @@ export class AccessServer {
 
     const server = new AccessServer(store, key.publicKeyRaw, http, wss, clock, log, registry, passwordChecks, nodeId, nodeBus, background, liveness);
     fence = (reason) => server.fence(reason);
+    server.closers.push(() => limiter.close());
     const connections = server.connections;
     server.heartbeat = clock.setInterval(() => {
       for (const c of connections) c.heartbeat();
@@ -269,6 +276,7 @@ export class AccessServer {
     // Logouts' store writes (online rows) finish before the store and the bus close.
     await this.background.settle(5_000);
     await this.liveness.stop();
+    for (const close of this.closers) await close().catch((err: unknown) => this.log.warn({ err }, 'close failed'));
     this.nodeBus.close();
     await this.nodeBus.bus.close();
     await this.store.close();

@@ -1,6 +1,6 @@
 import type { WebSocket, RawData } from 'ws';
 import { randomBytes } from 'node:crypto';
-import { accessCatalogue, LoginResult as LoginResultSchema, type AccessCatalogue, type LoginBody, type LoginResult, type Profile, type ResumeBody, type SessionToken } from '../core/protocol/access.ts';
+import { accessCatalogue, LoginResult as LoginResultSchema, type AccessCatalogue, type LoginBody, type LoginResult, type Profile, type ResumeBody, type ResumeProofBody, type SessionToken } from '../core/protocol/access.ts';
 import { Envelope, type NoteBody, type NoteType } from '../core/protocol/envelope.ts';
 import { RpcChannel } from '../core/protocol/rpc.ts';
 import { MAX_MESSAGE_BYTES, parseJsonText, parseWith } from '../core/protocol/validate.ts';
@@ -11,8 +11,9 @@ import { SweepError, toWireError } from '../core/errors.ts';
 import type { Clock, TimerHandle } from '../core/clock.ts';
 import type { Logger } from '../platform/log.ts';
 import { checkPassword, checkSessionToken, hashToken } from './credentials.ts';
+import { checkResumeProof, issueNonce } from './resume-proof.ts';
 import type { PasswordGate } from './password-gate.ts';
-import type { LoginRateLimiter } from './rate-limit.ts';
+import type { LoginLimiter } from './shared-rate-limit.ts';
 import type { OnlineEndpoint, OnlineRegistry } from './registry.ts';
 import type { NodeBus } from './node-bus.ts';
 import { profileFrom } from './login-profile.ts';
@@ -22,7 +23,7 @@ import type { Account, AccountStore } from './store.ts';
 export interface ConnectionContext {
   store: AccountStore;
   registry: OnlineRegistry;
-  limiter: LoginRateLimiter;
+  limiter: LoginLimiter;
   /** A11: bounded Argon2 work. */
   passwords: PasswordGate;
   key: ServerKey;
@@ -54,6 +55,7 @@ export const CLOSE = {
 } as const;
 
 const MAX_BAD_MESSAGES = 50;
+const LOGIN_TYPES: ReadonlySet<string> = new Set(['login', 'resume', 'challenge', 'resumeProof']);
 /** A12: a login answer whose profile would pass this size sends the profile in pages instead. */
 const INLINE_PROFILE_BYTES = MAX_MESSAGE_BYTES - 1024;
 
@@ -86,9 +88,9 @@ export class AccessConnection {
       send: (text) => ws.send(text),
       log: this.log,
       clock: ctx.clock,
-      // A6: before login, only `login` and `resume` are answered.
+      // A6: before login, only the ways to log in are answered (A1, A8, A14).
       admit: (type) => {
-        if (type !== 'login' && type !== 'resume' && !this.entry) throw new SweepError('UNAUTHORIZED', `"${type}" needs a login first`);
+        if (!LOGIN_TYPES.has(type) && !this.entry) throw new SweepError('UNAUTHORIZED', `"${type}" needs a login first`);
       },
       onBadMessage: () => this.countBad(),
     });
@@ -96,6 +98,8 @@ export class AccessConnection {
     this.channel.handle('signal', (body) => this.onSignal(body.to, body.payload));
     this.channel.handle('resume', (body) => this.onResume(body));
     this.channel.handle('refresh', () => this.onRefresh());
+    this.channel.handle('challenge', () => issueNonce(this.ctx.key, this.ctx.clock.now()));
+    this.channel.handle('resumeProof', (body) => this.onResumeProof(body));
     this.channel.handle('logout', () => this.onLogout());
     this.armLoginTimer();
   }
@@ -220,6 +224,20 @@ export class AccessConnection {
     }
   }
 
+  /** A14: a certificate of an earlier login and a signed server nonce instead of the password. */
+  private async onResumeProof(body: ResumeProofBody): Promise<LoginResult> {
+    if (this.loginBusy) throw new SweepError('BUSY', 'resumeProof: another login on this connection is in progress');
+    this.loginBusy = true;
+    try {
+      const { account, certificate: c } = await checkResumeProof(this.ctx, this.address, body, this.log);
+      if (this.closed) throw new SweepError('CLOSED', 'login: connection closed');
+      const kind = c.kind;
+      return await this.establish(account, { username: account.name, endpointId: c.endpointId, kind, label: body.label, signingKey: c.signingKey, dtlsFingerprint: c.dtlsFingerprint }, 'proof');
+    } finally {
+      this.loginBusy = false;
+    }
+  }
+
   /** A9: a fresh token for the current login; the previous one stops working. */
   private async onRefresh(): Promise<SessionToken> {
     const me = this.entry;
@@ -248,7 +266,7 @@ export class AccessConnection {
    * subscribed in one synchronous run; then the profile is read. Notes for this socket are held
    * from registering until the answer and its pages are out (M3, A12).
    */
-  private async establish(account: Account, body: Omit<LoginBody, 'password'>, how: 'password' | 'resumed'): Promise<LoginResult> {
+  private async establish(account: Account, body: Omit<LoginBody, 'password'>, how: 'password' | 'resumed' | 'proof'): Promise<LoginResult> {
     const { registry, key, clock, store, nodeBus } = this.ctx;
     const { username, endpointId } = body;
     const ids = { account: username, endpointId };

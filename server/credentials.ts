@@ -5,12 +5,12 @@ import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../platform/log.ts';
 import { dummyHash } from './passwords.ts';
 import type { PasswordGate } from './password-gate.ts';
-import type { LoginRateLimiter } from './rate-limit.ts';
+import type { LoginLimiter } from './shared-rate-limit.ts';
 import type { Account, AccountStore } from './store.ts';
 
 export interface CredentialContext {
   store: AccountStore;
-  limiter: LoginRateLimiter;
+  limiter: LoginLimiter;
   passwords: PasswordGate;
   clock: Clock;
 }
@@ -30,7 +30,7 @@ export async function checkPassword(ctx: CredentialContext, address: string, bod
   const { store, limiter, passwords } = ctx;
   const { username, endpointId } = body;
   const ids = { account: username, endpointId };
-  const attempt = limiter.reserve(username, address);
+  const attempt = await limiter.reserve(username, address);
   let account: Account | undefined;
   let matches: boolean;
   try {
@@ -61,7 +61,7 @@ export async function checkPassword(ctx: CredentialContext, address: string, bod
 export async function checkSessionToken(ctx: CredentialContext, address: string, body: ResumeBody, log: Logger): Promise<Account> {
   const { store, limiter, clock } = ctx;
   // Keyed apart from usernames ('#' is not an account name character).
-  const attempt = limiter.reserve(`#${body.endpointId}`, address);
+  const attempt = await limiter.reserve(`#${body.endpointId}`, address);
   let account: Account | undefined;
   try {
     const session = await store.takeLoginSession(hashToken(body.token), clock.now());

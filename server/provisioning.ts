@@ -6,7 +6,7 @@ import type { Clock } from '../core/clock.ts';
 import { SweepError, toSweepError } from '../core/errors.ts';
 import type { Logger } from '../platform/log.ts';
 import { hashPassword } from './passwords.ts';
-import type { LoginRateLimiter } from './rate-limit.ts';
+import type { LoginLimiter } from './shared-rate-limit.ts';
 import type { AccountStore } from './store.ts';
 import type { ClientAddresses } from './client-address.ts';
 
@@ -33,7 +33,7 @@ export async function createProvisionCode(store: AccountStore, account: string, 
 
 export interface ProvisionContext {
   store: AccountStore;
-  limiter: LoginRateLimiter;
+  limiter: LoginLimiter;
   clock: Clock;
   log: Logger;
   publicKeyRaw: string;
@@ -53,11 +53,11 @@ export async function handleProvision(ctx: ProvisionContext, req: IncomingMessag
     const { code, account, endpointId, signingKey, password } = body.data;
     // Failed codes count per account and per address, like failed logins.
     const rateKey = `provision:${account}`;
-    ctx.limiter.check(rateKey, address);
+    await ctx.limiter.check(rateKey, address);
     const now = ctx.clock.now();
     const found = await ctx.store.findProvisionCode(hashCode(code), now);
     if (!found || found.account !== account || found.endpointId !== endpointId) {
-      ctx.limiter.recordFailure(rateKey, address);
+      await ctx.limiter.recordFailure(rateKey, address);
       ctx.log.warn({ address, account, endpointId }, 'provisioning refused');
       throw new SweepError('UNAUTHORIZED', BAD_CODE);
     }

@@ -44,6 +44,32 @@ export const ResumeBody = z.strictObject({
 });
 export type ResumeBody = z.infer<typeof ResumeBody>;
 
+/**
+ * A14: a server nonce for a resume proof: a token the server signed (any node of a cluster can
+ * check it without shared state), valid for a short time.
+ */
+export const ChallengeResult = z.strictObject({ nonce: z.string().min(1).max(512), expiresAt: z.number().int() });
+export type ChallengeResult = z.infer<typeof ChallengeResult>;
+
+/**
+ * A14: log in again with the endpoint certificate of an earlier login and the nonce signed with
+ * the endpoint's signing key (no password, no Argon2). The certificate gives account, endpoint id
+ * and keys; `label` may change.
+ */
+export const ResumeProofBody = z.strictObject({
+  certificate: z.string().min(1).max(4096),
+  nonce: z.string().min(1).max(512),
+  /** Ed25519 signature (base64url) over resumeProofMessage(nonce). */
+  proof: z.string().regex(/^[A-Za-z0-9_-]{86}$/, 'an Ed25519 signature (64 bytes, base64url)'),
+  label: z.string().max(64),
+});
+export type ResumeProofBody = z.infer<typeof ResumeProofBody>;
+
+/** A14: what the endpoint signs: bound to this protocol and version, so no other signature of its key counts. */
+export function resumeProofMessage(nonce: string): string {
+  return `sweep-resume-proof/v1:${nonce}`;
+}
+
 export const Buddy = z.strictObject({
   account: AccountName,
   displayName: z.string().max(64),
@@ -177,6 +203,10 @@ export const accessCatalogue = {
     resume: { body: ResumeBody, result: LoginResult },
     /** A9: a new session token for this login; the old one stops working. */
     refresh: { body: Empty, result: SessionToken },
+    /** A14: a nonce for a resume proof. */
+    challenge: { body: Empty, result: ChallengeResult },
+    /** A14: login with the certificate and a signed nonce (same result as login). */
+    resumeProof: { body: ResumeProofBody, result: LoginResult },
     /** A9: ends the login and revokes its session token. */
     logout: { body: Empty, result: Empty },
   },

@@ -1,5 +1,5 @@
 import { WebSocket } from 'ws';
-import { accessCatalogue, isFinalLoginRefusal, type AccessCatalogue, type LoginBody, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload } from '../../core/protocol/access.ts';
+import { accessCatalogue, isFinalLoginRefusal, resumeProofMessage, type AccessCatalogue, type LoginBody, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload } from '../../core/protocol/access.ts';
 import type { EndpointInfo, EndpointKind } from '../../core/protocol/common.ts';
 import type { IceConfig } from '../../core/protocol/ice.ts';
 import { RpcChannel } from '../../core/protocol/rpc.ts';
@@ -11,6 +11,9 @@ import { Backoff } from '../../core/backoff.ts';
 import { systemClock, type Clock, type TimerHandle } from '../../core/clock.ts';
 import { SweepError, toSweepError } from '../../core/errors.ts';
 import { NS, type Logger } from '../../platform/log.ts';
+
+/** A14: a certificate this close to its expiry is not used for a proof (the password renews it). */
+const PROOF_MARGIN_MS = 60_000;
 
 export interface AccessClientOptions {
   /** ws://host:port/access */
@@ -38,6 +41,12 @@ export interface AccessClientOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** Per request (login, signal, logout); default 10 s. */
   requestTimeoutMs?: number;
+  /**
+   * A14: signs with this endpoint's signing key (base64url Ed25519 signature of the text). With
+   * it, a reconnect proves the endpoint with its certificate and a server nonce instead of the
+   * password, so a fleet coming back costs the server no Argon2.
+   */
+  signProof?: (text: string) => string | Promise<string>;
 }
 
 /**
@@ -225,9 +234,35 @@ export class AccessClient {
 
   /** Logs in on `channel`; resolves once the profile is whole (A12: after its last page, if paged). */
   private async login(channel: RpcChannel<AccessCatalogue>): Promise<LoginResult> {
-    const result = await channel.request('login', this.loginBody(), { timeoutMs: this.timeoutMs });
+    const result = (await this.loginByProof(channel)) ?? (await channel.request('login', this.loginBody(), { timeoutMs: this.timeoutMs }));
     if (result.profileFollows) await this.collectPages(channel, result);
     return result;
+  }
+
+  /**
+   * A14: after a first login, with a certificate for these very keys that is still valid for a
+   * while: the certificate and a signed server nonce. Undefined when there is no such proof or
+   * the server refuses it (UNAUTHORIZED, or UNKNOWN_TYPE from an older server): then the
+   * password is used.
+   */
+  private async loginByProof(channel: RpcChannel<AccessCatalogue>): Promise<LoginResult | undefined> {
+    const { signProof } = this.opts;
+    const text = this.current?.certificate;
+    const cert = this.certPayload;
+    if (!signProof || !text || !cert || cert.expiresAt - this.clock.now() < PROOF_MARGIN_MS) return undefined;
+    if (cert.signingKey !== this.opts.signingKeyRaw || cert.dtlsFingerprint !== this.opts.dtlsFingerprint || cert.kind !== this.opts.kind) return undefined;
+    try {
+      const { nonce } = await channel.request('challenge', {}, { timeoutMs: this.timeoutMs });
+      const proof = await signProof(resumeProofMessage(nonce));
+      const result = await channel.request('resumeProof', { certificate: text, nonce, proof, label: this.opts.label }, { timeoutMs: this.timeoutMs });
+      this.log.debug('logged in again with a resume proof');
+      return result;
+    } catch (err) {
+      const code = toSweepError(err).code;
+      if (code !== 'UNAUTHORIZED' && code !== 'UNKNOWN_TYPE') throw err;
+      this.log.info({ code }, 'resume proof not accepted; logging in with the password');
+      return undefined;
+    }
   }
 
   /** A12: fills `result.profile` from the pages that follow the answer (the rpc channel delivers them after it, M3). */

@@ -102,6 +102,20 @@ export function migrations(dialect: SqlDialect): Record<string, Migration> {
         ).execute();
       },
     },
+    '003_login_limits': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        // A11 across nodes: rate-limiter-flexible's table (its own schema), kept in PostgreSQL.
+        // SQLite is one node: its limits stay in the process.
+        if (dialect !== 'postgres') return;
+        await db.schema
+          .createTable('login_limits')
+          .ifNotExists()
+          .addColumn('key', 'varchar(255)', (c) => c.primaryKey())
+          .addColumn('points', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('expire', 'bigint')
+          .execute();
+      },
+    },
   };
 }
 

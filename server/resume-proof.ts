@@ -1,0 +1,69 @@
+import { randomBytes, verify } from 'node:crypto';
+import { z } from 'zod';
+import { resumeProofMessage, type ChallengeResult, type ResumeProofBody } from '../core/protocol/access.ts';
+import { SweepError } from '../core/errors.ts';
+import type { Logger } from '../platform/log.ts';
+import { verifyCertificate } from '../platform/certificate.ts';
+import type { CertificatePayload } from '../core/protocol/certificate.ts';
+import { publicKeyFromRaw, signToken, verifyToken } from '../platform/token.ts';
+import type { CredentialContext } from './credentials.ts';
+import type { ServerKey } from './server-key.ts';
+import type { Account } from './store.ts';
+
+/** How long a nonce may be used: a reconnect asks for it and answers at once. */
+export const NONCE_TTL_MS = 60_000;
+
+const NoncePayload = z.strictObject({ v: z.literal(1), use: z.literal('resume-proof'), n: z.string(), exp: z.number().int() });
+
+const BAD_PROOF = 'resume proof does not verify; log in with the password';
+
+/** A14: a nonce signed by the server key, so every node of a cluster accepts it without shared state. */
+export function issueNonce(key: ServerKey, now: number): ChallengeResult {
+  const expiresAt = now + NONCE_TTL_MS;
+  return { nonce: signToken({ v: 1, use: 'resume-proof', n: randomBytes(16).toString('base64url'), exp: expiresAt }, key.privateKey), expiresAt };
+}
+
+/**
+ * A14: the account and certificate of a resume proof: the nonce is this cluster's and fresh,
+ * the certificate is this cluster's and unexpired, and the proof verifies with the signing key
+ * the certificate names. One Ed25519 check per part, no Argon2. Failures are rate limited per
+ * endpoint id and per address like A8's (only failures count); a refusal is UNAUTHORIZED (the
+ * client then uses its password).
+ */
+export async function checkResumeProof(
+  ctx: CredentialContext & { key: ServerKey },
+  address: string,
+  body: ResumeProofBody,
+  log: Logger,
+): Promise<{ account: Account; certificate: CertificatePayload }> {
+  const now = ctx.clock.now();
+  let certificate: CertificatePayload;
+  try {
+    certificate = verifyCertificate(body.certificate, ctx.key.publicKey, now);
+  } catch {
+    log.warn({ address }, 'resume proof refused: certificate');
+    throw new SweepError('UNAUTHORIZED', BAD_PROOF);
+  }
+  // Failures only are counted (not attempts in flight, as for passwords): a proof costs no Argon2
+  // and cannot be guessed, and a fleet behind one address must come back all at once.
+  const rateKey = `#${certificate.endpointId}`;
+  await ctx.limiter.check(rateKey, address);
+  let account: Account | undefined;
+  try {
+    const nonce = verifyToken(body.nonce, ctx.key.publicKey, NoncePayload, 'nonce');
+    const fresh = nonce.exp > now;
+    const signed = fresh && verify(null, Buffer.from(resumeProofMessage(body.nonce)), publicKeyFromRaw(certificate.signingKey), Buffer.from(body.proof, 'base64url'));
+    account = signed ? await ctx.store.getAccount(certificate.account) : undefined;
+  } catch (err) {
+    if (!(err instanceof SweepError) || err.code !== 'UNAUTHORIZED') {
+      throw new SweepError('BUSY', 'login: the account store is not reachable; retry in a few seconds');
+    }
+    account = undefined;
+  }
+  if (!account) {
+    await ctx.limiter.recordFailure(rateKey, address);
+    log.warn({ endpointId: certificate.endpointId, account: certificate.account }, 'resume proof refused');
+    throw new SweepError('UNAUTHORIZED', BAD_PROOF);
+  }
+  return { account, certificate };
+}

@@ -1,0 +1,135 @@
+import t, { type Test } from 'tap';
+import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebSocket } from 'ws';
+import { AccessServer } from '../../server/access-server.ts';
+import { hashPassword } from '../../server/passwords.ts';
+import { AccessClient } from '../../runtime/access/access-client.ts';
+import { resumeProofMessage } from '../../core/protocol/access.ts';
+import { rawPublicKey, signToken } from '../../platform/token.ts';
+import { silentLogger } from '../../platform/log.ts';
+import { loadOrCreateServerKey } from '../../server/server-key.ts';
+
+const log = silentLogger();
+
+async function server(t: Test): Promise<AccessServer & { dataDir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'sweep-proof-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const s = await AccessServer.start({ dataDir: dir, port: 0, log });
+  t.teardown(() => s.close());
+  await s.store.createAccount('alice', 'Alice', await hashPassword('alice-pw-1'));
+  return Object.assign(s, { dataDir: dir });
+}
+
+function keys(): { privateKey: KeyObject; signingKeyRaw: string; dtlsFingerprint: string } {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  return { privateKey, signingKeyRaw: rawPublicKey(privateKey), dtlsFingerprint: `sha-256 ${Array.from({ length: 32 }, () => 'AB').join(':')}` };
+}
+
+function client(t: Test, s: AccessServer, k: ReturnType<typeof keys>, over: { password?: string } = {}): AccessClient {
+  const c = new AccessClient({
+    url: s.url,
+    username: 'alice',
+    password: over.password ?? 'alice-pw-1',
+    endpointId: 'a1',
+    kind: 'phone',
+    label: 'Phone',
+    signingKeyRaw: k.signingKeyRaw,
+    dtlsFingerprint: k.dtlsFingerprint,
+    serverPublicKeyRaw: s.publicKeyRaw,
+    log,
+    backoff: { initialMs: 20, maxMs: 200 },
+    signProof: (text) => sign(null, Buffer.from(text), k.privateKey).toString('base64url'),
+  });
+  t.teardown(() => c.close());
+  return c;
+}
+
+async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A raw socket that sends requests and awaits their answers. */
+async function raw(t: Test, s: AccessServer): Promise<(type: string, body: object) => Promise<{ status: string; data?: Record<string, unknown>; error?: { code: string; message: string } }>> {
+  const ws = new WebSocket(s.url);
+  t.teardown(() => ws.terminate());
+  await new Promise((r) => ws.once('open', r));
+  const waiting = new Map<string, (m: never) => void>();
+  ws.on('message', (d: Buffer) => {
+    const m = JSON.parse(d.toString()) as { id?: string };
+    if (m.id) waiting.get(m.id)?.(m as never);
+  });
+  let n = 0;
+  return (type, body) =>
+    new Promise((resolve) => {
+      const id = `r${++n}`;
+      waiting.set(id, resolve);
+      ws.send(JSON.stringify({ kind: 'req', id, type, body }));
+    });
+}
+
+void t.test('a reconnect proves the endpoint with its certificate and a signed server nonce: no password check runs (A14)', async (t) => {
+  const s = await server(t);
+  const k = keys();
+  const c = client(t, s, k);
+  await c.start();
+  t.equal(s.passwordChecks.checked, 1, 'the first login checks the password');
+  const ups: boolean[] = [];
+  c.onConnectionChange((up) => ups.push(up));
+  for (let i = 0; i < 3; i++) {
+    s.fence('test: drop every socket');
+    await until(`reconnect ${i + 1}`, () => ups.length === 2 * (i + 1) && c.state === 'online');
+  }
+  t.equal(s.passwordChecks.checked, 1, 'three reconnects, no more Argon2');
+  t.ok(s.registry.get('a1'), 'logged in');
+});
+
+void t.test('a proof that does not verify is refused UNAUTHORIZED; the endpoint key signing a fresh nonce of this server logs in (A14)', async (t) => {
+  const s = await server(t);
+  const k = keys();
+  const c = client(t, s, k);
+  const { certificate } = await c.start();
+  const send = await raw(t, s);
+  const challenge = await send('challenge', {});
+  t.equal(challenge.status, 'ok');
+  const nonce = String(challenge.data?.nonce);
+  const proofBy = (key: KeyObject, n = nonce): string => sign(null, Buffer.from(resumeProofMessage(n)), key).toString('base64url');
+  const refused = { status: 'error', error: { code: 'UNAUTHORIZED', message: /resume proof does not verify/ } };
+  t.match(await send('resumeProof', { certificate, nonce, proof: proofBy(keys().privateKey), label: 'x' }), refused, 'signed by another key');
+  const foreign = signToken({ v: 1, use: 'resume-proof', n: 'x', exp: Date.now() + 60_000 }, keys().privateKey);
+  t.match(await send('resumeProof', { certificate, nonce: foreign, proof: proofBy(k.privateKey, foreign), label: 'x' }), refused, 'a nonce this server did not sign');
+  const serverKey = await loadOrCreateServerKey(s.dataDir);
+  const stale = signToken({ v: 1, use: 'resume-proof', n: 'x', exp: Date.now() - 1 }, serverKey.privateKey);
+  t.match(await send('resumeProof', { certificate, nonce: stale, proof: proofBy(k.privateKey, stale), label: 'x' }), refused, 'an expired nonce');
+  t.match(await send('resumeProof', { certificate: `${certificate}x`, nonce, proof: proofBy(k.privateKey), label: 'x' }), refused, 'a broken certificate');
+  const good = await send('resumeProof', { certificate, nonce, proof: proofBy(k.privateKey), label: 'Phone' });
+  t.equal(good.status, 'ok', 'the right key signing this server nonce logs in');
+  await until('the raw login replaced the client', () => c.state === 'kicked');
+});
+
+void t.test('a client whose proof is refused logs in with its password instead (A14)', async (t) => {
+  const s = await server(t);
+  const k = keys();
+  const c = client(t, s, k);
+  await c.start();
+  const ups: boolean[] = [];
+  c.onConnectionChange((up) => ups.push(up));
+  s.fence('test');
+  await until('reconnected', () => ups.length === 2 && c.state === 'online');
+  t.equal(s.passwordChecks.checked, 1, 'the proof was accepted');
+  const other = keys();
+  const c2 = new AccessClient({ url: s.url, username: 'alice', password: 'alice-pw-1', endpointId: 'a2', kind: 'phone', label: 'P2', signingKeyRaw: other.signingKeyRaw, dtlsFingerprint: other.dtlsFingerprint, serverPublicKeyRaw: s.publicKeyRaw, log, backoff: { initialMs: 20, maxMs: 200 }, signProof: () => sign(null, Buffer.from('wrong'), other.privateKey).toString('base64url') });
+  t.teardown(() => c2.close());
+  await c2.start();
+  const ups2: boolean[] = [];
+  c2.onConnectionChange((up) => ups2.push(up));
+  s.fence('test');
+  await until('c2 reconnected', () => ups2.length === 2 && c2.state === 'online');
+  t.equal(s.passwordChecks.checked, 3, 'c2 signed the wrong text: refused, then its password was checked');
+});
