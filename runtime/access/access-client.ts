@@ -1,19 +1,19 @@
 import { WebSocket } from 'ws';
-import { accessCatalogue, isFinalLoginRefusal, resumeProofMessage, type AccessCatalogue, type LoginBody, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload } from '../../core/protocol/access.ts';
+import { accessCatalogue, isFinalLoginRefusal, type AccessCatalogue, type LoginBody, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload } from '../../core/protocol/access.ts';
 import type { EndpointInfo, EndpointKind } from '../../core/protocol/common.ts';
 import type { IceConfig } from '../../core/protocol/ice.ts';
 import { RpcChannel } from '../../core/protocol/rpc.ts';
 import { ProfileCollector } from '../../core/protocol/profile-collector.ts';
 import { MAX_MESSAGE_BYTES } from '../../core/protocol/validate.ts';
-import { verifyCertificate, type CertificatePayload } from '../../platform/certificate.ts';
+import type { CertificatePayload } from '../../platform/certificate.ts';
 import { publicKeyFromRaw } from '../../platform/token.ts';
 import { Backoff } from '../../core/backoff.ts';
 import { systemClock, type Clock, type TimerHandle } from '../../core/clock.ts';
 import { SweepError, toSweepError } from '../../core/errors.ts';
 import { NS, type Logger } from '../../platform/log.ts';
-
-/** A14: a certificate this close to its expiry is not used for a proof (the password renews it). */
-const PROOF_MARGIN_MS = 60_000;
+import { checkOwnCertificate } from './own-certificate.ts';
+import { applyPresence } from './profile-presence.ts';
+import { loginByProof } from './resume-proof-login.ts';
 
 export interface AccessClientOptions {
   /** ws://host:port/access */
@@ -239,30 +239,9 @@ export class AccessClient {
     return result;
   }
 
-  /**
-   * A14: after a first login, with a certificate for these very keys that is still valid for a
-   * while: the certificate and a signed server nonce. Undefined when there is no such proof or
-   * the server refuses it (UNAUTHORIZED, or UNKNOWN_TYPE from an older server): then the
-   * password is used.
-   */
-  private async loginByProof(channel: RpcChannel<AccessCatalogue>): Promise<LoginResult | undefined> {
-    const { signProof } = this.opts;
-    const text = this.current?.certificate;
-    const cert = this.certPayload;
-    if (!signProof || !text || !cert || cert.expiresAt - this.clock.now() < PROOF_MARGIN_MS) return undefined;
-    if (cert.signingKey !== this.opts.signingKeyRaw || cert.dtlsFingerprint !== this.opts.dtlsFingerprint || cert.kind !== this.opts.kind) return undefined;
-    try {
-      const { nonce } = await channel.request('challenge', {}, { timeoutMs: this.timeoutMs });
-      const proof = await signProof(resumeProofMessage(nonce));
-      const result = await channel.request('resumeProof', { certificate: text, nonce, proof, label: this.opts.label }, { timeoutMs: this.timeoutMs });
-      this.log.debug('logged in again with a resume proof');
-      return result;
-    } catch (err) {
-      const code = toSweepError(err).code;
-      if (code !== 'UNAUTHORIZED' && code !== 'UNKNOWN_TYPE') throw err;
-      this.log.info({ code }, 'resume proof not accepted; logging in with the password');
-      return undefined;
-    }
+  /** A14: a resume proof instead of the password when we hold a fitting certificate (resume-proof-login.ts). */
+  private loginByProof(channel: RpcChannel<AccessCatalogue>): Promise<LoginResult | undefined> {
+    return loginByProof(channel, { ...this.opts, certificate: this.current?.certificate, payload: this.certPayload, clock: this.clock, timeoutMs: this.timeoutMs, log: this.log });
   }
 
   /** A12: fills `result.profile` from the pages that follow the answer (the rpc channel delivers them after it, M3). */
@@ -284,21 +263,7 @@ export class AccessClient {
 
   /** P3 for our own certificate: signed by our server, unexpired, and about our own keys. */
   private checkCertificate(result: LoginResult): CertificatePayload {
-    const cert = verifyCertificate(result.certificate, this.serverKey, this.clock.now());
-    const o = this.opts;
-    const mismatch = (
-      [
-        ['account', cert.account, o.username],
-        ['endpointId', cert.endpointId, o.endpointId],
-        ['signingKey', cert.signingKey, o.signingKeyRaw],
-        ['dtlsFingerprint', cert.dtlsFingerprint, o.dtlsFingerprint],
-        ['profile.endpointId', result.profile.endpointId, o.endpointId],
-      ] as const
-    ).find(([, got, want]) => got !== want);
-    if (mismatch) {
-      throw new SweepError('UNAUTHORIZED', `certificate: ${mismatch[0]} is "${mismatch[1]}", this endpoint's is "${mismatch[2]}"`);
-    }
-    return cert;
+    return checkOwnCertificate(result, this.serverKey, this.clock.now(), this.opts);
   }
 
   /** Opens a socket and its channel; rejects OFFLINE if the server cannot be reached. */
@@ -446,23 +411,7 @@ export class AccessClient {
 
   private onPresenceNote(endpoint: EndpointInfo): void {
     const profile = this.current?.profile;
-    if (profile) {
-      const upsert = (list: EndpointInfo[]): EndpointInfo[] => {
-        const rest = list.filter((e) => e.endpointId !== endpoint.endpointId);
-        return endpoint.online ? [...rest, endpoint] : rest;
-      };
-      if (endpoint.account === profile.account) {
-        profile.siblings = upsert(profile.siblings);
-      } else {
-        let buddy = profile.buddies.find((b) => b.account === endpoint.account);
-        if (!buddy) {
-          // A buddy added while we were online: the server only tells us about related accounts.
-          buddy = { account: endpoint.account, displayName: endpoint.account, endpoints: [] };
-          profile.buddies.push(buddy);
-        }
-        buddy.endpoints = upsert(buddy.endpoints);
-      }
-    }
+    if (profile) applyPresence(profile, endpoint);
     this.emit(this.listeners.presence, endpoint);
   }
 
