@@ -119,6 +119,12 @@ export class NodeLiveness {
       return; // The store is out of reach: nobody can reap, keep serving.
     }
     if (fresh === 0) return; // Everyone is cut off alike (an outage): keep serving.
+    // The store answered just now. A node that reaches the bus too was only late back from an
+    // outage everyone saw (its pool reconnected a query after the others'), not cut off alone.
+    if (this.bus.connected && (await this.store.renewLease(this.nodeId, now, this.ttlMs).catch(() => false))) {
+      this.lastRenewedAt = now;
+      return;
+    }
     this.fencedAt = now;
     this.log.error({ node: this.nodeId, others: fresh, lapsedMs: now - this.lastRenewedAt }, 'cut off while other nodes are alive; fencing');
     this.hooks.fence('this node is cut off from the cluster');
