@@ -17,6 +17,8 @@ import { NS, type Logger } from '../platform/log.ts';
 import { nodeCrypto } from '../platform/grant-crypto.ts';
 import { webCrypto } from '../core/engine/webcrypto.ts';
 import type { Crypto } from '../core/engine/ports.ts';
+import { CallHistoryRecorder } from '../core/engine/call-history.ts';
+import { HistoryReporter } from './access/history-reporter.ts';
 
 export interface EndpointDeps {
   source: AudioSource;
@@ -45,6 +47,8 @@ export class Endpoint {
   /** Kinds of the endpoints presence told us about (L1: a browser peer always offers). */
   private readonly kinds = new Map<string, EndpointInfo['kind']>();
   private buddyAccounts = new Set<string>();
+  /** A14: records the household calls this endpoint rings and reports them to the access server. */
+  private readonly history: { recorder: CallHistoryRecorder; reporter: HistoryReporter };
   private closed = false;
 
   private constructor(
@@ -108,6 +112,10 @@ export class Endpoint {
         void this.access.close();
       },
     });
+    this.history = {
+      recorder: new CallHistoryRecorder(this.bus, clock, { endpointId: config.endpoint.id, label: config.endpoint.label }),
+      reporter: new HistoryReporter(this.bus, access, log.child({ ns: NS.access })),
+    };
     access.onSignal((s) => this.links.acceptSignal(s.from, s.payload, s.fromAccount));
     this.links.onLinkFailed((p) => this.bus.emit('link.failed', p));
     access.onIce(() => void this.links.renewRelayed());
@@ -168,6 +176,8 @@ export class Endpoint {
     if (this.closed) return;
     this.closed = true;
     this.calls.close();
+    this.history.recorder.close();
+    this.history.reporter.close();
     this.links.close();
     await this.access.close();
     await this.media.close();

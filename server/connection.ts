@@ -18,6 +18,7 @@ import type { NodeBus } from './node-bus.ts';
 import { profileFrom } from './login-profile.ts';
 import type { ServerKey } from './server-key.ts';
 import type { Account, AccountStore } from './store.ts';
+import { listCalls, reportCall } from './history.ts';
 
 export interface ConnectionContext {
   store: AccountStore;
@@ -97,6 +98,9 @@ export class AccessConnection {
     this.channel.handle('resume', (body) => this.onResume(body));
     this.channel.handle('refresh', () => this.onRefresh());
     this.channel.handle('logout', () => this.onLogout());
+    // A14: A6's `admit` guarantees a login; `loggedInAs` names the endpoint.
+    this.channel.handle('history.report', (body) => reportCall(ctx.store, this.log, this.loggedInAs('history.report'), body.record));
+    this.channel.handle('history.list', (body) => listCalls(ctx.store, this.log, this.loggedInAs('history.list'), body.limit));
     this.armLoginTimer();
   }
 
@@ -129,6 +133,11 @@ export class AccessConnection {
   }
 
   get loggedIn(): OnlineEndpoint | undefined {
+    return this.entry;
+  }
+
+  private loggedInAs(type: string): OnlineEndpoint {
+    if (!this.entry) throw new SweepError('UNAUTHORIZED', `"${type}" needs a login first`);
     return this.entry;
   }
 

@@ -32,6 +32,16 @@ export interface OnlineRow {
   since: number;
 }
 
+/** A14: one household call; `record` is the reported record as JSON text. */
+export interface CallRecordRow {
+  doorEndpoint: string;
+  sessionId: string;
+  account: string;
+  callerAccount: string;
+  startedAt: number;
+  record: string;
+}
+
 /**
  * The access server's state, behind one interface for every back end (SQLite, the embedded
  * default, and PostgreSQL for a cluster; server/store/). Every method is asynchronous, rejects
@@ -110,6 +120,11 @@ export interface AccountStore {
    * login took over names the newer login's node and is never removed.
    */
   reapExpiredNodes(now: number): Promise<{ nodes: string[]; rows: OnlineRow[] } | undefined>;
+
+  /** A14: stores a call record once per (door endpoint, session); false when it was already there. */
+  addCallRecord(row: CallRecordRow): Promise<boolean>;
+  /** A14: the newest records of calls that rang `account` or that `account` rang, newest first. */
+  callRecordsFor(account: string, limit: number): Promise<CallRecordRow[]>;
 
   /** Runs `fn` in one transaction (many writes, one commit); `fn` must use the store it is given. */
   transaction<T>(fn: (store: AccountStore) => Promise<T>): Promise<T>;

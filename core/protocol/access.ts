@@ -12,6 +12,7 @@ import {
 } from './common.ts';
 import type { Catalogue } from './envelope.ts';
 import { IceConfig } from './ice.ts';
+import { CallRecord, HistoryListBody, HistoryListResult, HistoryReportResult } from './history.ts';
 import { SweepError } from '../errors.ts';
 
 /**
@@ -179,6 +180,10 @@ export const accessCatalogue = {
     refresh: { body: Empty, result: SessionToken },
     /** A9: ends the login and revokes its session token. */
     logout: { body: Empty, result: Empty },
+    /** A14: the endpoint that rang a household reports the call's record. */
+    'history.report': { body: z.strictObject({ record: CallRecord }), result: HistoryReportResult },
+    /** A14: the newest records this endpoint's account may read. */
+    'history.list': { body: HistoryListBody, result: HistoryListResult },
   },
   notes: {
     /** An endpoint of a buddy or of the same account came online or went offline (A4). */

@@ -102,6 +102,24 @@ export function migrations(dialect: SqlDialect): Record<string, Migration> {
         ).execute();
       },
     },
+    '003_call_history': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        // A14: kept when an account goes, like a log; a report sent twice is stored once (the key).
+        await strict(
+          db.schema
+            .createTable('call_history')
+            .addColumn('door_endpoint', 'text', (c) => c.notNull())
+            .addColumn('session_id', 'text', (c) => c.notNull())
+            .addColumn('account', 'text', (c) => c.notNull())
+            .addColumn('caller_account', 'text', (c) => c.notNull())
+            .addColumn('started_at', time, (c) => c.notNull())
+            .addColumn('record', 'text', (c) => c.notNull())
+            .addPrimaryKeyConstraint('call_history_pk', ['door_endpoint', 'session_id']),
+        ).execute();
+        await db.schema.createIndex('call_history_account').on('call_history').columns(['account', 'started_at']).execute();
+        await db.schema.createIndex('call_history_caller').on('call_history').columns(['caller_account', 'started_at']).execute();
+      },
+    },
   };
 }
 

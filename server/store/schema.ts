@@ -63,6 +63,18 @@ export interface NodeLeasesTable {
   expires_at: number;
 }
 
+/** A14: one household call, as the endpoint that rang reported it (the record itself as JSON text). */
+export interface CallHistoryTable {
+  door_endpoint: string;
+  session_id: string;
+  /** The household rung. */
+  account: string;
+  /** The account of the endpoint that rang (the household itself or a buddy of it). */
+  caller_account: string;
+  started_at: number;
+  record: string;
+}
+
 export interface Tables {
   accounts: AccountsTable;
   buddies: BuddiesTable;
@@ -72,6 +84,7 @@ export interface Tables {
   endpoint_bindings: EndpointBindingsTable;
   online_endpoints: OnlineEndpointsTable;
   node_leases: NodeLeasesTable;
+  call_history: CallHistoryTable;
 }
 
 export type SqlDialect = 'sqlite' | 'postgres';

@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { SweepError } from '../../core/errors.ts';
-import { checkAccountName, checkDisplayName, unknownAccount, type Account, type AccountStore, type AccountSummary, type OnlineRow, type StoredSession } from '../store.ts';
+import { checkAccountName, checkDisplayName, unknownAccount, type Account, type AccountStore, type AccountSummary, type CallRecordRow, type OnlineRow, type StoredSession } from '../store.ts';
 import type { SqlDialect, Tables } from './schema.ts';
 
 /** The advisory lock key of the reaper (any constant the cluster agrees on). */
@@ -300,6 +300,23 @@ export class SqlStore implements AccountStore {
         .execute();
       return { nodes, rows: rows.map(onlineRow) };
     });
+  }
+
+  async addCallRecord(row: CallRecordRow): Promise<boolean> {
+    const values = { door_endpoint: row.doorEndpoint, session_id: row.sessionId, account: row.account, caller_account: row.callerAccount, started_at: row.startedAt, record: row.record };
+    const added = await this.db.insertInto('call_history').values(values).onConflict((oc) => oc.columns(['door_endpoint', 'session_id']).doNothing()).returning('session_id').executeTakeFirst();
+    return added !== undefined;
+  }
+
+  async callRecordsFor(account: string, limit: number): Promise<CallRecordRow[]> {
+    const rows = await this.db
+      .selectFrom('call_history')
+      .selectAll()
+      .where((eb) => eb.or([eb('account', '=', account), eb('caller_account', '=', account)]))
+      .orderBy('started_at', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ doorEndpoint: r.door_endpoint, sessionId: r.session_id, account: r.account, callerAccount: r.caller_account, startedAt: r.started_at, record: r.record }));
   }
 
   transaction<T>(fn: (store: SqlStore) => Promise<T>): Promise<T> {

@@ -25,8 +25,8 @@ storeContract(t, {
 
 void t.test('openStore on a PostgreSQL database without the schema refuses, naming the migrate command', async (t) => {
   const url = await pg.createDatabase('bare');
-  await t.rejects(openStore({ kind: 'postgres', url }), { code: 'BAD_STATE', message: /pending: 001_accounts, 002_cluster.*sweep server migrate/ });
-  t.same(await migrateStore({ kind: 'postgres', url }), ['001_accounts', '002_cluster']);
+  await t.rejects(openStore({ kind: 'postgres', url }), { code: 'BAD_STATE', message: /pending: 001_accounts, 002_cluster, 003_call_history.*sweep server migrate/ });
+  t.same(await migrateStore({ kind: 'postgres', url }), ['001_accounts', '002_cluster', '003_call_history']);
   t.same(await migrateStore({ kind: 'postgres', url }), [], 'a second migrate applies nothing');
   const store = await openStore({ kind: 'postgres', url });
   await store.close();
