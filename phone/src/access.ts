@@ -1,6 +1,7 @@
 import { accessCatalogue, type AccessCatalogue, type LoginResult, type SignalIn, type SignalPayload, type SessionToken } from '../../core/protocol/access.ts';
 import type { EndpointInfo } from '../../core/protocol/common.ts';
 import type { IceConfig } from '../../core/protocol/ice.ts';
+import type { CallRecord } from '../../core/protocol/history.ts';
 import { RpcChannel } from '../../core/protocol/rpc.ts';
 import { ProfileCollector } from '../../core/protocol/profile-collector.ts';
 import { systemClock } from '../../core/clock.ts';
@@ -122,6 +123,11 @@ export class AccessConnection {
 
   signal(to: string, payload: SignalPayload): Promise<void> {
     return this.channel.request('signal', { to, payload }).then(() => undefined);
+  }
+
+  /** A14: the newest calls of this account's household, newest first. */
+  history(limit: number): Promise<CallRecord[]> {
+    return this.channel.request('history.list', { limit }).then((r) => r.records);
   }
 
   /** A9: ends the login; the server revokes the token. */

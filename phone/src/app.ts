@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isFinalLoginRefusal, type LoginResult } from '../../core/protocol/access.ts';
+import type { CallRecord } from '../../core/protocol/history.ts';
 import { SigningKey } from '../../core/protocol/common.ts';
 import { peerCatalogue } from '../../core/protocol/peer.ts';
 import { parseWith } from '../../core/protocol/validate.ts';
@@ -10,6 +11,7 @@ import { loadCall, loadOrCreateIdentity, loadSession, loadUsername, saveCall, sa
 import { consoleLog } from './log.ts';
 import { importVerifyingKey } from '../../core/engine/webcrypto.ts';
 import { AudioOut } from './audio-out.ts';
+import { RecentCalls, describeCall } from './recent-calls.ts';
 
 /**
  * The smartphone page: log in with the handset's credentials, ring with the household and answer
@@ -34,6 +36,10 @@ interface Page {
   endpoint?: PhoneEndpoint;
   audio?: AudioOut;
   micProblem?: string;
+  /** A14: the household's last calls. */
+  recent?: RecentCalls;
+  /** The session of the last call seen ending here (the list is read again after each). */
+  lastEnded?: string;
   /** Shown on the login screen. */
   loginMessage?: { text: string; error: boolean };
 }
@@ -141,9 +147,19 @@ async function connect(login: (a: AccessConnection) => Promise<LoginResult>): Pr
   p.endpoint = endpoint;
   access.on('kicked', (reason) => void loggedOut(`Logged out by the server: ${reason}.`));
   access.on('lost', (reason) => void reconnect(reason));
+  p.recent?.close();
+  p.recent = new RecentCalls((n) => access.history(n), () => {
+    const s = p.endpoint?.state();
+    if (s) render(s);
+  }, log);
+  void p.recent.refresh();
   endpoint.onChange((s) => {
     render(s);
     rememberCall(s);
+    if (s.call?.state === 'ended' && p.lastEnded !== s.call.sessionId) {
+      p.lastEnded = s.call.sessionId;
+      p.recent?.callEnded();
+    }
   });
   hooks.ready = true;
   // L7: a call this page held before a reload (or a killed tab) is reclaimed within the far end's grace.
@@ -183,6 +199,8 @@ async function reconnect(reason: string): Promise<void> {
   p.audio?.ring(false);
   p.endpoint?.close();
   p.endpoint = undefined;
+  p.recent?.close();
+  p.recent = undefined;
   hooks.ready = false;
   for (let attempt = 1; attempt <= 5; attempt++) {
     renderMessage(`Connection to the access server lost (${reason}); reconnecting (attempt ${attempt})…`, true);
@@ -205,6 +223,8 @@ async function loggedOut(text: string, error = true): Promise<void> {
   p.audio?.ring(false);
   p.endpoint?.close();
   p.endpoint = undefined;
+  p.recent?.close();
+  p.recent = undefined;
   p.access = undefined;
   hooks.ready = false;
   p.loginMessage = { text, error };
@@ -268,6 +288,15 @@ function act(fn: () => Promise<unknown>): (ev: Event) => void {
 
 function online(endpointId: string, s: WebState): boolean {
   return s.siblings.some((e) => e.endpointId === endpointId) || s.buddies.some((b) => b.endpoints.some((e) => e.endpointId === endpointId && e.online));
+}
+
+/** A14: the last calls of the household, the missed ones marked. */
+function recentCallsView(records: readonly CallRecord[]): Node[] {
+  const rows = records.map((r) => {
+    const d = describeCall(r);
+    return h('li', { class: d.missed ? 'missed' : '', 'data-testid': d.missed ? 'recent-missed' : 'recent-call' }, h('span', {}, d.title), h('span', { class: 'hint' }, d.detail));
+  });
+  return [h('h2', {}, 'Recent calls'), h('ul', { class: 'card', 'data-testid': 'recent-calls' }, ...(rows.length ? rows : [h('li', {}, 'No calls yet.')]))];
 }
 
 function render(s: WebState): void {
@@ -347,6 +376,7 @@ function render(s: WebState): void {
     parts.push(h('section', { class: 'card' }, h('p', {}, `No call on your account (${account}) right now.`)));
   }
 
+  parts.push(...recentCallsView(p.recent?.list ?? []));
   parts.push(h('h2', {}, 'Your devices'));
   parts.push(h('ul', { class: 'card' }, ...(s.siblings.length ? s.siblings.map((e) => h('li', {}, h('span', {}, h('span', { class: 'dot on' }), e.label || e.endpointId), h('span', { class: 'hint' }, s.links.includes(e.endpointId) ? 'linked' : s.unreachable.some((u) => u.endpointId === e.endpointId) ? 'cannot reach' : e.kind))) : [h('li', {}, 'No other device of yours is online.')])));
   parts.push(h('h2', {}, 'Buddies'));

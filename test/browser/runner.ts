@@ -322,6 +322,22 @@ async function cases(bw: BrowserWorld): Promise<Result> {
     return { fork: fork.state, pageCall, incomingShown };
   });
 
+  // (9) Recent calls (A14): every household call above left one record; a ring that everyone
+  // declines is missed, and the page lists it first, marked.
+  await step(out, 'recent', async () => {
+    await waitUntil(() => intercom.endpoint.calls.snapshot()?.state === 'ended', 5000, 'no call');
+    const rung = waitForEvent(handset.endpoint, 'call.state', (e) => e.call.state === 'ringing', 8000);
+    await intercom.endpoint.calls.ringAccount('alice', { doorRights: true });
+    await page.getByTestId('incoming').waitFor({ timeout: 8000 });
+    await rung;
+    await page.getByTestId('decline-call').click();
+    await handset.endpoint.calls.reject('not now');
+    await page.getByTestId('recent-missed').first().waitFor({ timeout: 10_000 });
+    await shot(page, '13-recent-calls');
+    const rows = page.getByTestId('recent-calls').locator('li');
+    return { rows: await rows.allInnerTexts(), missed: await page.getByTestId('recent-missed').count(), answered: await page.getByTestId('recent-call').count() };
+  });
+
   // (5) The handset crashes mid-call: the page takes the call over without a grant (S9, L5, C5).
   await step(out, 'takeover', async () => {
     await intercomCallsHandset(world);
