@@ -19,6 +19,7 @@ import { webCrypto } from '../core/engine/webcrypto.ts';
 import type { Crypto } from '../core/engine/ports.ts';
 import { CallHistoryRecorder } from '../core/engine/call-history.ts';
 import { HistoryReporter } from './access/history-reporter.ts';
+import { RingNotifier } from './access/ring-notifier.ts';
 
 export interface EndpointDeps {
   source: AudioSource;
@@ -48,7 +49,7 @@ export class Endpoint {
   private readonly kinds = new Map<string, EndpointInfo['kind']>();
   private buddyAccounts = new Set<string>();
   /** A14: records the household calls this endpoint rings and reports them to the access server. */
-  private readonly history: { recorder: CallHistoryRecorder; reporter: HistoryReporter };
+  private readonly history: { recorder: CallHistoryRecorder; reporter: HistoryReporter; push: RingNotifier };
   private closed = false;
 
   private constructor(
@@ -115,6 +116,8 @@ export class Endpoint {
     this.history = {
       recorder: new CallHistoryRecorder(this.bus, clock, { endpointId: config.endpoint.id, label: config.endpoint.label }),
       reporter: new HistoryReporter(this.bus, access, log.child({ ns: NS.access })),
+      // A15: the access server pushes to the household's closed phone pages.
+      push: new RingNotifier(this.bus, access, config.endpoint.label || config.endpoint.id, config.calls.ringTimeoutMs, log.child({ ns: NS.access })),
     };
     access.onSignal((s) => this.links.acceptSignal(s.from, s.payload, s.fromAccount));
     this.links.onLinkFailed((p) => this.bus.emit('link.failed', p));
@@ -178,6 +181,7 @@ export class Endpoint {
     this.calls.close();
     this.history.recorder.close();
     this.history.reporter.close();
+    this.history.push.close();
     this.links.close();
     await this.access.close();
     await this.media.close();

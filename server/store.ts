@@ -42,6 +42,16 @@ export interface CallRecordRow {
   record: string;
 }
 
+/** A15: a browser endpoint's Web Push subscription. */
+export interface PushSubscriptionRow {
+  endpointId: string;
+  account: string;
+  url: string;
+  p256dh: string;
+  auth: string;
+  createdAt: number;
+}
+
 /**
  * The access server's state, behind one interface for every back end (SQLite, the embedded
  * default, and PostgreSQL for a cluster; server/store/). Every method is asynchronous, rejects
@@ -125,6 +135,13 @@ export interface AccountStore {
   addCallRecord(row: CallRecordRow): Promise<boolean>;
   /** A14: the newest records of calls that rang `account` or that `account` rang, newest first. */
   callRecordsFor(account: string, limit: number): Promise<CallRecordRow[]>;
+
+  /** A15: stores the endpoint's push subscription, replacing its previous one. */
+  putPushSubscription(row: PushSubscriptionRow): Promise<void>;
+  /** A15: the push subscriptions of the endpoints of `account`. */
+  pushSubscriptionsOf(account: string): Promise<PushSubscriptionRow[]>;
+  /** A15: deletes the endpoint's subscription (only if it still has `url`, when given); true if one was deleted. */
+  deletePushSubscription(endpointId: string, url?: string): Promise<boolean>;
 
   /** Runs `fn` in one transaction (many writes, one commit); `fn` must use the store it is given. */
   transaction<T>(fn: (store: AccountStore) => Promise<T>): Promise<T>;

@@ -13,6 +13,7 @@ import {
 import type { Catalogue } from './envelope.ts';
 import { IceConfig } from './ice.ts';
 import { CallRecord, HistoryListBody, HistoryListResult, HistoryReportResult } from './history.ts';
+import { pushRequests } from './push.ts';
 import { SweepError } from '../errors.ts';
 
 /**
@@ -184,6 +185,8 @@ export const accessCatalogue = {
     'history.report': { body: z.strictObject({ record: CallRecord }), result: HistoryReportResult },
     /** A14: the newest records this endpoint's account may read. */
     'history.list': { body: HistoryListBody, result: HistoryListResult },
+    /** A15: Web Push subscriptions and ring notices. */
+    ...pushRequests,
   },
   notes: {
     /** An endpoint of a buddy or of the same account came online or went offline (A4). */

@@ -120,6 +120,22 @@ export function migrations(dialect: SqlDialect): Record<string, Migration> {
         await db.schema.createIndex('call_history_caller').on('call_history').columns(['caller_account', 'started_at']).execute();
       },
     },
+    '004_push_subscriptions': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        // A15: bound to the endpoint that subscribed; gone with its account.
+        await strict(
+          db.schema
+            .createTable('push_subscriptions')
+            .addColumn('endpoint_id', 'text', (c) => c.primaryKey())
+            .addColumn('account', 'text', (c) => c.notNull().references('accounts.name').onDelete('cascade'))
+            .addColumn('url', 'text', (c) => c.notNull())
+            .addColumn('p256dh', 'text', (c) => c.notNull())
+            .addColumn('auth', 'text', (c) => c.notNull())
+            .addColumn('created_at', time, (c) => c.notNull()),
+        ).execute();
+        await db.schema.createIndex('push_subscriptions_account').on('push_subscriptions').column('account').execute();
+      },
+    },
   };
 }
 

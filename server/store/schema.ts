@@ -75,6 +75,16 @@ export interface CallHistoryTable {
   record: string;
 }
 
+/** A15: one browser endpoint's Web Push subscription (at most one per endpoint). */
+export interface PushSubscriptionsTable {
+  endpoint_id: string;
+  account: string;
+  url: string;
+  p256dh: string;
+  auth: string;
+  created_at: number;
+}
+
 export interface Tables {
   accounts: AccountsTable;
   buddies: BuddiesTable;
@@ -85,6 +95,7 @@ export interface Tables {
   online_endpoints: OnlineEndpointsTable;
   node_leases: NodeLeasesTable;
   call_history: CallHistoryTable;
+  push_subscriptions: PushSubscriptionsTable;
 }
 
 export type SqlDialect = 'sqlite' | 'postgres';
