@@ -2,6 +2,7 @@ import { accessCatalogue, type AccessCatalogue, type LoginResult, type SignalIn,
 import type { EndpointInfo } from '../../core/protocol/common.ts';
 import type { IceConfig } from '../../core/protocol/ice.ts';
 import type { CallRecord } from '../../core/protocol/history.ts';
+import type { PushSubscriptionJson } from '../../core/protocol/push.ts';
 import { RpcChannel } from '../../core/protocol/rpc.ts';
 import { ProfileCollector } from '../../core/protocol/profile-collector.ts';
 import { systemClock } from '../../core/clock.ts';
@@ -37,6 +38,8 @@ export class AccessConnection {
   /** A12: the pages of a login's profile being collected. */
   private pages: ProfileCollector | undefined;
   result: LoginResult | undefined;
+  /** Signals that came before anyone listened (the endpoint is made after login and the microphone). */
+  private early: SignalIn[] | undefined = [];
 
   private constructor(
     private readonly ws: WebSocket,
@@ -66,7 +69,14 @@ export class AccessConnection {
       this.closed = true;
     };
     this.channel.onNote('presence', (b) => this.listeners.presence.forEach((fn) => fn(b.endpoint)));
-    this.channel.onNote('signal', (b) => this.listeners.signal.forEach((fn) => fn(b)));
+    this.channel.onNote('signal', (b) => {
+      // H1: a door ringing while this page starts asks for a link before the endpoint listens: kept until it does.
+      if (this.listeners.signal.length === 0 && this.early) {
+        if (this.early.length < 32) this.early.push(b);
+        return;
+      }
+      this.listeners.signal.forEach((fn) => fn(b));
+    });
     this.channel.onNote('kicked', (b) => this.listeners.kicked.forEach((fn) => fn(b.reason)));
     this.channel.onNote('error', (b) => log.warn({ code: b.code, reason: b.message }, 'the access server refused a message'));
     this.channel.onNote('ice', (b) => {
@@ -95,6 +105,10 @@ export class AccessConnection {
 
   on<K extends keyof AccessEvents>(type: K, fn: AccessEvents[K]): void {
     this.listeners[type].push(fn);
+    if (type !== 'signal' || !this.early) return;
+    const early = this.early;
+    this.early = undefined;
+    for (const s of early) (fn as AccessEvents['signal'])(s);
   }
 
   private keys(label: string) {
@@ -128,6 +142,16 @@ export class AccessConnection {
   /** A14: the newest calls of this account's household, newest first. */
   history(limit: number): Promise<CallRecord[]> {
     return this.channel.request('history.list', { limit }).then((r) => r.records);
+  }
+
+  /** A15: the server's VAPID public key, to subscribe with. */
+  pushKey(): Promise<string> {
+    return this.channel.request('push.key', {}).then((r) => r.publicKey);
+  }
+
+  /** A15: hands this browser's push subscription to the server, bound to this endpoint. */
+  pushSubscribe(subscription: PushSubscriptionJson): Promise<void> {
+    return this.channel.request('push.subscribe', { subscription }).then(() => undefined);
   }
 
   /** A9: ends the login; the server revokes the token. */

@@ -12,6 +12,8 @@ import { consoleLog } from './log.ts';
 import { importVerifyingKey } from '../../core/engine/webcrypto.ts';
 import { AudioOut } from './audio-out.ts';
 import { RecentCalls, describeCall } from './recent-calls.ts';
+import { enablePush, pushState, registerServiceWorker, type PushState } from './push-setup.ts';
+import type { PushSubscriptionJson } from '../../core/protocol/push.ts';
 
 /**
  * The smartphone page: log in with the handset's credentials, ring with the household and answer
@@ -36,6 +38,9 @@ interface Page {
   endpoint?: PhoneEndpoint;
   audio?: AudioOut;
   micProblem?: string;
+  /** A15: the service worker, and whether a closed page still rings. */
+  sw?: ServiceWorkerRegistration;
+  push: PushState;
   /** A14: the household's last calls. */
   recent?: RecentCalls;
   /** The session of the last call seen ending here (the list is read again after each). */
@@ -55,6 +60,11 @@ const hooks = {
   lastPull: () => page?.endpoint?.lastPull ?? null,
   /** H1: whether the page plays its ring tone and vibrates. */
   ringing: (): boolean => page?.audio?.ringing ?? false,
+  /** A15: the service worker is active (its push handler can be driven). */
+  serviceWorker: async (): Promise<boolean> => (await navigator.serviceWorker.ready.then(() => true, () => false)),
+  /** A15: hands the server a subscription made elsewhere (tests: a local push service, Chromium's own needs its vendor's). */
+  subscribePush: async (subscription: PushSubscriptionJson): Promise<void> => page!.access!.pushSubscribe(subscription),
+  pushKey: (): Promise<string> => page!.access!.pushKey(),
   /** Attempts a pull from any endpoint id (the UI offers only siblings' calls). */
   pull: async (from: string): Promise<{ ok: boolean; code?: string; message?: string }> => {
     try {
@@ -90,7 +100,8 @@ async function boot(): Promise<void> {
     const info = parseWith(ServerInfo, await res.json(), 'server.json');
     const id = await loadOrCreateIdentity();
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    page = { id, serverKey: await importVerifyingKey(info.publicKey), accessUrl: `${scheme}//${location.host}${info.accessPath}` };
+    const sw = await registerServiceWorker(log);
+    page = { id, serverKey: await importVerifyingKey(info.publicKey), accessUrl: `${scheme}//${location.host}${info.accessPath}`, push: await pushState(sw), ...(sw ? { sw } : {}) };
     hooks.endpointId = id.endpointId;
   } catch (err) {
     app.replaceChildren(h('p', { class: 'status error' }, `This page cannot start: ${toSweepError(err).message}. Is this browser up to date (WebCrypto Ed25519, WebRTC)?`));
@@ -290,6 +301,23 @@ function online(endpointId: string, s: WebState): boolean {
   return s.siblings.some((e) => e.endpointId === endpointId) || s.buddies.some((b) => b.endpoints.some((e) => e.endpointId === endpointId && e.online));
 }
 
+/** A15: asks for consent only when tapped; says why when it cannot. */
+function pushToggle(p: Page): Node {
+  const say: Record<PushState, string> = {
+    on: 'This phone rings even when this page is closed.',
+    off: '',
+    unsupported: 'This browser cannot ring while the page is closed (on iPhone: add the page to the home screen first).',
+    denied: 'Notifications are blocked for this site: allow them in the browser settings to ring while the page is closed.',
+    failed: 'Could not set up ringing while the page is closed; try again.',
+  };
+  if (p.push === 'on' || p.push === 'unsupported' || p.push === 'denied') return h('p', { class: 'hint', 'data-testid': 'push-state' }, say[p.push]);
+  return h('p', {}, h('button', { class: 'secondary', 'data-testid': 'enable-push', click: act(async () => {
+    p.push = await enablePush(p.sw, p.access!, log);
+    const s = p.endpoint?.state();
+    if (s) render(s);
+  }) }, 'Ring this phone when the page is closed'), p.push === 'failed' ? h('span', { class: 'hint' }, ` ${say.failed}`) : null);
+}
+
 /** A14: the last calls of the household, the missed ones marked. */
 function recentCallsView(records: readonly CallRecord[]): Node[] {
   const rows = records.map((r) => {
@@ -390,6 +418,7 @@ function render(s: WebState): void {
       h('input', { type: 'checkbox', 'data-testid': 'dnd', checked: s.doNotDisturb, change: (ev: Event) => ep.setDoNotDisturb((ev.target as HTMLInputElement).checked) }),
       ' Do not disturb (this phone does not ring; your other devices do)'),
   );
+  parts.push(pushToggle(p));
   parts.push(h('p', { class: 'hint' }, `This phone: ${p.id.endpointId}`));
 
   if (incoming) {

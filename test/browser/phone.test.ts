@@ -107,6 +107,17 @@ void t.test('browser phone in real Chromium inside unshare -n', async (t) => {
     t.ok(rows.some((r) => /^Stopped ringing: Front door intercom/.test(r)), 'the ring the door stopped (do not disturb case) is listed, not as missed');
   });
 
+  await t.test('a closed page still rings: the server pushes through the push service, the service worker shows it, the answer elsewhere replaces it (A15)', async (t) => {
+    const c = r.webPush ?? {};
+    t.ok(c.ok, errorOf(c));
+    t.equal(c.swReady, true, 'the page installed its service worker');
+    t.same(c.bound, [c.tabId], 'the subscription is bound to the page that made it');
+    t.same(c.ringing, [{ title: 'Front door intercom is ringing', body: 'Tap to answer', tag: (c.ringing as Array<{ tag: string }> | undefined)?.[0]?.tag }], 'the notification a closed phone shows');
+    t.match(c.replaced, [{ title: 'Front door intercom', body: 'Answered on Desk handset' }], 'replaced, not added: answered on the handset');
+    t.equal((c.replaced as Array<{ tag: string }> | undefined)?.[0]?.tag, (c.ringing as Array<{ tag: string }> | undefined)?.[0]?.tag, 'same call, same notification');
+    t.match(c.seen, [{ urgency: 'high' }, { urgency: 'normal' }], 'the ring push is urgent');
+  });
+
   await t.test('the handset crashes mid-call: the page takes the call over without a grant (issue 12 item 3, S9)', async (t) => {
     const c = r.takeover ?? {};
     t.ok(c.ok, errorOf(c));

@@ -1,7 +1,6 @@
 import { createRequire } from 'node:module';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Test } from 'tap';
 
 /** One request the push service received: the headers RFC 8030 gives meaning to. */
 export interface PushRequestSeen {
@@ -34,7 +33,7 @@ interface TestingServer {
  * it checks the VAPID signature and decrypts what it receives), for tests without the internet.
  * Closed when the test ends.
  */
-export async function startLocalPushService(t: Test): Promise<{
+export async function startLocalPushService(t: { teardown(fn: () => unknown): void }): Promise<{
   subscribe(applicationServerKey: string): Promise<LocalSubscription>;
   messages(clientHash: string): string[];
   expire(clientHash: string): void;
