@@ -391,6 +391,7 @@ async function cases(bw: BrowserWorld): Promise<Result> {
       };
       await deliver(push.messages(sub.clientHash)[0]!);
       const ringing = await shown(1);
+      await waitUntil(() => handset.endpoint.calls.snapshot()?.state === 'ringing', 8000, 'the handset rings');
       await handset.endpoint.calls.answer();
       await waitUntil(() => push.messages(sub.clientHash).length === 2, 8000, 'the follow-up push');
       await deliver(push.messages(sub.clientHash)[1]!);

@@ -71,6 +71,7 @@ void t.test('a ring of the household pushes "Front door intercom is ringing" to 
   t.equal(first.urgency, 'high', 'urgency high');
   t.equal(first.ttl, '20', 'lives as long as the ring timeout (20 s)');
   t.match(first.topic, /^[A-Za-z0-9_-]{32}$/, 'one topic per call');
+  await waitUntil(() => world.get('handset').endpoint.calls.snapshot()?.state === 'ringing', 8000, 'the handset rings');
   await world.get('handset').endpoint.calls.answer();
   await waitUntil(() => push.messages(sub.clientHash).length === 2, 8000, 'the follow-up push');
   t.match(payloads(push, sub)[1], { state: 'answered', title: 'Front door intercom', body: 'Answered on Desk handset', sessionId: ring!.sessionId });
