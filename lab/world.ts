@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { AccessServer } from '../server/access-server.ts';
 import type { StoreLocation } from '../server/store/open.ts';
 import type { IceOptions } from '../server/ice.ts';
+import type { PushOptions } from '../server/push/push-service.ts';
 import { hashPassword } from '../server/passwords.ts';
 import { SimulatedAnalysingSink, SimulatedToneSource } from '../drivers/audio/simulated.ts';
 import { EndpointConfig } from '../firmware-config/endpoint-config.ts';
@@ -53,6 +54,8 @@ export interface WorldOptions {
   crypto?: 'node' | 'webcrypto';
   /** A13: STUN/TURN servers the access server hands out. */
   ice?: IceOptions;
+  /** A16: the access server's Web Push options (tests: a local push service over loopback http). */
+  push?: PushOptions;
   /** Links no call uses close after this long (L3). */
   idleCloseMs?: number;
   ringTimeoutMs?: number;
@@ -98,6 +101,7 @@ export class World {
             ...(opts.cluster ? { store: opts.cluster.store, bus: opts.cluster.bus, nodeId: `node-${n}` } : {}),
             ...(opts.clock ? { clock: opts.clock } : {}),
             ...(opts.ice ? { ice: opts.ice } : {}),
+            ...(opts.push ? { push: opts.push } : {}),
           }),
         );
       } catch (err) {

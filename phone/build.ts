@@ -1,5 +1,6 @@
 import { build } from 'esbuild';
-import { copyFile, mkdir } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { iconPng } from './icons.ts';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -12,8 +13,9 @@ export async function buildWeb(opts: { minify?: boolean } = {}): Promise<string>
   const dist = fileURLToPath(new URL('./dist/', import.meta.url));
   await mkdir(dist, { recursive: true });
   await build({
-    entryPoints: [`${src}app.ts`],
-    outfile: `${dist}app.js`,
+    // A16: the service worker is its own bundle, served from the page's directory (its scope).
+    entryPoints: { app: `${src}app.ts`, sw: `${src}sw.ts` },
+    outdir: dist,
     bundle: true,
     format: 'esm',
     platform: 'browser',
@@ -36,6 +38,8 @@ export async function buildWeb(opts: { minify?: boolean } = {}): Promise<string>
   });
   await copyFile(`${src}index.html`, `${dist}index.html`);
   await copyFile(`${src}app.css`, `${dist}app.css`);
+  await copyFile(`${src}manifest.webmanifest`, `${dist}manifest.webmanifest`);
+  for (const size of [192, 512]) await writeFile(`${dist}icon-${size}.png`, iconPng(size));
   return dist;
 }
 

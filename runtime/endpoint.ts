@@ -17,6 +17,9 @@ import { NS, type Logger } from '../platform/log.ts';
 import { nodeCrypto } from '../platform/grant-crypto.ts';
 import { webCrypto } from '../core/engine/webcrypto.ts';
 import type { Crypto } from '../core/engine/ports.ts';
+import { CallHistoryRecorder } from '../core/engine/call-history.ts';
+import { HistoryReporter } from './access/history-reporter.ts';
+import { RingNotifier } from './access/ring-notifier.ts';
 
 export interface EndpointDeps {
   source: AudioSource;
@@ -45,6 +48,8 @@ export class Endpoint {
   /** Kinds of the endpoints presence told us about (L1: a browser peer always offers). */
   private readonly kinds = new Map<string, EndpointInfo['kind']>();
   private buddyAccounts = new Set<string>();
+  /** A15: records the household calls this endpoint rings and reports them to the access server. */
+  private readonly history: { recorder: CallHistoryRecorder; reporter: HistoryReporter; push: RingNotifier };
   private closed = false;
 
   private constructor(
@@ -108,6 +113,12 @@ export class Endpoint {
         void this.access.close();
       },
     });
+    this.history = {
+      recorder: new CallHistoryRecorder(this.bus, clock, { endpointId: config.endpoint.id, label: config.endpoint.label }),
+      reporter: new HistoryReporter(this.bus, access, log.child({ ns: NS.access })),
+      // A16: the access server pushes to the household's closed phone pages.
+      push: new RingNotifier(this.bus, access, config.endpoint.label || config.endpoint.id, config.calls.ringTimeoutMs, log.child({ ns: NS.access })),
+    };
     access.onSignal((s) => this.links.acceptSignal(s.from, s.payload, s.fromAccount));
     this.links.onLinkFailed((p) => this.bus.emit('link.failed', p));
     access.onIce(() => void this.links.renewRelayed());
@@ -122,7 +133,7 @@ export class Endpoint {
     const keys = await loadOrCreateKeys(config.stateDir, config.endpoint.id);
     const access = new AccessClient({
       ...accessOptionsFromConfig(config, keys),
-      // A14: reconnects prove the endpoint with its key instead of the password.
+      // A15: reconnects prove the endpoint with its key instead of the password.
       signProof: (text) => sign(null, Buffer.from(text), keys.signingPrivateKey).toString('base64url'),
       log: deps.log.child({ ns: NS.access }),
       clock,
@@ -170,6 +181,9 @@ export class Endpoint {
     if (this.closed) return;
     this.closed = true;
     this.calls.close();
+    this.history.recorder.close();
+    this.history.reporter.close();
+    this.history.push.close();
     this.links.close();
     await this.access.close();
     await this.media.close();

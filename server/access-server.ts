@@ -28,6 +28,8 @@ import type { OnlineRow } from './store.ts';
 import { checkIceOptions, iceConfigured, type IceOptions } from './ice.ts';
 import type { AccountStore } from './store.ts';
 import { openStore, type StoreLocation } from './store/open.ts';
+import { loadOrCreateVapidKeys } from './push/vapid.ts';
+import { PushService, type PushOptions } from './push/push-service.ts';
 
 export interface AccessServerOptions {
   /** Holds server-key.pem, and accounts.db unless `store` says otherwise; created if missing. */
@@ -66,6 +68,8 @@ export interface AccessServerOptions {
   passwordChecks?: PasswordCheckOptions;
   /** A13: STUN and TURN servers for endpoints' links; none by default (links on the local network only). */
   ice?: IceOptions;
+  /** A16: Web Push (VAPID keys in the data dir, made on first start). */
+  push?: PushOptions;
 }
 
 export const ACCESS_PATH = '/access';
@@ -126,6 +130,7 @@ export class AccessServer {
     const addresses = new ClientAddresses(opts.trustedProxies ?? []);
     const passwordChecks = new PasswordGate(opts.passwordChecks ?? {});
     const key = await loadOrCreateServerKey(opts.dataDir);
+    const vapid = await loadOrCreateVapidKeys(opts.dataDir);
     const store = await openStore(opts.store ?? { kind: 'sqlite', dataDir: opts.dataDir });
     // A12: session tokens that expired while the server was down are dropped at once.
     await store.purgeExpiredLoginSessions(clock.now());
@@ -207,6 +212,7 @@ export class AccessServer {
       nodeId,
       nodeBus,
       background: (work: Promise<unknown>) => background.add(work),
+      push: new PushService(store, vapid, log.child({ ns: 'server:push' }), opts.push),
     };
     wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
       if (server.closing) {

@@ -15,6 +15,7 @@ import { createProvisionCode } from './provisioning.ts';
 import { ClientAddresses } from './client-address.ts';
 import { EndpointId } from '../core/protocol/common.ts';
 import { checkIceOptions, type IceOptions } from './ice.ts';
+import type { PushOptions } from './push/push-service.ts';
 
 export interface ServerCliIo {
   stdout: NodeJS.WritableStream;
@@ -47,6 +48,8 @@ export const SERVER_USAGE = `usage: sweep server <command> --data DIR [options]
                                                 credentials valid --turn-ttl seconds (default
                                                 3600) made with coturn's static-auth-secret read
                                                 from FILE; --relay-only: every link via TURN
+        [--push-subject mailto:ADDR|https://URL]     A16: the contact the Web Push services see
+                                                (VAPID subject; default mailto:sweep@localhost)
         [--db postgres://USER@HOST:PORT/DB] [--bus nats://HOST:PORT[,nats://…]] [--node-id ID]
                                                 a cluster node (README "Running a cluster"): state
                                                 in PostgreSQL instead of accounts.db, relay and
@@ -84,6 +87,7 @@ const OPTIONS = {
   'turn-secret-file': { type: 'string' },
   'turn-ttl': { type: 'string' },
   'relay-only': { type: 'boolean' },
+  'push-subject': { type: 'string' },
   db: { type: 'string' },
   bus: { type: 'string' },
   'node-id': { type: 'string' },
@@ -98,7 +102,7 @@ type Flag = keyof typeof OPTIONS;
 
 /** Each command: how many positionals after its name, which flags it takes. */
 const COMMANDS: Record<string, { args: string[]; flags: Flag[] }> = {
-  serve: { args: [], flags: ['host', 'port', 'trusted-proxy', 'web', 'stun', 'turn', 'turn-secret-file', 'turn-ttl', 'relay-only', 'db', 'bus', 'node-id'] },
+  serve: { args: [], flags: ['host', 'port', 'trusted-proxy', 'web', 'stun', 'turn', 'turn-secret-file', 'turn-ttl', 'relay-only', 'push-subject', 'db', 'bus', 'node-id'] },
   migrate: { args: [], flags: ['db'] },
   'account add': { args: ['NAME'], flags: ['display', 'password-stdin'] },
   'account passwd': { args: ['NAME'], flags: ['password-stdin'] },
@@ -160,6 +164,7 @@ export async function serverCli(argv: string[], io: ServerCliIo): Promise<number
             port: parsePort(values.port),
             trustedProxies: parseProxies(values['trusted-proxy']),
             ice: await parseIce(values),
+            push: parsePushSubject(values['push-subject']),
             store: location,
             ...(values.bus !== undefined ? { bus: values.bus } : {}),
             ...(nodeId !== undefined ? { nodeId } : {}),
@@ -357,6 +362,14 @@ interface ServeOptions {
   port: number;
   trustedProxies: string[];
   ice: IceOptions | undefined;
+  push: PushOptions;
+}
+
+/** A16: RFC 8292 wants a way to reach the operator: a mailto: or https: URL. */
+function parsePushSubject(text: string | undefined): PushOptions {
+  if (text === undefined) return {};
+  if (!/^(mailto:[^\s@]+@[^\s@]+|https:\/\/\S+)$/.test(text)) throw new UsageError(`--push-subject: "${text}" is neither mailto:ADDRESS nor an https:// URL`);
+  return { subject: text };
 }
 
 async function serve(o: ServeOptions, webRoot: string, io: ServerCliIo): Promise<number> {
@@ -372,6 +385,7 @@ async function serve(o: ServeOptions, webRoot: string, io: ServerCliIo): Promise
     ...(o.bus !== undefined ? { bus: o.bus } : {}),
     ...(o.nodeId !== undefined ? { nodeId: o.nodeId } : {}),
     ...(o.ice ? { ice: o.ice } : {}),
+    push: o.push,
   });
   io.stdout.write(`access server listening on ${server.url}\nnode: ${server.nodeId}\npublic key: ${server.publicKeyRaw}\n`);
   await new Promise<void>((resolve) => {

@@ -19,6 +19,8 @@ import type { NodeBus } from './node-bus.ts';
 import { profileFrom } from './login-profile.ts';
 import type { ServerKey } from './server-key.ts';
 import type { Account, AccountStore } from './store.ts';
+import { listCalls, reportCall } from './history.ts';
+import type { PushService } from './push/push-service.ts';
 
 export interface ConnectionContext {
   store: AccountStore;
@@ -40,6 +42,8 @@ export interface ConnectionContext {
   nodeId: string;
   /** Relay and presence between nodes (A4, A5). */
   nodeBus: NodeBus;
+  /** A16: Web Push subscriptions and ring pushes. */
+  push: PushService;
   /** Store writes that nobody waits for (logouts): errors logged, awaited at shutdown. */
   background(work: Promise<unknown>): void;
 }
@@ -101,6 +105,13 @@ export class AccessConnection {
     this.channel.handle('challenge', () => issueNonce(this.ctx.key, this.ctx.clock.now()));
     this.channel.handle('resumeProof', (body) => this.onResumeProof(body));
     this.channel.handle('logout', () => this.onLogout());
+    // A15: A6's `admit` guarantees a login; `loggedInAs` names the endpoint.
+    this.channel.handle('history.report', (body) => reportCall(ctx.store, this.log, this.loggedInAs('history.report'), body.record));
+    this.channel.handle('history.list', (body) => listCalls(ctx.store, this.log, this.loggedInAs('history.list'), body.limit));
+    this.channel.handle('push.key', () => ({ publicKey: ctx.push.publicKey }));
+    this.channel.handle('push.subscribe', (body) => ctx.push.subscribe(this.loggedInAs('push.subscribe'), body.subscription, ctx.clock.now()));
+    this.channel.handle('push.unsubscribe', () => ctx.push.unsubscribe(this.loggedInAs('push.unsubscribe')));
+    this.channel.handle('ring.notify', (body) => ctx.push.notice(this.loggedInAs('ring.notify'), body, ctx.clock.now()));
     this.armLoginTimer();
   }
 
@@ -133,6 +144,11 @@ export class AccessConnection {
   }
 
   get loggedIn(): OnlineEndpoint | undefined {
+    return this.entry;
+  }
+
+  private loggedInAs(type: string): OnlineEndpoint {
+    if (!this.entry) throw new SweepError('UNAUTHORIZED', `"${type}" needs a login first`);
     return this.entry;
   }
 
@@ -439,7 +455,8 @@ export class AccessConnection {
     this.endLogin('logged out');
     if (entry) await this.ctx.store.revokeLoginSessions(entry.account, entry.info.endpointId);
     // A10: a phone page that logs out lets go of its id, so a shared browser can log in to another account.
-    if (entry?.info.kind === 'browser') await this.ctx.store.releaseEndpoint(entry.info.endpointId);
+    // A16: nor does it keep getting this account's pushes.
+    if (entry?.info.kind === 'browser') await Promise.all([this.ctx.store.releaseEndpoint(entry.info.endpointId), this.ctx.push.unsubscribe(entry)]);
     this.armLoginTimer();
     return {};
   }

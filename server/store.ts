@@ -32,6 +32,26 @@ export interface OnlineRow {
   since: number;
 }
 
+/** A15: one household call; `record` is the reported record as JSON text. */
+export interface CallRecordRow {
+  doorEndpoint: string;
+  sessionId: string;
+  account: string;
+  callerAccount: string;
+  startedAt: number;
+  record: string;
+}
+
+/** A16: a browser endpoint's Web Push subscription. */
+export interface PushSubscriptionRow {
+  endpointId: string;
+  account: string;
+  url: string;
+  p256dh: string;
+  auth: string;
+  createdAt: number;
+}
+
 /**
  * The access server's state, behind one interface for every back end (SQLite, the embedded
  * default, and PostgreSQL for a cluster; server/store/). Every method is asynchronous, rejects
@@ -110,6 +130,18 @@ export interface AccountStore {
    * login took over names the newer login's node and is never removed.
    */
   reapExpiredNodes(now: number): Promise<{ nodes: string[]; rows: OnlineRow[] } | undefined>;
+
+  /** A15: stores a call record once per (door endpoint, session); false when it was already there. */
+  addCallRecord(row: CallRecordRow): Promise<boolean>;
+  /** A15: the newest records of calls that rang `account` or that `account` rang, newest first. */
+  callRecordsFor(account: string, limit: number): Promise<CallRecordRow[]>;
+
+  /** A16: stores the endpoint's push subscription, replacing its previous one. */
+  putPushSubscription(row: PushSubscriptionRow): Promise<void>;
+  /** A16: the push subscriptions of the endpoints of `account`. */
+  pushSubscriptionsOf(account: string): Promise<PushSubscriptionRow[]>;
+  /** A16: deletes the endpoint's subscription (only if it still has `url`, when given); true if one was deleted. */
+  deletePushSubscription(endpointId: string, url?: string): Promise<boolean>;
 
   /** Runs `fn` in one transaction (many writes, one commit); `fn` must use the store it is given. */
   transaction<T>(fn: (store: AccountStore) => Promise<T>): Promise<T>;

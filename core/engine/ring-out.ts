@@ -69,7 +69,7 @@ export class RingOut {
     this.ring = ring;
     ctx.call = call;
     ctx.apply(call, 'invite');
-    ctx.opts.bus.emit('ring.started', { sessionId: call.sessionId, account, endpoints: targets.map((t) => t.endpointId), startedAtMono: ring.startedAtMono });
+    ctx.opts.bus.emit('ring.started', { sessionId: call.sessionId, account, label: call.peer.label, endpoints: targets.map((t) => t.endpointId), startedAtMono: ring.startedAtMono });
     ring.timer = ctx.opts.clock.setTimeout(() => {
       delete ring.timer;
       if (this.live() === ring) this.end(ring, 'missed', `missed: nobody answered within ${ctx.opts.ringTimeoutMs ?? 60_000} ms (H5)`);

@@ -12,6 +12,8 @@ import {
 } from './common.ts';
 import type { Catalogue } from './envelope.ts';
 import { IceConfig } from './ice.ts';
+import { CallRecord, HistoryListBody, HistoryListResult, HistoryReportResult } from './history.ts';
+import { pushRequests } from './push.ts';
 import { SweepError } from '../errors.ts';
 
 /**
@@ -65,7 +67,7 @@ export const ResumeProofBody = z.strictObject({
 });
 export type ResumeProofBody = z.infer<typeof ResumeProofBody>;
 
-/** A14: what the endpoint signs: bound to this protocol and version, so no other signature of its key counts. */
+/** A15: what the endpoint signs: bound to this protocol and version, so no other signature of its key counts. */
 export function resumeProofMessage(nonce: string): string {
   return `sweep-resume-proof/v1:${nonce}`;
 }
@@ -209,6 +211,12 @@ export const accessCatalogue = {
     resumeProof: { body: ResumeProofBody, result: LoginResult },
     /** A9: ends the login and revokes its session token. */
     logout: { body: Empty, result: Empty },
+    /** A15: the endpoint that rang a household reports the call's record. */
+    'history.report': { body: z.strictObject({ record: CallRecord }), result: HistoryReportResult },
+    /** A15: the newest records this endpoint's account may read. */
+    'history.list': { body: HistoryListBody, result: HistoryListResult },
+    /** A16: Web Push subscriptions and ring notices. */
+    ...pushRequests,
   },
   notes: {
     /** An endpoint of a buddy or of the same account came online or went offline (A4). */

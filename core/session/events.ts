@@ -1,5 +1,6 @@
 import type { EndpointInfo } from '../protocol/common.ts';
 import type { Party } from '../protocol/peer.ts';
+import type { CallRecord } from '../protocol/history.ts';
 import type { CallState } from './call-state.ts';
 
 export type SweepRole = 'newcomer' | 'holder' | 'farEnd';
@@ -44,13 +45,15 @@ export interface EndpointEvents extends Record<string, unknown> {
   'sweep.invited': { sweepId: string; from: string; fromLabel: string; sessionId: string };
   'sweep.inviteEnded': { sweepId: string; reason: string };
   /** H11: a household call (an account) started ringing its online endpoints. */
-  'ring.started': { sessionId: string; account: string; endpoints: string[]; startedAtMono: number };
+  'ring.started': { sessionId: string; account: string; label: string; endpoints: string[]; startedAtMono: number };
   /** H11: one rung endpoint's fork changed state; ms since the ring started. */
   'ring.fork': { sessionId: string; endpointId: string; label: string; state: RingForkState; ms: number; reason?: string };
   /** H2, H11: the first answer won. */
   'ring.answered': { sessionId: string; account: string; by: Party; ms: number };
   /** H11: the household call is over: missed, cancelled by the caller, or the answered call ended. */
   'ring.ended': { sessionId: string; account: string; outcome: 'answered' | 'missed' | 'cancelled'; rang: string[]; answeredBy?: Party; reason?: string; ms: number };
+  /** A15: the record of a household call this endpoint rang, once it is over. */
+  'call.record': { record: CallRecord };
   'sibling.call': { endpointId: string; call: { sessionId: string; farEnd: Party; epoch: number } | null };
   'link.state': { peerId: string; up: boolean; reason?: string };
   /** A link kept ahead of need could not be made (issue 17): why, how often in a row; retried with back-off. */

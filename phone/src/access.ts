@@ -1,6 +1,8 @@
 import { accessCatalogue, type AccessCatalogue, type LoginResult, type SignalIn, type SignalPayload, type SessionToken } from '../../core/protocol/access.ts';
 import type { EndpointInfo } from '../../core/protocol/common.ts';
 import type { IceConfig } from '../../core/protocol/ice.ts';
+import type { CallRecord } from '../../core/protocol/history.ts';
+import type { PushSubscriptionJson } from '../../core/protocol/push.ts';
 import { RpcChannel } from '../../core/protocol/rpc.ts';
 import { ProfileCollector } from '../../core/protocol/profile-collector.ts';
 import { systemClock } from '../../core/clock.ts';
@@ -142,6 +144,21 @@ export class AccessConnection {
 
   signal(to: string, payload: SignalPayload): Promise<void> {
     return this.channel.request('signal', { to, payload }).then(() => undefined);
+  }
+
+  /** A15: the newest calls of this account's household, newest first. */
+  history(limit: number): Promise<CallRecord[]> {
+    return this.channel.request('history.list', { limit }).then((r) => r.records);
+  }
+
+  /** A16: the server's VAPID public key, to subscribe with. */
+  pushKey(): Promise<string> {
+    return this.channel.request('push.key', {}).then((r) => r.publicKey);
+  }
+
+  /** A16: hands this browser's push subscription to the server, bound to this endpoint. */
+  pushSubscribe(subscription: PushSubscriptionJson): Promise<void> {
+    return this.channel.request('push.subscribe', { subscription }).then(() => undefined);
   }
 
   /** A9: ends the login; the server revokes the token. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isFinalLoginRefusal, type LoginResult } from '../../core/protocol/access.ts';
+import type { CallRecord } from '../../core/protocol/history.ts';
 import { SigningKey } from '../../core/protocol/common.ts';
 import { peerCatalogue } from '../../core/protocol/peer.ts';
 import { parseWith } from '../../core/protocol/validate.ts';
@@ -10,6 +11,9 @@ import { loadCall, loadOrCreateIdentity, loadSession, loadUsername, saveCall, sa
 import { consoleLog } from './log.ts';
 import { importVerifyingKey } from '../../core/engine/webcrypto.ts';
 import { AudioOut } from './audio-out.ts';
+import { RecentCalls, describeCall } from './recent-calls.ts';
+import { enablePush, pushState, registerServiceWorker, type PushState } from './push-setup.ts';
+import type { PushSubscriptionJson } from '../../core/protocol/push.ts';
 
 /**
  * The smartphone page: log in with the handset's credentials, ring with the household and answer
@@ -34,6 +38,13 @@ interface Page {
   endpoint?: PhoneEndpoint;
   audio?: AudioOut;
   micProblem?: string;
+  /** A16: the service worker, and whether a closed page still rings. */
+  sw?: ServiceWorkerRegistration;
+  push: PushState;
+  /** A15: the household's last calls. */
+  recent?: RecentCalls;
+  /** The session of the last call seen ending here (the list is read again after each). */
+  lastEnded?: string;
   /** Shown on the login screen. */
   loginMessage?: { text: string; error: boolean };
 }
@@ -49,6 +60,11 @@ const hooks = {
   lastPull: () => page?.endpoint?.lastPull ?? null,
   /** H1: whether the page plays its ring tone and vibrates. */
   ringing: (): boolean => page?.audio?.ringing ?? false,
+  /** A16: the service worker is active (its push handler can be driven). */
+  serviceWorker: async (): Promise<boolean> => (await navigator.serviceWorker.ready.then(() => true, () => false)),
+  /** A16: hands the server a subscription made elsewhere (tests: a local push service, Chromium's own needs its vendor's). */
+  subscribePush: async (subscription: PushSubscriptionJson): Promise<void> => page!.access!.pushSubscribe(subscription),
+  pushKey: (): Promise<string> => page!.access!.pushKey(),
   /** Attempts a pull from any endpoint id (the UI offers only siblings' calls). */
   pull: async (from: string): Promise<{ ok: boolean; code?: string; message?: string }> => {
     try {
@@ -84,7 +100,8 @@ async function boot(): Promise<void> {
     const info = parseWith(ServerInfo, await res.json(), 'server.json');
     const id = await loadOrCreateIdentity();
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    page = { id, serverKey: await importVerifyingKey(info.publicKey), accessUrl: `${scheme}//${location.host}${info.accessPath}` };
+    const sw = await registerServiceWorker(log);
+    page = { id, serverKey: await importVerifyingKey(info.publicKey), accessUrl: `${scheme}//${location.host}${info.accessPath}`, push: await pushState(sw), ...(sw ? { sw } : {}) };
     hooks.endpointId = id.endpointId;
   } catch (err) {
     app.replaceChildren(h('p', { class: 'status error' }, `This page cannot start: ${toSweepError(err).message}. Is this browser up to date (WebCrypto Ed25519, WebRTC)?`));
@@ -141,9 +158,19 @@ async function connect(login: (a: AccessConnection) => Promise<LoginResult>): Pr
   p.endpoint = endpoint;
   access.on('kicked', (reason) => void loggedOut(`Logged out by the server: ${reason}.`));
   access.on('lost', (reason) => void reconnect(reason));
+  p.recent?.close();
+  p.recent = new RecentCalls((n) => access.history(n), () => {
+    const s = p.endpoint?.state();
+    if (s) render(s);
+  }, log);
+  void p.recent.refresh();
   endpoint.onChange((s) => {
     render(s);
     rememberCall(s);
+    if (s.call?.state === 'ended' && p.lastEnded !== s.call.sessionId) {
+      p.lastEnded = s.call.sessionId;
+      p.recent?.callEnded();
+    }
   });
   hooks.ready = true;
   // L7: a call this page held before a reload (or a killed tab) is reclaimed within the far end's grace.
@@ -183,6 +210,8 @@ async function reconnect(reason: string): Promise<void> {
   p.audio?.ring(false);
   p.endpoint?.close();
   p.endpoint = undefined;
+  p.recent?.close();
+  p.recent = undefined;
   hooks.ready = false;
   for (let attempt = 1; attempt <= 5; attempt++) {
     renderMessage(`Connection to the access server lost (${reason}); reconnecting (attempt ${attempt})…`, true);
@@ -205,6 +234,8 @@ async function loggedOut(text: string, error = true): Promise<void> {
   p.audio?.ring(false);
   p.endpoint?.close();
   p.endpoint = undefined;
+  p.recent?.close();
+  p.recent = undefined;
   p.access = undefined;
   hooks.ready = false;
   p.loginMessage = { text, error };
@@ -268,6 +299,32 @@ function act(fn: () => Promise<unknown>): (ev: Event) => void {
 
 function online(endpointId: string, s: WebState): boolean {
   return s.siblings.some((e) => e.endpointId === endpointId) || s.buddies.some((b) => b.endpoints.some((e) => e.endpointId === endpointId && e.online));
+}
+
+/** A16: asks for consent only when tapped; says why when it cannot. */
+function pushToggle(p: Page): Node {
+  const say: Record<PushState, string> = {
+    on: 'This phone rings even when this page is closed.',
+    off: '',
+    unsupported: 'This browser cannot ring while the page is closed (on iPhone: add the page to the home screen first).',
+    denied: 'Notifications are blocked for this site: allow them in the browser settings to ring while the page is closed.',
+    failed: 'Could not set up ringing while the page is closed; try again.',
+  };
+  if (p.push === 'on' || p.push === 'unsupported' || p.push === 'denied') return h('p', { class: 'hint', 'data-testid': 'push-state' }, say[p.push]);
+  return h('p', {}, h('button', { class: 'secondary', 'data-testid': 'enable-push', click: act(async () => {
+    p.push = await enablePush(p.sw, p.access!, log);
+    const s = p.endpoint?.state();
+    if (s) render(s);
+  }) }, 'Ring this phone when the page is closed'), p.push === 'failed' ? h('span', { class: 'hint' }, ` ${say.failed}`) : null);
+}
+
+/** A15: the last calls of the household, the missed ones marked. */
+function recentCallsView(records: readonly CallRecord[]): Node[] {
+  const rows = records.map((r) => {
+    const d = describeCall(r);
+    return h('li', { class: d.missed ? 'missed' : '', 'data-testid': d.missed ? 'recent-missed' : 'recent-call' }, h('span', {}, d.title), h('span', { class: 'hint' }, d.detail));
+  });
+  return [h('h2', {}, 'Recent calls'), h('ul', { class: 'card', 'data-testid': 'recent-calls' }, ...(rows.length ? rows : [h('li', {}, 'No calls yet.')]))];
 }
 
 function render(s: WebState): void {
@@ -347,6 +404,7 @@ function render(s: WebState): void {
     parts.push(h('section', { class: 'card' }, h('p', {}, `No call on your account (${account}) right now.`)));
   }
 
+  parts.push(...recentCallsView(p.recent?.list ?? []));
   parts.push(h('h2', {}, 'Your devices'));
   parts.push(h('ul', { class: 'card' }, ...(s.siblings.length ? s.siblings.map((e) => h('li', {}, h('span', {}, h('span', { class: 'dot on' }), e.label || e.endpointId), h('span', { class: 'hint' }, s.links.includes(e.endpointId) ? 'linked' : s.unreachable.some((u) => u.endpointId === e.endpointId) ? 'cannot reach' : e.kind))) : [h('li', {}, 'No other device of yours is online.')])));
   parts.push(h('h2', {}, 'Buddies'));
@@ -360,6 +418,7 @@ function render(s: WebState): void {
       h('input', { type: 'checkbox', 'data-testid': 'dnd', checked: s.doNotDisturb, change: (ev: Event) => ep.setDoNotDisturb((ev.target as HTMLInputElement).checked) }),
       ' Do not disturb (this phone does not ring; your other devices do)'),
   );
+  parts.push(pushToggle(p));
   parts.push(h('p', { class: 'hint' }, `This phone: ${p.id.endpointId}`));
 
   if (incoming) {

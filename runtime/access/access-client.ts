@@ -3,6 +3,7 @@ import { accessCatalogue, isFinalLoginRefusal, type AccessCatalogue, type LoginB
 import type { EndpointInfo, EndpointKind } from '../../core/protocol/common.ts';
 import type { IceConfig } from '../../core/protocol/ice.ts';
 import { RpcChannel } from '../../core/protocol/rpc.ts';
+import type { RequestBody, RequestResult, RequestType } from '../../core/protocol/envelope.ts';
 import { ProfileCollector } from '../../core/protocol/profile-collector.ts';
 import { MAX_MESSAGE_BYTES } from '../../core/protocol/validate.ts';
 import type { CertificatePayload } from '../../platform/certificate.ts';
@@ -42,7 +43,7 @@ export interface AccessClientOptions {
   /** Per request (login, signal, logout); default 10 s. */
   requestTimeoutMs?: number;
   /**
-   * A14: signs with this endpoint's signing key (base64url Ed25519 signature of the text). With
+   * A15: signs with this endpoint's signing key (base64url Ed25519 signature of the text). With
    * it, a reconnect proves the endpoint with its certificate and a server nonce instead of the
    * password, so a fleet coming back costs the server no Argon2.
    */
@@ -184,11 +185,12 @@ export class AccessClient {
 
   /** Sends a link set-up message to another endpoint via the relay (same account or buddy only). */
   async signal(to: string, payload: SignalPayload): Promise<void> {
-    const channel = this.channel;
-    if (this.stateNow !== 'online' || !channel) {
-      throw new SweepError('OFFLINE', `signal to "${to}": not logged in to the access server (client is ${this.stateNow})`);
-    }
-    await channel.request('signal', { to, payload }, { timeoutMs: this.timeoutMs });
+    await this.request('signal', { to, payload });
+  }
+  /** One request on the logged-in connection (signal, A5; history, A15); OFFLINE while not logged in. */
+  async request<T extends RequestType<AccessCatalogue>>(type: T, body: RequestBody<AccessCatalogue, T>): Promise<RequestResult<AccessCatalogue, T>> {
+    if (this.stateNow !== 'online' || !this.channel) throw new SweepError('OFFLINE', `${type}: not logged in to the access server (client is ${this.stateNow})`);
+    return await this.channel.request(type, body, { timeoutMs: this.timeoutMs });
   }
 
   /** Idempotent: logs out if logged in, stops reconnecting, clears timers and listeners. */

@@ -64,6 +64,8 @@ export class EventMapper {
     bus.on(owner, 'door.pulse', (e) => this.make(e.ok ? 'door.opened' : 'door.refused', { ...e }));
     // Issue 17: a sibling or far end this device cannot reach, and why (no TURN, a blocked network).
     bus.on(owner, 'link.failed', (e) => this.make('link.failed', { ...e }));
+    // A15: one record per household call this endpoint rang.
+    bus.on(owner, 'call.record', (e) => this.make('call.record', { ...e.record }));
   }
 
   /** Events the diagnostics module tells about itself (such as dropped events). */

@@ -116,6 +116,40 @@ export function migrations(dialect: SqlDialect): Record<string, Migration> {
           .execute();
       },
     },
+    '004_call_history': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        // A15: kept when an account goes, like a log; a report sent twice is stored once (the key).
+        await strict(
+          db.schema
+            .createTable('call_history')
+            .addColumn('door_endpoint', 'text', (c) => c.notNull())
+            .addColumn('session_id', 'text', (c) => c.notNull())
+            .addColumn('account', 'text', (c) => c.notNull())
+            .addColumn('caller_account', 'text', (c) => c.notNull())
+            .addColumn('started_at', time, (c) => c.notNull())
+            .addColumn('record', 'text', (c) => c.notNull())
+            .addPrimaryKeyConstraint('call_history_pk', ['door_endpoint', 'session_id']),
+        ).execute();
+        await db.schema.createIndex('call_history_account').on('call_history').columns(['account', 'started_at']).execute();
+        await db.schema.createIndex('call_history_caller').on('call_history').columns(['caller_account', 'started_at']).execute();
+      },
+    },
+    '005_push_subscriptions': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        // A16: bound to the endpoint that subscribed; gone with its account.
+        await strict(
+          db.schema
+            .createTable('push_subscriptions')
+            .addColumn('endpoint_id', 'text', (c) => c.primaryKey())
+            .addColumn('account', 'text', (c) => c.notNull().references('accounts.name').onDelete('cascade'))
+            .addColumn('url', 'text', (c) => c.notNull())
+            .addColumn('p256dh', 'text', (c) => c.notNull())
+            .addColumn('auth', 'text', (c) => c.notNull())
+            .addColumn('created_at', time, (c) => c.notNull()),
+        ).execute();
+        await db.schema.createIndex('push_subscriptions_account').on('push_subscriptions').column('account').execute();
+      },
+    },
   };
 }
 

@@ -63,6 +63,28 @@ export interface NodeLeasesTable {
   expires_at: number;
 }
 
+/** A15: one household call, as the endpoint that rang reported it (the record itself as JSON text). */
+export interface CallHistoryTable {
+  door_endpoint: string;
+  session_id: string;
+  /** The household rung. */
+  account: string;
+  /** The account of the endpoint that rang (the household itself or a buddy of it). */
+  caller_account: string;
+  started_at: number;
+  record: string;
+}
+
+/** A16: one browser endpoint's Web Push subscription (at most one per endpoint). */
+export interface PushSubscriptionsTable {
+  endpoint_id: string;
+  account: string;
+  url: string;
+  p256dh: string;
+  auth: string;
+  created_at: number;
+}
+
 export interface Tables {
   accounts: AccountsTable;
   buddies: BuddiesTable;
@@ -72,6 +94,8 @@ export interface Tables {
   endpoint_bindings: EndpointBindingsTable;
   online_endpoints: OnlineEndpointsTable;
   node_leases: NodeLeasesTable;
+  call_history: CallHistoryTable;
+  push_subscriptions: PushSubscriptionsTable;
 }
 
 export type SqlDialect = 'sqlite' | 'postgres';

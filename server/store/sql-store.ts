@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { SweepError } from '../../core/errors.ts';
-import { checkAccountName, checkDisplayName, unknownAccount, type Account, type AccountStore, type AccountSummary, type OnlineRow, type StoredSession } from '../store.ts';
+import { checkAccountName, checkDisplayName, unknownAccount, type Account, type AccountStore, type AccountSummary, type CallRecordRow, type OnlineRow, type PushSubscriptionRow, type StoredSession } from '../store.ts';
 import type { SqlDialect, Tables } from './schema.ts';
 
 /** The advisory lock key of the reaper (any constant the cluster agrees on). */
@@ -300,6 +300,43 @@ export class SqlStore implements AccountStore {
         .execute();
       return { nodes, rows: rows.map(onlineRow) };
     });
+  }
+
+  async addCallRecord(row: CallRecordRow): Promise<boolean> {
+    const values = { door_endpoint: row.doorEndpoint, session_id: row.sessionId, account: row.account, caller_account: row.callerAccount, started_at: row.startedAt, record: row.record };
+    const added = await this.db.insertInto('call_history').values(values).onConflict((oc) => oc.columns(['door_endpoint', 'session_id']).doNothing()).returning('session_id').executeTakeFirst();
+    return added !== undefined;
+  }
+
+  async callRecordsFor(account: string, limit: number): Promise<CallRecordRow[]> {
+    const rows = await this.db
+      .selectFrom('call_history')
+      .selectAll()
+      .where((eb) => eb.or([eb('account', '=', account), eb('caller_account', '=', account)]))
+      .orderBy('started_at', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ doorEndpoint: r.door_endpoint, sessionId: r.session_id, account: r.account, callerAccount: r.caller_account, startedAt: r.started_at, record: r.record }));
+  }
+
+  async putPushSubscription(row: PushSubscriptionRow): Promise<void> {
+    const values = { endpoint_id: row.endpointId, account: row.account, url: row.url, p256dh: row.p256dh, auth: row.auth, created_at: row.createdAt };
+    await this.db
+      .insertInto('push_subscriptions')
+      .values(values)
+      .onConflict((oc) => oc.column('endpoint_id').doUpdateSet((eb) => ({ account: eb.ref('excluded.account'), url: eb.ref('excluded.url'), p256dh: eb.ref('excluded.p256dh'), auth: eb.ref('excluded.auth'), created_at: eb.ref('excluded.created_at') })))
+      .execute();
+  }
+
+  async pushSubscriptionsOf(account: string): Promise<PushSubscriptionRow[]> {
+    const rows = await this.db.selectFrom('push_subscriptions').selectAll().where('account', '=', account).orderBy('endpoint_id').execute();
+    return rows.map((r) => ({ endpointId: r.endpoint_id, account: r.account, url: r.url, p256dh: r.p256dh, auth: r.auth, createdAt: r.created_at }));
+  }
+
+  async deletePushSubscription(endpointId: string, url?: string): Promise<boolean> {
+    let q = this.db.deleteFrom('push_subscriptions').where('endpoint_id', '=', endpointId);
+    if (url !== undefined) q = q.where('url', '=', url);
+    return (await q.returning('endpoint_id').executeTakeFirst()) !== undefined;
   }
 
   transaction<T>(fn: (store: SqlStore) => Promise<T>): Promise<T> {

@@ -82,6 +82,8 @@ export async function startBrowserWorld(opts: { sweepTimeoutMs?: number; logLeve
     endpoints: LAB_CAST.endpoints.filter((e) => e.id !== 'phone').map((e) => ({ ...e, pushTo: [] })),
     log: createLogger({ level: opts.logLevel ?? process.env.SWEEP_TEST_LOG ?? 'silent', destination: process.stderr }),
     sweepTimeoutMs: opts.sweepTimeoutMs ?? 3000,
+    // A16: the runner's local push service is plain http on loopback.
+    push: { allowLoopbackHttp: true },
   });
   let browser: Browser;
   try {

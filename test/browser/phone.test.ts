@@ -95,6 +95,29 @@ void t.test('browser phone in real Chromium inside unshare -n', async (t) => {
     t.not(c.pageCall, 'ringing');
   });
 
+  await t.test('the page lists the recent calls of the household, the missed one first and marked (A15)', async (t) => {
+    const c = r.recent ?? {};
+    t.ok(c.ok, errorOf(c));
+    const rows = (c.rows ?? []) as string[];
+    t.equal(c.missed, 1, 'one missed call, however many devices rang');
+    t.match(rows[0], /^Missed: Front door intercom\n.*rang (Desk handset, Smartphone \(browser\)|Smartphone \(browser\), Desk handset)/, 'the newest row is the missed ring');
+    t.ok(rows.some((r) => /answered on Smartphone \(browser\)/.test(r)), 'the call answered on the page is listed');
+    t.ok(rows.some((r) => /answered on Desk handset/.test(r)), 'the call answered on the handset is listed');
+    t.equal(rows.filter((r) => /answered on/.test(r)).length, 2, 'the two answered calls');
+    t.ok(rows.some((r) => /^Stopped ringing: Front door intercom/.test(r)), 'the ring the door stopped (do not disturb case) is listed, not as missed');
+  });
+
+  await t.test('a closed page still rings: the server pushes through the push service, the service worker shows it, the answer elsewhere replaces it (A16)', async (t) => {
+    const c = r.webPush ?? {};
+    t.ok(c.ok, errorOf(c));
+    t.equal(c.swReady, true, 'the page installed its service worker');
+    t.same(c.bound, [c.tabId], 'the subscription is bound to the page that made it');
+    t.same(c.ringing, [{ title: 'Front door intercom is ringing', body: 'Tap to answer', tag: (c.ringing as Array<{ tag: string }> | undefined)?.[0]?.tag }], 'the notification a closed phone shows');
+    t.match(c.replaced, [{ title: 'Front door intercom', body: 'Answered on Desk handset' }], 'replaced, not added: answered on the handset');
+    t.equal((c.replaced as Array<{ tag: string }> | undefined)?.[0]?.tag, (c.ringing as Array<{ tag: string }> | undefined)?.[0]?.tag, 'same call, same notification');
+    t.match(c.seen, [{ urgency: 'high' }, { urgency: 'normal' }], 'the ring push is urgent');
+  });
+
   await t.test('the handset crashes mid-call: the page takes the call over without a grant (issue 12 item 3, S9)', async (t) => {
     const c = r.takeover ?? {};
     t.ok(c.ok, errorOf(c));

@@ -6,7 +6,7 @@ import { createLogger } from '../../platform/log.ts';
 /** The lab cast (plus extras) in one process; closed when the test ends. */
 export async function labWorld(
   t: Test,
-  extra: { accounts?: WorldOptions['accounts']; buddies?: WorldOptions['buddies']; endpoints?: WorldEndpointSpec[]; sweepTimeoutMs?: number; idleCloseMs?: number; ringTimeoutMs?: number; ice?: WorldOptions['ice'] } = {},
+  extra: { accounts?: WorldOptions['accounts']; buddies?: WorldOptions['buddies']; endpoints?: WorldEndpointSpec[]; sweepTimeoutMs?: number; idleCloseMs?: number; ringTimeoutMs?: number; ice?: WorldOptions['ice']; push?: WorldOptions['push'] } = {},
 ): Promise<World> {
   const world = await World.start({
     accounts: [...LAB_CAST.accounts, ...(extra.accounts ?? [])],
@@ -19,6 +19,7 @@ export async function labWorld(
     ...(extra.idleCloseMs ? { idleCloseMs: extra.idleCloseMs } : {}),
     ...(extra.ringTimeoutMs ? { ringTimeoutMs: extra.ringTimeoutMs } : {}),
     ...(extra.ice ? { ice: extra.ice } : {}),
+    ...(extra.push ? { push: extra.push } : {}),
   });
   t.teardown(() => world.close());
   await waitForWarmLinks(world, [['handset', 'phone']]);

@@ -132,6 +132,7 @@ void t.test('bad arguments exit 2 with a usage error naming the flag or argument
     [['account', 'add', '--data', dir], /"account add" takes NAME, got none/],
     [['buddy', 'add', 'a', '--data', dir], /"buddy add" takes A B/],
     [['frobnicate', '--data', dir], /unknown command "frobnicate"/],
+    [['serve', '--push-subject', 'http://me.example', '--data', dir], /--push-subject: "http:\/\/me.example" is neither mailto:ADDRESS nor an https:\/\/ URL/],
     [[], /usage: sweep server/],
   ];
   for (const [argv, message] of cases) {
