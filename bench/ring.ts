@@ -5,6 +5,8 @@ import { waitForEvent, waitForWarmLinks, waitUntil } from '../lab/story.ts';
 import { startPanel } from '../runtime/panel/panel-controller.ts';
 import { createLogger } from '../platform/log.ts';
 import { SocatPair } from '../test/helpers/socat.ts';
+import { startLocalPushService } from '../test/helpers/local-push-service.ts';
+import { closedPage } from '../test/helpers/push-page.ts';
 import { percentile, round } from './stats.ts';
 
 /**
@@ -13,16 +15,51 @@ import { percentile, round } from './stats.ts';
  * account "alice") → every endpoint of alice (handset and two phones) ringing; then one of them
  * answers (in turn) → every other one stopped ringing. Once with warm links (made by the rounds
  * before) and once with on-demand links (each round waits until the idle links closed). Each
- * loop is bounded in rounds and in time.
+ * loop is bounded in rounds and in time. Then the Web Push series (pushSeries).
  */
 const PHONE2: WorldEndpointSpec = { id: 'phone2', account: 'alice', kind: 'phone', label: 'Second phone', frequencyHz: 880 };
 const HOUSEHOLD = ['handset', 'phone', 'phone2'];
 const ROUND_BUDGET_MS = 60_000;
 
-export async function run(opts: { n?: number; nCold?: number } = {}): Promise<Record<string, unknown>> {
+export async function run(opts: { n?: number; nCold?: number; nPush?: number } = {}): Promise<Record<string, unknown>> {
   const warm = await series({ n: opts.n ?? 30, cold: false });
   const cold = await series({ n: opts.nCold ?? 10, cold: true });
-  return { endpoints: HOUSEHOLD.length, warm, onDemand: cold };
+  const push = await pushSeries(opts.nPush ?? 20);
+  return { endpoints: HOUSEHOLD.length, warm, onDemand: cold, push };
+}
+
+/**
+ * A16: ring → the push for a closed phone page accepted by a real push service (web-push-testing
+ * on 127.0.0.1, which checks the VAPID signature and decrypts). The handset answers each round.
+ */
+async function pushSeries(n: number): Promise<Record<string, unknown>> {
+  const undo: Array<() => unknown> = [];
+  const teardown = { teardown: (fn: () => unknown) => undo.push(fn) };
+  const world = await World.start({ ...LAB_CAST, log: createLogger({ level: 'silent' }), push: { allowLoopbackHttp: true } });
+  try {
+    const push = await startLocalPushService(teardown);
+    const sub = await closedPage(teardown, world, push, 'alice-page');
+    const intercom = world.get('intercom').endpoint;
+    const handset = world.get('handset').endpoint;
+    const accepted: number[] = [];
+    const deadline = performance.now() + ROUND_BUDGET_MS;
+    for (let i = 0; i < n && performance.now() < deadline; i++) {
+      const before = push.messages(sub.clientHash).length;
+      const startedAt = performance.now();
+      const ringing = intercom.calls.ringAccount('alice');
+      await waitUntil(() => push.messages(sub.clientHash).length > before, 10_000, 'the ring push was accepted');
+      accepted.push(performance.now() - startedAt);
+      await waitUntil(() => handset.calls.snapshot()?.state === 'ringing', 10_000, 'the handset rings');
+      await handset.calls.answer();
+      await ringing;
+      await intercom.calls.hangup('bench: next round');
+      await waitUntil(() => handset.calls.snapshot()?.state === 'ended', 5000, 'the call ended');
+    }
+    return { n: accepted.length, ringToPushAcceptedP50Ms: round(percentile(accepted, 0.5)), ringToPushAcceptedP95Ms: round(percentile(accepted, 0.95)) };
+  } finally {
+    for (const fn of undo.reverse()) await fn();
+    await world.close();
+  }
 }
 
 async function series(opts: { n: number; cold: boolean }): Promise<Record<string, unknown>> {

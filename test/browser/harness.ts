@@ -169,3 +169,15 @@ export async function waitPage(page: Page, cond: (s: PageState) => boolean, ms: 
 export function linked(world: World, nodeId: string, browserId: string, ms = 10_000): Promise<void> {
   return waitUntil(() => world.get(nodeId).endpoint.links.current(browserId) !== undefined, ms, `${nodeId} ↔ ${browserId} link`);
 }
+
+/** Between steps: no call is left at the intercom or the handset. */
+export async function noCallLeft(world: BrowserWorld['world']): Promise<void> {
+  const intercom = world.get('intercom').endpoint;
+  const s = intercom.calls.snapshot()?.state;
+  if (s && s !== 'ended') await intercom.calls.hangup('the previous step left a call');
+  await waitUntil(() => ['intercom', 'handset'].every((id) => (world.get(id).endpoint.calls.snapshot()?.state ?? 'ended') === 'ended'), 5000, 'no call');
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

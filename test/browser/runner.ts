@@ -8,17 +8,13 @@ import { mkdir } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { Page } from 'playwright-core';
 import { intercomCallsHandset, waitForEvent, waitUntil } from '../../lab/story.ts';
-import { startLocalPushService } from '../helpers/local-push-service.ts';
-import { denyMicrophone, linked, loggedIn, pageHearing, pageState, startBrowserWorld, waitPage, type BrowserWorld } from './harness.ts';
+import { webPushStep } from './web-push-step.ts';
+import { denyMicrophone, linked, loggedIn, noCallLeft, pageHearing, pageState, sleep, startBrowserWorld, waitPage, type BrowserWorld } from './harness.ts';
 
 const ARTIFACTS = 'test-artifacts';
 
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: `${ARTIFACTS}/${name}.png`, fullPage: true });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** Median dominant frequency the page's analyser reports over `ms`. */
@@ -37,13 +33,6 @@ async function pageHears(page: Page, ms = 600): Promise<number | null> {
 type Result = Record<string, unknown>;
 
 /** A step that failed may leave the door ringing or in a call: the next ones start from none. */
-async function noCallLeft(world: BrowserWorld['world']): Promise<void> {
-  const intercom = world.get('intercom').endpoint;
-  const s = intercom.calls.snapshot()?.state;
-  if (s && s !== 'ended') await intercom.calls.hangup('the previous step left a call');
-  await waitUntil(() => ['intercom', 'handset'].every((id) => (world.get(id).endpoint.calls.snapshot()?.state ?? 'ended') === 'ended'), 5000, 'no call');
-}
-
 /**
  * Chromium's fake microphone beeps: a 400 Hz tone for about 20 ms every 500 ms (measured here:
  * one frame near -7 dBFS at 399 Hz per beep, then the echo canceller's decaying tail). The
@@ -353,62 +342,8 @@ async function cases(bw: BrowserWorld): Promise<Result> {
     return { rows: await rows.allInnerTexts(), missed: await page.getByTestId('recent-missed').count(), answered: await page.getByTestId('recent-call').count() };
   });
 
-  // (10) A closed page still rings (A16): its subscription (made with a local push service, as
-  // Chromium's own needs its vendor's) is bound to it; the tab closes; the door rings; the server's
-  // encrypted push reaches the push service, whose payload the service worker shows; the answer on
-  // the handset replaces it.
-  await step(out, 'webPush', async () => {
-    await noCallLeft(world);
-    const closers: Array<() => unknown> = [];
-    const push = await startLocalPushService({ teardown: (fn) => closers.push(fn) });
-    try {
-      const tab = await bw.phone('alice', 'alice-push');
-      await tab.getByTestId('login').click();
-      const tabId = await loggedIn(tab);
-      const context = tab.context();
-      await context.grantPermissions(['notifications']);
-      const swReady = await tab.evaluate(() => (globalThis as unknown as { sweep: { serviceWorker: () => Promise<boolean> } }).sweep.serviceWorker());
-      const vapid = await tab.evaluate(() => (globalThis as unknown as { sweep: { pushKey: () => Promise<string> } }).sweep.pushKey());
-      const sub = await push.subscribe(vapid);
-      await tab.evaluate((s) => (globalThis as unknown as { sweep: { subscribePush: (s: unknown) => Promise<void> } }).sweep.subscribePush(s), { endpoint: sub.endpoint, keys: sub.keys });
-      const bound = (await world.server.store.pushSubscriptionsOf('alice')).map((r) => r.endpointId);
-      const cdpHost = await context.newPage();
-      const cdp = await context.newCDPSession(cdpHost);
-      const registrations: Array<{ registrationId: string; scopeURL: string }> = [];
-      cdp.on('ServiceWorker.workerRegistrationUpdated', (e: { registrations: Array<{ registrationId: string; scopeURL: string; isDeleted: boolean }> }) => registrations.push(...e.registrations.filter((r) => !r.isDeleted)));
-      await cdp.send('ServiceWorker.enable');
-      await tab.close();
-      await waitUntil(() => !intercom.endpoint.householdOf('alice').some((e) => e.endpointId === tabId), 8000, 'the closed tab is offline');
-      await intercom.endpoint.calls.ringAccount('alice', { doorRights: true });
-      await waitUntil(() => push.messages(sub.clientHash).length === 1, 8000, 'the ring push reached the push service');
-      const deliver = async (data: string) => {
-        const reg = registrations.find((r) => r.scopeURL.startsWith(bw.url))!;
-        await cdp.send('ServiceWorker.deliverPushMessage', { origin: new URL(bw.url).origin, registrationId: reg.registrationId, data });
-      };
-      const shown = async (n: number) => {
-        const worker = context.serviceWorkers()[0]!;
-        const deadline = Date.now() + 8000;
-        for (;;) {
-          const list = await worker.evaluate(() => (globalThis as unknown as { registration: { getNotifications(): Promise<Array<{ title: string; body: string; tag: string }>> } }).registration.getNotifications().then((ns) => ns.map((x) => ({ title: x.title, body: x.body, tag: x.tag }))));
-          if (list.length === n && (n === 0 || list[0]!.body !== '')) return list;
-          if (Date.now() > deadline) return list;
-          await sleep(50);
-        }
-      };
-      await deliver(push.messages(sub.clientHash)[0]!);
-      const ringing = await shown(1);
-      await waitUntil(() => handset.endpoint.calls.snapshot()?.state === 'ringing', 8000, 'the handset rings');
-      await handset.endpoint.calls.answer();
-      await waitUntil(() => push.messages(sub.clientHash).length === 2, 8000, 'the follow-up push');
-      await deliver(push.messages(sub.clientHash)[1]!);
-      await sleep(300);
-      const replaced = await shown(1);
-      await intercom.endpoint.calls.hangup('test over');
-      return { swReady, bound, tabId, ringing, replaced, seen: push.seen.map((s) => ({ urgency: s.urgency, topic: s.topic })) };
-    } finally {
-      for (const close of closers) await close();
-    }
-  });
+  // (10) A closed page still rings, and the tap on its notification answers (A16): web-push-step.ts.
+  await step(out, 'webPush', () => webPushStep(bw));
 
   // (5) The handset crashes mid-call: the page takes the call over without a grant (S9, L5, C5).
   await step(out, 'takeover', async () => {
