@@ -1,17 +1,16 @@
 import t, { type Test } from 'tap';
 import { hashPassword } from '../../server/passwords.ts';
 import type { AccessServer } from '../../server/access-server.ts';
-import { AccessClient, type AccessClientOptions } from '../../runtime/access/access-client.ts';
 import type { EndpointInfo } from '../../core/protocol/common.ts';
 import type { SignalIn } from '../../core/protocol/access.ts';
 import { silentLogger } from '../../platform/log.ts';
 import { fakeEndpointKeys } from '../helpers/endpoint-keys.ts';
+import { PASSWORDS, onlineClient, testClient } from '../helpers/access-clients.ts';
 import { startPostgres } from '../helpers/postgres.ts';
 import { startNats } from '../helpers/nats.ts';
 import { startCluster, type TestCluster } from '../helpers/cluster.ts';
 
 const log = silentLogger();
-const PASSWORDS: Record<string, string> = { alice: 'alice-pw-1', bob: 'bob-pw-2', carol: 'carol-pw-3' };
 const pg = await startPostgres(t);
 const nats = await startNats(t);
 
@@ -24,30 +23,6 @@ async function threeNodes(t: Test): Promise<TestCluster> {
   return cluster;
 }
 
-function client(t: Test, server: AccessServer, account: string, endpointId: string, over: Partial<AccessClientOptions> = {}): AccessClient {
-  const c = new AccessClient({
-    url: server.url,
-    username: account,
-    password: PASSWORDS[account] ?? 'x',
-    endpointId,
-    kind: 'deskphone',
-    label: `${endpointId} label`,
-    ...fakeEndpointKeys(),
-    serverPublicKeyRaw: server.publicKeyRaw,
-    log,
-    backoff: { initialMs: 20, maxMs: 200 },
-    requestTimeoutMs: 5000,
-    ...over,
-  });
-  t.teardown(() => c.close());
-  return c;
-}
-
-async function online(t: Test, server: AccessServer, account: string, endpointId: string): Promise<AccessClient> {
-  const c = client(t, server, account, endpointId);
-  await c.start();
-  return c;
-}
 
 async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
@@ -60,10 +35,10 @@ async function until(what: string, cond: () => boolean, ms = 10_000): Promise<vo
 void t.test('signal to an endpoint on another node is relayed there; to a stranger FORBIDDEN, to an offline endpoint OFFLINE (A5)', async (t) => {
   const { nodes } = await threeNodes(t);
   const [n0, n1, n2] = nodes as [AccessServer, AccessServer, AccessServer];
-  const a1 = await online(t, n0, 'alice', 'a1');
-  const a2 = await online(t, n1, 'alice', 'a2');
-  const b1 = await online(t, n2, 'bob', 'b1');
-  const c1 = await online(t, n1, 'carol', 'c1');
+  const a1 = await onlineClient(t, n0, 'alice', 'a1');
+  const a2 = await onlineClient(t, n1, 'alice', 'a2');
+  const b1 = await onlineClient(t, n2, 'bob', 'b1');
+  const c1 = await onlineClient(t, n1, 'carol', 'c1');
   t.ok(n0.registry.get('a1') && n1.registry.get('a2') && n2.registry.get('b1'), 'each endpoint is held by its own node');
   t.notOk(n0.registry.get('a2') ?? n0.registry.get('b1'), 'node 0 holds no other endpoint');
   const got: Record<string, SignalIn[]> = { a2: [], b1: [] };
@@ -83,8 +58,8 @@ void t.test('signal to an endpoint on another node is relayed there; to a strang
 
 void t.test('signals from one endpoint to another on another node arrive in the order sent (A5)', async (t) => {
   const { nodes } = await threeNodes(t);
-  const a1 = await online(t, nodes[0]!, 'alice', 'a1');
-  const b1 = await online(t, nodes[2]!, 'bob', 'b1');
+  const a1 = await onlineClient(t, nodes[0]!, 'alice', 'a1');
+  const b1 = await onlineClient(t, nodes[2]!, 'bob', 'b1');
   const got: string[] = [];
   b1.onSignal((s) => got.push(s.payload.linkId));
   await Promise.all(Array.from({ length: 50 }, (_, i) => a1.signal('b1', { kind: 'connect', linkId: `L${i}` })));
@@ -94,14 +69,14 @@ void t.test('signals from one endpoint to another on another node arrive in the 
 
 void t.test('login lists siblings and buddies on other nodes, and presence of a login and logout reaches them across nodes (A4)', async (t) => {
   const { nodes } = await threeNodes(t);
-  const a1 = await online(t, nodes[0]!, 'alice', 'a1');
-  const b1 = await online(t, nodes[1]!, 'bob', 'b1');
-  const c1 = await online(t, nodes[1]!, 'carol', 'c1');
+  const a1 = await onlineClient(t, nodes[0]!, 'alice', 'a1');
+  const b1 = await onlineClient(t, nodes[1]!, 'bob', 'b1');
+  const c1 = await onlineClient(t, nodes[1]!, 'carol', 'c1');
   const seen = { a1: [] as EndpointInfo[], b1: [] as EndpointInfo[], c1: [] as EndpointInfo[] };
   a1.onPresence((e) => seen.a1.push(e));
   b1.onPresence((e) => seen.b1.push(e));
   c1.onPresence((e) => seen.c1.push(e));
-  const a2 = client(t, nodes[2]!, 'alice', 'a2', { kind: 'phone', label: 'Alice phone' });
+  const a2 = testClient(t, nodes[2]!, 'alice', 'a2', { kind: 'phone', label: 'Alice phone' });
   const result = await a2.start();
   t.same(result.profile.siblings.map((e) => e.endpointId), ['a1']);
   t.same(result.profile.buddies, [{ account: 'bob', displayName: 'BOB', endpoints: [{ endpointId: 'b1', account: 'bob', kind: 'deskphone', label: 'b1 label', online: true }] }]);
@@ -112,20 +87,20 @@ void t.test('login lists siblings and buddies on other nodes, and presence of a 
   await until('a2 offline at a1 and b1', () => seen.a1.length === 2 && seen.b1.length === 2);
   t.match(seen.b1[1], { endpointId: 'a2', online: false });
   t.same(seen.c1, [], 'a stranger hears nothing');
-  const again = client(t, nodes[0]!, 'alice', 'a3');
+  const again = testClient(t, nodes[0]!, 'alice', 'a3');
   t.same((await again.start()).profile.siblings.map((e) => e.endpointId), ['a1'], 'the store no longer lists the one that left');
 });
 
 void t.test('a login of the same endpoint on another node kicks the older one; signals then reach the newer (A6)', async (t) => {
   const { nodes } = await threeNodes(t);
   const keys = fakeEndpointKeys();
-  const old = client(t, nodes[0]!, 'alice', 'a1', keys);
+  const old = testClient(t, nodes[0]!, 'alice', 'a1', keys);
   await old.start();
   const kicked = new Promise<string>((resolve) => old.onKicked(resolve));
-  const b1 = await online(t, nodes[2]!, 'bob', 'b1');
+  const b1 = await onlineClient(t, nodes[2]!, 'bob', 'b1');
   const seen: EndpointInfo[] = [];
   b1.onPresence((e) => seen.push(e));
-  const newer = client(t, nodes[1]!, 'alice', 'a1', keys);
+  const newer = testClient(t, nodes[1]!, 'alice', 'a1', keys);
   await newer.start();
   t.match(await kicked, /replaced by a newer login/);
   await until('node 0 lets go', () => nodes[0]!.registry.get('a1') === undefined);

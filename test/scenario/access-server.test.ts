@@ -5,16 +5,15 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { AccessServer, type AccessServerOptions } from '../../server/access-server.ts';
 import { hashPassword } from '../../server/passwords.ts';
-import { AccessClient, type AccessClientOptions } from '../../runtime/access/access-client.ts';
 import { verifyCertificate } from '../../platform/certificate.ts';
 import { publicKeyFromRaw } from '../../platform/token.ts';
 import type { EndpointInfo } from '../../core/protocol/common.ts';
 import type { SignalIn } from '../../core/protocol/access.ts';
 import { silentLogger } from '../../platform/log.ts';
 import { fakeEndpointKeys } from '../helpers/endpoint-keys.ts';
+import { PASSWORDS, onlineClient, testClient } from '../helpers/access-clients.ts';
 
 const log = silentLogger();
-const PASSWORDS: Record<string, string> = { alice: 'alice-pw-1', bob: 'bob-pw-2', carol: 'carol-pw-3' };
 
 function tempDir(t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'sweep-access-'));
@@ -33,30 +32,6 @@ async function startServer(t: Test, opts: Partial<AccessServerOptions> = {}): Pr
   return server;
 }
 
-function makeClient(t: Test, server: AccessServer, account: string, endpointId: string, over: Partial<AccessClientOptions> = {}): AccessClient {
-  const client = new AccessClient({
-    url: server.url,
-    username: account,
-    password: PASSWORDS[account] ?? 'x',
-    endpointId,
-    kind: 'deskphone',
-    label: `${endpointId} label`,
-    ...fakeEndpointKeys(),
-    serverPublicKeyRaw: server.publicKeyRaw,
-    log,
-    backoff: { initialMs: 20, maxMs: 200 },
-    requestTimeoutMs: 3000,
-    ...over,
-  });
-  t.teardown(() => client.close());
-  return client;
-}
-
-async function online(t: Test, server: AccessServer, account: string, endpointId: string): Promise<AccessClient> {
-  const c = makeClient(t, server, account, endpointId);
-  await c.start();
-  return c;
-}
 
 function collect<T>(subscribe: (fn: (v: T) => void) => unknown): T[] {
   const seen: T[] = [];
@@ -91,11 +66,11 @@ async function rawSocket(t: Test, server: AccessServer): Promise<{ ws: WebSocket
 
 void t.test('login with good credentials returns profile with siblings and buddies and a certificate that verifies', async (t) => {
   const server = await startServer(t);
-  await online(t, server, 'bob', 'b1');
-  await online(t, server, 'carol', 'c1');
-  await online(t, server, 'alice', 'a1');
+  await onlineClient(t, server, 'bob', 'b1');
+  await onlineClient(t, server, 'carol', 'c1');
+  await onlineClient(t, server, 'alice', 'a1');
   const keys = fakeEndpointKeys();
-  const a2 = makeClient(t, server, 'alice', 'a2', { ...keys, kind: 'phone', label: 'Alice phone' });
+  const a2 = testClient(t, server, 'alice', 'a2', { ...keys, kind: 'phone', label: 'Alice phone' });
   const profiles = collect(a2.onProfile.bind(a2));
   const result = await a2.start();
   t.equal(a2.state, 'online');
@@ -111,32 +86,32 @@ void t.test('login with good credentials returns profile with siblings and buddi
 
 void t.test('start with a wrong or unknown password rejects UNAUTHORIZED without saying which', async (t) => {
   const server = await startServer(t);
-  const wrong = makeClient(t, server, 'alice', 'a1', { password: 'nope' });
+  const wrong = testClient(t, server, 'alice', 'a1', { password: 'nope' });
   await t.rejects(wrong.start(), { code: 'UNAUTHORIZED', message: 'login: username or password is wrong' });
   t.equal(wrong.state, 'idle', 'failing to start leaves the client idle, not reconnecting');
-  const unknown = makeClient(t, server, 'mallory', 'm1', { password: 'nope' });
+  const unknown = testClient(t, server, 'mallory', 'm1', { password: 'nope' });
   await t.rejects(unknown.start(), { code: 'UNAUTHORIZED', message: 'login: username or password is wrong' });
 });
 
 void t.test('start after too many failed logins rejects RATE_LIMITED with retry-after, even with the right password', async (t) => {
   const server = await startServer(t, { rateLimit: { perUsername: { maxFailures: 3, windowMs: 60_000 } } });
   for (let i = 0; i < 3; i++) {
-    await t.rejects(makeClient(t, server, 'alice', 'a1', { password: 'guess' }).start(), { code: 'UNAUTHORIZED' });
+    await t.rejects(testClient(t, server, 'alice', 'a1', { password: 'guess' }).start(), { code: 'UNAUTHORIZED' });
   }
-  await t.rejects(makeClient(t, server, 'alice', 'a1').start(), { code: 'RATE_LIMITED', message: /retry after \d+ s/ });
-  await online(t, server, 'bob', 'b1'); // other accounts are unaffected
+  await t.rejects(testClient(t, server, 'alice', 'a1').start(), { code: 'RATE_LIMITED', message: /retry after \d+ s/ });
+  await onlineClient(t, server, 'bob', 'b1'); // other accounts are unaffected
 });
 
 void t.test('start with an unreachable server rejects OFFLINE', async (t) => {
   const server = await startServer(t);
-  const c = makeClient(t, server, 'alice', 'a1', { url: server.url.replace('/access', '/nowhere') });
+  const c = testClient(t, server, 'alice', 'a1', { url: server.url.replace('/access', '/nowhere') });
   await t.rejects(c.start(), { code: 'OFFLINE' });
 });
 
 void t.test('start with another server key rejects UNAUTHORIZED: the certificate does not verify', async (t) => {
   const server = await startServer(t);
   const other = fakeEndpointKeys().signingKeyRaw;
-  await t.rejects(makeClient(t, server, 'alice', 'a1', { serverPublicKeyRaw: other }).start(), {
+  await t.rejects(testClient(t, server, 'alice', 'a1', { serverPublicKeyRaw: other }).start(), {
     code: 'UNAUTHORIZED',
     message: /signature does not verify/,
   });
@@ -144,11 +119,11 @@ void t.test('start with another server key rejects UNAUTHORIZED: the certificate
 
 void t.test('login and logout push presence to siblings and buddies but not to strangers or self', async (t) => {
   const server = await startServer(t);
-  const a1 = await online(t, server, 'alice', 'a1');
-  const b1 = await online(t, server, 'bob', 'b1');
-  const c1 = await online(t, server, 'carol', 'c1');
+  const a1 = await onlineClient(t, server, 'alice', 'a1');
+  const b1 = await onlineClient(t, server, 'bob', 'b1');
+  const c1 = await onlineClient(t, server, 'carol', 'c1');
   const seen = { a1: collect<EndpointInfo>(a1.onPresence.bind(a1)), b1: collect<EndpointInfo>(b1.onPresence.bind(b1)), c1: collect<EndpointInfo>(c1.onPresence.bind(c1)) };
-  const a2 = makeClient(t, server, 'alice', 'a2');
+  const a2 = testClient(t, server, 'alice', 'a2');
   const a2seen = collect<EndpointInfo>(a2.onPresence.bind(a2));
   await a2.start();
   await until('a2 online at a1 and b1', () => seen.a1.length === 1 && seen.b1.length === 1);
@@ -167,10 +142,10 @@ void t.test('login and logout push presence to siblings and buddies but not to s
 
 void t.test('signal between same account and between buddies is relayed; to a stranger FORBIDDEN, to an offline endpoint OFFLINE', async (t) => {
   const server = await startServer(t);
-  const a1 = await online(t, server, 'alice', 'a1');
-  const a2 = await online(t, server, 'alice', 'a2');
-  const b1 = await online(t, server, 'bob', 'b1');
-  const c1 = await online(t, server, 'carol', 'c1');
+  const a1 = await onlineClient(t, server, 'alice', 'a1');
+  const a2 = await onlineClient(t, server, 'alice', 'a2');
+  const b1 = await onlineClient(t, server, 'bob', 'b1');
+  const c1 = await onlineClient(t, server, 'carol', 'c1');
   const got = { a2: collect<SignalIn>(a2.onSignal.bind(a2)), b1: collect<SignalIn>(b1.onSignal.bind(b1)), c1: collect<SignalIn>(c1.onSignal.bind(c1)) };
   const a1got = collect<SignalIn>(a1.onSignal.bind(a1));
   await a1.signal('a2', { kind: 'connect', linkId: 'L1' });
@@ -219,17 +194,17 @@ void t.test('malformed messages get errors naming the problem and the server sta
   const health = await fetch(`${server.httpUrl}/health`);
   t.equal(health.status, 200);
   t.same(await health.json(), { ok: true });
-  await online(t, server, 'alice', 'a1');
+  await onlineClient(t, server, 'alice', 'a1');
 });
 
 void t.test('login with the same endpoint id kicks the older connection; another account using it is FORBIDDEN (A10)', async (t) => {
   const server = await startServer(t);
-  const b1 = await online(t, server, 'bob', 'b1');
+  const b1 = await onlineClient(t, server, 'bob', 'b1');
   const bobSeen = collect<EndpointInfo>(b1.onPresence.bind(b1));
-  const old = await online(t, server, 'alice', 'a1');
+  const old = await onlineClient(t, server, 'alice', 'a1');
   const kicked = collect<string>(old.onKicked.bind(old));
   const changes = collect<boolean>(old.onConnectionChange.bind(old));
-  const fresh = await online(t, server, 'alice', 'a1');
+  const fresh = await onlineClient(t, server, 'alice', 'a1');
   await until('kicked', () => kicked.length === 1);
   t.match(kicked[0], /replaced by a newer login/);
   t.equal(old.state, 'kicked');
@@ -240,14 +215,14 @@ void t.test('login with the same endpoint id kicks the older connection; another
   t.equal(fresh.state, 'online');
   await fresh.signal('b1', { kind: 'connect', linkId: 'y' });
   t.notOk(bobSeen.some((e) => !e.online), 'the buddy never saw a1 go offline');
-  await t.rejects(makeClient(t, server, 'carol', 'a1').start(), { code: 'FORBIDDEN', message: /endpointId: "a1" belongs to another account/ });
+  await t.rejects(testClient(t, server, 'carol', 'a1').start(), { code: 'FORBIDDEN', message: /endpointId: "a1" belongs to another account/ });
 });
 
 void t.test('client after the server restarts on the same port and data dir reconnects and logs in again', async (t) => {
   const dataDir = tempDir(t);
   const first = await startServer(t, { dataDir });
   const port = Number(new URL(first.url).port);
-  const client = makeClient(t, first, 'alice', 'a1');
+  const client = testClient(t, first, 'alice', 'a1');
   const profiles = collect(client.onProfile.bind(client));
   const changes = collect<boolean>(client.onConnectionChange.bind(client));
   const cert1 = (await client.start()).certificate;
@@ -262,15 +237,15 @@ void t.test('client after the server restarts on the same port and data dir reco
   t.same(changes, [true, false, true]);
   t.equal(client.state, 'online');
   t.not(client.certificate, cert1, 'a fresh certificate');
-  const b1 = await online(t, second, 'bob', 'b1');
+  const b1 = await onlineClient(t, second, 'bob', 'b1');
   t.same(b1.profile?.buddies[0]?.endpoints.map((e) => e.endpointId), ['a1']);
 });
 
 void t.test('close on a logged-in client logs out (presence offline) and is idempotent', async (t) => {
   const server = await startServer(t);
-  const a1 = await online(t, server, 'alice', 'a1');
+  const a1 = await onlineClient(t, server, 'alice', 'a1');
   const seen = collect<EndpointInfo>(a1.onPresence.bind(a1));
-  const a2 = await online(t, server, 'alice', 'a2');
+  const a2 = await onlineClient(t, server, 'alice', 'a2');
   await Promise.all([a2.close(), a2.close()]);
   t.equal(a2.state, 'closed');
   await until('offline', () => seen.some((e) => e.endpointId === 'a2' && !e.online));
