@@ -206,6 +206,8 @@ void t.test("the lab's bell rings the handset and the phone together; the handse
   await panels.handset.press('answer');
   t.equal((await phoneEnded).reason, 'answered on Desk handset');
   await waitUntil(() => states(world, ['intercom'])['intercom'] === 'active@handset', 5000, 'intercom talks to the handset');
+  // The handset's door key works in an active call (D1): wait until the handset has its answer back too.
+  await waitUntil(() => states(world, ['handset'])['handset'] === 'active@intercom', 5000, 'the handset is in the call');
   // H10: the door follows the answered call, from the handset's door key.
   await panels.handset.press('door');
   await waitUntil(() => lines.some((l) => /intercom DOOR RELAY pulsed 500 ms/.test(l)), 5000, 'the door opened');
