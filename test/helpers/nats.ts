@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
 import type { Test } from 'tap';
-import { freePort } from './ports.ts';
+import { freePort, listening } from './ports.ts';
 
 export interface LoopbackNats {
   url: string;
@@ -50,12 +49,3 @@ export async function startNats(t: Test): Promise<LoopbackNats> {
   };
 }
 
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ port, host: '127.0.0.1' }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
-import { freePort } from './ports.ts';
+import { freePort, listening } from './ports.ts';
 import { randomBytes } from 'node:crypto';
 import type { Test } from 'tap';
 
@@ -12,16 +11,6 @@ export interface LoopbackTurn {
   secret: string;
   /** Everything coturn printed (allocations, refusals). */
   output(): string;
-}
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ port, host: '127.0.0.1' }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 /**
