@@ -1,3 +1,4 @@
+import { testClient } from '../helpers/access-clients.ts';
 import t, { type Test } from 'tap';
 import { hashPassword } from '../../server/passwords.ts';
 import type { AccessServer } from '../../server/access-server.ts';
@@ -5,7 +6,6 @@ import { AccessClient } from '../../runtime/access/access-client.ts';
 import type { EndpointInfo } from '../../core/protocol/common.ts';
 import type { SignalIn } from '../../core/protocol/access.ts';
 import { silentLogger } from '../../platform/log.ts';
-import { fakeEndpointKeys } from '../helpers/endpoint-keys.ts';
 import { startPostgres } from '../helpers/postgres.ts';
 import { startNats } from '../helpers/nats.ts';
 import { startCluster, type TestCluster } from '../helpers/cluster.ts';
@@ -24,24 +24,10 @@ async function cluster(t: Test): Promise<TestCluster> {
   return c;
 }
 
+/** A phone that knows every node (`access.fallbackUrls`), so it moves when its node fences itself. */
 function client(t: Test, nodes: AccessServer[], account: string, endpointId: string): AccessClient {
   const [first, ...rest] = nodes.map((n) => n.url);
-  const c = new AccessClient({
-    url: first ?? '',
-    fallbackUrls: rest,
-    username: account,
-    password: PASSWORDS[account] ?? 'x',
-    endpointId,
-    kind: 'phone',
-    label: endpointId,
-    ...fakeEndpointKeys(),
-    serverPublicKeyRaw: nodes[0]!.publicKeyRaw,
-    log,
-    backoff: { initialMs: 100, maxMs: 1000 },
-    requestTimeoutMs: 5000,
-  });
-  t.teardown(() => c.close());
-  return c;
+  return testClient(t, { url: first ?? '', publicKeyRaw: nodes[0]!.publicKeyRaw }, account, endpointId, { fallbackUrls: rest, kind: 'phone', label: endpointId, backoff: { initialMs: 100, maxMs: 1000 } });
 }
 
 async function until(what: string, cond: () => boolean, ms = 30_000): Promise<void> {

@@ -1,3 +1,4 @@
+import { testClient } from '../helpers/access-clients.ts';
 import t, { type Test } from 'tap';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,13 +9,10 @@ import { migrateStore, openStore } from '../../server/store/open.ts';
 import { AccessClient } from '../../runtime/access/access-client.ts';
 import type { EndpointInfo } from '../../core/protocol/common.ts';
 import type { SignalIn } from '../../core/protocol/access.ts';
-import { silentLogger } from '../../platform/log.ts';
-import { fakeEndpointKeys } from '../helpers/endpoint-keys.ts';
 import { startPostgres } from '../helpers/postgres.ts';
 import { startNats } from '../helpers/nats.ts';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 
-const log = silentLogger();
 const PASSWORDS: Record<string, string> = { alice: 'alice-pw-1', bob: 'bob-pw-2' };
 
 async function until(what: string, cond: () => boolean | Promise<boolean>, ms: number): Promise<number> {
@@ -48,22 +46,7 @@ async function processCluster(t: Test): Promise<{ nodes: ServerProcess[]; public
 
 function client(t: Test, urls: string[], publicKey: string, account: string, endpointId: string): AccessClient {
   const [url = '', ...fallbackUrls] = urls;
-  const c = new AccessClient({
-    url,
-    fallbackUrls,
-    username: account,
-    password: PASSWORDS[account] ?? 'x',
-    endpointId,
-    kind: 'phone',
-    label: endpointId,
-    ...fakeEndpointKeys(),
-    serverPublicKeyRaw: publicKey,
-    log,
-    backoff: { initialMs: 100, maxMs: 1000 },
-    requestTimeoutMs: 5000,
-  });
-  t.teardown(() => c.close());
-  return c;
+  return testClient(t, { url, publicKeyRaw: publicKey }, account, endpointId, { fallbackUrls, kind: 'phone', label: endpointId, backoff: { initialMs: 100, maxMs: 1000 } });
 }
 
 void t.test('SIGKILL a node: its endpoints log in on the others, the reaper takes the rest offline, relay goes on (DESIGN.md §7)', async (t) => {
