@@ -118,9 +118,7 @@ void t.test('browser phone in real Chromium inside unshare -n', async (t) => {
     t.match(c.seen, [{ urgency: 'high' }, { urgency: 'normal' }], 'the ring push is urgent');
   });
 
-  // Seen here: the reopened page resumes its session (logged in, "No call on your account") but the
-  // intercom's ring does not reach it within 15 s; open in issue 15.
-  await t.test('the tap on the notification opens the page, which resumes its session, is rung and answers (A16, H1)', { todo: 'the page reopened from the notification resumes its session but is not rung (issue 15)' }, async (t) => {
+  await t.test('the tap on the notification opens the page, which resumes its session, is rung and answers (A16, H1)', async (t) => {
     const c = r.webPush ?? {};
     t.equal(c.tapError, undefined, 'the reopened page rang');
     t.match(c.tappedRinging, [{ title: 'Front door intercom is ringing' }], 'the door rings again: the notification is back');
