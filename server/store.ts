@@ -81,7 +81,7 @@ export interface AccountStore {
   claimEndpoint(endpointId: string, account: string, now?: number): Promise<string>;
   endpointOwner(endpointId: string): Promise<string | undefined>;
   listEndpointBindings(account: string): Promise<Array<{ endpointId: string; boundAt: number }>>;
-  /** A10: frees an endpoint id and revokes its session tokens; returns the account it was bound to. */
+  /** A10: frees an endpoint id, revokes its session tokens and deletes its push subscription (A16); returns the account it was bound to. */
   releaseEndpoint(endpointId: string): Promise<string | undefined>;
 
   /** A7: how many session tokens one endpoint of `account` holds (0 or 1 in a healthy store). */

@@ -102,6 +102,8 @@ export class SqlStore implements AccountStore {
     return this.transaction(async (tx) => {
       const row = await tx.db.deleteFrom('endpoint_bindings').where('endpoint_id', '=', endpointId).returning('account').executeTakeFirst();
       if (row) await tx.revokeLoginSessions(row.account, endpointId);
+      // A16: the pushes of the account that let go of the id must not reach whoever claims it next.
+      await tx.deletePushSubscription(endpointId);
       return row?.account;
     });
   }

@@ -91,3 +91,15 @@ void t.test('push.subscribe refuses bad subscriptions with the field; one endpoi
   t.equal((await page.request('logout', {})).status, 'ok');
   t.same(await world.server.store.pushSubscriptionsOf('alice'), [], 'a page that logs out gets no more pushes (a shared browser, A10)');
 });
+
+void t.test('an endpoint id the operator releases takes its push subscription with it: the next account on that browser gets none of the old account\'s rings (A10, A16)', async (t) => {
+  const { world, push } = await household(t);
+  const sub = await closedPage(t, world, push, 'alice-page');
+  t.equal(await world.server.store.releaseEndpoint('alice-page'), 'alice', 'what `sweep server endpoint release alice-page` does');
+  t.same(await world.server.store.pushSubscriptionsOf('alice'), [], 'the subscription went with the binding');
+  await world.get('intercom').endpoint.calls.ringAccount('alice');
+  await waitUntil(() => world.get('handset').endpoint.calls.snapshot()?.state === 'ringing', 8000, 'the handset rings');
+  await new Promise((r) => setTimeout(r, 300));
+  t.same(push.messages(sub.clientHash), [], 'no ring push to the released page');
+  await world.get('intercom').endpoint.calls.hangup('test');
+});
