@@ -29,6 +29,7 @@ import { checkIceOptions, iceConfigured, type IceOptions } from './ice.ts';
 import type { AccountStore } from './store.ts';
 import { openStore, type StoreLocation } from './store/open.ts';
 import { loadOrCreateVapidKeys } from './push/vapid.ts';
+import { DEFAULT_HISTORY_DAYS } from './history.ts';
 import { PushService, type PushOptions } from './push/push-service.ts';
 
 export interface AccessServerOptions {
@@ -70,6 +71,8 @@ export interface AccessServerOptions {
   ice?: IceOptions;
   /** A16: Web Push (VAPID keys in the data dir, made on first start). */
   push?: PushOptions;
+  /** A15: days a household's call records are kept; default 90. */
+  historyDays?: number;
 }
 
 export const ACCESS_PATH = '/access';
@@ -213,6 +216,7 @@ export class AccessServer {
       nodeBus,
       background: (work: Promise<unknown>) => background.add(work),
       push: new PushService(store, vapid, log.child({ ns: 'server:push' }), opts.push),
+      historyRetentionMs: (opts.historyDays ?? DEFAULT_HISTORY_DAYS) * 24 * 3600_000,
     };
     wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
       if (server.closing) {

@@ -16,6 +16,7 @@ import { ClientAddresses } from './client-address.ts';
 import { EndpointId } from '../core/protocol/common.ts';
 import { checkIceOptions, type IceOptions } from './ice.ts';
 import type { PushOptions } from './push/push-service.ts';
+import { DEFAULT_HISTORY_DAYS } from './history.ts';
 
 export interface ServerCliIo {
   stdout: NodeJS.WritableStream;
@@ -50,6 +51,8 @@ export const SERVER_USAGE = `usage: sweep server <command> --data DIR [options]
                                                 from FILE; --relay-only: every link via TURN
         [--push-subject mailto:ADDR|https://URL]     A16: the contact the Web Push services see
                                                 (VAPID subject; default mailto:sweep@localhost)
+        [--history-days N]                          A15: days household call records are kept
+                                                (default 90)
         [--db postgres://USER@HOST:PORT/DB] [--bus nats://HOST:PORT[,nats://…]] [--node-id ID]
                                                 a cluster node (README "Running a cluster"): state
                                                 in PostgreSQL instead of accounts.db, relay and
@@ -88,6 +91,7 @@ const OPTIONS = {
   'turn-ttl': { type: 'string' },
   'relay-only': { type: 'boolean' },
   'push-subject': { type: 'string' },
+  'history-days': { type: 'string' },
   db: { type: 'string' },
   bus: { type: 'string' },
   'node-id': { type: 'string' },
@@ -102,7 +106,7 @@ type Flag = keyof typeof OPTIONS;
 
 /** Each command: how many positionals after its name, which flags it takes. */
 const COMMANDS: Record<string, { args: string[]; flags: Flag[] }> = {
-  serve: { args: [], flags: ['host', 'port', 'trusted-proxy', 'web', 'stun', 'turn', 'turn-secret-file', 'turn-ttl', 'relay-only', 'push-subject', 'db', 'bus', 'node-id'] },
+  serve: { args: [], flags: ['host', 'port', 'trusted-proxy', 'web', 'stun', 'turn', 'turn-secret-file', 'turn-ttl', 'relay-only', 'push-subject', 'history-days', 'db', 'bus', 'node-id'] },
   migrate: { args: [], flags: ['db'] },
   'account add': { args: ['NAME'], flags: ['display', 'password-stdin'] },
   'account passwd': { args: ['NAME'], flags: ['password-stdin'] },
@@ -165,6 +169,7 @@ export async function serverCli(argv: string[], io: ServerCliIo): Promise<number
             trustedProxies: parseProxies(values['trusted-proxy']),
             ice: await parseIce(values),
             push: parsePushSubject(values['push-subject']),
+            historyDays: parseHistoryDays(values['history-days']),
             store: location,
             ...(values.bus !== undefined ? { bus: values.bus } : {}),
             ...(nodeId !== undefined ? { nodeId } : {}),
@@ -247,6 +252,13 @@ function parsePort(text: string | undefined): number {
   const port = Number(text);
   if (!/^\d+$/.test(text) || port > 65535) throw new UsageError(`--port: "${text}" is not a port number (0-65535)`);
   return port;
+}
+
+function parseHistoryDays(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_HISTORY_DAYS;
+  const days = Number(text);
+  if (!/^\d+$/.test(text) || days < 1 || days > 36_500) throw new UsageError(`--history-days: "${text}" is not a whole number of days from 1 to 36500`);
+  return days;
 }
 
 /** --trusted-proxy may repeat and may list several addresses separated by commas. */
@@ -363,6 +375,7 @@ interface ServeOptions {
   trustedProxies: string[];
   ice: IceOptions | undefined;
   push: PushOptions;
+  historyDays: number;
 }
 
 /** A16: RFC 8292 wants a way to reach the operator: a mailto: or https: URL. */
@@ -386,6 +399,7 @@ async function serve(o: ServeOptions, webRoot: string, io: ServerCliIo): Promise
     ...(o.nodeId !== undefined ? { nodeId: o.nodeId } : {}),
     ...(o.ice ? { ice: o.ice } : {}),
     push: o.push,
+    historyDays: o.historyDays,
   });
   io.stdout.write(`access server listening on ${server.url}\nnode: ${server.nodeId}\npublic key: ${server.publicKeyRaw}\n`);
   await new Promise<void>((resolve) => {

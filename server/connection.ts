@@ -44,6 +44,8 @@ export interface ConnectionContext {
   nodeBus: NodeBus;
   /** A16: Web Push subscriptions and ring pushes. */
   push: PushService;
+  /** A15: call records older than this are deleted. */
+  historyRetentionMs: number;
   /** Store writes that nobody waits for (logouts): errors logged, awaited at shutdown. */
   background(work: Promise<unknown>): void;
 }
@@ -106,7 +108,7 @@ export class AccessConnection {
     this.channel.handle('resumeProof', (body) => this.onResumeProof(body));
     this.channel.handle('logout', () => this.onLogout());
     // A15: A6's `admit` guarantees a login; `loggedInAs` names the endpoint.
-    this.channel.handle('history.report', (body) => reportCall(ctx.store, this.log, this.loggedInAs('history.report'), body.record));
+    this.channel.handle('history.report', (body) => reportCall(ctx.store, this.log, this.loggedInAs('history.report'), body.record, ctx.clock.now(), ctx.historyRetentionMs));
     this.channel.handle('history.list', (body) => listCalls(ctx.store, this.log, this.loggedInAs('history.list'), body.limit));
     this.channel.handle('push.key', () => ({ publicKey: ctx.push.publicKey }));
     this.channel.handle('push.subscribe', (body) => ctx.push.subscribe(this.loggedInAs('push.subscribe'), body.subscription, ctx.clock.now()));

@@ -135,6 +135,8 @@ export interface AccountStore {
   addCallRecord(row: CallRecordRow): Promise<boolean>;
   /** A15: the newest records of calls that rang `account` or that `account` rang, newest first. */
   callRecordsFor(account: string, limit: number): Promise<CallRecordRow[]>;
+  /** A15: deletes `account`'s records that started before `before` (the retention); returns how many. */
+  pruneCallRecords(account: string, before: number): Promise<number>;
 
   /** A16: stores the endpoint's push subscription, replacing its previous one. */
   putPushSubscription(row: PushSubscriptionRow): Promise<void>;

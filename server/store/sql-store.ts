@@ -321,6 +321,11 @@ export class SqlStore implements AccountStore {
     return rows.map((r) => ({ doorEndpoint: r.door_endpoint, sessionId: r.session_id, account: r.account, callerAccount: r.caller_account, startedAt: r.started_at, record: r.record }));
   }
 
+  async pruneCallRecords(account: string, before: number): Promise<number> {
+    const result = await this.db.deleteFrom('call_history').where('account', '=', account).where('started_at', '<', before).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   async putPushSubscription(row: PushSubscriptionRow): Promise<void> {
     const values = { endpoint_id: row.endpointId, account: row.account, url: row.url, p256dh: row.p256dh, auth: row.auth, created_at: row.createdAt };
     await this.db

@@ -215,4 +215,15 @@ export function storeContract(t: Test, subject: StoreSubject): void {
     await store.dropLease('live');
     t.same((await store.reapExpiredNodes(now))?.rows.map((r) => r.endpointId).sort(), ['e2', 'e3'], 'rows of a node without a lease go too');
   });
+  void t.test('pruneCallRecords deletes only that account\'s records started before the cut; returns how many (A15 retention)', async (t) => {
+    const store = await open(t);
+    const rec = (sessionId: string, account: string, startedAt: number) => ({ doorEndpoint: 'door-1', sessionId, account, callerAccount: 'door', startedAt, record: '{}' });
+    await store.addCallRecord(rec('old', 'alice', 1000));
+    await store.addCallRecord(rec('new', 'alice', 5000));
+    await store.addCallRecord(rec('bobs', 'bob', 1000));
+    t.equal(await store.pruneCallRecords('alice', 5000), 1);
+    t.same((await store.callRecordsFor('alice', 10)).map((r) => r.sessionId), ['new']);
+    t.same((await store.callRecordsFor('bob', 10)).map((r) => r.sessionId), ['bobs'], "another account's record is kept");
+    t.equal(await store.pruneCallRecords('alice', 5000), 0);
+  });
 }

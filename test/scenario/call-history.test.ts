@@ -94,3 +94,15 @@ void t.test('history.report for an account the reporter may not call, or naming 
   t.equal((await historyOf(world, 'handset')).length, 1, 'alice sees the real one');
   t.same(await historyOf(world, 'bob-desk'), [], 'bob sees none of alice\'s calls');
 });
+
+void t.test('records older than the retention (default 90 days) are deleted when the next one is reported, and one reported that old is not stored (A15)', async (t) => {
+  const world = await household(t);
+  const intercom = world.get('intercom').endpoint.access;
+  const DAY = 24 * 3600_000;
+  const record = (sessionId: string, ageDays: number): CallRecord => ({ sessionId, account: 'alice', door: DOOR, caller: 'Alice (flat 4)', startedAt: Date.now() - ageDays * DAY, rang: [HANDSET], sweeps: [], outcome: 'missed', durationMs: 1000 });
+  t.same(await intercom.request('history.report', { record: record('too-old', 91) }), { stored: false }, 'a report older than the retention is not kept');
+  // A record stored while it was young enough, now aged past the retention:
+  await world.server.store.addCallRecord({ doorEndpoint: 'intercom', sessionId: 'aged', account: 'alice', callerAccount: 'door', startedAt: Date.now() - 95 * DAY, record: JSON.stringify(record('aged', 95)) });
+  t.same(await intercom.request('history.report', { record: record('recent', 89) }), { stored: true });
+  t.same((await historyOf(world, 'handset')).map((r) => r.sessionId), ['recent'], 'the aged record went with the next report');
+});

@@ -133,6 +133,8 @@ void t.test('bad arguments exit 2 with a usage error naming the flag or argument
     [['buddy', 'add', 'a', '--data', dir], /"buddy add" takes A B/],
     [['frobnicate', '--data', dir], /unknown command "frobnicate"/],
     [['serve', '--push-subject', 'http://me.example', '--data', dir], /--push-subject: "http:\/\/me.example" is neither mailto:ADDRESS nor an https:\/\/ URL/],
+    [['serve', '--history-days', '0', '--data', dir], /--history-days: "0" is not a whole number of days from 1 to 36500/],
+    [['serve', '--history-days', '2.5', '--data', dir], /--history-days: "2.5"/],
     [[], /usage: sweep server/],
   ];
   for (const [argv, message] of cases) {
