@@ -20,6 +20,7 @@ import type { Crypto } from '../core/engine/ports.ts';
 import { CallHistoryRecorder } from '../core/engine/call-history.ts';
 import { HistoryReporter } from './access/history-reporter.ts';
 import { RingNotifier } from './access/ring-notifier.ts';
+import { KeptDoNotDisturb } from './state/do-not-disturb.ts';
 
 export interface EndpointDeps {
   source: AudioSource;
@@ -49,6 +50,7 @@ export class Endpoint {
   private readonly kinds = new Map<string, EndpointInfo['kind']>();
   private buddyAccounts = new Set<string>();
   /** A15: records the household calls this endpoint rings and reports them to the access server. */
+  private readonly dnd: KeptDoNotDisturb;
   private readonly history: { recorder: CallHistoryRecorder; reporter: HistoryReporter; push: RingNotifier };
   private closed = false;
 
@@ -91,6 +93,7 @@ export class Endpoint {
       // Q15: rate-limited by the engine.
       onSinkError: (e) => this.bus.emit('driver.state', { driver: 'audio.sink', state: 'failed', message: e.message, counters: { failures: e.failures, total: e.total } }),
     });
+    this.dnd = new KeptDoNotDisturb(this.bus, config.stateDir, config.calls.doNotDisturb, log);
     this.calls = new CallManager({
       self: { account: config.access.username, endpointId: config.endpoint.id, label: config.endpoint.label },
       isBuddy: (account) => this.buddyAccounts.has(account),
@@ -105,7 +108,7 @@ export class Endpoint {
       sweepInvites: config.sweep.invites,
       inviteTimeoutMs: config.sweep.inviteTimeoutMs,
       linkLossGraceMs: config.calls.linkLossGraceMs,
-      doNotDisturb: config.calls.doNotDisturb,
+      doNotDisturb: this.dnd.initial,
       householdOf: (account) => this.householdOf(account),
       pushPreference: config.sweep.pushTo,
       onLoginSwept: () => {
@@ -115,7 +118,7 @@ export class Endpoint {
     });
     this.history = {
       recorder: new CallHistoryRecorder(this.bus, clock, { endpointId: config.endpoint.id, label: config.endpoint.label }),
-      reporter: new HistoryReporter(this.bus, access, log.child({ ns: NS.access })),
+      reporter: new HistoryReporter(this.bus, access, log.child({ ns: NS.access }), config.stateDir),
       // A16: the access server pushes to the household's closed phone pages.
       push: new RingNotifier(this.bus, access, config.endpoint.label || config.endpoint.id, config.calls.ringTimeoutMs, log.child({ ns: NS.access })),
     };
@@ -184,6 +187,7 @@ export class Endpoint {
     this.history.recorder.close();
     this.history.reporter.close();
     this.history.push.close();
+    this.dnd.close();
     this.links.close();
     await this.access.close();
     await this.media.close();
@@ -199,6 +203,9 @@ export class Endpoint {
   async crash(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // A dead process writes no more state: what is on disk now is what the restart finds.
+    this.dnd.close();
+    this.history.reporter.close();
     this.links.close();
     await this.access.close();
     await this.media.close();

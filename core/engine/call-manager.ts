@@ -101,7 +101,9 @@ export class CallManager {
   }
 
   setDoNotDisturb(on: boolean): void {
+    if (this.ctx.doNotDisturb === on) return;
     this.ctx.doNotDisturb = on;
+    this.ctx.opts.bus.emit('dnd.changed', { on });
   }
 
   answer(): Promise<CallSnapshot> {

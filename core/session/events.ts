@@ -52,6 +52,8 @@ export interface EndpointEvents extends Record<string, unknown> {
   'ring.answered': { sessionId: string; account: string; by: Party; ms: number };
   /** H11: the household call is over: missed, cancelled by the caller, or the answered call ended. */
   'ring.ended': { sessionId: string; account: string; outcome: 'answered' | 'missed' | 'cancelled'; rang: string[]; answeredBy?: Party; reason?: string; ms: number };
+  /** H7: this endpoint was set to ring or not (a command, the page's toggle). */
+  'dnd.changed': { on: boolean };
   /** A15: the record of a household call this endpoint rang, once it is over. */
   'call.record': { record: CallRecord };
   'sibling.call': { endpointId: string; call: { sessionId: string; farEnd: Party; epoch: number } | null };

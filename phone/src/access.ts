@@ -161,6 +161,11 @@ export class AccessConnection {
     return this.channel.request('push.subscribe', { subscription }).then(() => undefined);
   }
 
+  /** A16: the server forgets this endpoint's push subscription (do not disturb, H7). */
+  pushUnsubscribe(): Promise<void> {
+    return this.channel.request('push.unsubscribe', {}).then(() => undefined);
+  }
+
   /** A9: ends the login; the server revokes the token. */
   async logout(): Promise<void> {
     this.stopRefresh();

@@ -7,12 +7,12 @@ import { parseWith } from '../../core/protocol/validate.ts';
 import { toSweepError, type SweepError } from '../../core/errors.ts';
 import { AccessConnection } from './access.ts';
 import { PhoneEndpoint, type WebState } from './phone-endpoint.ts';
-import { loadCall, loadOrCreateIdentity, loadSession, loadUsername, saveCall, saveSession, saveUsername, type Identity } from './identity.ts';
+import { loadCall, loadOrCreateIdentity, loadSession, loadUsername, saveCall, savePushSubscription, saveSession, saveUsername, type Identity } from './identity.ts';
 import { consoleLog } from './log.ts';
 import { importVerifyingKey } from '../../core/engine/webcrypto.ts';
 import { AudioOut } from './audio-out.ts';
 import { RecentCalls, describeCall } from './recent-calls.ts';
-import { enablePush, pushState, registerServiceWorker, type PushState } from './push-setup.ts';
+import { enablePush, handOver, pushState, registerServiceWorker, restorePageDoNotDisturb, setPageDoNotDisturb, type PushState } from './push-setup.ts';
 import type { PushSubscriptionJson } from '../../core/protocol/push.ts';
 
 /**
@@ -63,7 +63,7 @@ const hooks = {
   /** A16: the service worker is active (its push handler can be driven). */
   serviceWorker: async (): Promise<boolean> => (await navigator.serviceWorker.ready.then(() => true, () => false)),
   /** A16: hands the server a subscription made elsewhere (tests: a local push service, Chromium's own needs its vendor's). */
-  subscribePush: async (subscription: PushSubscriptionJson): Promise<void> => page!.access!.pushSubscribe(subscription),
+  subscribePush: async (subscription: PushSubscriptionJson): Promise<void> => handOver(page!.access!, subscription),
   pushKey: (): Promise<string> => page!.access!.pushKey(),
   /** Attempts a pull from any endpoint id (the UI offers only siblings' calls). */
   pull: async (from: string): Promise<{ ok: boolean; code?: string; message?: string }> => {
@@ -146,7 +146,9 @@ async function connect(login: (a: AccessConnection) => Promise<LoginResult>): Pr
     const name = err instanceof DOMException ? err.name : 'Error';
     p.micProblem = name === 'NotAllowedError' ? 'Microphone denied: allow it for this site to take calls here.' : `No microphone (${name}): calls cannot be taken here.`;
   }
+  const doNotDisturb = await restorePageDoNotDisturb(access, log);
   const endpoint = new PhoneEndpoint({
+    doNotDisturb,
     id: p.id,
     access,
     login: result,
@@ -341,6 +343,8 @@ function render(s: WebState): void {
         const access = p.access;
         await loggedOut('You logged out.', false);
         await access?.logout().catch(() => undefined);
+        // A16: the server dropped it at logout; the next account on this browser subscribes anew.
+        await savePushSubscription(undefined);
       }) }, 'Log out'),
     ),
     status,
@@ -415,7 +419,11 @@ function render(s: WebState): void {
   );
   parts.push(
     h('label', { class: 'toggle' },
-      h('input', { type: 'checkbox', 'data-testid': 'dnd', checked: s.doNotDisturb, change: (ev: Event) => ep.setDoNotDisturb((ev.target as HTMLInputElement).checked) }),
+      h('input', { type: 'checkbox', 'data-testid': 'dnd', checked: s.doNotDisturb, change: (ev: Event) => {
+        const on = (ev.target as HTMLInputElement).checked;
+        ep.setDoNotDisturb(on);
+        setPageDoNotDisturb(p.access!, on).catch((err: unknown) => log.info({ err: toSweepError(err).message }, 'do not disturb not told to the server'));
+      } }),
       ' Do not disturb (this phone does not ring; your other devices do)'),
   );
   parts.push(pushToggle(p));

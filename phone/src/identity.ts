@@ -1,4 +1,5 @@
 import { SessionToken } from '../../core/protocol/access.ts';
+import { PushSubscriptionJson } from '../../core/protocol/push.ts';
 import { SweepError } from '../../core/errors.ts';
 import { toB64u } from '../../core/wire/b64.ts';
 
@@ -113,4 +114,24 @@ export async function loadUsername(): Promise<string | undefined> {
 
 export async function saveUsername(username: string): Promise<void> {
   await put('username', username);
+}
+
+/** H7: this page's do not disturb, kept across reloads and closed tabs. */
+export async function loadDoNotDisturb(): Promise<boolean> {
+  return (await get('doNotDisturb')) === true;
+}
+
+export async function saveDoNotDisturb(on: boolean): Promise<void> {
+  await put('doNotDisturb', on);
+}
+
+/** A16: the push subscription last handed to the server, to hand again when do not disturb ends. */
+export async function loadPushSubscription(): Promise<PushSubscriptionJson | undefined> {
+  const parsed = PushSubscriptionJson.safeParse(await get('pushSubscription'));
+  return parsed.success ? parsed.data : undefined;
+}
+
+export async function savePushSubscription(subscription: PushSubscriptionJson | undefined): Promise<void> {
+  if (subscription) await put('pushSubscription', subscription);
+  else await del('pushSubscription');
 }

@@ -55,6 +55,8 @@ export interface PhoneEndpointOptions {
   /** Called for each link's remote audio stream (the page plays and analyses it). */
   onRemoteStream: (peerId: string, stream: MediaStream) => void;
   sweepTimeoutMs?: number;
+  /** H7: starts set not to ring (the page's kept toggle). */
+  doNotDisturb?: boolean;
 }
 
 type PageLink = PeerLink<RtcTransport>;
@@ -114,6 +116,7 @@ export class PhoneEndpoint {
     });
     this.calls = new CallManager({
       self,
+      doNotDisturb: opts.doNotDisturb ?? false,
       isBuddy: (account) => opts.login.profile.buddies.some((b) => b.account === account),
       crypto: webCrypto(opts.id.signing.privateKey),
       links: this.links,

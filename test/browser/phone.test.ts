@@ -125,6 +125,15 @@ void t.test('browser phone in real Chromium inside unshare -n', async (t) => {
     t.equal(c.tapAnsweredBy, c.tabId, 'the door talks to the page the tap opened');
   });
 
+  await t.test('do not disturb on the page withdraws its push subscription and outlives a reload: the closed page is not rung by push (H7, A16)', async (t) => {
+    const c = r.webPush ?? {};
+    t.equal(c.tapError, undefined, 'the steps before it ran');
+    t.equal(c.dndWithdrew, true, 'the server holds no subscription of the page while it is set not to ring');
+    t.equal(c.dndKept, true, 'still set after a reload');
+    t.equal(c.dndPushes, 0, 'the door rang the household; no push to the closed page');
+    t.equal(c.dndOffSubscribed, true, 'turned off: the subscription is handed back');
+  });
+
   await t.test('the handset crashes mid-call: the page takes the call over without a grant (issue 12 item 3, S9)', async (t) => {
     const c = r.takeover ?? {};
     t.ok(c.ok, errorOf(c));

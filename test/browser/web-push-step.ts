@@ -1,4 +1,4 @@
-import type { BrowserContext } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { waitUntil } from '../../lab/story.ts';
 import { startLocalPushService } from '../helpers/local-push-service.ts';
 import { loggedIn, noCallLeft, sleep, type BrowserWorld } from './harness.ts';
@@ -71,6 +71,8 @@ export async function webPushStep(bw: BrowserWorld): Promise<Record<string, unkn
   }
 }
 
+type PushCtx = { push: Awaited<ReturnType<typeof startLocalPushService>>; sub: { clientHash: string }; deliver: (data: string) => Promise<void>; shown: (n: number) => Promise<unknown>; context: BrowserContext };
+
 /**
  * A second ring: the tap on the notification. The service worker's notificationclick opens the
  * page's scope (sw.ts); the page resumes its session (A8) and must be rung with the household
@@ -78,7 +80,7 @@ export async function webPushStep(bw: BrowserWorld): Promise<Record<string, unkn
  */
 async function tapAnswers(
   bw: BrowserWorld,
-  x: { push: Awaited<ReturnType<typeof startLocalPushService>>; sub: { clientHash: string }; deliver: (data: string) => Promise<void>; shown: (n: number) => Promise<unknown>; context: BrowserContext },
+  x: PushCtx,
 ): Promise<Record<string, unknown>> {
   const { push, sub, deliver, shown, context } = x;
   const intercom = bw.world.get('intercom');
@@ -103,9 +105,45 @@ async function tapAnswers(
     const tapAnsweredBy = intercom.endpoint.calls.snapshot()?.peer.endpointId;
     await ring;
     await intercom.endpoint.calls.hangup('test over');
-    return { tappedRinging, tapAnsweredBy };
+    return { tappedRinging, tapAnsweredBy, ...(await dndWithdrawsPush(bw, tapped, x)) };
   } catch (err) {
     await intercom.endpoint.calls.hangup('test over').catch(() => undefined);
     return { tapError: err instanceof Error ? err.message : String(err) };
   }
+}
+
+/**
+ * H7 with A16: do not disturb on the page withdraws its push subscription, is kept across a
+ * reload, and a closed page set so gets no ring push; turned off, the subscription is back.
+ */
+async function dndWithdrawsPush(bw: BrowserWorld, page: Page, x: PushCtx): Promise<Record<string, unknown>> {
+  const { push, sub, context } = x;
+  const { world } = bw;
+  const tabId = await loggedIn(page);
+  const subscribed = async () => (await world.server.store.pushSubscriptionsOf('alice')).some((r) => r.endpointId === tabId);
+  const until = async (want: boolean) => {
+    for (const end = Date.now() + 5000; Date.now() < end && (await subscribed()) !== want; ) await sleep(50);
+    return (await subscribed()) === want;
+  };
+  await page.getByTestId('dnd').check();
+  const dndWithdrew = await until(false);
+  await page.reload();
+  await loggedIn(page);
+  const dndKept = await page.getByTestId('dnd').isChecked();
+  await page.close();
+  await waitUntil(() => !world.get('intercom').endpoint.householdOf('alice').some((e) => e.endpointId === tabId), 8000, 'the page is closed');
+  const before = push.messages(sub.clientHash).length;
+  const ring = world.get('intercom').endpoint.calls.ringAccount('alice').catch(() => undefined);
+  await waitUntil(() => world.get('handset').endpoint.calls.snapshot()?.state === 'ringing', 8000, 'the handset rings');
+  await sleep(1000);
+  const dndPushes = push.messages(sub.clientHash).length - before;
+  await world.get('intercom').endpoint.calls.hangup('test over');
+  await ring;
+  const again = await context.newPage();
+  await again.goto(bw.url);
+  await loggedIn(again);
+  await again.getByTestId('dnd').uncheck();
+  const dndOffSubscribed = await until(true);
+  await again.close();
+  return { dndWithdrew, dndKept, dndPushes, dndOffSubscribed };
 }
