@@ -90,8 +90,10 @@ export const EndpointConfig = z.strictObject({
       linkLossGraceMs: z.number().int().min(1000).max(120_000).default(10_000),
       /** H7: do not disturb: this endpoint is not rung (invites are answered DO_NOT_DISTURB, a household ring skips it). */
       doNotDisturb: z.boolean().default(false),
+      /** H7: a household ring that could ring nobody plays three falling tones on this endpoint's speaker. */
+      nobodyHomeTone: z.boolean().default(true),
     })
-    .default({ ringTimeoutMs: 60_000, linkLossGraceMs: 10_000, doNotDisturb: false }),
+    .default({ ringTimeoutMs: 60_000, linkLossGraceMs: 10_000, doNotDisturb: false, nobodyHomeTone: true }),
   audio: z
     .strictObject({ source: AudioSourceConfig, sink: AudioSinkConfig, jitter: JitterConfig.default({ minMs: 20, targetMs: 40, maxMs: 60 }) })
     .default({ source: { driver: 'simulated', frequencyHz: 440, levelDbfs: -12 }, sink: { driver: 'simulated' }, jitter: { minMs: 20, targetMs: 40, maxMs: 60 } }),

@@ -21,6 +21,7 @@ import { CallHistoryRecorder } from '../core/engine/call-history.ts';
 import { HistoryReporter } from './access/history-reporter.ts';
 import { RingNotifier } from './access/ring-notifier.ts';
 import { KeptDoNotDisturb } from './state/do-not-disturb.ts';
+import { NOBODY_HOME, playTone, toneFrames } from './media/signal-tone.ts';
 
 export interface EndpointDeps {
   source: AudioSource;
@@ -51,6 +52,8 @@ export class Endpoint {
   private buddyAccounts = new Set<string>();
   /** A15: records the household calls this endpoint rings and reports them to the access server. */
   private readonly dnd: KeptDoNotDisturb;
+  /** A signal tone playing on the idle speaker (H7's nobody home). */
+  private tone: { stop(): void } | undefined;
   private readonly history: { recorder: CallHistoryRecorder; reporter: HistoryReporter; push: RingNotifier };
   private closed = false;
 
@@ -122,12 +125,26 @@ export class Endpoint {
       // A16: the access server pushes to the household's closed phone pages.
       push: new RingNotifier(this.bus, access, config.endpoint.label || config.endpoint.id, config.calls.ringTimeoutMs, log.child({ ns: NS.access })),
     };
+    if (config.calls.nobodyHomeTone) this.playNobodyHome(clock, log);
     access.onSignal((s) => this.links.acceptSignal(s.from, s.payload, s.fromAccount));
     this.links.onLinkFailed((p) => this.bus.emit('link.failed', p));
     access.onIce(() => void this.links.renewRelayed());
     access.onProfile((login) => this.applyProfile(login));
     access.onPresence((info) => this.applyPresence(info));
     access.onConnectionChange((connected) => this.bus.emit('access.state', { connected }));
+  }
+
+  /** H7: a household ring that rang nobody (all busy, do not disturb or offline) is told at the door. */
+  private playNobodyHome(clock: Clock, log: Logger): void {
+    this.bus.on(this, 'ring.ended', (e) => {
+      if (e.outcome !== 'missed' || e.rang.length > 0 || this.closed) return;
+      this.tone?.stop();
+      this.tone = playTone(this.deps.sink, toneFrames(NOBODY_HOME), clock, log);
+    });
+    // The next call owns the speaker.
+    this.bus.on(this, 'call.state', (e) => {
+      if (e.call.state !== 'ended') this.tone?.stop();
+    });
   }
 
   /** Loads (or makes) the keys, logs in, and starts keeping links. Rejects if the first login fails. */
@@ -188,6 +205,7 @@ export class Endpoint {
     this.history.reporter.close();
     this.history.push.close();
     this.dnd.close();
+    this.tone?.stop();
     this.links.close();
     await this.access.close();
     await this.media.close();
@@ -205,6 +223,7 @@ export class Endpoint {
     this.closed = true;
     // A dead process writes no more state: what is on disk now is what the restart finds.
     this.dnd.close();
+    this.tone?.stop();
     this.history.reporter.close();
     this.links.close();
     await this.access.close();

@@ -223,6 +223,12 @@ void t.test('the bell when every device of the flat is set to do not disturb: mi
   await waitUntil(() => lines.some((l) => /intercom LED call: error/.test(l)), 5000, 'the bell shows nobody home');
   t.equal(world.get('intercom').endpoint.calls.snapshot()?.state, 'ended');
   t.same(HOUSEHOLD.map((id) => world.get(id).endpoint.calls.snapshot()), [null, null, null], 'no device rang');
+  // The visitor hears it too: three falling tones from the intercom's speaker.
+  const sink = world.get('intercom').sink;
+  const tones = () => sink.frames.map((f) => (f.frequencyHz === null ? null : Math.round(f.frequencyHz / 50) * 50));
+  await waitUntil(() => tones().filter((hz) => hz === 400).length >= 15, 5000, 'the nobody-home tone played');
+  const heard = tones().filter((hz, i, all) => hz !== null && hz !== all[i - 1]);
+  t.same(heard, [700, 550, 400], 'falling tones: nobody home');
 });
 
 void t.test('a device configured with calls.doNotDisturb is skipped by the household ring (H7)', async (t) => {
