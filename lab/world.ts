@@ -146,7 +146,14 @@ export class World {
     const clock = this.opts.clock ?? systemClock;
     const config = EndpointConfig.parse({
       endpoint: { id: spec.id, kind: spec.kind, label: spec.label },
-      access: { url: this.nodeFor(spec).url, serverPublicKey: this.server.publicKeyRaw, username: spec.account, password },
+      access: {
+        url: this.nodeFor(spec).url,
+        // A cluster's devices list every node, as a fleet's configs do: the next one takes over when one goes.
+        ...(this.servers.length > 1 ? { fallbackUrls: this.servers.filter((s) => s !== this.nodeFor(spec)).map((s) => s.url) } : {}),
+        serverPublicKey: this.server.publicKeyRaw,
+        username: spec.account,
+        password,
+      },
       stateDir: join(this.dir, 'endpoints', spec.id),
       sweep: {
         timeoutMs: this.opts.sweepTimeoutMs ?? 3000,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AccountName, Id } from './common.ts';
+import { AccountName, EndpointId, Id } from './common.ts';
 
 /**
  * A16: Web Push (issue 15 item 4). A browser endpoint hands the access server its push
@@ -31,6 +31,11 @@ export const RingNotice = z.strictObject({
   by: z.string().max(64).optional(),
   /** `ringing`: how long the push is worth delivering (about the ring timeout). */
   ttlMs: z.number().int().min(1000).max(600_000).optional(),
+  /**
+   * Follow-ups: the endpoints the ring push went to, as the server answered it. The follow-up
+   * then needs no memory on the node that pushed the ring (another node may send it).
+   */
+  pushedTo: z.array(EndpointId).max(64).optional(),
 });
 export type RingNotice = z.infer<typeof RingNotice>;
 
@@ -51,6 +56,6 @@ export const pushRequests = {
   'push.subscribe': { body: z.strictObject({ subscription: PushSubscriptionJson }), result: z.strictObject({}) },
   /** Deletes the calling endpoint's subscription, and only its own. */
   'push.unsubscribe': { body: z.strictObject({}), result: z.strictObject({ removed: z.boolean() }) },
-  /** The ringing endpoint's account may call `account`; `pushed`: how many pushes the push services accepted. */
-  'ring.notify': { body: RingNotice, result: z.strictObject({ pushed: z.number().int().min(0) }) },
+  /** The ringing endpoint's account may call `account`; `pushed`: how many pushes the push services accepted, `pushedTo`: to which endpoints. */
+  'ring.notify': { body: RingNotice, result: z.strictObject({ pushed: z.number().int().min(0), pushedTo: z.array(EndpointId).max(64).optional() }) },
 } as const;

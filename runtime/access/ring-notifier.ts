@@ -12,8 +12,11 @@ import type { AccessClient } from './access-client.ts';
  * notice that cannot go now is worth nothing afterwards.
  */
 export class RingNotifier {
-  /** Sessions rung and not yet followed up (an answered call's later end sends nothing more). */
-  private readonly open = new Set<string>();
+  /**
+   * Sessions rung and not yet followed up (an answered call's later end sends nothing more), with
+   * where the ring push went: the follow-up names them, so any node can send it (A16).
+   */
+  private readonly open = new Map<string, Promise<string[]>>();
 
   constructor(
     private readonly bus: EventBus<EndpointEvents>,
@@ -23,8 +26,7 @@ export class RingNotifier {
     private readonly log: Logger,
   ) {
     bus.on(this, 'ring.started', (e) => {
-      this.open.add(e.sessionId);
-      this.send({ sessionId: e.sessionId, account: e.account, label: door, state: 'ringing', ttlMs: Math.min(600_000, Math.max(1000, ringTimeoutMs)) });
+      this.open.set(e.sessionId, this.send({ sessionId: e.sessionId, account: e.account, label: door, state: 'ringing', ttlMs: Math.min(600_000, Math.max(1000, ringTimeoutMs)) }));
     });
     bus.on(this, 'ring.answered', (e) => this.followUp({ sessionId: e.sessionId, account: e.account, label: door, state: 'answered', by: (e.by.label || e.by.endpointId).slice(0, 64) }));
     bus.on(this, 'ring.ended', (e) => {
@@ -38,13 +40,23 @@ export class RingNotifier {
   }
 
   private followUp(n: RingNotice): void {
-    if (this.open.delete(n.sessionId)) this.send(n);
+    const ring = this.open.get(n.sessionId);
+    if (!ring) return;
+    this.open.delete(n.sessionId);
+    void ring.then((pushedTo) => this.send(pushedTo.length > 0 ? { ...n, pushedTo } : n));
   }
 
-  private send(n: RingNotice): void {
-    this.access.request('ring.notify', n).then(
-      (r) => this.log.debug({ sessionId: n.sessionId, state: n.state, pushed: r.pushed }, 'ring notice sent'),
-      (err: unknown) => this.log.info({ sessionId: n.sessionId, state: n.state, code: toSweepError(err).code }, 'ring notice not sent'),
+  /** Resolves with the endpoints pushed to (none when the notice did not go). Never rejects. */
+  private send(n: RingNotice): Promise<string[]> {
+    return this.access.request('ring.notify', n).then(
+      (r) => {
+        this.log.debug({ sessionId: n.sessionId, state: n.state, pushed: r.pushed }, 'ring notice sent');
+        return r.pushedTo ?? [];
+      },
+      (err: unknown) => {
+        this.log.info({ sessionId: n.sessionId, state: n.state, code: toSweepError(err).code }, 'ring notice not sent');
+        return [];
+      },
     );
   }
 }

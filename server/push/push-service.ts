@@ -58,7 +58,7 @@ export class PushService {
   }
 
   /** A16: a ring notice; returns how many pushes the push services accepted. */
-  async notice(me: OnlineEndpoint, n: RingNotice, now: number): Promise<{ pushed: number }> {
+  async notice(me: OnlineEndpoint, n: RingNotice, now: number): Promise<{ pushed: number; pushedTo: string[] }> {
     if (n.account !== me.account && !(await this.store.areBuddies(me.account, n.account))) {
       throw new SweepError('FORBIDDEN', `ring.notify: account: "${n.account}" is not an account ${me.account} may call (its own or a buddy)`);
     }
@@ -71,14 +71,16 @@ export class PushService {
       const ttlMs = n.ttlMs ?? 60_000;
       this.rings.set(n.sessionId, { endpoints: new Set(targets.map((s) => s.endpointId)), until: now + ttlMs + FOLLOW_UP_GRACE_MS });
     } else {
-      const pushed = this.rings.get(n.sessionId)?.endpoints ?? new Set<string>();
+      // The ringing endpoint says where the ring push went (the node that sent it may be gone);
+      // this node's memory covers a follow-up sent before that answer came back.
+      const pushed = new Set([...(this.rings.get(n.sessionId)?.endpoints ?? []), ...(n.pushedTo ?? [])]);
       this.rings.delete(n.sessionId);
       targets = subs.filter((s) => pushed.has(s.endpointId));
     }
     const results = await Promise.all(targets.map((s) => this.send(s, n)));
-    const pushed = results.filter(Boolean).length;
-    this.log.info({ account: n.account, sessionId: n.sessionId, state: n.state, targets: targets.length, pushed }, 'ring pushed');
-    return { pushed };
+    const pushedTo = targets.filter((_, i) => results[i]).map((s) => s.endpointId);
+    this.log.info({ account: n.account, sessionId: n.sessionId, state: n.state, targets: targets.length, pushed: pushedTo.length }, 'ring pushed');
+    return { pushed: pushedTo.length, pushedTo };
   }
 
   private checkEndpoint(text: string): URL {
