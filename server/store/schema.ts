@@ -58,6 +58,7 @@ export interface OnlineEndpointsTable {
 /** A node's lease: renewed every few seconds; a node whose lease expired is dead (its sessions are reaped). */
 export interface NodeLeasesTable {
   node_id: string;
+  /** When this unbroken lease began: a lease renewed after it lapsed starts again. */
   started_at: number;
   renewed_at: number;
   expires_at: number;
