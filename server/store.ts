@@ -134,6 +134,12 @@ export interface AccountStore {
    */
   reapExpiredNodes(now: number): Promise<{ nodes: string[]; rows: OnlineRow[] } | undefined>;
 
+  /**
+   * A14: records a resume-proof nonce as used until it expires (`expiresAt`); false when it was
+   * used before, on any node. Records expired at `now` are deleted on the way.
+   */
+  useResumeNonce(nonce: string, expiresAt: number, now: number): Promise<boolean>;
+
   /** A15: stores a call record once per (door endpoint, session); false when it was already there. */
   addCallRecord(row: CallRecordRow): Promise<boolean>;
   /** A15: the newest records of calls that rang `account` or that `account` rang, newest first. */

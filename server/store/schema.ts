@@ -86,6 +86,12 @@ export interface PushSubscriptionsTable {
   created_at: number;
 }
 
+/** A14: a resume-proof nonce used once, kept until it expires (one row per nonce, on every node). */
+export interface ResumeNoncesTable {
+  nonce: string;
+  expires_at: number;
+}
+
 export interface Tables {
   accounts: AccountsTable;
   buddies: BuddiesTable;
@@ -97,6 +103,7 @@ export interface Tables {
   node_leases: NodeLeasesTable;
   call_history: CallHistoryTable;
   push_subscriptions: PushSubscriptionsTable;
+  resume_nonces: ResumeNoncesTable;
 }
 
 export type SqlDialect = 'sqlite' | 'postgres';

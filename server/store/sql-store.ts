@@ -306,6 +306,13 @@ export class SqlStore implements AccountStore {
     });
   }
 
+  async useResumeNonce(nonce: string, expiresAt: number, now: number): Promise<boolean> {
+    await this.db.deleteFrom('resume_nonces').where('expires_at', '<=', now).execute();
+    // The primary key decides between two nodes taking the same nonce at once.
+    const row = await this.db.insertInto('resume_nonces').values({ nonce, expires_at: expiresAt }).onConflict((oc) => oc.column('nonce').doNothing()).returning('nonce').executeTakeFirst();
+    return row !== undefined;
+  }
+
   async addCallRecord(row: CallRecordRow): Promise<boolean> {
     const values = { door_endpoint: row.doorEndpoint, session_id: row.sessionId, account: row.account, caller_account: row.callerAccount, started_at: row.startedAt, record: row.record };
     const added = await this.db.insertInto('call_history').values(values).onConflict((oc) => oc.columns(['door_endpoint', 'session_id']).doNothing()).returning('session_id').executeTakeFirst();
