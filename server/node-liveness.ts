@@ -15,6 +15,8 @@ export interface LivenessHooks {
   fence(reason: string): void;
   /** The reaper removed a dead node's logins: tell their followers they are offline. */
   reaped(rows: OnlineRow[]): void;
+  /** The lease was renewed: the store answers, so writes that waited for it may go now. */
+  renewed?(): void;
 }
 
 /**
@@ -95,6 +97,7 @@ export class NodeLiveness {
         this.lastRenewedAt = now;
         this.healthySince ??= now;
         this.fencedAt = undefined;
+        this.hooks.renewed?.();
         return;
       }
       // Another node reaped this one: its logins' rows are gone, its sockets must go too.
@@ -126,6 +129,7 @@ export class NodeLiveness {
     // outage everyone saw (its pool reconnected a query after the others'), not cut off alone.
     if (this.bus.connected && (await this.store.renewLease(this.nodeId, now, this.ttlMs).catch(() => false))) {
       this.lastRenewedAt = now;
+      this.hooks.renewed?.();
       return;
     }
     this.fencedAt = now;
