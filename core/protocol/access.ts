@@ -67,7 +67,7 @@ export const ResumeProofBody = z.strictObject({
 });
 export type ResumeProofBody = z.infer<typeof ResumeProofBody>;
 
-/** A15: what the endpoint signs: bound to this protocol and version, so no other signature of its key counts. */
+/** A14: what the endpoint signs: bound to this protocol and version, so no other signature of its key counts. */
 export function resumeProofMessage(nonce: string): string {
   return `sweep-resume-proof/v1:${nonce}`;
 }
