@@ -23,6 +23,7 @@ import { NodeBus } from './node-bus.ts';
 import { localLimiter, PostgresLoginLimiter, type LoginLimiter } from './shared-rate-limit.ts';
 import { BackgroundWork } from './background-work.ts';
 import { NodeLiveness, type LivenessOptions } from './node-liveness.ts';
+import { OnlineRows } from './online-rows.ts';
 import { EndpointKind } from '../core/protocol/common.ts';
 import type { OnlineRow } from './store.ts';
 import { checkIceOptions, iceConfigured, type IceOptions } from './ice.ts';
@@ -151,7 +152,16 @@ export class AccessServer {
     // Set once the server exists: the liveness hooks reach its connections.
     let fence: (reason: string) => void = () => undefined;
     const readiness = (): Promise<Readiness> => checkReadiness(store, bus, liveness, nodeId, clock);
-    const liveness = new NodeLiveness(store, bus, nodeId, clock, log, { fence: (reason) => fence(reason), reaped: (rows) => announceReaped(nodeBus, rows) }, opts.liveness);
+    const onlineRows = new OnlineRows(store, (endpoint) => nodeBus.announce(endpoint), log);
+    const liveness = new NodeLiveness(
+      store,
+      bus,
+      nodeId,
+      clock,
+      log,
+      { fence: (reason) => fence(reason), reaped: (rows) => announceReaped(nodeBus, rows), renewed: () => background.add(onlineRows.retry()) },
+      opts.liveness,
+    );
     try {
       // The embedded default is one node: whatever a previous run left online is stale.
       if (store.dialect === 'sqlite') await store.reapExpiredNodes(Number.MAX_SAFE_INTEGER);
@@ -215,6 +225,7 @@ export class AccessServer {
       nodeId,
       nodeBus,
       background: (work: Promise<unknown>) => background.add(work),
+      onlineRows,
       push: new PushService(store, vapid, log.child({ ns: 'server:push' }), opts.push),
       historyRetentionMs: (opts.historyDays ?? DEFAULT_HISTORY_DAYS) * 24 * 3600_000,
     };

@@ -21,6 +21,7 @@ import type { ServerKey } from './server-key.ts';
 import type { Account, AccountStore } from './store.ts';
 import { listCalls, reportCall } from './history.ts';
 import type { PushService } from './push/push-service.ts';
+import type { OnlineRows } from './online-rows.ts';
 
 export interface ConnectionContext {
   store: AccountStore;
@@ -48,6 +49,8 @@ export interface ConnectionContext {
   historyRetentionMs: number;
   /** Store writes that nobody waits for (logouts): errors logged, awaited at shutdown. */
   background(work: Promise<unknown>): void;
+  /** A4: removes an ended login's online row, later if the store is out of reach now. */
+  onlineRows: OnlineRows;
 }
 
 /** WebSocket close codes used by the server (4000-4999 are for applications). */
@@ -310,7 +313,7 @@ export class AccessConnection {
     const entry: OnlineEndpoint = { account: username, info, peer: this, buddies, sessionId: randomBytes(12).toString('base64url') };
     const undo = (err: unknown): never => {
       this.revoke(token.hash);
-      this.ctx.background(store.dropOnline(endpointId, entry.sessionId));
+      this.ctx.background(this.ctx.onlineRows.drop(info, entry.sessionId));
       throw err;
     };
     // A newer login of this endpoint, on any node, replaces the row of the older one.
@@ -486,15 +489,8 @@ export class AccessConnection {
     const entry = this.entry;
     if (!entry) return;
     this.entry = undefined;
-    if (this.leaveRegistry(entry)) {
-      // Offline only if the online row was still this login's: a newer login (any node) wins.
-      const { store, nodeBus } = this.ctx;
-      this.ctx.background(
-        store.dropOnline(entry.info.endpointId, entry.sessionId).then((dropped) => {
-          if (dropped) nodeBus.announce({ ...entry.info, online: false });
-        }),
-      );
-    }
+    // Offline only if the online row was still this login's: a newer login (any node) wins.
+    if (this.leaveRegistry(entry)) this.ctx.background(this.ctx.onlineRows.drop(entry.info, entry.sessionId));
     this.log.info({ account: entry.account, endpointId: entry.info.endpointId, why }, 'login ended');
   }
 }

@@ -15,6 +15,8 @@ export interface LivenessHooks {
   fence(reason: string): void;
   /** The reaper removed a dead node's logins: tell their followers they are offline. */
   reaped(rows: OnlineRow[]): void;
+  /** The lease was renewed: the store answers, so writes that waited for it may go now. */
+  renewed?(): void;
 }
 
 /**
@@ -23,9 +25,9 @@ export interface LivenessHooks {
  * lets one run at a time) removes the online rows of nodes whose lease expired, but only on a
  * node that has been healthy for a whole lease time, so nothing is reaped because of a store or
  * bus outage that every node saw. A node fences itself (closes its sockets, so its endpoints
- * log in elsewhere) when its lease was reaped, or when its own lease lapsed while other nodes
- * still hold fresh ones (it alone is cut off); when it cannot reach the store at all it cannot
- * tell, and keeps serving.
+ * log in elsewhere) when its lease was reaped, or when its own lease lapsed while another node
+ * held an unbroken lease all along (it alone is cut off); when it cannot reach the store at all
+ * it cannot tell, and keeps serving.
  */
 export class NodeLiveness {
   private readonly renewMs: number;
@@ -95,6 +97,7 @@ export class NodeLiveness {
         this.lastRenewedAt = now;
         this.healthySince ??= now;
         this.fencedAt = undefined;
+        this.hooks.renewed?.();
         return;
       }
       // Another node reaped this one: its logins' rows are gone, its sockets must go too.
@@ -111,18 +114,22 @@ export class NodeLiveness {
 
   private async fenceIfCutOff(now: number): Promise<void> {
     // Two renewals of slack: in an outage every node's lease lapses within one renewal of the others'.
-    if (this.fencedAt !== undefined || now - this.lastRenewedAt < this.ttlMs + 2 * this.renewMs) return;
+    const slack = this.ttlMs + 2 * this.renewMs;
+    if (this.fencedAt !== undefined || now - this.lastRenewedAt < slack) return;
     let fresh: number;
     try {
-      fresh = await this.store.countFreshLeases(now, this.nodeId);
+      // Only leases unbroken for as long: after an outage everyone saw, the others' leases are
+      // fresh again but new, and this node's bus or pool may come back a moment after theirs.
+      fresh = await this.store.countFreshLeases(now, this.nodeId, now - slack);
     } catch {
       return; // The store is out of reach: nobody can reap, keep serving.
     }
-    if (fresh === 0) return; // Everyone is cut off alike (an outage): keep serving.
+    if (fresh === 0) return; // Everyone is cut off alike (an outage), or only just back: keep serving.
     // The store answered just now. A node that reaches the bus too was only late back from an
     // outage everyone saw (its pool reconnected a query after the others'), not cut off alone.
     if (this.bus.connected && (await this.store.renewLease(this.nodeId, now, this.ttlMs).catch(() => false))) {
       this.lastRenewedAt = now;
+      this.hooks.renewed?.();
       return;
     }
     this.fencedAt = now;

@@ -17,18 +17,18 @@ const NoncePayload = z.strictObject({ v: z.literal(1), use: z.literal('resume-pr
 
 const BAD_PROOF = 'resume proof does not verify; log in with the password';
 
-/** A14: a nonce signed by the server key, so every node of a cluster accepts it without shared state. */
+/** A14: a nonce signed by the server key, so any node of a cluster accepts it; issuing it stores nothing. */
 export function issueNonce(key: ServerKey, now: number): ChallengeResult {
   const expiresAt = now + NONCE_TTL_MS;
   return { nonce: signToken({ v: 1, use: 'resume-proof', n: randomBytes(16).toString('base64url'), exp: expiresAt }, key.privateKey), expiresAt };
 }
 
 /**
- * A14: the account and certificate of a resume proof: the nonce is this cluster's and fresh,
- * the certificate is this cluster's and unexpired, and the proof verifies with the signing key
- * the certificate names. One Ed25519 check per part, no Argon2. Failures are rate limited per
- * endpoint id and per address like A8's (only failures count); a refusal is UNAUTHORIZED (the
- * client then uses its password).
+ * A14: the account and certificate of a resume proof: the nonce is this cluster's, fresh and not
+ * used before on any node, the certificate is this cluster's and unexpired, and the proof
+ * verifies with the signing key the certificate names. One Ed25519 check per part, no Argon2.
+ * Failures are rate limited per endpoint id and per address like A8's (only failures count); a
+ * refusal is UNAUTHORIZED (the client then uses its password), a nonce used before REPLAYED.
  */
 export async function checkResumeProof(
   ctx: CredentialContext & { key: ServerKey },
@@ -49,16 +49,25 @@ export async function checkResumeProof(
   const rateKey = `#${certificate.endpointId}`;
   await ctx.limiter.check(rateKey, address);
   let account: Account | undefined;
+  let replayed = false;
   try {
     const nonce = verifyToken(body.nonce, ctx.key.publicKey, NoncePayload, 'nonce');
     const fresh = nonce.exp > now;
     const signed = fresh && verify(null, Buffer.from(resumeProofMessage(body.nonce)), publicKeyFromRaw(certificate.signingKey), Buffer.from(body.proof, 'base64url'));
-    account = signed ? await ctx.store.getAccount(certificate.account) : undefined;
+    // Recorded only once the proof verifies, so only the endpoint's own key can use a nonce up;
+    // keyed by its signed random part, so a token encoded another way is the same nonce.
+    replayed = signed && !(await ctx.store.useResumeNonce(nonce.n, nonce.exp, now));
+    account = signed && !replayed ? await ctx.store.getAccount(certificate.account) : undefined;
   } catch (err) {
     if (!(err instanceof SweepError) || err.code !== 'UNAUTHORIZED') {
       throw new SweepError('BUSY', 'login: the account store is not reachable; retry in a few seconds');
     }
     account = undefined;
+  }
+  if (replayed) {
+    await ctx.limiter.recordFailure(rateKey, address);
+    log.warn({ endpointId: certificate.endpointId, account: certificate.account, address }, 'resume proof refused: nonce used before');
+    throw new SweepError('REPLAYED', 'resumeProof.nonce: already used (a nonce is good for one proof on any node); ask for a new challenge');
   }
   if (!account) {
     await ctx.limiter.recordFailure(rateKey, address);

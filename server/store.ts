@@ -120,8 +120,11 @@ export interface AccountStore {
   putLease(nodeId: string, now: number, ttlMs: number): Promise<void>;
   /** Renews this node's lease; false if it is gone (another node reaped this one: it must fence itself). */
   renewLease(nodeId: string, now: number, ttlMs: number): Promise<boolean>;
-  /** Other nodes whose lease is still valid at `now`. */
-  countFreshLeases(now: number, exceptNodeId: string): Promise<number>;
+  /**
+   * Other nodes whose lease is still valid at `now`; with `unbrokenSince`, only those whose lease
+   * has not lapsed since then (a lease renewed after it lapsed starts again).
+   */
+  countFreshLeases(now: number, exceptNodeId: string, unbrokenSince?: number): Promise<number>;
   dropLease(nodeId: string): Promise<void>;
   /**
    * The reaper: removes the leases that expired before `now` and the online rows still held by
@@ -130,6 +133,12 @@ export interface AccountStore {
    * login took over names the newer login's node and is never removed.
    */
   reapExpiredNodes(now: number): Promise<{ nodes: string[]; rows: OnlineRow[] } | undefined>;
+
+  /**
+   * A14: records a resume-proof nonce as used until it expires (`expiresAt`); false when it was
+   * used before, on any node. Records expired at `now` are deleted on the way.
+   */
+  useResumeNonce(nonce: string, expiresAt: number, now: number): Promise<boolean>;
 
   /** A15: stores a call record once per (door endpoint, session); false when it was already there. */
   addCallRecord(row: CallRecordRow): Promise<boolean>;

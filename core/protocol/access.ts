@@ -48,7 +48,7 @@ export type ResumeBody = z.infer<typeof ResumeBody>;
 
 /**
  * A14: a server nonce for a resume proof: a token the server signed (any node of a cluster can
- * check it without shared state), valid for a short time.
+ * check it), valid for a short time and for one proof on any node.
  */
 export const ChallengeResult = z.strictObject({ nonce: z.string().min(1).max(512), expiresAt: z.number().int() });
 export type ChallengeResult = z.infer<typeof ChallengeResult>;
@@ -67,7 +67,7 @@ export const ResumeProofBody = z.strictObject({
 });
 export type ResumeProofBody = z.infer<typeof ResumeProofBody>;
 
-/** A15: what the endpoint signs: bound to this protocol and version, so no other signature of its key counts. */
+/** A14: what the endpoint signs: bound to this protocol and version, so no other signature of its key counts. */
 export function resumeProofMessage(nonce: string): string {
   return `sweep-resume-proof/v1:${nonce}`;
 }

@@ -150,6 +150,18 @@ export function migrations(dialect: SqlDialect): Record<string, Migration> {
         await db.schema.createIndex('push_subscriptions_account').on('push_subscriptions').column('account').execute();
       },
     },
+    '006_resume_nonces': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        // A14: a nonce is used once on any node; rows live as long as the nonce (60 s).
+        await strict(
+          db.schema
+            .createTable('resume_nonces')
+            .addColumn('nonce', 'text', (c) => c.primaryKey())
+            .addColumn('expires_at', time, (c) => c.notNull()),
+        ).execute();
+        await db.schema.createIndex('resume_nonces_expires').on('resume_nonces').column('expires_at').execute();
+      },
+    },
   };
 }
 

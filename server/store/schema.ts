@@ -58,6 +58,7 @@ export interface OnlineEndpointsTable {
 /** A node's lease: renewed every few seconds; a node whose lease expired is dead (its sessions are reaped). */
 export interface NodeLeasesTable {
   node_id: string;
+  /** When this unbroken lease began: a lease renewed after it lapsed starts again. */
   started_at: number;
   renewed_at: number;
   expires_at: number;
@@ -85,6 +86,12 @@ export interface PushSubscriptionsTable {
   created_at: number;
 }
 
+/** A14: a resume-proof nonce used once, kept until it expires (one row per nonce, on every node). */
+export interface ResumeNoncesTable {
+  nonce: string;
+  expires_at: number;
+}
+
 export interface Tables {
   accounts: AccountsTable;
   buddies: BuddiesTable;
@@ -96,6 +103,7 @@ export interface Tables {
   node_leases: NodeLeasesTable;
   call_history: CallHistoryTable;
   push_subscriptions: PushSubscriptionsTable;
+  resume_nonces: ResumeNoncesTable;
 }
 
 export type SqlDialect = 'sqlite' | 'postgres';

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Expression, type ExpressionBuilder, type Kysely } from 'kysely';
 import { SweepError } from '../../core/errors.ts';
 import { checkAccountName, checkDisplayName, unknownAccount, type Account, type AccountStore, type AccountSummary, type CallRecordRow, type OnlineRow, type PushSubscriptionRow, type StoredSession } from '../store.ts';
 import type { SqlDialect, Tables } from './schema.ts';
@@ -262,22 +262,24 @@ export class SqlStore implements AccountStore {
     await this.db
       .insertInto('node_leases')
       .values({ node_id: nodeId, started_at: now, renewed_at: now, expires_at: now + ttlMs })
-      .onConflict((oc) => oc.column('node_id').doUpdateSet({ renewed_at: now, expires_at: now + ttlMs }))
+      .onConflict((oc) => oc.column('node_id').doUpdateSet((eb) => ({ started_at: leaseStart(eb, now), renewed_at: now, expires_at: now + ttlMs })))
       .execute();
   }
 
   async renewLease(nodeId: string, now: number, ttlMs: number): Promise<boolean> {
-    const row = await this.db.updateTable('node_leases').set({ renewed_at: now, expires_at: now + ttlMs }).where('node_id', '=', nodeId).returning('node_id').executeTakeFirst();
+    const row = await this.db
+      .updateTable('node_leases')
+      .set((eb) => ({ started_at: leaseStart(eb, now), renewed_at: now, expires_at: now + ttlMs }))
+      .where('node_id', '=', nodeId)
+      .returning('node_id')
+      .executeTakeFirst();
     return row !== undefined;
   }
 
-  async countFreshLeases(now: number, exceptNodeId: string): Promise<number> {
-    const row = await this.db
-      .selectFrom('node_leases')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('expires_at', '>', now)
-      .where('node_id', '!=', exceptNodeId)
-      .executeTakeFirstOrThrow();
+  async countFreshLeases(now: number, exceptNodeId: string, unbrokenSince?: number): Promise<number> {
+    let q = this.db.selectFrom('node_leases').where('expires_at', '>', now).where('node_id', '!=', exceptNodeId);
+    if (unbrokenSince !== undefined) q = q.where('started_at', '<=', unbrokenSince);
+    const row = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     return Number(row.n);
   }
 
@@ -302,6 +304,13 @@ export class SqlStore implements AccountStore {
         .execute();
       return { nodes, rows: rows.map(onlineRow) };
     });
+  }
+
+  async useResumeNonce(nonce: string, expiresAt: number, now: number): Promise<boolean> {
+    await this.db.deleteFrom('resume_nonces').where('expires_at', '<=', now).execute();
+    // The primary key decides between two nodes taking the same nonce at once.
+    const row = await this.db.insertInto('resume_nonces').values({ nonce, expires_at: expiresAt }).onConflict((oc) => oc.column('nonce').doNothing()).returning('nonce').executeTakeFirst();
+    return row !== undefined;
   }
 
   async addCallRecord(row: CallRecordRow): Promise<boolean> {
@@ -364,6 +373,11 @@ export class SqlStore implements AccountStore {
     for (const n of [a, b]) if (!(await this.getAccount(n))) throw unknownAccount(n);
     return a < b ? [a, b] : [b, a];
   }
+}
+
+/** A lease that lapsed before `now` and is renewed starts again; an unbroken one keeps its start. */
+function leaseStart(eb: ExpressionBuilder<Tables, 'node_leases'>, now: number): Expression<number> {
+  return eb.case().when('node_leases.expires_at', '<=', now).then(now).else(eb.ref('node_leases.started_at')).end();
 }
 
 function summary(r: { name: string; display_name: string; created_at: number }): AccountSummary {

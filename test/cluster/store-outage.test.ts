@@ -3,6 +3,8 @@ import { hashPassword } from '../../server/passwords.ts';
 import type { AccessServer } from '../../server/access-server.ts';
 import { AccessClient } from '../../runtime/access/access-client.ts';
 import type { SignalIn } from '../../core/protocol/access.ts';
+import type { EndpointInfo } from '../../core/protocol/common.ts';
+import { testClient } from '../helpers/access-clients.ts';
 import { silentLogger } from '../../platform/log.ts';
 import { fakeEndpointKeys } from '../helpers/endpoint-keys.ts';
 import { startPostgres } from '../helpers/postgres.ts';
@@ -55,4 +57,33 @@ void t.test('PostgreSQL stopped for 10 s: logged-in endpoints keep relaying, not
   t.same((await n0.store.onlineForAccount('alice')).map((r) => r.endpointId), ['a1', 'b1'], 'nothing was reaped');
   const again = make(n1, 'alice', 'a3');
   t.same((await again.start()).profile.siblings.map((e) => e.endpointId), ['a1'], 'password logins work again');
+});
+
+void t.test('an endpoint that logs out while PostgreSQL is down is shown offline once it is back: its node removes the row then (A4)', async (t) => {
+  const pg = await startPostgres(t);
+  const nats = await startNats(t);
+  const { nodes } = await startCluster(t, pg, nats, 2, { log, liveness });
+  const [n0, n1] = nodes as [AccessServer, AccessServer];
+  for (const [name, pw] of Object.entries(PASSWORDS)) await n0.store.createAccount(name, name, await hashPassword(pw));
+  await n0.store.addBuddies('alice', 'bob');
+  const b1 = testClient(t, n0, 'bob', 'b1', { password: PASSWORDS.bob, requestTimeoutMs: 8000 });
+  await b1.start();
+  const a2 = testClient(t, n1, 'alice', 'a2', { password: PASSWORDS.alice, requestTimeoutMs: 8000 });
+  await a2.start();
+  const seen: EndpointInfo[] = [];
+  b1.onPresence((e) => seen.push(e));
+
+  await pg.stop();
+  await a2.close(); // its node cannot remove its online row now
+  await new Promise((r) => setTimeout(r, 2 * liveness.ttlMs));
+  t.same(seen.filter((e) => e.endpointId === 'a2'), [], 'no offline note while the row could not be removed');
+  await pg.start();
+  const end = Date.now() + 30_000;
+  while (!seen.some((e) => e.endpointId === 'a2' && !e.online)) {
+    if (Date.now() > end) throw new Error('timed out waiting for a2 offline at b1');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.same((await n0.store.onlineForAccount('bob')).map((r) => r.endpointId), ['b1'], 'a2 has no online row left');
+  const again = testClient(t, n0, 'bob', 'b2', { password: PASSWORDS.bob });
+  t.same((await again.start()).profile.buddies.flatMap((b) => b.endpoints.map((e) => e.endpointId)), [], 'a new login of a buddy does not list a2');
 });

@@ -215,6 +215,31 @@ export function storeContract(t: Test, subject: StoreSubject): void {
     await store.dropLease('live');
     t.same((await store.reapExpiredNodes(now))?.rows.map((r) => r.endpointId).sort(), ['e2', 'e3'], 'rows of a node without a lease go too');
   });
+  void t.test('countFreshLeases with unbrokenSince counts only leases that have not lapsed since then; a lapsed lease renewed starts again', async (t) => {
+    const store = await open(t);
+    const now = 1_000_000;
+    await store.putLease('steady', now - 30_000, 10_000);
+    await store.putLease('back', now - 30_000, 10_000);
+    for (let at = now - 25_000; at <= now; at += 5_000) await store.renewLease('steady', at, 10_000);
+    t.equal(await store.renewLease('back', now - 1_000, 10_000), true, 'renewed 19 s after it lapsed');
+    await store.putLease('restarted', now - 2_000, 10_000);
+    t.equal(await store.countFreshLeases(now, 'me'), 3);
+    t.equal(await store.countFreshLeases(now, 'me', now - 14_000), 1, 'only the lease held without a break');
+    t.equal(await store.countFreshLeases(now, 'steady', now - 14_000), 0);
+    await store.putLease('steady', now + 1_000, 10_000);
+    t.equal(await store.countFreshLeases(now + 1_000, 'me', now - 14_000), 1, 'putLease on an unbroken lease keeps its start');
+  });
+
+  void t.test('useResumeNonce records a nonce once: a second use is refused until it expires, and expired records are deleted (A14)', async (t) => {
+    const { store, reopen } = await subject.open(t);
+    const other = await reopen(); // another node
+    t.equal(await store.useResumeNonce('n1', 2_000, 1_000), true, 'first use');
+    t.equal(await store.useResumeNonce('n1', 2_000, 1_500), false, 'the same nonce again');
+    t.equal(await other.useResumeNonce('n1', 2_000, 1_500), false, 'the same nonce on another node');
+    t.equal(await other.useResumeNonce('n2', 9_000, 2_000), true, 'another nonce; n1 expired and is deleted on the way');
+    t.equal(await store.useResumeNonce('n1', 9_000, 2_000), true, 'n1 is no longer recorded');
+  });
+
   void t.test('pruneCallRecords deletes only that account\'s records started before the cut; returns how many (A15 retention)', async (t) => {
     const store = await open(t);
     const rec = (sessionId: string, account: string, startedAt: number) => ({ doorEndpoint: 'door-1', sessionId, account, callerAccount: 'door', startedAt, record: '{}' });

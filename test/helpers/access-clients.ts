@@ -1,4 +1,5 @@
 import type { Test } from 'tap';
+import { WebSocket } from 'ws';
 import { AccessClient, type AccessClientOptions } from '../../runtime/access/access-client.ts';
 import { silentLogger } from '../../platform/log.ts';
 import { fakeEndpointKeys } from './endpoint-keys.ts';
@@ -31,4 +32,30 @@ export async function onlineClient(t: Test, server: { url: string; publicKeyRaw:
   const c = testClient(t, server, account, endpointId);
   await c.start();
   return c;
+}
+
+/** One answer on a raw access socket. */
+export interface RawAnswer {
+  status: string;
+  data?: Record<string, unknown>;
+  error?: { code: string; message: string };
+}
+
+/** A raw access socket that sends requests and awaits their answers; terminated when the test ends. */
+export async function rawAccess(t: Test, url: string): Promise<(type: string, body: object) => Promise<RawAnswer>> {
+  const ws = new WebSocket(url);
+  t.teardown(() => ws.terminate());
+  await new Promise((r) => ws.once('open', r));
+  const waiting = new Map<string, (m: RawAnswer) => void>();
+  ws.on('message', (d: Buffer) => {
+    const m = JSON.parse(d.toString()) as RawAnswer & { id?: string };
+    if (m.id) waiting.get(m.id)?.(m);
+  });
+  let n = 0;
+  return (type, body) =>
+    new Promise((resolve) => {
+      const id = `r${++n}`;
+      waiting.set(id, resolve);
+      ws.send(JSON.stringify({ kind: 'req', id, type, body }));
+    });
 }

@@ -3,7 +3,6 @@ import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WebSocket } from 'ws';
 import { AccessServer } from '../../server/access-server.ts';
 import { hashPassword } from '../../server/passwords.ts';
 import { AccessClient } from '../../runtime/access/access-client.ts';
@@ -11,6 +10,7 @@ import { resumeProofMessage } from '../../core/protocol/access.ts';
 import { rawPublicKey, signToken } from '../../platform/token.ts';
 import { silentLogger } from '../../platform/log.ts';
 import { loadOrCreateServerKey } from '../../server/server-key.ts';
+import { rawAccess } from '../helpers/access-clients.ts';
 
 const log = silentLogger();
 
@@ -55,24 +55,7 @@ async function until(what: string, cond: () => boolean, ms = 10_000): Promise<vo
   }
 }
 
-/** A raw socket that sends requests and awaits their answers. */
-async function raw(t: Test, s: AccessServer): Promise<(type: string, body: object) => Promise<{ status: string; data?: Record<string, unknown>; error?: { code: string; message: string } }>> {
-  const ws = new WebSocket(s.url);
-  t.teardown(() => ws.terminate());
-  await new Promise((r) => ws.once('open', r));
-  const waiting = new Map<string, (m: never) => void>();
-  ws.on('message', (d: Buffer) => {
-    const m = JSON.parse(d.toString()) as { id?: string };
-    if (m.id) waiting.get(m.id)?.(m as never);
-  });
-  let n = 0;
-  return (type, body) =>
-    new Promise((resolve) => {
-      const id = `r${++n}`;
-      waiting.set(id, resolve);
-      ws.send(JSON.stringify({ kind: 'req', id, type, body }));
-    });
-}
+const raw = (t: Test, s: AccessServer) => rawAccess(t, s.url);
 
 void t.test('a reconnect proves the endpoint with its certificate and a signed server nonce: no password check runs (A14)', async (t) => {
   const s = await server(t);
@@ -132,4 +115,18 @@ void t.test('a client whose proof is refused logs in with its password instead (
   s.fence('test');
   await until('c2 reconnected', () => ups2.length === 2 && c2.state === 'online');
   t.equal(s.passwordChecks.checked, 3, 'c2 signed the wrong text: refused, then its password was checked');
+});
+
+void t.test('a resume proof sent again is refused REPLAYED: each server nonce is used once (A14)', async (t) => {
+  const s = await server(t);
+  const k = keys();
+  const c = client(t, s, k);
+  const { certificate } = await c.start();
+  const send = await raw(t, s);
+  const nonce = String((await send('challenge', {})).data?.nonce);
+  const proof = sign(null, Buffer.from(resumeProofMessage(nonce)), k.privateKey).toString('base64url');
+  t.equal((await send('resumeProof', { certificate, nonce, proof, label: 'Phone' })).status, 'ok', 'the first use logs in');
+  const again = await raw(t, s);
+  t.match(await again('resumeProof', { certificate, nonce, proof, label: 'Phone' }), { status: 'error', error: { code: 'REPLAYED', message: /resumeProof\.nonce: already used/ } }, 'the captured proof on another socket');
+  t.ok(s.registry.get('a1'), 'the first login stays');
 });

@@ -1,6 +1,6 @@
 // Issue 16 item 3: a node fences itself only when it alone is cut off, never because the store
 // was out of reach for everyone and it came back to it a moment after the others.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,4 +59,63 @@ void t.test('after a store outage every node saw, a node whose first renewal fai
   seenByB.failNext = 1; // node B's pool reconnects one query later than A's
   await run(6000);
   t.same(fenced, [], 'nobody fenced: the outage was everyone\'s');
+});
+
+/** Two nodes on one SQLite store, each with its own bus connection, driven by a fake clock. */
+async function pair(t: Test) {
+  const dir = await mkdtemp(join(tmpdir(), 'sweep-liveness-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const store = await openStore({ kind: 'sqlite', dataDir: dir });
+  t.teardown(() => store.close());
+  const clock = new FakeClock();
+  const fenced: string[] = [];
+  const buses = { a: { connected: true }, b: { connected: true } };
+  const node = (id: 'a' | 'b') =>
+    new NodeLiveness(store, buses[id] as Bus, `node-${id}`, clock, silentLogger(), { fence: (r) => fenced.push(`${id}: ${r}`), reaped: () => {} }, { renewMs: 2000, ttlMs: 10_000 });
+  const a = node('a');
+  const b = node('b');
+  await a.start();
+  await b.start();
+  t.teardown(() => Promise.all([a.stop(), b.stop()]));
+  const run = async (ms: number) => {
+    for (let i = 0; i < ms / 500; i += 1) {
+      clock.advance(500);
+      for (let k = 0; k < 20; k += 1) await new Promise((r) => setImmediate(r));
+    }
+  };
+  return { buses, fenced, run };
+}
+
+void t.test('issue 16 bus-outage race: after a bus outage every node saw, a node whose bus reconnects a moment after the others\' is not fenced', async (t) => {
+  const { buses, fenced, run } = await pair(t);
+  await run(4000);
+  buses.a.connected = buses.b.connected = false;
+  await run(16_000); // every lease lapsed, and the slack after it
+  buses.a.connected = true;
+  await run(3000); // node A renewed its lease; node B's client is still reconnecting
+  buses.b.connected = true;
+  await run(4000);
+  t.same(fenced, [], 'nobody fenced: node B was late back from everyone\'s outage, not cut off alone');
+});
+
+void t.test('a node whose bus stays down after the others came back fences once they held their leases a lease time and two renewals', async (t) => {
+  const { buses, fenced, run } = await pair(t);
+  await run(4000);
+  buses.a.connected = buses.b.connected = false;
+  await run(16_000);
+  buses.a.connected = true;
+  await run(12_000);
+  t.same(fenced, [], 'not yet: node A is back for less than a lease time and two renewals');
+  await run(4000);
+  t.same(fenced, ['b: this node is cut off from the cluster'], 'node B alone is still cut off');
+});
+
+void t.test('a node cut off from the bus while the other stays up fences once its lease lapsed with slack', async (t) => {
+  const { buses, fenced, run } = await pair(t);
+  await run(20_000);
+  buses.b.connected = false;
+  await run(12_000);
+  t.same(fenced, [], 'within a lease time and two renewals');
+  await run(4000);
+  t.same(fenced, ['b: this node is cut off from the cluster']);
 });
