@@ -16,6 +16,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<Record<string, 
   field: () => import('./field.ts'),
   nat: () => import('./nat.ts'),
   cluster: () => import('./cluster.ts'),
+  'cluster-10k-pg': () => import('./cluster-10k-pg.ts'),
 };
 
 async function main(): Promise<number> {

@@ -9,12 +9,16 @@ export class Backoff {
   private attempt = 0;
   constructor(private readonly opts: BackoffOptions) {}
 
-  /** Delay before the next attempt. */
+  /**
+   * Delay before the next attempt: anywhere from 0 to the doubling ceiling ("full jitter").
+   * No floor: half jitter (ceiling/2 at least) keeps a restarted server's first second empty
+   * and then packs the whole fleet into the second half of each window.
+   */
   next(): number {
     const ceiling = Math.min(this.opts.maxMs, this.opts.initialMs * 2 ** this.attempt);
     this.attempt += 1;
     const random = this.opts.random ?? Math.random;
-    return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+    return Math.round(random() * ceiling);
   }
 
   reset(): void {

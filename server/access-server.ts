@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { MAX_MESSAGE_BYTES } from '../core/protocol/validate.ts';
 import { SweepError } from '../core/errors.ts';
-import { systemClock, type Clock, type TimerHandle } from '../core/clock.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
 import { NS, type Logger } from '../platform/log.ts';
 import { AccessConnection, CLOSE } from './connection.ts';
 import { LoginRateLimiter, type RateRule } from './rate-limit.ts';
@@ -32,6 +32,9 @@ import { openStore, type StoreLocation } from './store/open.ts';
 import { loadOrCreateVapidKeys } from './push/vapid.ts';
 import { DEFAULT_HISTORY_DAYS } from './history.ts';
 import { PushService, type PushOptions } from './push/push-service.ts';
+import { LOAD_PATH, LoadMonitor } from './load-monitor.ts';
+import { Heartbeat } from './heartbeat.ts';
+import { LoginGate, type LoginGateOptions } from './login-gate.ts';
 
 export interface AccessServerOptions {
   /** Holds server-key.pem, and accounts.db unless `store` says otherwise; created if missing. */
@@ -68,6 +71,8 @@ export interface AccessServerOptions {
   trustedProxies?: readonly string[];
   /** A11: bounds on the Argon2 work of logins (default 2 at once, 16 waiting). */
   passwordChecks?: PasswordCheckOptions;
+  /** A11: bounds on token and proof logins in progress (default 32 at once, the rest waiting at most 5 s). */
+  logins?: Omit<LoginGateOptions, 'now'>;
   /** A13: STUN and TURN servers for endpoints' links; none by default (links on the local network only). */
   ice?: IceOptions;
   /** A16: Web Push (VAPID keys in the data dir, made on first start). */
@@ -86,6 +91,7 @@ export interface Readiness {
   store: boolean;
   bus: boolean;
 }
+const LISTEN_BACKLOG = 4096;
 const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../phone/dist', import.meta.url));
 
 /**
@@ -99,14 +105,13 @@ export class AccessServer {
   /** What else ends with the server (after its sockets, before the store). */
   private readonly closers: Array<() => Promise<void>> = [];
   private closing: Promise<void> | undefined;
-  private heartbeat: TimerHandle | undefined;
+  private heartbeat: Heartbeat<AccessConnection> | undefined;
 
   private constructor(
     readonly store: AccountStore,
     readonly publicKeyRaw: string,
     private readonly http: Server,
     private readonly wss: WebSocketServer,
-    private readonly clock: Clock,
     private readonly log: Logger,
     readonly registry: OnlineRegistry,
     /** A11: the server's Argon2 work (checks run, logins refused busy). */
@@ -133,6 +138,7 @@ export class AccessServer {
     if (opts.ice) checkIceOptions(opts.ice);
     const addresses = new ClientAddresses(opts.trustedProxies ?? []);
     const passwordChecks = new PasswordGate(opts.passwordChecks ?? {});
+    const logins = new LoginGate(opts.logins ?? {});
     const key = await loadOrCreateServerKey(opts.dataDir);
     const vapid = await loadOrCreateVapidKeys(opts.dataDir);
     const store = await openStore(opts.store ?? { kind: 'sqlite', dataDir: opts.dataDir });
@@ -175,6 +181,9 @@ export class AccessServer {
     const location = opts.store ?? { kind: 'sqlite' as const, dataDir: opts.dataDir };
     const limiter: LoginLimiter = location.kind === 'postgres' ? new PostgresLoginLimiter(location.url, opts.rateLimit ?? {}) : localLimiter(new LoginRateLimiter({ clock, ...opts.rateLimit }));
     const webRoot = opts.webRoot ?? DEFAULT_WEB_ROOT;
+    const load = new LoadMonitor({ clock });
+    // Set once the server exists: the figures count its sockets.
+    let loadFigures = (): unknown => undefined;
     const provisioning: ProvisionContext = { store, limiter, clock, log, publicKeyRaw: key.publicKeyRaw, addresses };
     const http = createServer((req, res) => {
       if (req.method === 'POST' && (req.url ?? '/').split('?')[0] === PROVISION_PATH) {
@@ -186,6 +195,10 @@ export class AccessServer {
       }
       if ((req.url ?? '/').split('?')[0] === READY_PATH) {
         void readiness().then((r) => res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(JSON.stringify(r)));
+        return;
+      }
+      if (req.method === 'GET' && (req.url ?? '/').split('?')[0] === LOAD_PATH) {
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(JSON.stringify(loadFigures()));
         return;
       }
       handleHttp(webRoot, key.publicKeyRaw, req, res, log);
@@ -203,18 +216,25 @@ export class AccessServer {
       throw new SweepError('INVALID_CONFIG', `cannot listen on ${host}:${port}: ${code}`, { cause: err });
     }
 
-    const server = new AccessServer(store, key.publicKeyRaw, http, wss, clock, log, registry, passwordChecks, nodeId, nodeBus, background, liveness);
+    const server = new AccessServer(store, key.publicKeyRaw, http, wss, log, registry, passwordChecks, nodeId, nodeBus, background, liveness);
     fence = (reason) => server.fence(reason);
     server.closers.push(() => limiter.close());
+    load.start();
+    loadFigures = () => load.figures({ node: nodeId, sockets: server.connections.size, endpoints: registry.size, loginsRefusedBusy: logins.refusedBusy, passwordChecksRefusedBusy: passwordChecks.refusedBusy });
+    server.closers.push(() => {
+      load.stop();
+      return Promise.resolve();
+    });
     const connections = server.connections;
-    server.heartbeat = clock.setInterval(() => {
-      for (const c of connections) c.heartbeat();
-    }, opts.heartbeatMs ?? 30_000);
+    const heartbeat = new Heartbeat<AccessConnection>(clock, opts.heartbeatMs ?? 30_000);
+    server.heartbeat = heartbeat;
+    heartbeat.start();
     const ctx = {
       store,
       registry,
       limiter,
       passwords: passwordChecks,
+      logins,
       key,
       clock,
       log,
@@ -236,11 +256,13 @@ export class AccessServer {
       }
       const conn = new AccessConnection(ws, addresses.resolve(req.socket.remoteAddress, req.headers['x-forwarded-for']), ctx);
       connections.add(conn);
+      heartbeat.add(conn);
       ws.on('message', (data, isBinary) => conn.receive(data, isBinary));
       ws.on('pong', () => conn.pong());
       ws.on('error', (err) => log.warn({ address: conn.address, reason: err.message }, 'socket error'));
       ws.on('close', (code) => {
         connections.delete(conn);
+        heartbeat.delete(conn);
         if (code === 1009) log.warn({ address: conn.address, limit: MAX_MESSAGE_BYTES }, 'closed a socket that sent an oversized message');
         conn.onSocketClosed(code);
       });
@@ -277,7 +299,7 @@ export class AccessServer {
   }
 
   private async shutdown(): Promise<void> {
-    if (this.heartbeat) this.clock.clear(this.heartbeat);
+    this.heartbeat?.stop();
     for (const c of [...this.connections]) c.closeSocket(CLOSE.shutdown, 'server shutting down');
     // Give close frames a moment, then cut whatever is left.
     await new Promise<void>((resolve) => {
@@ -309,7 +331,10 @@ function listen(http: Server, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
     http.once('error', onError);
-    http.listen(port, host, () => {
+    // A restarted node takes its whole fleet back within seconds, and Node 20 accepts one
+    // connection per turn of its event loop (libuv #3696): Node's default queue of 511 overflowed,
+    // each dropped connection waiting for a TCP retransmission (1 s, 3 s…). Capped by somaxconn.
+    http.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
       http.off('error', onError);
       resolve();
     });

@@ -13,6 +13,7 @@ import type { Logger } from '../platform/log.ts';
 import { checkPassword, checkSessionToken, hashToken } from './credentials.ts';
 import { checkResumeProof, issueNonce } from './resume-proof.ts';
 import type { PasswordGate } from './password-gate.ts';
+import type { LoginGate } from './login-gate.ts';
 import type { LoginLimiter } from './shared-rate-limit.ts';
 import type { OnlineEndpoint, OnlineRegistry } from './registry.ts';
 import type { NodeBus } from './node-bus.ts';
@@ -27,8 +28,9 @@ export interface ConnectionContext {
   store: AccountStore;
   registry: OnlineRegistry;
   limiter: LoginLimiter;
-  /** A11: bounded Argon2 work. */
+  /** A11: bounded Argon2 work, and bounded logins in progress. */
   passwords: PasswordGate;
+  logins: LoginGate;
   key: ServerKey;
   clock: Clock;
   log: Logger;
@@ -222,41 +224,38 @@ export class AccessConnection {
     }
   }
 
-  private async onLogin(body: LoginBody): Promise<LoginResult> {
-    if (this.loginBusy) throw new SweepError('BUSY', 'login: another login on this connection is in progress');
+  /** One login at a time on a socket (BUSY); within the node's bound on logins in progress when a gate is given (A11). */
+  private async oneLogin(what: string, run: () => Promise<LoginResult>, gate?: LoginGate): Promise<LoginResult> {
+    if (this.loginBusy) throw new SweepError('BUSY', `${what}: another login on this connection is in progress`);
     this.loginBusy = true;
     try {
-      return await this.login(body);
+      return await (gate ? gate.run(what, run, () => !this.closed) : run());
     } finally {
       this.loginBusy = false;
     }
+  }
+
+  /** A11: the Argon2 gate bounds password logins; in the login gate they would hold slots the cheap logins need. */
+  private onLogin(body: LoginBody): Promise<LoginResult> {
+    return this.oneLogin('login', () => this.login(body));
   }
 
   /** A8: a session token instead of the password; single use, bound to its endpoint id. */
-  private async onResume(body: ResumeBody): Promise<LoginResult> {
-    if (this.loginBusy) throw new SweepError('BUSY', 'resume: another login on this connection is in progress');
-    const account = await checkSessionToken(this.ctx, this.address, body, this.log);
-    this.loginBusy = true;
-    try {
+  private onResume(body: ResumeBody): Promise<LoginResult> {
+    return this.oneLogin('resume', async () => {
+      const account = await checkSessionToken(this.ctx, this.address, body, this.log);
       const { token: _token, ...rest } = body;
       return await this.establish(account, { ...rest, username: account.name }, 'resumed');
-    } finally {
-      this.loginBusy = false;
-    }
+    }, this.ctx.logins);
   }
 
   /** A14: a certificate of an earlier login and a signed server nonce instead of the password. */
-  private async onResumeProof(body: ResumeProofBody): Promise<LoginResult> {
-    if (this.loginBusy) throw new SweepError('BUSY', 'resumeProof: another login on this connection is in progress');
-    this.loginBusy = true;
-    try {
+  private onResumeProof(body: ResumeProofBody): Promise<LoginResult> {
+    return this.oneLogin('resumeProof', async () => {
       const { account, certificate: c } = await checkResumeProof(this.ctx, this.address, body, this.log);
       if (this.closed) throw new SweepError('CLOSED', 'login: connection closed');
-      const kind = c.kind;
-      return await this.establish(account, { username: account.name, endpointId: c.endpointId, kind, label: body.label, signingKey: c.signingKey, dtlsFingerprint: c.dtlsFingerprint }, 'proof');
-    } finally {
-      this.loginBusy = false;
-    }
+      return await this.establish(account, { username: account.name, endpointId: c.endpointId, kind: c.kind, label: body.label, signingKey: c.signingKey, dtlsFingerprint: c.dtlsFingerprint }, 'proof');
+    }, this.ctx.logins);
   }
 
   /** A9: a fresh token for the current login; the previous one stops working. */

@@ -14,8 +14,9 @@ export interface LinkProblem {
 
 /**
  * Failed link set-ups per peer: the reason of the last one and how long to wait before the next
- * try (L4 with back-off: 1 s, then doubling with jitter up to 30 s), so an unreachable peer is
- * not retried every second forever. A link that becomes ready clears its peer's row.
+ * try (L4 with back-off: a random wait up to 1 s, its bound doubling up to 30 s), so an
+ * unreachable peer is not retried every second forever. A link that becomes ready clears its
+ * peer's row.
  */
 export class LinkFailures {
   private readonly rows = new Map<string, { problem: LinkProblem; backoff: Backoff; delayMs: number }>();

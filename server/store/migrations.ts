@@ -162,6 +162,12 @@ export function migrations(dialect: SqlDialect): Record<string, Migration> {
         await db.schema.createIndex('resume_nonces_expires').on('resume_nonces').column('expires_at').execute();
       },
     },
+    '007_login_sessions_expiry': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        // A8: every resume deletes the expired tokens; without this each one read the whole table (one row per endpoint).
+        await db.schema.createIndex('login_sessions_expires').on('login_sessions').column('expires_at').execute();
+      },
+    },
   };
 }
 

@@ -8,6 +8,7 @@ import type { AccountStore } from '../store.ts';
 import { migrateToLatest, pendingMigrations } from './migrations.ts';
 import type { SqlDialect, Tables } from './schema.ts';
 import { SqlStore } from './sql-store.ts';
+import { tuneSqlite, withStatementCache } from './sqlite-tuning.ts';
 
 /** Where the store lives: `accounts.db` in the data dir (the default), or a PostgreSQL URL. */
 export type StoreLocation = { kind: 'sqlite'; dataDir: string } | { kind: 'postgres'; url: string };
@@ -87,11 +88,8 @@ function openSqlite(dataDir: string): Opened {
   if (!shared) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const database = new Database(file);
-    database.pragma('journal_mode = WAL');
-    database.pragma('foreign_keys = ON');
-    // Another process (the CLI beside a running server) may hold the write lock for a moment.
-    database.pragma('busy_timeout = 5000');
-    shared = { db: new Kysely<Tables>({ dialect: new SqliteDialect({ database }) }), users: 0 };
+    tuneSqlite(database);
+    shared = { db: new Kysely<Tables>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) }), users: 0 };
     sqliteFiles.set(file, shared);
   }
   const entry = shared;

@@ -12,6 +12,7 @@ import type { SignalIn } from '../../core/protocol/access.ts';
 import { silentLogger } from '../../platform/log.ts';
 import { fakeEndpointKeys } from '../helpers/endpoint-keys.ts';
 import { PASSWORDS, onlineClient, testClient } from '../helpers/access-clients.ts';
+import type { LoadFigures } from '../../server/load-monitor.ts';
 
 const log = silentLogger();
 
@@ -285,4 +286,35 @@ void t.test('GET serves the web client files safely and /health answers', async 
   const post = await fetch(`${server.httpUrl}/health`, { method: 'POST' });
   t.equal(post.status, 405);
   await post.text();
+});
+
+void t.test('GET /health/load names the node and counts its sockets and logins, with its memory and loop delay', async (t) => {
+  const server = await startServer(t);
+  await onlineClient(t, server, 'alice', 'a1');
+  await onlineClient(t, server, 'bob', 'b1');
+  const res = await fetch(`${server.httpUrl}/health/load`);
+  t.equal(res.status, 200);
+  t.equal(res.headers.get('cache-control'), 'no-store');
+  const load = (await res.json()) as LoadFigures;
+  t.match(load, { node: server.nodeId, sockets: 2, endpoints: 2, loginsRefusedBusy: 0, passwordChecksRefusedBusy: 0 });
+  t.ok(load.rssMb > 10 && load.heapUsedMb > 1, `memory in MB (${load.rssMb} RSS, ${load.heapUsedMb} heap)`);
+  const d = load.loopDelayMs;
+  t.ok([d.p50, d.p99, d.max, d.windowMs].every((n) => Number.isFinite(n) && n >= 0) && d.p50 <= d.p99 && d.p99 <= d.max, `loop delay ${JSON.stringify(d)}`);
+});
+
+void t.test('a socket that stops answering pings is dropped within two heartbeat intervals; one that answers stays', async (t) => {
+  const server = await startServer(t, { heartbeatMs: 200 });
+  const quiet = new WebSocket(server.url, { autoPong: false });
+  const chatty = new WebSocket(server.url);
+  t.teardown(() => {
+    quiet.terminate();
+    chatty.terminate();
+  });
+  const closed = new Promise<number>((resolve) => quiet.on('close', () => resolve(Date.now())));
+  await Promise.all([quiet, chatty].map((ws) => new Promise((r) => ws.once('open', r))));
+  const openedAt = Date.now();
+  const gone = await closed;
+  t.ok(gone - openedAt <= 2 * 200 + 150, `dropped after ${gone - openedAt} ms`);
+  await sleep(450);
+  t.equal(chatty.readyState, WebSocket.OPEN, 'the socket that answers is kept');
 });

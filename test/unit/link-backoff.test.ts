@@ -73,7 +73,8 @@ void t.test('a sibling that cannot be reached is retried with back-off, not ever
     await Promise.resolve();
     await Promise.resolve();
   }
-  t.ok(attempts >= 4 && attempts <= 10, `${attempts} attempts in 60 s (every second would be 60)`);
+  // Full jitter (waits from 0 up to 1 s, 2 s, 4 s… 30 s): 7 to 10 attempts mostly, more than 17 about once in a million runs.
+  t.ok(attempts >= 4 && attempts <= 20, `${attempts} attempts in 60 s (every second would be 60)`);
   const problem = links.problem('handset');
   t.match(problem?.reason, /no working candidate pair/, 'the reason is kept');
   t.equal(problem?.attempts, told.length, 'every failure is told');

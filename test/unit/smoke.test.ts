@@ -7,3 +7,22 @@ void t.test('Backoff.next with fixed randomness grows to its ceiling', async (t)
   b.reset();
   t.equal(b.next(), 100);
 });
+
+void t.test('Backoff.next with full jitter spreads delays from 0 to the ceiling', async (t) => {
+  const draws = [0, 0.25, 0.5, 0.999];
+  const b = new Backoff({ initialMs: 400, maxMs: 400, random: () => draws.shift() ?? 0 });
+  // Half jitter (ceiling/2 + random*ceiling/2) would give 200, 250, 300, 400.
+  t.same([b.next(), b.next(), b.next(), b.next()], [0, 100, 200, 400]);
+});
+
+void t.test('Backoff.next over many draws fills the whole window evenly', async (t) => {
+  let seed = 1;
+  // A fixed LCG, so the test is repeatable.
+  const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const below = [0, 0, 0, 0];
+  for (let i = 0; i < 4000; i++) {
+    const d = new Backoff({ initialMs: 1000, maxMs: 1000, random }).next();
+    below[Math.min(3, Math.floor(d / 250))]! += 1;
+  }
+  for (const n of below) t.ok(n > 800 && n < 1200, `each quarter of the window holds about a quarter of the delays (${below.join(', ')})`);
+});

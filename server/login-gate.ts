@@ -1,0 +1,83 @@
+import { SweepError } from '../core/errors.ts';
+
+export interface LoginGateOptions {
+  /** Logins in progress at once; default 32 (a PostgreSQL pool holds 10 connections). */
+  concurrency?: number;
+  /** Logins allowed to wait at most (memory); default 4096. */
+  queue?: number;
+  /**
+   * A newcomer is refused while the longest-waiting login has waited this long; default 5 s,
+   * half a device's request timeout, so a login that is let in is answered before its client
+   * gives up.
+   */
+  maxWaitMs?: number;
+  /** Monotonic ms (performance.now; a test passes its own). */
+  now?: () => number;
+}
+
+export const DEFAULT_LOGIN_GATE = { concurrency: 32, queue: 4096, maxWaitMs: 5_000 } as const;
+
+/**
+ * A11: bounds the token and proof logins one node works on at once. The rest wait in turn,
+ * unless the queue is full or its head has waited `maxWaitMs`: then a newcomer is refused at once
+ * RATE_LIMITED ("server busy"), before any signature check or store access, and retries with
+ * back-off. A restarted cluster node took its whole fleet's logins at once: their queries queued
+ * in the PostgreSQL pool until they timed out (BUSY) or their clients gave up, and almost none
+ * got through. On SQLite a login runs start to end without yielding, so this never holds one back.
+ */
+export class LoginGate {
+  private running = 0;
+  private readonly waiting: Array<{ since: number; go: () => void }> = [];
+  private busyCount = 0;
+  private readonly concurrency: number;
+  private readonly queue: number;
+  private readonly maxWaitMs: number;
+  private readonly now: () => number;
+
+  constructor(opts: LoginGateOptions = {}) {
+    this.concurrency = opts.concurrency ?? DEFAULT_LOGIN_GATE.concurrency;
+    this.queue = opts.queue ?? DEFAULT_LOGIN_GATE.queue;
+    this.maxWaitMs = opts.maxWaitMs ?? DEFAULT_LOGIN_GATE.maxWaitMs;
+    this.now = opts.now ?? (() => performance.now());
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1 || this.concurrency > 1024) {
+      throw new SweepError('INVALID_CONFIG', `logins.concurrency: ${this.concurrency} is not a whole number from 1 to 1024`);
+    }
+    if (!Number.isInteger(this.queue) || this.queue < 0 || this.queue > 100_000) {
+      throw new SweepError('INVALID_CONFIG', `logins.queue: ${this.queue} is not a whole number from 0 to 100000`);
+    }
+    if (!Number.isFinite(this.maxWaitMs) || this.maxWaitMs < 0) {
+      throw new SweepError('INVALID_CONFIG', `logins.maxWaitMs: ${this.maxWaitMs} is not a number of ms (0 or more)`);
+    }
+  }
+
+  /** Logins refused because the node was busy. */
+  get refusedBusy(): number {
+    return this.busyCount;
+  }
+
+  /**
+   * Runs `work` when a slot is free; throws RATE_LIMITED at once if the node is too busy to get
+   * to it in time, and CLOSED instead of working for a client that gave up meanwhile (`wanted`).
+   */
+  async run<T>(what: string, work: () => Promise<T>, wanted: () => boolean = () => true): Promise<T> {
+    if (this.running < this.concurrency && this.waiting.length === 0) {
+      this.running += 1;
+    } else {
+      const head = this.waiting[0];
+      if (this.waiting.length >= this.queue || (head && this.now() - head.since >= this.maxWaitMs)) {
+        this.busyCount += 1;
+        throw new SweepError('RATE_LIMITED', `${what}: server busy with logins (${this.running} in progress, ${this.waiting.length} waiting, none longer than ${this.maxWaitMs / 1000} s); retry after 1 s`);
+      }
+      // The slot is handed over by the login that ends.
+      await new Promise<void>((go) => this.waiting.push({ since: this.now(), go }));
+    }
+    try {
+      if (!wanted()) throw new SweepError('CLOSED', `${what}: the connection closed while the login waited`);
+      return await work();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next.go();
+      else this.running -= 1;
+    }
+  }
+}

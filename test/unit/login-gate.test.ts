@@ -1,0 +1,90 @@
+import t from 'tap';
+import { LoginGate, type LoginGateOptions } from '../../server/login-gate.ts';
+
+const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/** Work that ends when the test says. */
+function pending(): { work: () => Promise<string>; end: () => void; started: boolean } {
+  let end = (): void => undefined;
+  const p = { started: false, end: () => end(), work: () => new Promise<string>((r) => ((p.started = true), (end = () => r('done')))) };
+  return p;
+}
+
+const gate = (opts: LoginGateOptions, clock = { ms: 0 }): LoginGate => new LoginGate({ maxWaitMs: 5000, now: () => clock.ms, ...opts });
+
+void t.test('LoginGate.run keeps at most concurrency logins in progress and starts the waiting ones in order', async (t) => {
+  const g = gate({ concurrency: 2 });
+  const works = [pending(), pending(), pending(), pending()];
+  const all = works.map((w) => g.run('resumeProof', w.work));
+  await flush();
+  t.same(works.map((w) => w.started), [true, true, false, false]);
+  works[1]!.end();
+  await flush();
+  t.same(works.map((w) => w.started), [true, true, true, false], 'the next in line takes the freed slot');
+  for (const w of works) w.end();
+  await flush();
+  t.equal(works[3]!.started, true);
+  for (const w of works) w.end();
+  t.same(await Promise.all(all), ['done', 'done', 'done', 'done']);
+});
+
+void t.test('LoginGate.run beyond its queue refuses RATE_LIMITED with a retry-after, before the work starts', async (t) => {
+  const g = gate({ concurrency: 1, queue: 1 });
+  const [a, b, c] = [pending(), pending(), pending()];
+  const first = g.run('resumeProof', a.work);
+  const second = g.run('resumeProof', b.work);
+  const refused = await g.run('resumeProof', c.work).catch((e: unknown) => e);
+  t.match(refused, { code: 'RATE_LIMITED', message: /^resumeProof: server busy with logins \(1 in progress, 1 waiting, none longer than 5 s\); retry after 1 s$/ });
+  t.equal(c.started, false);
+  t.equal(g.refusedBusy, 1);
+  await flush();
+  a.end();
+  await flush();
+  b.end();
+  t.same([await first, await second], ['done', 'done']);
+});
+
+void t.test('LoginGate.run while the longest-waiting login has waited maxWaitMs refuses newcomers, and takes them again once the wait is short', async (t) => {
+  const clock = { ms: 0 };
+  const g = gate({ concurrency: 1 }, clock);
+  const running = pending();
+  const first = g.run('login', running.work);
+  const queued = g.run('login', async () => 'queued');
+  clock.ms = 4999;
+  const inTime = g.run('login', async () => 'in time');
+  clock.ms = 5000;
+  await t.rejects(g.run('login', async () => 'late'), { code: 'RATE_LIMITED', message: /none longer than 5 s\); retry after 1 s/ });
+  await flush();
+  running.end();
+  t.same([await first, await queued, await inTime], ['done', 'queued', 'in time']);
+  t.equal(await g.run('login', async () => 'after'), 'after', 'nobody waits now');
+  t.equal(g.refusedBusy, 1);
+});
+
+void t.test('LoginGate.run for a client that gave up while it waited rejects CLOSED without working, and hands the slot on', async (t) => {
+  const g = gate({ concurrency: 1 });
+  const running = pending();
+  const first = g.run('login', running.work);
+  let open = true;
+  let worked = false;
+  const waited = g.run('resumeProof', async () => void (worked = true), () => open).catch((e: unknown) => e);
+  const next = g.run('resumeProof', async () => 'next');
+  open = false;
+  await flush();
+  running.end();
+  t.match(await waited, { code: 'CLOSED', message: /resumeProof: the connection closed while the login waited/ });
+  t.equal(worked, false);
+  t.same([await first, await next], ['done', 'next']);
+});
+
+void t.test('LoginGate.run with failing work rejects with its error and frees the slot', async (t) => {
+  const g = gate({ concurrency: 1, queue: 0 });
+  await t.rejects(g.run('login', () => Promise.reject(new Error('store down'))), { message: 'store down' });
+  t.equal(await g.run('login', async () => 2), 2);
+});
+
+void t.test('new LoginGate with bounds out of range throws INVALID_CONFIG naming the field', async (t) => {
+  t.throws(() => new LoginGate({ concurrency: 0 }), { code: 'INVALID_CONFIG', message: /logins\.concurrency: 0 is not a whole number from 1 to 1024/ });
+  t.throws(() => new LoginGate({ queue: -1 }), { code: 'INVALID_CONFIG', message: /logins\.queue: -1/ });
+  t.throws(() => new LoginGate({ maxWaitMs: Number.NaN }), { code: 'INVALID_CONFIG', message: /logins\.maxWaitMs: NaN/ });
+});
