@@ -6,7 +6,10 @@ import type { AccountStore, OnlineRow } from './store.ts';
 export interface LivenessOptions {
   /** How often the lease is renewed and the reaper runs; default 2 s. */
   renewMs?: number;
-  /** How long a lease lasts without renewal; default 10 s. A node silent this long is dead. */
+  /**
+   * How long a lease lasts without renewal; default 8 s (four renewals). A node silent this long
+   * is dead; with the reaper running every renewal, the others see it within 10 s of its death.
+   */
   ttlMs?: number;
 }
 
@@ -49,7 +52,7 @@ export class NodeLiveness {
     opts: LivenessOptions = {},
   ) {
     this.renewMs = opts.renewMs ?? 2_000;
-    this.ttlMs = opts.ttlMs ?? 10_000;
+    this.ttlMs = opts.ttlMs ?? 8_000;
   }
 
   async start(): Promise<void> {

@@ -119,3 +119,30 @@ void t.test('a node cut off from the bus while the other stays up fences once it
   await run(4000);
   t.same(fenced, ['b: this node is cut off from the cluster']);
 });
+
+void t.test('with the default lease, the others reap a node that died right after renewing within 10 s (issue 16: detect a dead node in ≤ 10 s)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'sweep-liveness-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const store = await openStore({ kind: 'sqlite', dataDir: dir });
+  t.teardown(() => store.close());
+  const clock = new FakeClock();
+  const deadView = { down: false, failNext: 0 };
+  let reapedAt: number | undefined;
+  const hooks = (onReap: () => void) => ({ fence: () => {}, reaped: onReap });
+  const dying = new NodeLiveness(flaky(store, deadView), bus, 'node-dying', clock, silentLogger(), hooks(() => {}));
+  const survivor = new NodeLiveness(store, bus, 'node-survivor', clock, silentLogger(), hooks(() => (reapedAt ??= clock.now())));
+  const step = async () => {
+    clock.advance(500);
+    for (let k = 0; k < 20; k += 1) await new Promise((r) => setImmediate(r));
+  };
+  await dying.start();
+  await step(); // the survivor's reaper runs 500 ms after each of the dying node's renewals: the worst case but one step
+  await survivor.start();
+  t.teardown(() => Promise.all([dying.stop(), survivor.stop()]));
+  for (let ms = 500; ms < 12_000; ms += 500) await step(); // the survivor is healthy for a whole lease; the dying node renewed just now
+  const killedAt = clock.now();
+  deadView.down = true; // from here on the dying node renews nothing, as after a SIGKILL
+  for (let ms = 0; ms < 20_000 && reapedAt === undefined; ms += 500) await step();
+  t.ok(reapedAt !== undefined, 'the dead node was reaped');
+  t.ok(reapedAt! - killedAt <= 10_000, `reaped ${reapedAt! - killedAt} ms after its last renewal`);
+});
