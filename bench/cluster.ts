@@ -17,6 +17,7 @@ import { startCluster } from '../test/helpers/cluster.ts';
 import { startServerProcess } from '../test/helpers/server-process.ts';
 import { percentile, round } from './stats.ts';
 import { tenThousand } from './cluster-scale.ts';
+import { linkSetupThroughRelay } from './cluster-links.ts';
 
 /**
  * `npm run bench -- cluster`: the access server as three nodes on PostgreSQL and NATS beside the
@@ -27,8 +28,9 @@ import { tenThousand } from './cluster-scale.ts';
 const log = silentLogger();
 const SIGNALS = 300;
 const PRESENCE_ROUNDS = 40;
-const CRASH_ENDPOINTS = 200;
+const CRASH_ENDPOINTS = 1000;
 const PW = 'bench-password-1';
+const home = (i: number): string => `home${Math.floor(i / 4)}`;
 
 /** The test helpers' teardown, run in reverse at the end. */
 function scope(): { t: Test; end: () => Promise<void> } {
@@ -114,18 +116,24 @@ async function measure(from: AccessServer, to: AccessServer, tag: string): Promi
     if (at === undefined) break;
     presence.push(at - t0);
   }
+  signalled = undefined;
+  const links = await linkSetupThroughRelay({ client: sender, endpointId: `${tag}-a1` }, { client: receiver, endpointId: `${tag}-b1` }, tag);
   await sender.close();
   await receiver.close();
-  return { relayP50Ms: round(percentile(relay, 0.5), 2), relayP95Ms: round(percentile(relay, 0.95), 2), presenceP50Ms: round(percentile(presence, 0.5), 1), presenceP95Ms: round(percentile(presence, 0.95), 1) };
+  return { relayP50Ms: round(percentile(relay, 0.5), 2), relayP95Ms: round(percentile(relay, 0.95), 2), presenceP50Ms: round(percentile(presence, 0.5), 1), presenceP95Ms: round(percentile(presence, 0.95), 1), ...links };
 }
 
 async function accounts(store: AccessServer['store']): Promise<void> {
   const hash = await hashPassword(PW);
-  for (const name of ['alice', 'bob', 'fleet']) await store.createAccount(name, name, hash);
+  for (const name of ['alice', 'bob']) await store.createAccount(name, name, hash);
   await store.addBuddies('alice', 'bob');
 }
 
-/** SIGKILL a node process holding CRASH_ENDPOINTS endpoints: how long until they are all back on the other node, and until the reaper announces one that cannot come back. */
+/**
+ * SIGKILL a node process holding CRASH_ENDPOINTS endpoints: how long until they are all back on
+ * the other two nodes, and until the reaper announces one that cannot come back. While they storm
+ * back, a buddy pair on those two nodes keeps measuring presence fan-out (logout → offline note).
+ */
 async function crash(t: Test, pgUrl: string, natsUrl: string): Promise<Record<string, number>> {
   const dir = mkdtempSync(join(tmpdir(), 'sweep-bench-crash-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -135,30 +143,55 @@ async function crash(t: Test, pgUrl: string, natsUrl: string): Promise<Record<st
   const args = (n: number): string[] => ['--data', data, '--db', pgUrl, '--bus', natsUrl, '--node-id', `crash-${n}`, '--web', dir];
   const a = await startServerProcess(t, args(0));
   const b = await startServerProcess(t, args(1));
-  const watcher = client({ url: b.url, publicKeyRaw: key.publicKeyRaw }, 'bob', 'watcher');
+  const c = await startServerProcess(t, args(2));
+  const at = (node: { url: string }) => ({ url: node.url, publicKeyRaw: key.publicKeyRaw });
+  const watcher = client(at(b), 'bob', 'watcher');
   await watcher.start();
   let goneAt = 0;
+  let probeOffline: (() => void) | undefined;
   watcher.onPresence((e) => {
     if (e.endpointId === 'stranded' && !e.online && !goneAt) goneAt = performance.now();
+    if (e.endpointId === 'probe' && !e.online) probeOffline?.();
   });
-  const stranded = client({ url: a.url, publicKeyRaw: key.publicKeyRaw }, 'alice', 'stranded');
+  const stranded = client(at(a), 'alice', 'stranded');
   await stranded.start();
+  // Households of 4, as in a building: one account of a thousand endpoints would make every
+  // login's profile and presence fan-out a thousand long.
   const fleet: AccessClient[] = [];
-  for (let i = 0; i < CRASH_ENDPOINTS; i++) fleet.push(client({ url: a.url, publicKeyRaw: key.publicKeyRaw }, 'fleet', `f${i}`, [b.url]));
-  // Fewer at once than the per-username limit (A11 counts logins in flight).
-  for (let i = 0; i < fleet.length; i += 4) await Promise.all(fleet.slice(i, i + 4).map((c) => c.start()));
+  for (let i = 0; i < CRASH_ENDPOINTS; i++) fleet.push(client(at(a), home(i), `f${i}`, [b.url, c.url]));
+  // Two at a time, as the Argon2 gate checks them (A11), so none is refused busy.
+  for (let i = 0; i < fleet.length; i += 2) await Promise.all(fleet.slice(i, i + 2).map((f) => f.start()));
   const back = new Set<number>();
-  fleet.forEach((c, i) => c.onConnectionChange((up) => up && back.add(i)));
+  fleet.forEach((f, i) => f.onConnectionChange((up) => up && back.add(i)));
   const killedAt = performance.now();
   await a.kill();
   let rehome99 = Number.NaN;
-  await until(() => {
+  const stormPresence: number[] = [];
+  const storming = (): boolean => {
     if (Number.isNaN(rehome99) && back.size >= Math.ceil(0.99 * fleet.length)) rehome99 = performance.now() - killedAt;
-    return back.size === fleet.length;
-  }, 60_000);
+    return back.size < fleet.length && performance.now() - killedAt < 60_000;
+  };
+  while (storming() && stormPresence.length < 300) {
+    const probe = client(at(c), 'alice', 'probe');
+    await probe.start().catch(() => undefined);
+    const got = arrival((done) => (probeOffline = done));
+    const t0 = performance.now();
+    await probe.close();
+    const seen = await got;
+    if (seen !== undefined) stormPresence.push(seen - t0);
+  }
+  await until(() => !storming(), 60_000);
   await until(() => goneAt > 0, 60_000);
-  const result = { endpoints: fleet.length, rehome99pctMs: round(rehome99, 0), rehomedAll: back.size === fleet.length ? 1 : 0, deadNodeDetectedMs: goneAt ? round(goneAt - killedAt, 0) : Number.NaN };
-  await Promise.all([...fleet, stranded, watcher].map((c) => c.close()));
+  const result = {
+    endpoints: fleet.length,
+    rehome99pctMs: round(rehome99, 0),
+    rehomedAll: back.size === fleet.length ? 1 : 0,
+    deadNodeDetectedMs: goneAt ? round(goneAt - killedAt, 0) : Number.NaN,
+    presenceDuringStormRounds: stormPresence.length,
+    presenceDuringStormP50Ms: round(percentile(stormPresence, 0.5), 1),
+    presenceDuringStormP95Ms: round(percentile(stormPresence, 0.95), 1),
+  };
+  await Promise.all([...fleet, stranded, watcher].map((f) => f.close()));
   return result;
 }
 
@@ -181,6 +214,8 @@ export async function run(): Promise<Record<string, unknown>> {
     await migrateStore({ kind: 'postgres', url: crashUrl });
     const crashStore = await openStore({ kind: 'postgres', url: crashUrl });
     await accounts(crashStore);
+    const hash = await hashPassword(PW);
+    for (let i = 0; i < CRASH_ENDPOINTS; i += 4) await crashStore.createAccount(home(i), home(i), hash);
     await crashStore.close();
     const deadNode = await crash(t, crashUrl, nats.url);
     // Last: the fleet lowers this process's CPU priority (bench/cluster-scale.ts).
