@@ -13,9 +13,17 @@ export interface LoginGateOptions {
   maxWaitMs?: number;
   /** Monotonic ms (performance.now; a test passes its own). */
   now?: () => number;
+  /** From 0 to 1, spreads the waits a refusal asks for (a test passes its own). */
+  random?: () => number;
 }
 
 export const DEFAULT_LOGIN_GATE = { concurrency: 32, queue: 4096, maxWaitMs: 5_000 } as const;
+
+/** The logins completed this long back give the rate a backlog is worked off at. */
+const RATE_WINDOW_MS = 5_000;
+/** A17: a refusal asks for at most this wait, and spreads its clients over up to a second more. */
+export const MAX_RETRY_AFTER_MS = 30_000;
+const SPREAD_MS = 1_000;
 
 /**
  * A11: bounds the token and proof logins one node works on at once. The rest wait in turn,
@@ -24,21 +32,33 @@ export const DEFAULT_LOGIN_GATE = { concurrency: 32, queue: 4096, maxWaitMs: 5_0
  * back-off. A restarted cluster node took its whole fleet's logins at once: their queries queued
  * in the PostgreSQL pool until they timed out (BUSY) or their clients gave up, and almost none
  * got through. On SQLite a login runs start to end without yielding, so this never holds one back.
+ *
+ * A17: the refusal says when to come back (`retryAfterMs`): once the logins in progress and
+ * waiting are through at the rate the node completed logins lately, each refused client a slot
+ * later than the one refused before it (plus up to a second at random), so the refused crowd
+ * returns at the pace the node works, not all at once after a fixed second.
  */
 export class LoginGate {
   private running = 0;
   private readonly waiting: Array<{ since: number; go: () => void }> = [];
   private busyCount = 0;
+  /** Completion times within RATE_WINDOW_MS, oldest first. */
+  private readonly doneAt: number[] = [];
+  /** Up to when refused logins have been given slots to come back in. */
+  private promisedUntil = 0;
+  private firstAt = Number.NaN;
   private readonly concurrency: number;
   private readonly queue: number;
   private readonly maxWaitMs: number;
   private readonly now: () => number;
+  private readonly random: () => number;
 
   constructor(opts: LoginGateOptions = {}) {
     this.concurrency = opts.concurrency ?? DEFAULT_LOGIN_GATE.concurrency;
     this.queue = opts.queue ?? DEFAULT_LOGIN_GATE.queue;
     this.maxWaitMs = opts.maxWaitMs ?? DEFAULT_LOGIN_GATE.maxWaitMs;
     this.now = opts.now ?? (() => performance.now());
+    this.random = opts.random ?? Math.random;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1 || this.concurrency > 1024) {
       throw new SweepError('INVALID_CONFIG', `logins.concurrency: ${this.concurrency} is not a whole number from 1 to 1024`);
     }
@@ -60,13 +80,15 @@ export class LoginGate {
    * to it in time, and CLOSED instead of working for a client that gave up meanwhile (`wanted`).
    */
   async run<T>(what: string, work: () => Promise<T>, wanted: () => boolean = () => true): Promise<T> {
+    if (Number.isNaN(this.firstAt)) this.firstAt = this.now();
     if (this.running < this.concurrency && this.waiting.length === 0) {
       this.running += 1;
     } else {
       const head = this.waiting[0];
       if (this.waiting.length >= this.queue || (head && this.now() - head.since >= this.maxWaitMs)) {
         this.busyCount += 1;
-        throw new SweepError('RATE_LIMITED', `${what}: server busy with logins (${this.running} in progress, ${this.waiting.length} waiting, none longer than ${this.maxWaitMs / 1000} s); retry after 1 s`);
+        const retryAfterMs = this.retryAfter();
+        throw new SweepError('RATE_LIMITED', `${what}: server busy with logins (${this.running} in progress, ${this.waiting.length} waiting, none longer than ${this.maxWaitMs / 1000} s); retry after ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
       }
       // The slot is handed over by the login that ends.
       await new Promise<void>((go) => this.waiting.push({ since: this.now(), go }));
@@ -75,9 +97,29 @@ export class LoginGate {
       if (!wanted()) throw new SweepError('CLOSED', `${what}: the connection closed while the login waited`);
       return await work();
     } finally {
+      const now = this.now();
+      this.doneAt.push(now);
+      this.forgetOld(now);
       const next = this.waiting.shift();
       if (next) next.go();
       else this.running -= 1;
     }
+  }
+
+  /** Keeps only the completion times of the rate window. */
+  private forgetOld(now: number): void {
+    while (this.doneAt.length > 0 && now - this.doneAt[0]! > RATE_WINDOW_MS) this.doneAt.shift();
+  }
+
+  /** A17: the wait for one refused login, its slot after those refused before it. */
+  private retryAfter(): number {
+    const now = this.now();
+    this.forgetOld(now);
+    // Logins completed per ms (over the time the gate has worked, if shorter); before any, one per slot a second.
+    const span = Math.max(1_000, Math.min(RATE_WINDOW_MS, now - this.firstAt));
+    const perMs = this.doneAt.length > 0 ? this.doneAt.length / span : this.concurrency / 1000;
+    const at = Math.min(Math.max(now + (this.running + this.waiting.length) / perMs, this.promisedUntil), now + MAX_RETRY_AFTER_MS);
+    this.promisedUntil = at + 1 / perMs;
+    return Math.round(at - now + this.random() * SPREAD_MS);
   }
 }

@@ -10,7 +10,7 @@ function pending(): { work: () => Promise<string>; end: () => void; started: boo
   return p;
 }
 
-const gate = (opts: LoginGateOptions, clock = { ms: 0 }): LoginGate => new LoginGate({ maxWaitMs: 5000, now: () => clock.ms, ...opts });
+const gate = (opts: LoginGateOptions, clock = { ms: 0 }): LoginGate => new LoginGate({ maxWaitMs: 5000, now: () => clock.ms, random: () => 0, ...opts });
 
 void t.test('LoginGate.run keeps at most concurrency logins in progress and starts the waiting ones in order', async (t) => {
   const g = gate({ concurrency: 2 });
@@ -34,7 +34,8 @@ void t.test('LoginGate.run beyond its queue refuses RATE_LIMITED with a retry-af
   const first = g.run('resumeProof', a.work);
   const second = g.run('resumeProof', b.work);
   const refused = await g.run('resumeProof', c.work).catch((e: unknown) => e);
-  t.match(refused, { code: 'RATE_LIMITED', message: /^resumeProof: server busy with logins \(1 in progress, 1 waiting, none longer than 5 s\); retry after 1 s$/ });
+  // Nothing completed yet: one login a second per slot is assumed, so the two in hand take 2 s.
+  t.match(refused, { code: 'RATE_LIMITED', message: /^resumeProof: server busy with logins \(1 in progress, 1 waiting, none longer than 5 s\); retry after 2 s$/, retryAfterMs: 2000 });
   t.equal(c.started, false);
   t.equal(g.refusedBusy, 1);
   await flush();
@@ -42,6 +43,31 @@ void t.test('LoginGate.run beyond its queue refuses RATE_LIMITED with a retry-af
   await flush();
   b.end();
   t.same([await first, await second], ['done', 'done']);
+});
+
+void t.test('LoginGate.run refusing while busy asks each refused login to come back once the backlog is through at the rate logins complete, a slot after the one before (A17, issue 16)', async (t) => {
+  const clock = { ms: 0 };
+  const g = gate({ concurrency: 2, maxWaitMs: 1000 }, clock);
+  // Ten logins completed in the first second: 5 a second over the 2 s the gate has worked.
+  for (let i = 0; i < 10; i++) {
+    clock.ms = i * 100;
+    await g.run('resumeProof', async () => 'quick');
+  }
+  clock.ms = 1000;
+  const works = [pending(), pending(), pending(), pending(), pending()];
+  const all = works.map((w) => g.run('resumeProof', w.work));
+  clock.ms = 2000;
+  const asked: unknown[] = [];
+  for (let i = 0; i < 3; i++) asked.push(await g.run('resumeProof', async () => 'late').catch((e: unknown) => (e as { retryAfterMs?: number }).retryAfterMs));
+  // 2 in progress and 3 waiting at 5 a second: 1 s; then one slot (200 ms) later each.
+  t.same(asked, [1000, 1200, 1400]);
+  await flush();
+  for (const w of works) w.end();
+  await flush();
+  for (const w of works) w.end();
+  await flush();
+  for (const w of works) w.end();
+  t.same(await Promise.all(all), ['done', 'done', 'done', 'done', 'done']);
 });
 
 void t.test('LoginGate.run while the longest-waiting login has waited maxWaitMs refuses newcomers, and takes them again once the wait is short', async (t) => {
@@ -53,7 +79,7 @@ void t.test('LoginGate.run while the longest-waiting login has waited maxWaitMs 
   clock.ms = 4999;
   const inTime = g.run('login', async () => 'in time');
   clock.ms = 5000;
-  await t.rejects(g.run('login', async () => 'late'), { code: 'RATE_LIMITED', message: /none longer than 5 s\); retry after 1 s/ });
+  await t.rejects(g.run('login', async () => 'late'), { code: 'RATE_LIMITED', message: /none longer than 5 s\); retry after 3 s/, retryAfterMs: 3000 });
   await flush();
   running.end();
   t.same([await first, await queued, await inTime], ['done', 'queued', 'in time']);
