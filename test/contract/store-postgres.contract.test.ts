@@ -31,3 +31,23 @@ void t.test('openStore on a PostgreSQL database without the schema refuses, nami
   const store = await openStore({ kind: 'postgres', url });
   await store.close();
 });
+
+void t.test('a resume-proof login on PostgreSQL takes one statement for its nonce and one for its session token (issue 16)', async (t) => {
+  const url = await pg.createDatabase('roundtrips');
+  await migrateStore({ kind: 'postgres', url });
+  const sent: string[] = [];
+  const store = await openStore({ kind: 'postgres', url }, { onQuery: (q) => sent.push(q) });
+  t.teardown(() => store.close());
+  await store.createAccount('alice', 'Alice', 'hash');
+  await store.useResumeNonce('n0', 70_000, 10_000);
+  sent.length = 0;
+  t.equal(await store.useResumeNonce('n1', 71_000, 11_000), true);
+  t.equal(await store.useResumeNonce('n1', 71_000, 11_500), false, 'used once');
+  t.equal(sent.length, 2, `one statement a proof, the expired deleted a while ago (${sent.join(' | ')})`);
+  sent.length = 0;
+  await store.replaceLoginSession('t1', 'alice', 'a1', 90_000);
+  await store.replaceLoginSession('t2', 'alice', 'a1', 90_000);
+  t.equal(sent.length, 2, `one statement a token (${sent.join(' | ')})`);
+  t.equal(await store.countLoginSessions('alice', 'a1'), 1, 'the older token is gone');
+  t.equal(await store.useResumeNonce('n1', 200_000, 100_000), true, 'an expired record counts as none');
+});
