@@ -70,6 +70,28 @@ void t.test('LoginGate.run refusing while busy asks each refused login to come b
   t.same(await Promise.all(all), ['done', 'done', 'done', 'done', 'done']);
 });
 
+void t.test('LoginGate.run with logins that never yield (SQLite) runs about 50 ms of them in one turn of the event loop and the rest in later turns (issue 16)', async (t) => {
+  const clock = { ms: 0 };
+  const g = gate({ concurrency: 4 }, clock);
+  let started = 0;
+  // Each login takes 10 ms of the loop and awaits nothing that is not already settled.
+  const work = async (): Promise<string> => {
+    started += 1;
+    clock.ms += 10;
+    return 'ran';
+  };
+  const all = Array.from({ length: 20 }, () => g.run('resumeProof', work));
+  for (let i = 0; i < 50; i++) await Promise.resolve();
+  t.ok(started <= 8, `this turn: 50 ms of logins and at most one more per slot, not all 20 (the loop accepts no connection meanwhile): ${started}`);
+  const turns = [started];
+  while (started < 20 && turns.length < 20) {
+    await flush();
+    turns.push(started);
+  }
+  t.ok(turns.length >= 3 && turns.every((n, i) => i === 0 || n - turns[i - 1]! <= 8), `the rest started over later turns, as many each (started by each turn: ${turns.join(', ')})`);
+  t.same(new Set(await Promise.all(all)), new Set(['ran']));
+});
+
 void t.test('LoginGate.run while the longest-waiting login has waited maxWaitMs refuses newcomers, and takes them again once the wait is short', async (t) => {
   const clock = { ms: 0 };
   const g = gate({ concurrency: 1 }, clock);
