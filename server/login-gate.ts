@@ -32,7 +32,9 @@ const TURN_BUDGET_MS = 50;
 
 /**
  * A11: bounds the token and proof logins one node works on at once. The rest wait in turn,
- * unless the queue is full or its head has waited `maxWaitMs`: then a newcomer is refused at once
+ * unless the queue is full, its head has waited `maxWaitMs`, or at the rate logins complete the
+ * newcomer would wait that long (behind a long queue it timed out before its turn, and came
+ * back with a longer back-off, its work wasted): then the newcomer is refused at once
  * RATE_LIMITED ("server busy"), before any signature check or store access, and retries with
  * back-off. A restarted cluster node took its whole fleet's logins at once: their queries queued
  * in the PostgreSQL pool until they timed out (BUSY) or their clients gave up, and almost none
@@ -95,7 +97,8 @@ export class LoginGate {
       this.running += 1;
     } else {
       const head = this.waiting[0];
-      if (this.waiting.length >= this.queue || (head && this.now() - head.since >= this.maxWaitMs)) {
+      const now = this.now();
+      if (this.waiting.length >= this.queue || (head && now - head.since >= this.maxWaitMs) || (this.running >= this.concurrency && (this.waiting.length + 1) / this.ratePerMs(now, Number.POSITIVE_INFINITY) >= this.maxWaitMs)) {
         this.busyCount += 1;
         const retryAfterMs = this.retryAfter();
         throw new SweepError('RATE_LIMITED', `${what}: server busy with logins (${this.running} in progress, ${this.waiting.length} waiting, none longer than ${this.maxWaitMs / 1000} s); retry after ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
@@ -141,13 +144,18 @@ export class LoginGate {
     while (this.doneAt.length > 0 && now - this.doneAt[0]! > RATE_WINDOW_MS) this.doneAt.shift();
   }
 
+  /** Logins completed per ms lately (over the time the gate has worked, if shorter), or `unknown` before any. */
+  private ratePerMs(now: number, unknown: number): number {
+    this.forgetOld(now);
+    const span = Math.max(1_000, Math.min(RATE_WINDOW_MS, now - this.firstAt));
+    return this.doneAt.length > 0 ? this.doneAt.length / span : unknown;
+  }
+
   /** A17: the wait for one refused login, its slot after those refused before it. */
   private retryAfter(): number {
     const now = this.now();
-    this.forgetOld(now);
-    // Logins completed per ms (over the time the gate has worked, if shorter); before any, one per slot a second.
-    const span = Math.max(1_000, Math.min(RATE_WINDOW_MS, now - this.firstAt));
-    const perMs = this.doneAt.length > 0 ? this.doneAt.length / span : this.concurrency / 1000;
+    // Before any login completed, one per slot a second.
+    const perMs = this.ratePerMs(now, this.concurrency / 1000);
     const at = Math.min(Math.max(now + (this.running + this.waiting.length) / perMs, this.promisedUntil), now + MAX_RETRY_AFTER_MS);
     this.promisedUntil = at + 1 / perMs;
     return Math.round(at - now + this.random() * SPREAD_MS);

@@ -70,6 +70,27 @@ void t.test('LoginGate.run refusing while busy asks each refused login to come b
   t.same(await Promise.all(all), ['done', 'done', 'done', 'done', 'done']);
 });
 
+void t.test('LoginGate.run refuses a newcomer that would wait maxWaitMs at the rate logins complete, though nobody has waited yet (issue 16)', async (t) => {
+  const clock = { ms: 0 };
+  const g = gate({ concurrency: 2, maxWaitMs: 1000 }, clock);
+  // Ten logins a second.
+  for (let i = 0; i < 10; i++) {
+    clock.ms = i * 100;
+    await g.run('resumeProof', async () => 'quick');
+  }
+  await flush();
+  clock.ms = 1000;
+  const works = Array.from({ length: 11 }, () => pending());
+  const all = works.map((w) => g.run('resumeProof', w.work));
+  // 2 in progress and 9 waiting: the next would start a second from now, when its client is about to give up.
+  await t.rejects(g.run('resumeProof', async () => 'late'), { code: 'RATE_LIMITED', message: /\(2 in progress, 9 waiting, none longer than 1 s\)/ });
+  for (let i = 0; i < 6; i++) {
+    await flush();
+    for (const w of works) w.end();
+  }
+  t.equal((await Promise.all(all)).length, 11);
+});
+
 void t.test('LoginGate.run with logins that never yield (SQLite) runs about 50 ms of them in one turn of the event loop and the rest in later turns (issue 16)', async (t) => {
   const clock = { ms: 0 };
   const g = gate({ concurrency: 4 }, clock);
