@@ -66,16 +66,15 @@ export class SqlStore implements AccountStore {
     return (await this.db.selectFrom('buddies').select('a').where('a', '=', x).where('b', '=', y).executeTakeFirst()) !== undefined;
   }
 
+  /**
+   * One IN over a UNION, not an OR of INs: PostgreSQL reads an OR of sub-selects by scanning the
+   * whole table, so every login of a restart storm read every account (and every online row).
+   */
   async buddiesOf(account: string): Promise<AccountSummary[]> {
     const rows = await this.db
       .selectFrom('accounts')
       .select(['name', 'display_name', 'created_at'])
-      .where((eb) =>
-        eb.or([
-          eb('name', 'in', eb.selectFrom('buddies').select('b').where('a', '=', account)),
-          eb('name', 'in', eb.selectFrom('buddies').select('a').where('b', '=', account)),
-        ]),
-      )
+      .where((eb) => eb('name', 'in', eb.selectFrom('buddies').select('b as name').where('a', '=', account).unionAll(eb.selectFrom('buddies').select('a as name').where('b', '=', account))))
       .orderBy('name')
       .execute();
     return rows.map(summary);
@@ -248,12 +247,18 @@ export class SqlStore implements AccountStore {
     const rows = await this.db
       .selectFrom('online_endpoints')
       .selectAll()
+      // One IN over a UNION, for the index (buddiesOf); the account itself by its primary key.
       .where((eb) =>
-        eb.or([
-          eb('account', '=', account),
-          eb('account', 'in', eb.selectFrom('buddies').select('b').where('a', '=', account)),
-          eb('account', 'in', eb.selectFrom('buddies').select('a').where('b', '=', account)),
-        ]),
+        eb(
+          'account',
+          'in',
+          eb
+            .selectFrom('accounts')
+            .select('name as account')
+            .where('name', '=', account)
+            .unionAll(eb.selectFrom('buddies').select('b as account').where('a', '=', account))
+            .unionAll(eb.selectFrom('buddies').select('a as account').where('b', '=', account)),
+        ),
       )
       .orderBy('endpoint_id')
       .execute();
