@@ -156,8 +156,14 @@ export class LoginGate {
     const now = this.now();
     // Before any login completed, one per slot a second.
     const perMs = this.ratePerMs(now, this.concurrency / 1000);
-    const at = Math.min(Math.max(now + (this.running + this.waiting.length) / perMs, this.promisedUntil), now + MAX_RETRY_AFTER_MS);
-    this.promisedUntil = at + 1 / perMs;
-    return Math.round(at - now + this.random() * SPREAD_MS);
+    const drained = Math.min(now + (this.running + this.waiting.length) / perMs, now + MAX_RETRY_AFTER_MS);
+    const slot = Math.max(drained, this.promisedUntil);
+    if (slot <= now + MAX_RETRY_AFTER_MS) {
+      this.promisedUntil = slot + 1 / perMs;
+      return Math.round(slot - now + this.random() * SPREAD_MS);
+    }
+    // More refused than the node gets through by the longest wait: anywhere from the drain to it,
+    // at random, not all at the longest wait (they came back in one clump, the node idle before).
+    return Math.round(drained - now + this.random() * (MAX_RETRY_AFTER_MS - (drained - now) + SPREAD_MS));
   }
 }

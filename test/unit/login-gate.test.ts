@@ -70,6 +70,25 @@ void t.test('LoginGate.run refusing while busy asks each refused login to come b
   t.same(await Promise.all(all), ['done', 'done', 'done', 'done', 'done']);
 });
 
+void t.test('LoginGate.run refusing more than the node gets through by MAX_RETRY_AFTER_MS spreads the rest up to it, not all at it (A17, issue 16)', async (t) => {
+  const clock = { ms: 0 };
+  const draws = [0, 0.5, 1];
+  let d = 0;
+  const g = gate({ concurrency: 1, maxWaitMs: 1000, random: () => draws[d++ % 3]! }, clock);
+  const running = pending();
+  const first = g.run('resumeProof', running.work);
+  const queued = g.run('resumeProof', async () => 'queued');
+  clock.ms = 1000;
+  // Nothing completed: one a second, so slots run out after 30 refusals.
+  const asked: unknown[] = [];
+  for (let i = 0; i < 33; i++) asked.push(await g.run('resumeProof', async () => 'late').catch((e: unknown) => (e as { retryAfterMs?: number }).retryAfterMs));
+  t.same(asked.slice(0, 2), [2000, 3500], 'the two in hand take 2 s, then a slot a second');
+  t.same(asked.slice(29), [31000, 2000, 16500, 31000], 'past 30 s of slots: from the drain to 30 s at random');
+  await flush();
+  running.end();
+  t.same([await first, await queued], ['done', 'queued']);
+});
+
 void t.test('LoginGate.run refuses a newcomer that would wait maxWaitMs at the rate logins complete, though nobody has waited yet (issue 16)', async (t) => {
   const clock = { ms: 0 };
   const g = gate({ concurrency: 2, maxWaitMs: 1000 }, clock);
