@@ -1,7 +1,7 @@
 import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
-import { accessCatalogue, type AccessCatalogue, type LoginResult, type SignalIn } from '../core/protocol/access.ts';
+import { accessCatalogue, askingRetryAfter, type AccessCatalogue, type LoginResult, type SignalIn } from '../core/protocol/access.ts';
 import type { EndpointKind } from '../core/protocol/common.ts';
 import { RpcChannel } from '../core/protocol/rpc.ts';
 import { MAX_MESSAGE_BYTES } from '../core/protocol/validate.ts';
@@ -148,7 +148,7 @@ export class FleetEndpoint {
   private async connect(): Promise<void> {
     this.state = 'connecting';
     const { opts } = this.fleet;
-    const ws = new WebSocket(opts.url, { headers: { 'x-forwarded-for': this.id.address }, maxPayload: MAX_MESSAGE_BYTES, handshakeTimeout: opts.timeoutMs });
+    const ws = new WebSocket(askingRetryAfter(opts.url), { headers: { 'x-forwarded-for': this.id.address }, maxPayload: MAX_MESSAGE_BYTES, handshakeTimeout: opts.timeoutMs });
     const channel = new RpcChannel({
       catalogue: accessCatalogue,
       send: (text) => ws.send(text),
@@ -219,7 +219,8 @@ export class FleetEndpoint {
     this.reconnectLater();
   }
 
-  private reconnectLater(): void {
+  /** As AccessClient: the wait a busy node asked for (A17), or the back-off. */
+  private reconnectLater(retryAfterMs?: number): void {
     this.state = 'down';
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -228,9 +229,9 @@ export class FleetEndpoint {
         if (this.state === 'stopped') return;
         this.fleet.failed(err);
         this.drop();
-        this.reconnectLater();
+        this.reconnectLater(toSweepError(err).retryAfterMs);
       });
-    }, this.backoff.next());
+    }, retryAfterMs === undefined ? this.backoff.next() : this.backoff.asked(retryAfterMs));
   }
 
   /** Lets go of the socket without treating it as a loss. */

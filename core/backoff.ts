@@ -21,6 +21,17 @@ export class Backoff {
     return Math.round(random() * ceiling);
   }
 
+  /**
+   * A17: the wait a server that answered asked for (at most `maxMs`), plus up to `initialMs` of
+   * jitter. It starts the doubling again: a server busy with a crowd is reachable, and waiting
+   * out a ceiling grown towards `maxMs` would leave it idle once the crowd is through.
+   */
+  asked(retryAfterMs: number): number {
+    this.attempt = 0;
+    const random = this.opts.random ?? Math.random;
+    return Math.min(this.opts.maxMs, Math.max(0, retryAfterMs)) + Math.round(random() * this.opts.initialMs);
+  }
+
   reset(): void {
     this.attempt = 0;
   }

@@ -23,12 +23,15 @@ export type ErrorCode =
 
 export class SweepError extends Error {
   override readonly name = 'SweepError';
+  /** A17: how long the refusing server asks to be left alone before the next attempt (ms). */
+  readonly retryAfterMs: number | undefined;
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterMs?: number | undefined },
   ) {
-    super(message, options);
+    super(message, options && 'cause' in options ? { cause: options.cause } : undefined);
+    this.retryAfterMs = options?.retryAfterMs;
   }
 }
 
@@ -43,9 +46,11 @@ export function toSweepError(err: unknown, fallback: ErrorCode = 'INTERNAL'): Sw
 export interface WireError {
   code: string;
   message: string;
+  /** A17: only to a peer that reads it (an older one's schema refuses unknown fields). */
+  retryAfterMs?: number;
 }
 
-export function toWireError(err: unknown): WireError {
+export function toWireError(err: unknown, withRetryAfter = false): WireError {
   const e = toSweepError(err);
-  return { code: e.code, message: e.message };
+  return withRetryAfter && e.retryAfterMs !== undefined ? { code: e.code, message: e.message, retryAfterMs: e.retryAfterMs } : { code: e.code, message: e.message };
 }

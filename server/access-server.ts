@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { MAX_MESSAGE_BYTES } from '../core/protocol/validate.ts';
+import { RETRY_AFTER_PARAM } from '../core/protocol/access.ts';
 import { SweepError } from '../core/errors.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { NS, type Logger } from '../platform/log.ts';
@@ -254,7 +255,8 @@ export class AccessServer {
         ws.terminate();
         return;
       }
-      const conn = new AccessConnection(ws, addresses.resolve(req.socket.remoteAddress, req.headers['x-forwarded-for']), ctx);
+      const asked = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get(RETRY_AFTER_PARAM) === '1';
+      const conn = new AccessConnection(ws, addresses.resolve(req.socket.remoteAddress, req.headers['x-forwarded-for']), ctx, asked);
       connections.add(conn);
       heartbeat.add(conn);
       ws.on('message', (data, isBinary) => conn.receive(data, isBinary));

@@ -88,17 +88,15 @@ export class AccessConnection {
   /** M3, A12: notes that wait while a login is answered (set from registering until the answer and its pages are out). */
   private held: Array<() => void> | undefined;
 
-  constructor(
-    private readonly ws: WebSocket,
-    readonly address: string,
-    private readonly ctx: ConnectionContext,
-  ) {
+  /** `sendRetryAfter`: the client asked for A17's `retryAfterMs` on refusals (older ones cannot read it). */
+  constructor(private readonly ws: WebSocket, readonly address: string, private readonly ctx: ConnectionContext, sendRetryAfter = false) {
     this.log = ctx.log.child({ address });
     this.channel = new RpcChannel({
       catalogue: accessCatalogue,
       send: (text) => ws.send(text),
       log: this.log,
       clock: ctx.clock,
+      sendRetryAfter,
       // A6: before login, only the ways to log in are answered (A1, A8, A14).
       admit: (type) => {
         if (!LOGIN_TYPES.has(type) && !this.entry) throw new SweepError('UNAUTHORIZED', `"${type}" needs a login first`);

@@ -13,32 +13,64 @@ export interface LoginGateOptions {
   maxWaitMs?: number;
   /** Monotonic ms (performance.now; a test passes its own). */
   now?: () => number;
+  /** From 0 to 1, spreads the waits a refusal asks for (a test passes its own). */
+  random?: () => number;
 }
 
 export const DEFAULT_LOGIN_GATE = { concurrency: 32, queue: 4096, maxWaitMs: 5_000 } as const;
 
+/** The logins completed this long back give the rate a backlog is worked off at. */
+const RATE_WINDOW_MS = 5_000;
+/** A17: a refusal asks for at most this wait, and spreads its clients over up to a second more. */
+export const MAX_RETRY_AFTER_MS = 30_000;
+const SPREAD_MS = 1_000;
+/**
+ * Once the logins let in during one turn of the event loop have run this long, the next turn goes
+ * first (logins let in before then, at most one per slot, still run in this turn).
+ */
+const TURN_BUDGET_MS = 50;
+
 /**
  * A11: bounds the token and proof logins one node works on at once. The rest wait in turn,
- * unless the queue is full or its head has waited `maxWaitMs`: then a newcomer is refused at once
+ * unless the queue is full, its head has waited `maxWaitMs`, or at the rate logins complete the
+ * newcomer would wait that long (behind a long queue it timed out before its turn, and came
+ * back with a longer back-off, its work wasted): then the newcomer is refused at once
  * RATE_LIMITED ("server busy"), before any signature check or store access, and retries with
  * back-off. A restarted cluster node took its whole fleet's logins at once: their queries queued
  * in the PostgreSQL pool until they timed out (BUSY) or their clients gave up, and almost none
- * got through. On SQLite a login runs start to end without yielding, so this never holds one back.
+ * got through. On SQLite a login runs start to end without yielding, and a slot handed on ran the
+ * next at once: one turn of the event loop worked through thousands of logins (13 s) while no
+ * connection was accepted and handshakes timed out. So once the logins let in during one turn have
+ * run TURN_BUDGET_MS, the rest wait for a later turn, and a crowd waits here, not in the kernel.
+ *
+ * A17: the refusal says when to come back (`retryAfterMs`): once the logins in progress and
+ * waiting are through at the rate the node completed logins lately, each refused client a slot
+ * later than the one refused before it (plus up to a second at random), so the refused crowd
+ * returns at the pace the node works, not all at once after a fixed second.
  */
 export class LoginGate {
   private running = 0;
   private readonly waiting: Array<{ since: number; go: () => void }> = [];
   private busyCount = 0;
+  /** Completion times within RATE_WINDOW_MS, oldest first. */
+  private readonly doneAt: number[] = [];
+  /** Up to when refused logins have been given slots to come back in. */
+  private promisedUntil = 0;
+  private firstAt = Number.NaN;
+  /** When the first login of this turn of the event loop was let in; cleared by the next turn. */
+  private turnFrom: number | undefined;
   private readonly concurrency: number;
   private readonly queue: number;
   private readonly maxWaitMs: number;
   private readonly now: () => number;
+  private readonly random: () => number;
 
   constructor(opts: LoginGateOptions = {}) {
     this.concurrency = opts.concurrency ?? DEFAULT_LOGIN_GATE.concurrency;
     this.queue = opts.queue ?? DEFAULT_LOGIN_GATE.queue;
     this.maxWaitMs = opts.maxWaitMs ?? DEFAULT_LOGIN_GATE.maxWaitMs;
     this.now = opts.now ?? (() => performance.now());
+    this.random = opts.random ?? Math.random;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1 || this.concurrency > 1024) {
       throw new SweepError('INVALID_CONFIG', `logins.concurrency: ${this.concurrency} is not a whole number from 1 to 1024`);
     }
@@ -60,24 +92,78 @@ export class LoginGate {
    * to it in time, and CLOSED instead of working for a client that gave up meanwhile (`wanted`).
    */
   async run<T>(what: string, work: () => Promise<T>, wanted: () => boolean = () => true): Promise<T> {
-    if (this.running < this.concurrency && this.waiting.length === 0) {
+    if (Number.isNaN(this.firstAt)) this.firstAt = this.now();
+    if (this.running < this.concurrency && this.waiting.length === 0 && this.turnLeft()) {
       this.running += 1;
     } else {
       const head = this.waiting[0];
-      if (this.waiting.length >= this.queue || (head && this.now() - head.since >= this.maxWaitMs)) {
+      const now = this.now();
+      if (this.waiting.length >= this.queue || (head && now - head.since >= this.maxWaitMs) || (this.running >= this.concurrency && (this.waiting.length + 1) / this.ratePerMs(now, Number.POSITIVE_INFINITY) >= this.maxWaitMs)) {
         this.busyCount += 1;
-        throw new SweepError('RATE_LIMITED', `${what}: server busy with logins (${this.running} in progress, ${this.waiting.length} waiting, none longer than ${this.maxWaitMs / 1000} s); retry after 1 s`);
+        const retryAfterMs = this.retryAfter();
+        throw new SweepError('RATE_LIMITED', `${what}: server busy with logins (${this.running} in progress, ${this.waiting.length} waiting, none longer than ${this.maxWaitMs / 1000} s); retry after ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
       }
-      // The slot is handed over by the login that ends.
+      // Let in by a login that ends, or by the next turn.
       await new Promise<void>((go) => this.waiting.push({ since: this.now(), go }));
     }
     try {
       if (!wanted()) throw new SweepError('CLOSED', `${what}: the connection closed while the login waited`);
       return await work();
     } finally {
-      const next = this.waiting.shift();
-      if (next) next.go();
-      else this.running -= 1;
+      const now = this.now();
+      this.doneAt.push(now);
+      this.forgetOld(now);
+      this.running -= 1;
+      this.letIn();
     }
+  }
+
+  /** Starts waiting logins while slots are free and this turn's budget lasts. */
+  private letIn(): void {
+    while (this.running < this.concurrency && this.waiting.length > 0 && this.turnLeft()) {
+      this.running += 1;
+      this.waiting.shift()!.go();
+    }
+  }
+
+  /** Whether the logins let in during this turn of the event loop have run less than TURN_BUDGET_MS. */
+  private turnLeft(): boolean {
+    const now = this.now();
+    if (this.turnFrom === undefined) {
+      this.turnFrom = now;
+      setImmediate(() => {
+        this.turnFrom = undefined;
+        this.letIn();
+      });
+    }
+    return now - this.turnFrom < TURN_BUDGET_MS;
+  }
+
+  /** Keeps only the completion times of the rate window. */
+  private forgetOld(now: number): void {
+    while (this.doneAt.length > 0 && now - this.doneAt[0]! > RATE_WINDOW_MS) this.doneAt.shift();
+  }
+
+  /** Logins completed per ms lately (over the time the gate has worked, if shorter), or `unknown` before any. */
+  private ratePerMs(now: number, unknown: number): number {
+    this.forgetOld(now);
+    const span = Math.max(1_000, Math.min(RATE_WINDOW_MS, now - this.firstAt));
+    return this.doneAt.length > 0 ? this.doneAt.length / span : unknown;
+  }
+
+  /** A17: the wait for one refused login, its slot after those refused before it. */
+  private retryAfter(): number {
+    const now = this.now();
+    // Before any login completed, one per slot a second.
+    const perMs = this.ratePerMs(now, this.concurrency / 1000);
+    const drained = Math.min(now + (this.running + this.waiting.length) / perMs, now + MAX_RETRY_AFTER_MS);
+    const slot = Math.max(drained, this.promisedUntil);
+    if (slot <= now + MAX_RETRY_AFTER_MS) {
+      this.promisedUntil = slot + 1 / perMs;
+      return Math.round(slot - now + this.random() * SPREAD_MS);
+    }
+    // More refused than the node gets through by the longest wait: anywhere from the drain to it,
+    // at random, not all at the longest wait (they came back in one clump, the node idle before).
+    return Math.round(drained - now + this.random() * (MAX_RETRY_AFTER_MS - (drained - now) + SPREAD_MS));
   }
 }

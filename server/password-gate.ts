@@ -6,6 +6,8 @@ export interface PasswordCheckOptions {
   concurrency?: number;
   /** Verifications allowed to wait for a turn; beyond this a login is refused RATE_LIMITED. Default 16. */
   queue?: number;
+  /** From 0 to 1, spreads the waits a refusal asks for (a test passes its own). */
+  random?: () => number;
 }
 
 export const DEFAULT_PASSWORD_CHECKS = { concurrency: 2, queue: 16 } as const;
@@ -13,15 +15,20 @@ export const DEFAULT_PASSWORD_CHECKS = { concurrency: 2, queue: 16 } as const;
 /**
  * A11: bounds the Argon2 work of logins. At most `concurrency` verifications run and `queue`
  * wait; any more is refused at once with RATE_LIMITED ("server busy"), so a burst of logins can
- * neither pile up CPU work nor push a legitimate login minutes back.
+ * neither pile up CPU work nor push a legitimate login minutes back. The refusal asks for the
+ * time the checks in hand take (A17: `retryAfterMs`, from their mean duration so far, plus up to
+ * a second at random), not a fixed second for everyone.
  */
 export class PasswordGate {
   private running = 0;
   private readonly waiting: Array<() => void> = [];
   private checkedCount = 0;
   private busyCount = 0;
+  /** Mean duration of a check (ms), moving; 50 until the first is timed. */
+  private meanMs = 50;
   private readonly concurrency: number;
   private readonly queue: number;
+  private readonly random: () => number;
 
   constructor(
     opts: PasswordCheckOptions = {},
@@ -29,6 +36,7 @@ export class PasswordGate {
   ) {
     this.concurrency = opts.concurrency ?? DEFAULT_PASSWORD_CHECKS.concurrency;
     this.queue = opts.queue ?? DEFAULT_PASSWORD_CHECKS.queue;
+    this.random = opts.random ?? Math.random;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1 || this.concurrency > 64) {
       throw new SweepError('INVALID_CONFIG', `passwordChecks.concurrency: ${this.concurrency} is not a whole number from 1 to 64`);
     }
@@ -52,7 +60,8 @@ export class PasswordGate {
     if (this.running >= this.concurrency) {
       if (this.waiting.length >= this.queue) {
         this.busyCount += 1;
-        throw new SweepError('RATE_LIMITED', `server busy: ${this.running + this.waiting.length} password checks in progress (at most ${this.concurrency} at once, ${this.queue} waiting); retry after 1 s`);
+        const retryAfterMs = Math.round(((this.running + this.waiting.length) * this.meanMs) / this.concurrency + this.random() * 1000);
+        throw new SweepError('RATE_LIMITED', `server busy: ${this.running + this.waiting.length} password checks in progress (at most ${this.concurrency} at once, ${this.queue} waiting); retry after ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
       }
       await new Promise<void>((resolve) => this.waiting.push(resolve));
     } else {
@@ -60,7 +69,10 @@ export class PasswordGate {
     }
     try {
       this.checkedCount += 1;
-      return await this.check(hash, password);
+      const started = performance.now();
+      const ok = await this.check(hash, password);
+      this.meanMs += (performance.now() - started - this.meanMs) / 8;
+      return ok;
     } finally {
       // The slot passes straight to the next in line, or is freed.
       const next = this.waiting.shift();

@@ -197,6 +197,14 @@ export function isFinalLoginRefusal(code: string): boolean {
   return FINAL_LOGIN_REFUSALS.has(code);
 }
 
+/** A17: the query parameter by which a client asks for `retryAfterMs` on the server's refusals. */
+export const RETRY_AFTER_PARAM = 'retryAfter';
+
+/** A17: the access URL with the ask for `retryAfterMs` (an older server ignores it). */
+export function askingRetryAfter(url: string): string {
+  return `${url}${url.includes('?') ? '&' : '?'}${RETRY_AFTER_PARAM}=1`;
+}
+
 export const accessCatalogue = {
   requests: {
     login: { body: LoginBody, result: LoginResult },

@@ -30,4 +30,5 @@ export const EndpointInfo = z.strictObject({
 export type EndpointInfo = z.infer<typeof EndpointInfo>;
 
 /** The response envelope shared by every request/response channel. */
-export const WireErrorSchema = z.strictObject({ code: z.string().max(64), message: z.string().max(1024) });
+/** A17: `retryAfterMs`, the wait a busy server asks for; absent from older servers' errors. */
+export const WireErrorSchema = z.strictObject({ code: z.string().max(64), message: z.string().max(1024), retryAfterMs: z.number().int().min(0).max(3_600_000).optional() });

@@ -34,6 +34,11 @@ export interface RpcChannelOptions<C extends Catalogue> {
   admit?: (type: string) => void;
   /** Told about every inbound message that was refused as malformed (for counters and logs). */
   onBadMessage?: (err: SweepError) => void;
+  /**
+   * A17: the peer reads `retryAfterMs` on errors, so refusals carry it. Off by default: an older
+   * peer's strict schema would drop the whole response, and its request would time out.
+   */
+  sendRetryAfter?: boolean;
 }
 
 /**
@@ -141,7 +146,7 @@ export class RpcChannel<C extends Catalogue> {
     }
     if (env.status === 'error') {
       const code = (KNOWN_CODES.has(env.error.code) ? env.error.code : 'REFUSED') as ErrorCode;
-      p.reject(withStack(new SweepError(code, `${p.type}: ${env.error.message}`), p.stack));
+      p.reject(withStack(new SweepError(code, `${p.type}: ${env.error.message}`, { retryAfterMs: env.error.retryAfterMs }), p.stack));
       return;
     }
     const schema = Object.hasOwn(this.opts.catalogue.requests, p.type) ? this.opts.catalogue.requests[p.type]?.result : undefined;
@@ -166,7 +171,7 @@ export class RpcChannel<C extends Catalogue> {
       const data = await handler(body);
       reply = { kind: 'res', id, status: 'ok', data: data ?? {} };
     } catch (err) {
-      const wire = toWireError(err);
+      const wire = toWireError(err, this.opts.sendRetryAfter === true);
       if (wire.code === 'INVALID_MESSAGE' || wire.code === 'UNKNOWN_TYPE') this.bad(err as SweepError);
       reply = { kind: 'res', id, status: 'error', error: wire };
     }

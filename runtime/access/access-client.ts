@@ -1,5 +1,5 @@
 import { WebSocket } from 'ws';
-import { accessCatalogue, isFinalLoginRefusal, type AccessCatalogue, type LoginBody, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload } from '../../core/protocol/access.ts';
+import { accessCatalogue, askingRetryAfter, isFinalLoginRefusal, type AccessCatalogue, type LoginBody, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload } from '../../core/protocol/access.ts';
 import type { EndpointInfo, EndpointKind } from '../../core/protocol/common.ts';
 import type { IceConfig } from '../../core/protocol/ice.ts';
 import { RpcChannel } from '../../core/protocol/rpc.ts';
@@ -272,7 +272,7 @@ export class AccessClient {
   private connect(): Promise<RpcChannel<AccessCatalogue>> {
     const urls = [this.opts.url, ...(this.opts.fallbackUrls ?? [])];
     const url = urls[this.urlTurn % urls.length] ?? this.opts.url;
-    const ws = new WebSocket(url, { maxPayload: MAX_MESSAGE_BYTES, handshakeTimeout: this.timeoutMs });
+    const ws = new WebSocket(askingRetryAfter(url), { maxPayload: MAX_MESSAGE_BYTES, handshakeTimeout: this.timeoutMs });
     const channel = new RpcChannel({
       catalogue: accessCatalogue,
       send: (text) => ws.send(text),
@@ -336,10 +336,11 @@ export class AccessClient {
     this.scheduleReconnect();
   }
 
-  private scheduleReconnect(): void {
+  /** A17: the wait a busy server asked for, if it did (its ceiling starts over); otherwise back-off. */
+  private scheduleReconnect(retryAfterMs?: number): void {
     this.stateNow = 'reconnecting';
     this.urlTurn += 1;
-    const delayMs = this.backoff.next();
+    const delayMs = retryAfterMs === undefined ? this.backoff.next() : this.backoff.asked(retryAfterMs);
     this.reconnectTimer = this.clock.setTimeout(() => {
       this.reconnectTimer = undefined;
       void this.reconnect();
@@ -366,8 +367,8 @@ export class AccessClient {
         this.emit(this.listeners.refused, e);
         return;
       }
-      this.log.warn({ code: e.code, reason: e.message }, 'reconnect failed; retrying');
-      this.scheduleReconnect();
+      this.log.warn({ code: e.code, reason: e.message, retryAfterMs: e.retryAfterMs }, 'reconnect failed; retrying');
+      this.scheduleReconnect(e.retryAfterMs);
     }
   }
 

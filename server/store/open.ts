@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, type LogEvent } from 'kysely';
 import pg from 'pg';
 import { SweepError } from '../../core/errors.ts';
 import type { AccountStore } from '../store.ts';
@@ -22,6 +22,8 @@ export interface OpenStoreOptions {
   migrations?: 'apply' | 'require';
   /** Errors of idle pooled connections (a PostgreSQL restart); without it they are ignored. */
   onPoolError?: (err: Error) => void;
+  /** PostgreSQL: told the SQL of every statement the store sends (its round trips, for tests and diagnosis). */
+  onQuery?: (sql: string) => void;
 }
 
 const PG_BIGINT = 20;
@@ -39,7 +41,7 @@ export function redactUrl(url: string): string {
 }
 
 export async function openStore(location: StoreLocation, opts: OpenStoreOptions = {}): Promise<AccountStore> {
-  const { db, dialect, release } = location.kind === 'sqlite' ? openSqlite(location.dataDir) : openPostgres(location.url, opts.onPoolError);
+  const { db, dialect, release } = location.kind === 'sqlite' ? openSqlite(location.dataDir) : openPostgres(location.url, opts.onPoolError, opts.onQuery);
   try {
     const mode = opts.migrations ?? (dialect === 'sqlite' ? 'apply' : 'require');
     if (mode === 'apply') await migrateToLatest(db as Kysely<unknown>, dialect);
@@ -106,7 +108,7 @@ function openSqlite(dataDir: string): Opened {
   return { db: entry.db, dialect: 'sqlite', release };
 }
 
-function openPostgres(url: string, onPoolError?: (err: Error) => void): Opened {
+function openPostgres(url: string, onPoolError?: (err: Error) => void, onQuery?: (sql: string) => void): Opened {
   const pool = new pg.Pool({
     connectionString: url,
     max: 10,
@@ -118,7 +120,8 @@ function openPostgres(url: string, onPoolError?: (err: Error) => void): Opened {
   });
   // An idle client's error (the server restarted) must not crash the node.
   pool.on('error', (err) => onPoolError?.(err));
-  const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
+  const log = onQuery && ((event: LogEvent): void => onQuery(event.query.sql));
+  const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }), ...(log ? { log } : {}) });
   return { db, dialect: 'postgres', release: () => db.destroy() };
 }
 

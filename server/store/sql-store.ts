@@ -5,6 +5,8 @@ import type { SqlDialect, Tables } from './schema.ts';
 
 /** The advisory lock key of the reaper (any constant the cluster agrees on). */
 const REAPER_LOCK = 0x5eed16;
+/** Expired resume nonces are deleted at most this often (A14). */
+const NONCE_PURGE_MS = 10_000;
 
 /**
  * The store over Kysely: one set of queries for SQLite and PostgreSQL (only portable SQL:
@@ -12,6 +14,7 @@ const REAPER_LOCK = 0x5eed16;
  */
 export class SqlStore implements AccountStore {
   private closing: Promise<void> | undefined;
+  private noncesPurgedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly db: Kysely<Tables>,
@@ -63,16 +66,15 @@ export class SqlStore implements AccountStore {
     return (await this.db.selectFrom('buddies').select('a').where('a', '=', x).where('b', '=', y).executeTakeFirst()) !== undefined;
   }
 
+  /**
+   * One IN over a UNION, not an OR of INs: PostgreSQL reads an OR of sub-selects by scanning the
+   * whole table, so every login of a restart storm read every account (and every online row).
+   */
   async buddiesOf(account: string): Promise<AccountSummary[]> {
     const rows = await this.db
       .selectFrom('accounts')
       .select(['name', 'display_name', 'created_at'])
-      .where((eb) =>
-        eb.or([
-          eb('name', 'in', eb.selectFrom('buddies').select('b').where('a', '=', account)),
-          eb('name', 'in', eb.selectFrom('buddies').select('a').where('b', '=', account)),
-        ]),
-      )
+      .where((eb) => eb('name', 'in', eb.selectFrom('buddies').select('b as name').where('a', '=', account).unionAll(eb.selectFrom('buddies').select('a as name').where('b', '=', account))))
       .orderBy('name')
       .execute();
     return rows.map(summary);
@@ -127,8 +129,17 @@ export class SqlStore implements AccountStore {
     await this.db.deleteFrom('login_sessions').where('token_hash', '=', tokenHash).execute();
   }
 
-  replaceLoginSession(tokenHash: string, account: string, endpointId: string, expiresAt: number): Promise<void> {
-    return this.transaction(async (tx) => {
+  /** On PostgreSQL one statement (a login's round trips are a restart storm's cost); SQLite has no DELETE in WITH. */
+  async replaceLoginSession(tokenHash: string, account: string, endpointId: string, expiresAt: number): Promise<void> {
+    if (this.dialect === 'postgres') {
+      await this.db
+        .with('revoked', (db) => db.deleteFrom('login_sessions').where('account', '=', account).where('endpoint_id', '=', endpointId))
+        .insertInto('login_sessions')
+        .values({ token_hash: tokenHash, account, endpoint_id: endpointId, expires_at: expiresAt })
+        .execute();
+      return;
+    }
+    return await this.transaction(async (tx) => {
       await tx.revokeLoginSessions(account, endpointId);
       await tx.addLoginSession(tokenHash, account, endpointId, expiresAt);
     });
@@ -236,12 +247,18 @@ export class SqlStore implements AccountStore {
     const rows = await this.db
       .selectFrom('online_endpoints')
       .selectAll()
+      // One IN over a UNION, for the index (buddiesOf); the account itself by its primary key.
       .where((eb) =>
-        eb.or([
-          eb('account', '=', account),
-          eb('account', 'in', eb.selectFrom('buddies').select('b').where('a', '=', account)),
-          eb('account', 'in', eb.selectFrom('buddies').select('a').where('b', '=', account)),
-        ]),
+        eb(
+          'account',
+          'in',
+          eb
+            .selectFrom('accounts')
+            .select('name as account')
+            .where('name', '=', account)
+            .unionAll(eb.selectFrom('buddies').select('b as account').where('a', '=', account))
+            .unionAll(eb.selectFrom('buddies').select('a as account').where('b', '=', account)),
+        ),
       )
       .orderBy('endpoint_id')
       .execute();
@@ -306,10 +323,24 @@ export class SqlStore implements AccountStore {
     });
   }
 
+  /**
+   * One statement per proof: a record that expired counts as none (it is taken over), and the
+   * expired ones are deleted at most every NONCE_PURGE_MS, by one of the logins. A delete on
+   * every login cost a restart storm a round trip each, and concurrent logins waited on one
+   * another's row locks deleting the same rows.
+   */
   async useResumeNonce(nonce: string, expiresAt: number, now: number): Promise<boolean> {
-    await this.db.deleteFrom('resume_nonces').where('expires_at', '<=', now).execute();
+    if (now - this.noncesPurgedAt >= NONCE_PURGE_MS || now < this.noncesPurgedAt) {
+      this.noncesPurgedAt = now;
+      await this.db.deleteFrom('resume_nonces').where('expires_at', '<=', now).execute();
+    }
     // The primary key decides between two nodes taking the same nonce at once.
-    const row = await this.db.insertInto('resume_nonces').values({ nonce, expires_at: expiresAt }).onConflict((oc) => oc.column('nonce').doNothing()).returning('nonce').executeTakeFirst();
+    const row = await this.db
+      .insertInto('resume_nonces')
+      .values({ nonce, expires_at: expiresAt })
+      .onConflict((oc) => oc.column('nonce').doUpdateSet({ expires_at: (eb) => eb.ref('excluded.expires_at') }).where('resume_nonces.expires_at', '<=', now))
+      .returning('nonce')
+      .executeTakeFirst();
     return row !== undefined;
   }
 

@@ -5,6 +5,7 @@ import { hashPassword } from '../../server/passwords.ts';
 import { hashToken } from '../../server/credentials.ts';
 import type { AccessServer } from '../../server/access-server.ts';
 import { AccessClient } from '../../runtime/access/access-client.ts';
+import { askingRetryAfter } from '../../core/protocol/access.ts';
 import { silentLogger } from '../../platform/log.ts';
 import { fakeEndpointKeys } from '../helpers/endpoint-keys.ts';
 import { startPostgres } from '../helpers/postgres.ts';
@@ -33,10 +34,11 @@ void t.test('failed logins on one node count on every node: the sixth attempt on
 });
 
 /** One request on each of `bodies.length` fresh sockets, all written in one synchronous run; resolves with the answers. */
-async function burst(t: Test, server: AccessServer, type: string, bodies: object[]): Promise<Array<{ status: string; error?: { code: string; message: string } }>> {
+async function burst(t: Test, server: AccessServer, type: string, bodies: object[]): Promise<Array<{ status: string; error?: { code: string; message: string; retryAfterMs?: number } }>> {
   const sockets = await Promise.all(
-    bodies.map(async () => {
-      const ws = new WebSocket(server.url);
+    bodies.map(async (_, i) => {
+      // Every other socket asks for A17's retryAfterMs, as current clients do; the rest are older clients.
+      const ws = new WebSocket(i % 2 === 0 ? askingRetryAfter(server.url) : server.url);
       t.teardown(() => ws.terminate());
       await new Promise<void>((resolve, reject) => {
         ws.once('open', () => resolve());
@@ -45,7 +47,7 @@ async function burst(t: Test, server: AccessServer, type: string, bodies: object
       return ws;
     }),
   );
-  const answers = sockets.map((ws) => new Promise<{ status: string; error?: { code: string; message: string } }>((resolve) => ws.on('message', (raw: Buffer) => resolve(JSON.parse(raw.toString()) as never))));
+  const answers = sockets.map((ws) => new Promise<{ status: string; error?: { code: string; message: string; retryAfterMs?: number } }>((resolve) => ws.on('message', (raw: Buffer) => resolve(JSON.parse(raw.toString()) as never))));
   sockets.forEach((ws, i) => ws.send(JSON.stringify({ kind: 'req', id: 'r1', type, body: bodies[i] })));
   return Promise.all(answers);
 }
@@ -67,7 +69,11 @@ void t.test('resumes beyond the login gate are refused RATE_LIMITED "server busy
   t.comment(`${answers.filter((a) => a.status === 'ok').length} ok, ${busy.length} refused busy`);
   t.ok(answers.filter((a) => a.status === 'ok').length >= 3, 'the one in progress and the two waiting are answered');
   t.ok(busy.length >= 6, `most of the rest were refused at once (got ${busy.length} of 12)`);
-  t.match(busy[0]?.error?.message, /^resume: server busy with logins \(1 in progress, 2 waiting, none longer than 5 s\); retry after 1 s$/);
+  t.match(busy[0]?.error?.message, /^resume: server busy with logins \(1 in progress, 2 waiting, none longer than 5 s\); retry after \d+ s$/);
+  const asked = answers.filter((a, i) => i % 2 === 0 && a.error?.code === 'RATE_LIMITED');
+  const older = answers.filter((a, i) => i % 2 === 1 && a.error?.code === 'RATE_LIMITED');
+  t.ok(asked.length > 0 && asked.every((a) => (a.error?.retryAfterMs ?? 0) >= 1000), `a client that asked is told when to come back (A17): ${asked.map((a) => a.error?.retryAfterMs).join(', ')} ms`);
+  t.ok(older.every((a) => a.error && !('retryAfterMs' in a.error)), 'an older client gets the message only');
   t.equal(answers.filter((a) => a.status !== 'ok' && a.error?.code !== 'RATE_LIMITED').length, 0, 'no other failure');
   // Refused before the token was looked at: it still works.
   const again = tokens[answers.findIndex((a) => a.error?.code === 'RATE_LIMITED')]!;

@@ -1,4 +1,5 @@
 import t from 'tap';
+import pgClient from 'pg';
 import { migrateStore, openStore } from '../../server/store/open.ts';
 import type { AccountStore } from '../../server/store.ts';
 import { startPostgres } from '../helpers/postgres.ts';
@@ -30,4 +31,48 @@ void t.test('openStore on a PostgreSQL database without the schema refuses, nami
   t.same(await migrateStore({ kind: 'postgres', url }), [], 'a second migrate applies nothing');
   const store = await openStore({ kind: 'postgres', url });
   await store.close();
+});
+
+void t.test('a resume-proof login on PostgreSQL takes one statement for its nonce and one for its session token (issue 16)', async (t) => {
+  const url = await pg.createDatabase('roundtrips');
+  await migrateStore({ kind: 'postgres', url });
+  const sent: string[] = [];
+  const store = await openStore({ kind: 'postgres', url }, { onQuery: (q) => sent.push(q) });
+  t.teardown(() => store.close());
+  await store.createAccount('alice', 'Alice', 'hash');
+  await store.useResumeNonce('n0', 70_000, 10_000);
+  sent.length = 0;
+  t.equal(await store.useResumeNonce('n1', 71_000, 11_000), true);
+  t.equal(await store.useResumeNonce('n1', 71_000, 11_500), false, 'used once');
+  t.equal(sent.length, 2, `one statement a proof, the expired deleted a while ago (${sent.join(' | ')})`);
+  sent.length = 0;
+  await store.replaceLoginSession('t1', 'alice', 'a1', 90_000);
+  await store.replaceLoginSession('t2', 'alice', 'a1', 90_000);
+  t.equal(sent.length, 2, `one statement a token (${sent.join(' | ')})`);
+  t.equal(await store.countLoginSessions('alice', 'a1'), 1, 'the older token is gone');
+  t.equal(await store.useResumeNonce('n1', 200_000, 100_000), true, 'an expired record counts as none');
+});
+
+void t.test('a login reads its buddies and their online rows by index on PostgreSQL, not by scanning 10,000 rows (issue 16)', async (t) => {
+  const url = await pg.createDatabase('plans');
+  await migrateStore({ kind: 'postgres', url });
+  const sent: string[] = [];
+  const store = await openStore({ kind: 'postgres', url }, { onQuery: (q) => sent.push(q) });
+  const raw = new pgClient.Pool({ connectionString: url, max: 1 });
+  t.teardown(async () => {
+    await raw.end();
+    await store.close();
+  });
+  await raw.query(`INSERT INTO accounts (name, display_name, password_hash, created_at) SELECT 'h' || g, 'H', 'x', 0 FROM generate_series(0, 2499) g`);
+  await raw.query(`INSERT INTO buddies (a, b) SELECT 'h' || g, 'h' || (g + 1) FROM generate_series(0, 2498, 2) g`);
+  await raw.query(`INSERT INTO online_endpoints (endpoint_id, account, kind, label, node_id, session_id, since) SELECT 'h' || (g / 4) || '-e' || (g % 4), 'h' || (g / 4), 'phone', '', 'n1', 's' || g, 0 FROM generate_series(0, 9999) g`);
+  await raw.query('ANALYZE');
+  sent.length = 0;
+  t.same((await store.buddiesOf('h10')).map((b) => b.name), ['h11']);
+  t.same((await store.onlineForAccount('h10')).map((r) => r.endpointId), ['h10-e0', 'h10-e1', 'h10-e2', 'h10-e3', 'h11-e0', 'h11-e1', 'h11-e2', 'h11-e3']);
+  for (const query of sent) {
+    const params = Array.from(query.matchAll(/\$\d+/g), () => 'h10');
+    const plan = (await raw.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${query}`, params)).rows.map((r) => r['QUERY PLAN']).join('\n');
+    t.notMatch(plan, /Seq Scan on (accounts|online_endpoints)/, `${query.slice(0, 60)}…\n${plan}`);
+  }
 });

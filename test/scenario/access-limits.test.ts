@@ -76,7 +76,7 @@ void t.test('login beyond the Argon2 queue is refused RATE_LIMITED "server busy"
   const replies = await Promise.all(Array.from({ length: 8 }, (_, i) => loginOnce(t, server, `nobody${i}`, 'x', `n${i}`)));
   const busy = replies.filter((r) => r.error?.code === 'RATE_LIMITED');
   t.ok(busy.length >= 5, `at least 5 of 8 were refused busy (got ${busy.length})`);
-  t.match(busy[0]?.error?.message, /server busy.*retry after 1 s/);
+  t.match(busy[0]?.error?.message, /server busy.*retry after \d+ s/);
   t.ok(server.passwordChecks.checked <= 3, `at most concurrency + queue checks ran (got ${server.passwordChecks.checked})`);
   // A refusal for busy is not a failure: the same names may try again at once.
   const again = await loginOnce(t, server, 'nobody7', 'x', 'n7');

@@ -76,7 +76,7 @@ void t.test('AccessClient with a malformed server key throws INVALID_CONFIG nami
 });
 
 /** A stand-in server whose n-th login is answered as `script[n]` says: 'ok', 'silent' (no answer) or an error code. */
-async function scriptedServer(t: Test, script: string[]): Promise<{ url: string; keyRaw: string; logins: () => number; drop: () => void }> {
+async function scriptedServer(t: Test, script: string[]): Promise<{ url: string; keyRaw: string; logins: () => number; loginTimes: number[]; drop: () => void }> {
   const { privateKey } = generateKeyPairSync('ed25519');
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise((r) => wss.once('listening', r));
@@ -85,13 +85,19 @@ async function scriptedServer(t: Test, script: string[]): Promise<{ url: string;
     wss.close(() => r());
   }));
   let n = 0;
-  wss.on('connection', (ws) => {
+  const at: number[] = [];
+  wss.on('connection', (ws, req) => {
+    const asked = (req.url ?? '').includes('retryAfter=1');
     ws.on('message', (data: Buffer) => {
       const req = JSON.parse(data.toString()) as { id: string; type: string; body: Record<string, string> };
       if (req.type !== 'login') return ws.send(JSON.stringify({ kind: 'res', id: req.id, status: 'ok', data: {} }));
+      at.push(Date.now());
       const step = script[n++] ?? 'ok';
       if (step === 'silent') return;
-      if (step !== 'ok') return ws.send(JSON.stringify({ kind: 'res', id: req.id, status: 'error', error: { code: step, message: `scripted ${step}` } }));
+      // "CODE@ms": the refusal asks for that wait (A17), to a client that asked for it.
+      const [code, wait] = step.split('@');
+      const retry = wait !== undefined && asked ? { retryAfterMs: Number(wait) } : {};
+      if (step !== 'ok') return ws.send(JSON.stringify({ kind: 'res', id: req.id, status: 'error', error: { code, message: `scripted ${code}`, ...retry } }));
       const b = req.body;
       const now = Date.now();
       const payload = { v: 1 as const, account: b.username!, endpointId: b.endpointId!, kind: 'deskphone' as const, label: '', signingKey: b.signingKey!, dtlsFingerprint: b.dtlsFingerprint!, issuedAt: now, expiresAt: now + 60_000 };
@@ -103,16 +109,17 @@ async function scriptedServer(t: Test, script: string[]): Promise<{ url: string;
     url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`,
     keyRaw: rawPublicKey(privateKey),
     logins: () => n,
+    loginTimes: at,
     drop: () => {
       for (const c of wss.clients) c.terminate();
     },
   };
 }
 
-function fastClient(t: Test, url: string, keyRaw: string): AccessClient {
+function fastClient(t: Test, url: string, keyRaw: string, backoff = { initialMs: 5, maxMs: 20 }): AccessClient {
   const c = new AccessClient({
     url, username: 'alice', password: 'pw', endpointId: 'a1', kind: 'deskphone', label: '',
-    ...fakeEndpointKeys(), serverPublicKeyRaw: keyRaw, log: silentLogger(), backoff: { initialMs: 5, maxMs: 20 }, requestTimeoutMs: 150,
+    ...fakeEndpointKeys(), serverPublicKeyRaw: keyRaw, log: silentLogger(), backoff, requestTimeoutMs: 150,
   });
   t.teardown(() => c.close());
   return c;
@@ -138,6 +145,19 @@ void t.test('reconnect refused for a transient reason is retried with back-off u
   t.same(changes, [true, false, true]);
   t.equal(c.state, 'online');
   t.equal(s.logins(), 2 + transient.length, 'every refusal was followed by another attempt');
+});
+
+void t.test('reconnect refused busy with a retryAfterMs waits that long, not its own back-off (A17, issue 16)', async (t) => {
+  const s = await scriptedServer(t, ['ok', 'RATE_LIMITED@400', 'RATE_LIMITED@300', 'ok']);
+  const c = fastClient(t, s.url, s.keyRaw, { initialMs: 5, maxMs: 2000 });
+  const changes: boolean[] = [];
+  c.onConnectionChange((v) => changes.push(v));
+  await c.start();
+  s.drop();
+  await until('back online', () => changes.length === 3, 5000);
+  const [, first, second, third] = s.loginTimes;
+  t.ok(second! - first! >= 400 && second! - first! < 400 + 5 + 200, `asked 400 ms, waited ${second! - first!} ms`);
+  t.ok(third! - second! >= 300 && third! - second! < 300 + 5 + 200, `asked 300 ms, waited ${third! - second!} ms`);
 });
 
 void t.test('reconnect refused for wrong credentials is final: state refused, no more attempts (issue 12, A10)', async (t) => {

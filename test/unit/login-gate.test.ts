@@ -10,7 +10,7 @@ function pending(): { work: () => Promise<string>; end: () => void; started: boo
   return p;
 }
 
-const gate = (opts: LoginGateOptions, clock = { ms: 0 }): LoginGate => new LoginGate({ maxWaitMs: 5000, now: () => clock.ms, ...opts });
+const gate = (opts: LoginGateOptions, clock = { ms: 0 }): LoginGate => new LoginGate({ maxWaitMs: 5000, now: () => clock.ms, random: () => 0, ...opts });
 
 void t.test('LoginGate.run keeps at most concurrency logins in progress and starts the waiting ones in order', async (t) => {
   const g = gate({ concurrency: 2 });
@@ -34,7 +34,8 @@ void t.test('LoginGate.run beyond its queue refuses RATE_LIMITED with a retry-af
   const first = g.run('resumeProof', a.work);
   const second = g.run('resumeProof', b.work);
   const refused = await g.run('resumeProof', c.work).catch((e: unknown) => e);
-  t.match(refused, { code: 'RATE_LIMITED', message: /^resumeProof: server busy with logins \(1 in progress, 1 waiting, none longer than 5 s\); retry after 1 s$/ });
+  // Nothing completed yet: one login a second per slot is assumed, so the two in hand take 2 s.
+  t.match(refused, { code: 'RATE_LIMITED', message: /^resumeProof: server busy with logins \(1 in progress, 1 waiting, none longer than 5 s\); retry after 2 s$/, retryAfterMs: 2000 });
   t.equal(c.started, false);
   t.equal(g.refusedBusy, 1);
   await flush();
@@ -42,6 +43,93 @@ void t.test('LoginGate.run beyond its queue refuses RATE_LIMITED with a retry-af
   await flush();
   b.end();
   t.same([await first, await second], ['done', 'done']);
+});
+
+void t.test('LoginGate.run refusing while busy asks each refused login to come back once the backlog is through at the rate logins complete, a slot after the one before (A17, issue 16)', async (t) => {
+  const clock = { ms: 0 };
+  const g = gate({ concurrency: 2, maxWaitMs: 1000 }, clock);
+  // Ten logins completed in the first second: 5 a second over the 2 s the gate has worked.
+  for (let i = 0; i < 10; i++) {
+    clock.ms = i * 100;
+    await g.run('resumeProof', async () => 'quick');
+  }
+  clock.ms = 1000;
+  const works = [pending(), pending(), pending(), pending(), pending()];
+  const all = works.map((w) => g.run('resumeProof', w.work));
+  clock.ms = 2000;
+  const asked: unknown[] = [];
+  for (let i = 0; i < 3; i++) asked.push(await g.run('resumeProof', async () => 'late').catch((e: unknown) => (e as { retryAfterMs?: number }).retryAfterMs));
+  // 2 in progress and 3 waiting at 5 a second: 1 s; then one slot (200 ms) later each.
+  t.same(asked, [1000, 1200, 1400]);
+  await flush();
+  for (const w of works) w.end();
+  await flush();
+  for (const w of works) w.end();
+  await flush();
+  for (const w of works) w.end();
+  t.same(await Promise.all(all), ['done', 'done', 'done', 'done', 'done']);
+});
+
+void t.test('LoginGate.run refusing more than the node gets through by MAX_RETRY_AFTER_MS spreads the rest up to it, not all at it (A17, issue 16)', async (t) => {
+  const clock = { ms: 0 };
+  const draws = [0, 0.5, 1];
+  let d = 0;
+  const g = gate({ concurrency: 1, maxWaitMs: 1000, random: () => draws[d++ % 3]! }, clock);
+  const running = pending();
+  const first = g.run('resumeProof', running.work);
+  const queued = g.run('resumeProof', async () => 'queued');
+  clock.ms = 1000;
+  // Nothing completed: one a second, so slots run out after 30 refusals.
+  const asked: unknown[] = [];
+  for (let i = 0; i < 33; i++) asked.push(await g.run('resumeProof', async () => 'late').catch((e: unknown) => (e as { retryAfterMs?: number }).retryAfterMs));
+  t.same(asked.slice(0, 2), [2000, 3500], 'the two in hand take 2 s, then a slot a second');
+  t.same(asked.slice(29), [31000, 2000, 16500, 31000], 'past 30 s of slots: from the drain to 30 s at random');
+  await flush();
+  running.end();
+  t.same([await first, await queued], ['done', 'queued']);
+});
+
+void t.test('LoginGate.run refuses a newcomer that would wait maxWaitMs at the rate logins complete, though nobody has waited yet (issue 16)', async (t) => {
+  const clock = { ms: 0 };
+  const g = gate({ concurrency: 2, maxWaitMs: 1000 }, clock);
+  // Ten logins a second.
+  for (let i = 0; i < 10; i++) {
+    clock.ms = i * 100;
+    await g.run('resumeProof', async () => 'quick');
+  }
+  await flush();
+  clock.ms = 1000;
+  const works = Array.from({ length: 11 }, () => pending());
+  const all = works.map((w) => g.run('resumeProof', w.work));
+  // 2 in progress and 9 waiting: the next would start a second from now, when its client is about to give up.
+  await t.rejects(g.run('resumeProof', async () => 'late'), { code: 'RATE_LIMITED', message: /\(2 in progress, 9 waiting, none longer than 1 s\)/ });
+  for (let i = 0; i < 6; i++) {
+    await flush();
+    for (const w of works) w.end();
+  }
+  t.equal((await Promise.all(all)).length, 11);
+});
+
+void t.test('LoginGate.run with logins that never yield (SQLite) runs about 50 ms of them in one turn of the event loop and the rest in later turns (issue 16)', async (t) => {
+  const clock = { ms: 0 };
+  const g = gate({ concurrency: 4 }, clock);
+  let started = 0;
+  // Each login takes 10 ms of the loop and awaits nothing that is not already settled.
+  const work = async (): Promise<string> => {
+    started += 1;
+    clock.ms += 10;
+    return 'ran';
+  };
+  const all = Array.from({ length: 20 }, () => g.run('resumeProof', work));
+  for (let i = 0; i < 50; i++) await Promise.resolve();
+  t.ok(started <= 8, `this turn: 50 ms of logins and at most one more per slot, not all 20 (the loop accepts no connection meanwhile): ${started}`);
+  const turns = [started];
+  while (started < 20 && turns.length < 20) {
+    await flush();
+    turns.push(started);
+  }
+  t.ok(turns.length >= 3 && turns.every((n, i) => i === 0 || n - turns[i - 1]! <= 8), `the rest started over later turns, as many each (started by each turn: ${turns.join(', ')})`);
+  t.same(new Set(await Promise.all(all)), new Set(['ran']));
 });
 
 void t.test('LoginGate.run while the longest-waiting login has waited maxWaitMs refuses newcomers, and takes them again once the wait is short', async (t) => {
@@ -53,7 +141,7 @@ void t.test('LoginGate.run while the longest-waiting login has waited maxWaitMs 
   clock.ms = 4999;
   const inTime = g.run('login', async () => 'in time');
   clock.ms = 5000;
-  await t.rejects(g.run('login', async () => 'late'), { code: 'RATE_LIMITED', message: /none longer than 5 s\); retry after 1 s/ });
+  await t.rejects(g.run('login', async () => 'late'), { code: 'RATE_LIMITED', message: /none longer than 5 s\); retry after 3 s/, retryAfterMs: 3000 });
   await flush();
   running.end();
   t.same([await first, await queued, await inTime], ['done', 'queued', 'in time']);

@@ -20,9 +20,10 @@ const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 void t.test('verify beyond concurrency waits its turn and beyond the queue throws RATE_LIMITED server busy (issue 12, A11)', async (t) => {
   const c = controlled();
-  const gate = new PasswordGate({ concurrency: 2, queue: 1 }, c.check);
+  const gate = new PasswordGate({ concurrency: 2, queue: 1, random: () => 0 }, c.check);
   const runs = [gate.verify('a', 'a'), gate.verify('b', 'x'), gate.verify('c', 'c')];
-  await t.rejects(gate.verify('d', 'd'), { code: 'RATE_LIMITED', message: /server busy: 3 password checks in progress \(at most 2 at once, 1 waiting\); retry after 1 s/ });
+  // A17: the three checks in hand, 50 ms each until one is timed, on two slots.
+  await t.rejects(gate.verify('d', 'd'), { code: 'RATE_LIMITED', message: /server busy: 3 password checks in progress \(at most 2 at once, 1 waiting\); retry after 1 s/, retryAfterMs: 75 });
   await tick();
   t.equal(c.started(), 2, 'two run, one waits');
   c.finish();

@@ -54,6 +54,23 @@ void t.test('handler that throws a SweepError reaches the requester with its cod
   t.match(err.stack ?? '', /rpc\.test\.ts/, 'the caller stack is kept');
 });
 
+void t.test('handler that refuses with a retryAfterMs reaches the requester with it only when the channel sends it (A17)', async (t) => {
+  const sent: string[] = [];
+  const wired = (sendRetryAfter: boolean): RpcChannel<typeof catalogue> => {
+    const log = silentLogger();
+    const a: RpcChannel<typeof catalogue> = new RpcChannel({ catalogue, log, send: (m) => setImmediate(() => b.receive(m)) });
+    const b: RpcChannel<typeof catalogue> = new RpcChannel({ catalogue, log, sendRetryAfter, send: (m) => (sent.push(m), setImmediate(() => a.receive(m))) });
+    b.handle('fail', () => {
+      throw new SweepError('RATE_LIMITED', 'server busy; retry after 2 s', { retryAfterMs: 1500 });
+    });
+    return a;
+  };
+  t.match(await wired(true).request('fail', {}).catch((e: unknown) => e), { code: 'RATE_LIMITED', message: 'fail: server busy; retry after 2 s', retryAfterMs: 1500 });
+  const older = await wired(false).request('fail', {}).catch((e: unknown) => e);
+  t.match(older, { code: 'RATE_LIMITED', retryAfterMs: undefined }, 'a peer that did not ask gets the message only');
+  t.notMatch(sent[1], /retryAfterMs/);
+});
+
 void t.test('request with no answer rejects TIMEOUT when the clock passes its deadline', async (t) => {
   const clock = new FakeClock();
   const a = new RpcChannel({ catalogue, log: silentLogger(), clock, send: () => undefined, timeoutMs: 100 });

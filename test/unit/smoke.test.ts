@@ -15,6 +15,14 @@ void t.test('Backoff.next with full jitter spreads delays from 0 to the ceiling'
   t.same([b.next(), b.next(), b.next(), b.next()], [0, 100, 200, 400]);
 });
 
+void t.test('Backoff.asked waits what a busy server asked for plus jitter, and starts the doubling over (A17, issue 16)', async (t) => {
+  const b = new Backoff({ initialMs: 500, maxMs: 30_000, random: () => 1 });
+  t.same([b.next(), b.next(), b.next(), b.next(), b.next(), b.next()], [500, 1000, 2000, 4000, 8000, 16000], 'the server was down');
+  t.equal(b.asked(3200), 3700, 'the wait asked for and up to initialMs more');
+  t.equal(b.next(), 500, 'a reachable server does not leave the ceiling at 32 s');
+  t.equal(b.asked(120_000), 30_500, 'no longer than maxMs (and jitter)');
+});
+
 void t.test('Backoff.next over many draws fills the whole window evenly', async (t) => {
   let seed = 1;
   // A fixed LCG, so the test is repeatable.
