@@ -1,10 +1,9 @@
 import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { WebSocket } from 'ws';
-import { accessCatalogue, askingRetryAfter, type AccessCatalogue, type LoginResult, type SignalIn } from '../core/protocol/access.ts';
+import type { WebSocket } from 'ws';
+import type { AccessCatalogue, LoginResult, SignalIn } from '../core/protocol/access.ts';
 import type { EndpointKind } from '../core/protocol/common.ts';
-import { RpcChannel } from '../core/protocol/rpc.ts';
-import { MAX_MESSAGE_BYTES } from '../core/protocol/validate.ts';
+import type { RpcChannel } from '../core/protocol/rpc.ts';
 import { Backoff } from '../core/backoff.ts';
 import { systemClock } from '../core/clock.ts';
 import { SweepError, toSweepError } from '../core/errors.ts';
@@ -12,6 +11,7 @@ import { CertificatePayload } from '../platform/certificate.ts';
 import { peekToken, rawPublicKey } from '../platform/token.ts';
 import type { Logger } from '../platform/log.ts';
 import { loginByProof } from '../runtime/access/resume-proof-login.ts';
+import { openAccessSocket } from '../runtime/access/access-socket.ts';
 
 export interface FleetOptions {
   url: string;
@@ -148,16 +148,7 @@ export class FleetEndpoint {
   private async connect(): Promise<void> {
     this.state = 'connecting';
     const { opts } = this.fleet;
-    const ws = new WebSocket(askingRetryAfter(opts.url), { headers: { 'x-forwarded-for': this.id.address }, maxPayload: MAX_MESSAGE_BYTES, handshakeTimeout: opts.timeoutMs });
-    const channel = new RpcChannel({
-      catalogue: accessCatalogue,
-      send: (text) => ws.send(text),
-      log: opts.log,
-      timeoutMs: opts.timeoutMs,
-      admit: (type) => {
-        throw new SweepError('UNKNOWN_TYPE', `the access server sends no requests to endpoints ("${type}")`);
-      },
-    });
+    const { ws, channel } = openAccessSocket(opts.url, { log: opts.log, timeoutMs: opts.timeoutMs, headers: { 'x-forwarded-for': this.id.address } });
     this.ws = ws;
     this.channel = channel;
     channel.onNote('signal', (b) => this.fleet.onSignal(this, b));

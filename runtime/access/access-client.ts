@@ -1,8 +1,8 @@
 import { WebSocket } from 'ws';
-import { accessCatalogue, askingRetryAfter, isFinalLoginRefusal, type AccessCatalogue, type LoginBody, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload } from '../../core/protocol/access.ts';
+import { isFinalLoginRefusal, type AccessCatalogue, type LoginBody, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload } from '../../core/protocol/access.ts';
 import type { EndpointInfo, EndpointKind } from '../../core/protocol/common.ts';
 import type { IceConfig } from '../../core/protocol/ice.ts';
-import { RpcChannel } from '../../core/protocol/rpc.ts';
+import type { RpcChannel } from '../../core/protocol/rpc.ts';
 import type { RequestBody, RequestResult, RequestType } from '../../core/protocol/envelope.ts';
 import { ProfileCollector } from '../../core/protocol/profile-collector.ts';
 import { MAX_MESSAGE_BYTES } from '../../core/protocol/validate.ts';
@@ -12,6 +12,7 @@ import { Backoff } from '../../core/backoff.ts';
 import { systemClock, type Clock, type TimerHandle } from '../../core/clock.ts';
 import { SweepError, toSweepError } from '../../core/errors.ts';
 import { NS, type Logger } from '../../platform/log.ts';
+import { openAccessSocket } from './access-socket.ts';
 import { checkOwnCertificate } from './own-certificate.ts';
 import { applyPresence } from './profile-presence.ts';
 import { loginByProof } from './resume-proof-login.ts';
@@ -272,17 +273,7 @@ export class AccessClient {
   private connect(): Promise<RpcChannel<AccessCatalogue>> {
     const urls = [this.opts.url, ...(this.opts.fallbackUrls ?? [])];
     const url = urls[this.urlTurn % urls.length] ?? this.opts.url;
-    const ws = new WebSocket(askingRetryAfter(url), { maxPayload: MAX_MESSAGE_BYTES, handshakeTimeout: this.timeoutMs });
-    const channel = new RpcChannel({
-      catalogue: accessCatalogue,
-      send: (text) => ws.send(text),
-      log: this.log,
-      clock: this.clock,
-      timeoutMs: this.timeoutMs,
-      admit: (type) => {
-        throw new SweepError('UNKNOWN_TYPE', `the access server sends no requests to endpoints ("${type}")`);
-      },
-    });
+    const { ws, channel } = openAccessSocket(url, { log: this.log, clock: this.clock, timeoutMs: this.timeoutMs });
     this.ws = ws;
     this.channel = channel;
     channel.onNote('presence', (b) => this.onPresenceNote(b.endpoint));
