@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { hashPassword } from '../../server/passwords.ts';
 import type { AccessServer } from '../../server/access-server.ts';
 import { AccessClient } from '../../runtime/access/access-client.ts';
@@ -15,13 +15,19 @@ const log = silentLogger();
 const PASSWORDS: Record<string, string> = { alice: 'alice-pw-1', bob: 'bob-pw-2' };
 const liveness = { renewMs: 300, ttlMs: 1500 };
 
-void t.test('PostgreSQL stopped for 10 s: logged-in endpoints keep relaying, nothing is reaped, a password login is refused BUSY with a clear message', async (t) => {
+/** PostgreSQL, NATS and two nodes with short leases; alice and bob are buddies. */
+async function twoNodes(t: Test) {
   const pg = await startPostgres(t);
   const nats = await startNats(t);
   const { nodes } = await startCluster(t, pg, nats, 2, { log, liveness });
   const [n0, n1] = nodes as [AccessServer, AccessServer];
   for (const [name, pw] of Object.entries(PASSWORDS)) await n0.store.createAccount(name, name, await hashPassword(pw));
   await n0.store.addBuddies('alice', 'bob');
+  return { pg, n0, n1 };
+}
+
+void t.test('PostgreSQL stopped for 10 s: logged-in endpoints keep relaying, nothing is reaped, a password login is refused BUSY with a clear message', async (t) => {
+  const { pg, n0, n1 } = await twoNodes(t);
   const make = (server: AccessServer, account: string, endpointId: string): AccessClient => {
     const c = new AccessClient({ url: server.url, username: account, password: PASSWORDS[account] ?? 'x', endpointId, kind: 'phone', label: endpointId, ...fakeEndpointKeys(), serverPublicKeyRaw: server.publicKeyRaw, log, backoff: { initialMs: 100, maxMs: 1000 }, requestTimeoutMs: 8000 });
     t.teardown(() => c.close());
@@ -60,12 +66,7 @@ void t.test('PostgreSQL stopped for 10 s: logged-in endpoints keep relaying, not
 });
 
 void t.test('an endpoint that logs out while PostgreSQL is down is shown offline once it is back: its node removes the row then (A4)', async (t) => {
-  const pg = await startPostgres(t);
-  const nats = await startNats(t);
-  const { nodes } = await startCluster(t, pg, nats, 2, { log, liveness });
-  const [n0, n1] = nodes as [AccessServer, AccessServer];
-  for (const [name, pw] of Object.entries(PASSWORDS)) await n0.store.createAccount(name, name, await hashPassword(pw));
-  await n0.store.addBuddies('alice', 'bob');
+  const { pg, n0, n1 } = await twoNodes(t);
   const b1 = testClient(t, n0, 'bob', 'b1', { password: PASSWORDS.bob, requestTimeoutMs: 8000 });
   await b1.start();
   const a2 = testClient(t, n1, 'alice', 'a2', { password: PASSWORDS.alice, requestTimeoutMs: 8000 });

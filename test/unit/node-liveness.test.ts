@@ -30,6 +30,14 @@ function flaky(store: AccountStore, state: { down: boolean; failNext: number }):
 
 const bus = { connected: true } as Bus;
 
+/** Moves the fake clock on in 500 ms steps, letting the lease work that each step starts settle. */
+async function advance(clock: FakeClock, ms: number): Promise<void> {
+  for (let i = 0; i < ms / 500; i += 1) {
+    clock.advance(500);
+    for (let k = 0; k < 20; k += 1) await new Promise((r) => setImmediate(r));
+  }
+}
+
 void t.test('after a store outage every node saw, a node whose first renewal fails once more is not fenced: it is late, not cut off', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'sweep-liveness-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -46,12 +54,7 @@ void t.test('after a store outage every node saw, a node whose first renewal fai
   await a.start();
   await b.start();
   t.teardown(() => Promise.all([a.stop(), b.stop()]));
-  const run = async (ms: number) => {
-    for (let i = 0; i < ms / 500; i += 1) {
-      clock.advance(500);
-      for (let k = 0; k < 20; k += 1) await new Promise((r) => setImmediate(r));
-    }
-  };
+  const run = (ms: number) => advance(clock, ms);
   await run(4000);
   seenByA.down = seenByB.down = true;
   await run(16_000); // longer than a lease and its slack: every lease lapsed
@@ -77,12 +80,7 @@ async function pair(t: Test) {
   await a.start();
   await b.start();
   t.teardown(() => Promise.all([a.stop(), b.stop()]));
-  const run = async (ms: number) => {
-    for (let i = 0; i < ms / 500; i += 1) {
-      clock.advance(500);
-      for (let k = 0; k < 20; k += 1) await new Promise((r) => setImmediate(r));
-    }
-  };
+  const run = (ms: number) => advance(clock, ms);
   return { buses, fenced, run };
 }
 
@@ -131,10 +129,7 @@ void t.test('with the default lease, the others reap a node that died right afte
   const hooks = (onReap: () => void) => ({ fence: () => {}, reaped: onReap });
   const dying = new NodeLiveness(flaky(store, deadView), bus, 'node-dying', clock, silentLogger(), hooks(() => {}));
   const survivor = new NodeLiveness(store, bus, 'node-survivor', clock, silentLogger(), hooks(() => (reapedAt ??= clock.now())));
-  const step = async () => {
-    clock.advance(500);
-    for (let k = 0; k < 20; k += 1) await new Promise((r) => setImmediate(r));
-  };
+  const step = () => advance(clock, 500);
   await dying.start();
   await step(); // the survivor's reaper runs 500 ms after each of the dying node's renewals: the worst case but one step
   await survivor.start();
