@@ -8,6 +8,8 @@ export interface PasswordCheckOptions {
   queue?: number;
   /** From 0 to 1, spreads the waits a refusal asks for (a test passes its own). */
   random?: () => number;
+  /** Monotonic ms for timing the checks (performance.now; a test passes its own), as LoginGate. */
+  now?: () => number;
 }
 
 export const DEFAULT_PASSWORD_CHECKS = { concurrency: 2, queue: 16 } as const;
@@ -29,6 +31,7 @@ export class PasswordGate {
   private readonly concurrency: number;
   private readonly queue: number;
   private readonly random: () => number;
+  private readonly now: () => number;
 
   constructor(
     opts: PasswordCheckOptions = {},
@@ -37,6 +40,7 @@ export class PasswordGate {
     this.concurrency = opts.concurrency ?? DEFAULT_PASSWORD_CHECKS.concurrency;
     this.queue = opts.queue ?? DEFAULT_PASSWORD_CHECKS.queue;
     this.random = opts.random ?? Math.random;
+    this.now = opts.now ?? (() => performance.now());
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1 || this.concurrency > 64) {
       throw new SweepError('INVALID_CONFIG', `passwordChecks.concurrency: ${this.concurrency} is not a whole number from 1 to 64`);
     }
@@ -69,9 +73,9 @@ export class PasswordGate {
     }
     try {
       this.checkedCount += 1;
-      const started = performance.now();
+      const started = this.now();
       const ok = await this.check(hash, password);
-      this.meanMs += (performance.now() - started - this.meanMs) / 8;
+      this.meanMs += (this.now() - started - this.meanMs) / 8;
       return ok;
     } finally {
       // The slot passes straight to the next in line, or is freed.
