@@ -1,5 +1,5 @@
 import type { Test } from 'tap';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, getPriority, loadavg, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ import { loadOrCreateServerKey } from '../server/server-key.ts';
 import { migrateStore, openStore, type StoreLocation } from '../server/store/open.ts';
 import { startServerProcess, type ServerProcess } from '../test/helpers/server-process.ts';
 import { freePort } from '../test/helpers/ports.ts';
-import { Fleet, type FleetEndpoint } from './fleet.ts';
+import { ed25519KeyPair, Fleet, type FleetEndpoint } from './fleet.ts';
 import { percentile, round } from './stats.ts';
 
 /**
@@ -142,7 +142,7 @@ export async function passwordLogin(url: string, account: string, endpointId: st
       ws.once('error', (err) => reject(new SweepError('OFFLINE', `no socket: ${err.message}`)));
     });
     const fingerprint = randomBytes(32).toString('hex').toUpperCase().match(/../g)!.join(':');
-    const signingKey = rawPublicKey(generateKeyPairSync('ed25519').publicKey);
+    const signingKey = rawPublicKey(ed25519KeyPair().publicKey);
     await channel.request('login', { username: account, password: PW, endpointId, kind: 'phone', label: endpointId, signingKey, dtlsFingerprint: `sha-256 ${fingerprint}` });
     return { code: 'OK', message: '' };
   } catch (err) {

@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { WebSocket } from 'ws';
 import type { AccessCatalogue, LoginResult, SignalIn } from '../core/protocol/access.ts';
@@ -24,6 +24,19 @@ export interface FleetOptions {
 }
 
 export type LoginHow = 'proof' | 'resume' | 'password';
+
+/** RFC 8410's PKCS#8 wrapping of an Ed25519 private key: the 32-byte seed follows it. */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/**
+ * An Ed25519 key pair from a random seed, not from generateKeyPairSync: on Node 20 a garbage
+ * collection that frees a key-generation job while its key is exported as JWK (rawPublicKey)
+ * deadlocks the process in the job's destructor. With 10k endpoints the bench hung that way.
+ */
+export function ed25519KeyPair(): { publicKey: KeyObject; privateKey: KeyObject } {
+  const privateKey = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, randomBytes(32)]), format: 'der', type: 'pkcs8' });
+  return { publicKey: createPublicKey(privateKey), privateKey };
+}
 
 /** What the bench needs of one endpoint's identity. */
 export interface FleetIdentity {
@@ -108,7 +121,7 @@ export class FleetEndpoint {
     private readonly fleet: Fleet,
     readonly id: FleetIdentity,
   ) {
-    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const { publicKey, privateKey } = ed25519KeyPair();
     this.privateKey = privateKey;
     this.signingKeyRaw = rawPublicKey(publicKey);
     this.dtlsFingerprint = `sha-256 ${randomBytes(32).toString('hex').toUpperCase().match(/../g)!.join(':')}`;
