@@ -128,7 +128,7 @@ export class FleetEndpoint {
     this.backoff = new Backoff(fleet.opts.backoff);
   }
 
-  /** One attempt; true once logged in. A failed first attempt is not retried. */
+  /** One attempt; true once logged in. After a failed one the endpoint retries by itself, as a device would. */
   async start(): Promise<boolean> {
     try {
       await this.connect();
@@ -136,7 +136,7 @@ export class FleetEndpoint {
     } catch (err) {
       this.fleet.failed(err);
       this.drop();
-      if (this.state !== 'stopped') this.state = 'down';
+      if (this.state !== 'stopped') this.reconnectLater(toSweepError(err).retryAfterMs);
       return false;
     }
   }

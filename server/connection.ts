@@ -300,21 +300,21 @@ export class AccessConnection {
       return new SweepError('FORBIDDEN', `endpointId: "${endpointId}" belongs to another account; use this device's own id, or have an operator release it (sweep server endpoint release ${endpointId})`);
     };
     checkSameLogin();
-    // A10: an endpoint id belongs to the account that first logged in with it, online or not.
-    const owner = await store.claimEndpoint(endpointId, username, clock.now());
-    if (owner !== username) throw refuseOwner(owner);
-    const buddies = await store.buddiesOf(username);
     const token = this.makeToken();
-    await store.replaceLoginSession(token.hash, username, endpointId, token.expiresAt);
     const info = { endpointId, account: username, kind: body.kind, label: body.label, online: true };
-    const entry: OnlineEndpoint = { account: username, info, peer: this, buddies, sessionId: randomBytes(12).toString('base64url') };
+    const sessionId = randomBytes(12).toString('base64url');
     const undo = (err: unknown): never => {
       this.revoke(token.hash);
-      this.ctx.background(this.ctx.onlineRows.drop(info, entry.sessionId));
+      this.ctx.background(this.ctx.onlineRows.drop(info, sessionId));
       throw err;
     };
-    // A newer login of this endpoint, on any node, replaces the row of the older one.
-    await store.putOnline({ endpointId, account: username, kind: body.kind, label: body.label, nodeId: this.ctx.nodeId, sessionId: entry.sessionId, since: clock.now() }).catch(undo);
+    // A10: an endpoint id belongs to the account that first logged in with it, online or not;
+    // only its owner's session token and online row are written (a newer login's row replaces
+    // an older one's, on any node). One round trip. An error may come after the commit: undone.
+    const online = { endpointId, account: username, kind: body.kind, label: body.label, nodeId: this.ctx.nodeId, sessionId, since: clock.now() };
+    const { owner, buddies } = await store.writeLogin({ boundAt: online.since, tokenHash: token.hash, expiresAt: token.expiresAt, online }).catch(undo);
+    if (owner !== username) throw refuseOwner(owner);
+    const entry: OnlineEndpoint = { account: username, info, peer: this, buddies, sessionId };
     // The awaits above let other logins run: everything checked before is checked again now.
     if (this.closed) undo(new SweepError('CLOSED', 'login: connection closed'));
     let current: OnlineEndpoint | undefined;

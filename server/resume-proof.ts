@@ -56,8 +56,9 @@ export async function checkResumeProof(
     const signed = fresh && verify(null, Buffer.from(resumeProofMessage(body.nonce)), publicKeyFromRaw(certificate.signingKey), Buffer.from(body.proof, 'base64url'));
     // Recorded only once the proof verifies, so only the endpoint's own key can use a nonce up;
     // keyed by its signed random part, so a token encoded another way is the same nonce.
-    replayed = signed && !(await ctx.store.useResumeNonce(nonce.n, nonce.exp, now));
-    account = signed && !replayed ? await ctx.store.getAccount(certificate.account) : undefined;
+    const used = signed ? await ctx.store.useResumeNonceOf(certificate.account, nonce.n, nonce.exp, now) : undefined;
+    replayed = used?.fresh === false;
+    account = used?.fresh ? used.account : undefined;
   } catch (err) {
     if (!(err instanceof SweepError) || err.code !== 'UNAUTHORIZED') {
       throw new SweepError('BUSY', 'login: the account store is not reachable; retry in a few seconds');

@@ -21,6 +21,14 @@ export interface StoredSession {
   expiresAt: number;
 }
 
+/** What one login writes (AccountStore.writeLogin): the claim's time, the session token's hash and expiry, the online row. */
+export interface LoginWrites {
+  boundAt: number;
+  tokenHash: string;
+  expiresAt: number;
+  online: OnlineRow;
+}
+
 /** An endpoint online on some node (A4), under one login (`sessionId`). */
 export interface OnlineRow {
   endpointId: string;
@@ -135,10 +143,19 @@ export interface AccountStore {
   reapExpiredNodes(now: number): Promise<{ nodes: string[]; rows: OnlineRow[] } | undefined>;
 
   /**
-   * A14: records a resume-proof nonce as used until it expires (`expiresAt`); false when it was
-   * used before, on any node. Records expired at `now` are deleted on the way.
+   * A14: records a resume-proof nonce as used until it expires (`expiresAt`): `fresh` is false
+   * when it was used before, on any node; records expired at `now` are deleted on the way. In
+   * the same round trip (one statement on PostgreSQL), reads the account the proof names.
    */
-  useResumeNonce(nonce: string, expiresAt: number, now: number): Promise<boolean>;
+  useResumeNonceOf(account: string, nonce: string, expiresAt: number, now: number): Promise<{ fresh: boolean; account: Account | undefined }>;
+
+  /**
+   * A3, A4, A7, A10: a login's writes in one round trip (one statement on PostgreSQL, one
+   * transaction on SQLite): claims the endpoint id (claimEndpoint); only if `online.account`
+   * owns it, replaces the endpoint's session token (replaceLoginSession) and puts its online row
+   * (putOnline). Returns the id's owner and the account's buddies (buddiesOf).
+   */
+  writeLogin(login: LoginWrites): Promise<{ owner: string; buddies: AccountSummary[] }>;
 
   /** A15: stores a call record once per (door endpoint, session); false when it was already there. */
   addCallRecord(row: CallRecordRow): Promise<boolean>;

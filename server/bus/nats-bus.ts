@@ -22,6 +22,8 @@ export class NatsBus implements Bus {
   private readonly reconnectListeners = new Set<() => void>();
   private closing: Promise<void> | undefined;
   private isConnected = true;
+  /** The flush that the callers of this turn share (see flush). */
+  private nextFlush: Promise<void> | undefined;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -79,13 +81,22 @@ export class NatsBus implements Bus {
     }
   }
 
-  async flush(): Promise<void> {
-    if (this.nc.isClosed()) throw new SweepError('CLOSED', 'bus: closed');
-    try {
-      await this.nc.flush();
-    } catch (err) {
-      throw new SweepError('CLOSED', `bus: ${(err as Error).message}`, { cause: err });
-    }
+  /**
+   * One PING for every flush asked in the same turn of the event loop: it is written after all
+   * of them, so its PONG covers every subscription they made. A restart storm's logins each
+   * flush; one round trip each cost the node and the server a PING apiece.
+   */
+  flush(): Promise<void> {
+    if (this.nc.isClosed()) return Promise.reject(new SweepError('CLOSED', 'bus: closed'));
+    this.nextFlush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      this.nextFlush = undefined;
+      try {
+        await this.nc.flush();
+      } catch (err) {
+        throw new SweepError('CLOSED', `bus: ${(err as Error).message}`, { cause: err });
+      }
+    });
+    return this.nextFlush;
   }
 
   onReconnect(listener: () => void): () => void {

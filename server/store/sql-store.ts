@@ -1,6 +1,7 @@
 import { sql, type Expression, type ExpressionBuilder, type Kysely } from 'kysely';
 import { SweepError } from '../../core/errors.ts';
-import { checkAccountName, checkDisplayName, unknownAccount, type Account, type AccountStore, type AccountSummary, type CallRecordRow, type OnlineRow, type PushSubscriptionRow, type StoredSession } from '../store.ts';
+import { checkAccountName, checkDisplayName, unknownAccount, type Account, type AccountStore, type AccountSummary, type CallRecordRow, type LoginWrites, type OnlineRow, type PushSubscriptionRow, type StoredSession } from '../store.ts';
+import { useResumeNonceOfPostgres, writeLoginPostgres } from './postgres-login.ts';
 import type { SqlDialect, Tables } from './schema.ts';
 
 /** The advisory lock key of the reaper (any constant the cluster agrees on). */
@@ -329,11 +330,8 @@ export class SqlStore implements AccountStore {
    * every login cost a restart storm a round trip each, and concurrent logins waited on one
    * another's row locks deleting the same rows.
    */
-  async useResumeNonce(nonce: string, expiresAt: number, now: number): Promise<boolean> {
-    if (now - this.noncesPurgedAt >= NONCE_PURGE_MS || now < this.noncesPurgedAt) {
-      this.noncesPurgedAt = now;
-      await this.db.deleteFrom('resume_nonces').where('expires_at', '<=', now).execute();
-    }
+  private async useResumeNonce(nonce: string, expiresAt: number, now: number): Promise<boolean> {
+    await this.purgeNonces(now);
     // The primary key decides between two nodes taking the same nonce at once.
     const row = await this.db
       .insertInto('resume_nonces')
@@ -342,6 +340,25 @@ export class SqlStore implements AccountStore {
       .returning('nonce')
       .executeTakeFirst();
     return row !== undefined;
+  }
+
+  async useResumeNonceOf(account: string, nonce: string, expiresAt: number, now: number): Promise<{ fresh: boolean; account: Account | undefined }> {
+    if (this.dialect !== 'postgres') return { fresh: await this.useResumeNonce(nonce, expiresAt, now), account: await this.getAccount(account) };
+    await this.purgeNonces(now);
+    return await useResumeNonceOfPostgres(this.db, account, nonce, expiresAt, now);
+  }
+
+  writeLogin(login: LoginWrites): Promise<{ owner: string; buddies: AccountSummary[] }> {
+    if (this.dialect === 'postgres') return writeLoginPostgres(this.db, login);
+    const { online } = login;
+    return this.transaction(async (tx) => {
+      const owner = await tx.claimEndpoint(online.endpointId, online.account, login.boundAt);
+      if (owner === online.account) {
+        await tx.replaceLoginSession(login.tokenHash, online.account, online.endpointId, login.expiresAt);
+        await tx.putOnline(online);
+      }
+      return { owner, buddies: await tx.buddiesOf(online.account) };
+    });
   }
 
   async addCallRecord(row: CallRecordRow): Promise<boolean> {
@@ -384,6 +401,12 @@ export class SqlStore implements AccountStore {
     let q = this.db.deleteFrom('push_subscriptions').where('endpoint_id', '=', endpointId);
     if (url !== undefined) q = q.where('url', '=', url);
     return (await q.returning('endpoint_id').executeTakeFirst()) !== undefined;
+  }
+
+  private async purgeNonces(now: number): Promise<void> {
+    if (now - this.noncesPurgedAt < NONCE_PURGE_MS && now >= this.noncesPurgedAt) return;
+    this.noncesPurgedAt = now;
+    await this.db.deleteFrom('resume_nonces').where('expires_at', '<=', now).execute();
   }
 
   transaction<T>(fn: (store: SqlStore) => Promise<T>): Promise<T> {

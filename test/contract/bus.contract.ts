@@ -49,6 +49,23 @@ export function busContract(t: Test, open: (t: Test) => Promise<[Bus, Bus]>): vo
     await a.close();
   });
 
+  void t.test('flush resolves once every subscription made before it is live, for each of many callers in one turn (A4)', async (t) => {
+    const [a, b] = await open(t);
+    const subjects = Array.from({ length: 200 }, (_, i) => `sweep.test.f${i}`);
+    const got = new Set<string>();
+    const flushes: Array<Promise<void>> = [];
+    // As a storm's logins do: each subscribes, then flushes before reading the store.
+    for (const subject of subjects) {
+      b.subscribe(subject, () => void got.add(subject));
+      flushes.push(b.flush());
+    }
+    await Promise.all(flushes);
+    for (const subject of subjects) a.publish(subject, 'x');
+    await settle(a);
+    await settle(b);
+    t.equal(got.size, subjects.length, 'every subscription received what was published after its flush');
+  });
+
   void t.test('a throwing subscriber does not stop delivery to the others', async (t) => {
     const [a, b] = await open(t);
     b.subscribe('sweep.test.t', () => {

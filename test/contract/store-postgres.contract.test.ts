@@ -33,24 +33,26 @@ void t.test('openStore on a PostgreSQL database without the schema refuses, nami
   await store.close();
 });
 
-void t.test('a resume-proof login on PostgreSQL takes one statement for its nonce and one for its session token (issue 16)', async (t) => {
+void t.test('a resume-proof login on PostgreSQL takes one statement for its nonce and account, and one for its writes (issue 16)', async (t) => {
   const url = await pg.createDatabase('roundtrips');
   await migrateStore({ kind: 'postgres', url });
   const sent: string[] = [];
   const store = await openStore({ kind: 'postgres', url }, { onQuery: (q) => sent.push(q) });
   t.teardown(() => store.close());
   await store.createAccount('alice', 'Alice', 'hash');
-  await store.useResumeNonce('n0', 70_000, 10_000);
+  await store.useResumeNonceOf('alice', 'n0', 70_000, 10_000);
   sent.length = 0;
-  t.equal(await store.useResumeNonce('n1', 71_000, 11_000), true);
-  t.equal(await store.useResumeNonce('n1', 71_000, 11_500), false, 'used once');
+  t.equal((await store.useResumeNonceOf('alice', 'n1', 71_000, 11_000)).account?.name, 'alice');
+  t.equal((await store.useResumeNonceOf('alice', 'n1', 71_000, 11_500)).fresh, false, 'used once');
   t.equal(sent.length, 2, `one statement a proof, the expired deleted a while ago (${sent.join(' | ')})`);
   sent.length = 0;
-  await store.replaceLoginSession('t1', 'alice', 'a1', 90_000);
-  await store.replaceLoginSession('t2', 'alice', 'a1', 90_000);
-  t.equal(sent.length, 2, `one statement a token (${sent.join(' | ')})`);
+  const online = { endpointId: 'a1', account: 'alice', kind: 'phone', label: '', nodeId: 'n1', sessionId: 's1', since: 1 };
+  await store.writeLogin({ boundAt: 1, tokenHash: 't1', expiresAt: 90_000, online });
+  await store.writeLogin({ boundAt: 2, tokenHash: 't2', expiresAt: 90_000, online: { ...online, sessionId: 's2' } });
+  t.equal(sent.length, 2, `one statement a login's writes (${sent.join(' | ')})`);
   t.equal(await store.countLoginSessions('alice', 'a1'), 1, 'the older token is gone');
-  t.equal(await store.useResumeNonce('n1', 200_000, 100_000), true, 'an expired record counts as none');
+  t.same((await store.onlineForAccount('alice')).map((r) => r.sessionId), ['s2']);
+  t.equal((await store.useResumeNonceOf('alice', 'n1', 200_000, 100_000)).fresh, true, 'an expired record counts as none');
 });
 
 void t.test('a login reads its buddies and their online rows by index on PostgreSQL, not by scanning 10,000 rows (issue 16)', async (t) => {

@@ -230,14 +230,59 @@ export function storeContract(t: Test, subject: StoreSubject): void {
     t.equal(await store.countFreshLeases(now + 1_000, 'me', now - 14_000), 1, 'putLease on an unbroken lease keeps its start');
   });
 
-  void t.test('useResumeNonce records a nonce once: a second use is refused until it expires, and an expired record counts as none (A14)', async (t) => {
+  void t.test('useResumeNonceOf records a nonce once: a second use is refused until it expires, an expired record counts as none; it reads the account (A14)', async (t) => {
     const { store, reopen } = await subject.open(t);
     const other = await reopen(); // another node
-    t.equal(await store.useResumeNonce('n1', 2_000, 1_000), true, 'first use');
-    t.equal(await store.useResumeNonce('n1', 2_000, 1_500), false, 'the same nonce again');
-    t.equal(await other.useResumeNonce('n1', 2_000, 1_500), false, 'the same nonce on another node');
-    t.equal(await other.useResumeNonce('n2', 9_000, 2_000), true, 'another nonce; n1 has expired');
-    t.equal(await store.useResumeNonce('n1', 9_000, 2_000), true, 'an expired record counts as none');
+    await store.createAccount('alice', 'Alice', 'H', 5);
+    const alice = { name: 'alice', displayName: 'Alice', passwordHash: 'H', createdAt: 5 };
+    t.same(await store.useResumeNonceOf('alice', 'n1', 2_000, 1_000), { fresh: true, account: alice }, 'first use');
+    t.same(await store.useResumeNonceOf('alice', 'n1', 2_000, 1_500), { fresh: false, account: alice }, 'the same nonce again');
+    t.equal((await other.useResumeNonceOf('alice', 'n1', 2_000, 1_500)).fresh, false, 'the same nonce on another node');
+    t.same(await other.useResumeNonceOf('gone', 'n2', 9_000, 2_000), { fresh: true, account: undefined }, 'another nonce (n1 has expired); an account that does not exist');
+    t.equal((await store.useResumeNonceOf('alice', 'n1', 9_000, 2_000)).fresh, true, 'an expired record counts as none');
+  });
+
+  const online = (account: string, sessionId: string) => ({ endpointId: 'h-1', account, kind: 'deskphone', label: 'Hall', nodeId: 'n1', sessionId, since: 7 });
+
+  void t.test('writeLogin claims a free id, keeps one token per endpoint and puts the online row; for an id of another account it writes nothing (A4, A7, A10)', async (t) => {
+    const store = await open(t);
+    for (const n of ['alice', 'bob', 'carol']) await store.createAccount(n, n.toUpperCase(), 'H', 1);
+    await store.addBuddies('alice', 'carol');
+    await store.addBuddies('bob', 'alice');
+    const now = 1_000;
+    t.same(await store.writeLogin({ boundAt: 5, tokenHash: 'T1', expiresAt: now + 60_000, online: online('alice', 's1') }), {
+      owner: 'alice',
+      buddies: [{ name: 'bob', displayName: 'BOB', createdAt: 1 }, { name: 'carol', displayName: 'CAROL', createdAt: 1 }],
+    });
+    t.same(await store.listEndpointBindings('alice'), [{ endpointId: 'h-1', boundAt: 5 }]);
+    t.strictSame(await store.onlineForAccount('alice'), [online('alice', 's1')]);
+    await store.writeLogin({ boundAt: 6, tokenHash: 'T2', expiresAt: now + 60_000, online: { ...online('alice', 's2'), nodeId: 'n2' } });
+    t.equal(await store.countLoginSessions('alice', 'h-1'), 1, 'one token per endpoint');
+    t.equal(await store.takeLoginSession('T1', now), undefined, 'the older token is gone');
+    t.same((await store.onlineForAccount('alice')).map((r) => `${r.nodeId}/${r.sessionId}`), ['n2/s2'], 'the newer login\'s row');
+    t.same(await store.writeLogin({ boundAt: 9, tokenHash: 'T3', expiresAt: now + 60_000, online: online('bob', 's3') }), { owner: 'alice', buddies: [{ name: 'alice', displayName: 'ALICE', createdAt: 1 }] });
+    t.equal(await store.countLoginSessions('bob', 'h-1'), 0, 'no token for the other account');
+    t.equal(await store.takeLoginSession('T3', now), undefined);
+    t.same((await store.onlineForAccount('alice')).map((r) => `${r.account}/${r.sessionId}`), ['alice/s2'], 'the owner\'s row stands');
+    t.same(await store.listEndpointBindings('alice'), [{ endpointId: 'h-1', boundAt: 5 }], 'the binding keeps its time');
+  });
+
+  void t.test('writeLogin raced by two accounts on two stores gives one owner, and only its token and row (A10)', async (t) => {
+    const { store, reopen } = await subject.open(t);
+    const other = await reopen(); // another node
+    for (const n of ['alice', 'bob']) await store.createAccount(n, n, 'H');
+    for (let i = 0; i < 20; i++) {
+      const endpointId = `race-${i}`;
+      const [a, b] = await Promise.all([
+        store.writeLogin({ boundAt: 1, tokenHash: `A${i}`, expiresAt: 9e12, online: { ...online('alice', `sa${i}`), endpointId } }),
+        other.writeLogin({ boundAt: 1, tokenHash: `B${i}`, expiresAt: 9e12, online: { ...online('bob', `sb${i}`), endpointId } }),
+      ]);
+      t.equal(a.owner, b.owner, `${endpointId}: one owner`);
+      const loser = a.owner === 'alice' ? 'bob' : 'alice';
+      t.equal(await store.countLoginSessions(loser, endpointId), 0, `${endpointId}: no token for ${loser}`);
+      t.same((await store.onlineOf([loser])).filter((r) => r.endpointId === endpointId), [], `${endpointId}: no row for ${loser}`);
+      t.equal(await store.countLoginSessions(a.owner, endpointId), 1);
+    }
   });
 
   void t.test('pruneCallRecords deletes only that account\'s records started before the cut; returns how many (A15 retention)', async (t) => {
