@@ -13,6 +13,8 @@ export interface LoginGateOptions {
   maxWaitMs?: number;
   /** Monotonic ms (performance.now; a test passes its own). */
   now?: () => number;
+  /** Ms the event loop has been busy so far (its utilization's active time; a test passes its own). */
+  busyMs?: () => number;
   /** From 0 to 1, spreads the waits a refusal asks for (a test passes its own). */
   random?: () => number;
 }
@@ -21,6 +23,8 @@ export const DEFAULT_LOGIN_GATE = { concurrency: 32, queue: 4096, maxWaitMs: 5_0
 
 /** The logins completed this long back give the rate a backlog is worked off at. */
 const RATE_WINDOW_MS = 5_000;
+/** Until two logins have completed, each slot is assumed to complete one login per this many ms. */
+const PRIOR_LOGIN_MS = 100;
 /** A17: a refusal asks for at most this wait, and spreads its clients over up to a second more. */
 export const MAX_RETRY_AFTER_MS = 30_000;
 const SPREAD_MS = 1_000;
@@ -44,7 +48,7 @@ const TURN_BUDGET_MS = 50;
  * run TURN_BUDGET_MS, the rest wait for a later turn, and a crowd waits here, not in the kernel.
  *
  * A17: the refusal says when to come back (`retryAfterMs`): once the logins in progress and
- * waiting are through at the rate the node completed logins lately, each refused client a slot
+ * waiting are through at the pace the node can work (capacityPerMs), each refused client a slot
  * later than the one refused before it (plus up to a second at random), so the refused crowd
  * returns at the pace the node works, not all at once after a fixed second.
  */
@@ -52,17 +56,17 @@ export class LoginGate {
   private running = 0;
   private readonly waiting: Array<{ since: number; go: () => void }> = [];
   private busyCount = 0;
-  /** Completion times within RATE_WINDOW_MS, oldest first. */
-  private readonly doneAt: number[] = [];
+  /** Logins completed within RATE_WINDOW_MS, oldest first: when, the event loop's busy ms then, how long the work took. */
+  private readonly done: Array<{ at: number; busy: number; took: number }> = [];
   /** Up to when refused logins have been given slots to come back in. */
   private promisedUntil = 0;
-  private firstAt = Number.NaN;
   /** When the first login of this turn of the event loop was let in; cleared by the next turn. */
   private turnFrom: number | undefined;
   private readonly concurrency: number;
   private readonly queue: number;
   private readonly maxWaitMs: number;
   private readonly now: () => number;
+  private readonly busyMs: () => number;
   private readonly random: () => number;
 
   constructor(opts: LoginGateOptions = {}) {
@@ -70,6 +74,7 @@ export class LoginGate {
     this.queue = opts.queue ?? DEFAULT_LOGIN_GATE.queue;
     this.maxWaitMs = opts.maxWaitMs ?? DEFAULT_LOGIN_GATE.maxWaitMs;
     this.now = opts.now ?? (() => performance.now());
+    this.busyMs = opts.busyMs ?? (() => performance.eventLoopUtilization().active);
     this.random = opts.random ?? Math.random;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1 || this.concurrency > 1024) {
       throw new SweepError('INVALID_CONFIG', `logins.concurrency: ${this.concurrency} is not a whole number from 1 to 1024`);
@@ -92,13 +97,12 @@ export class LoginGate {
    * to it in time, and CLOSED instead of working for a client that gave up meanwhile (`wanted`).
    */
   async run<T>(what: string, work: () => Promise<T>, wanted: () => boolean = () => true): Promise<T> {
-    if (Number.isNaN(this.firstAt)) this.firstAt = this.now();
     if (this.running < this.concurrency && this.waiting.length === 0 && this.turnLeft()) {
       this.running += 1;
     } else {
       const head = this.waiting[0];
       const now = this.now();
-      if (this.waiting.length >= this.queue || (head && now - head.since >= this.maxWaitMs) || (this.running >= this.concurrency && (this.waiting.length + 1) / this.ratePerMs(now, Number.POSITIVE_INFINITY) >= this.maxWaitMs)) {
+      if (this.waiting.length >= this.queue || (head && now - head.since >= this.maxWaitMs) || (this.running >= this.concurrency && (this.waiting.length + 1) / this.capacityPerMs(now) >= this.maxWaitMs)) {
         this.busyCount += 1;
         const retryAfterMs = this.retryAfter();
         throw new SweepError('RATE_LIMITED', `${what}: server busy with logins (${this.running} in progress, ${this.waiting.length} waiting, none longer than ${this.maxWaitMs / 1000} s); retry after ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
@@ -106,12 +110,13 @@ export class LoginGate {
       // Let in by a login that ends, or by the next turn.
       await new Promise<void>((go) => this.waiting.push({ since: this.now(), go }));
     }
+    const startedAt = this.now();
     try {
       if (!wanted()) throw new SweepError('CLOSED', `${what}: the connection closed while the login waited`);
       return await work();
     } finally {
       const now = this.now();
-      this.doneAt.push(now);
+      this.done.push({ at: now, busy: this.busyMs(), took: now - startedAt });
       this.forgetOld(now);
       this.running -= 1;
       this.letIn();
@@ -139,23 +144,33 @@ export class LoginGate {
     return now - this.turnFrom < TURN_BUDGET_MS;
   }
 
-  /** Keeps only the completion times of the rate window. */
+  /** Keeps only the completions of the rate window. */
   private forgetOld(now: number): void {
-    while (this.doneAt.length > 0 && now - this.doneAt[0]! > RATE_WINDOW_MS) this.doneAt.shift();
+    while (this.done.length > 0 && now - this.done[0]!.at > RATE_WINDOW_MS) this.done.shift();
   }
 
-  /** Logins completed per ms lately (over the time the gate has worked, if shorter), or `unknown` before any. */
-  private ratePerMs(now: number, unknown: number): number {
+  /**
+   * Logins per ms the node can complete: those completed lately per ms the event loop was busy
+   * meanwhile, not per ms of clock. A node that sent its crowd away completes few while it waits
+   * for them, and asked by that rate it sent the next ones away for longer still: it idled through
+   * a restart storm. Bounded by the slots over the work's mean duration, for logins that wait on
+   * a store (a busy PostgreSQL) rather than on this loop.
+   */
+  private capacityPerMs(now: number): number {
     this.forgetOld(now);
-    const span = Math.max(1_000, Math.min(RATE_WINDOW_MS, now - this.firstAt));
-    return this.doneAt.length > 0 ? this.doneAt.length / span : unknown;
+    const n = this.done.length;
+    if (n < 2) return this.concurrency / PRIOR_LOGIN_MS;
+    const first = this.done[0]!;
+    const perBusyMs = (n - 1) / Math.max(1, Math.min(now - first.at, this.busyMs() - first.busy));
+    let took = 0;
+    for (const d of this.done) took += d.took;
+    return Math.min(perBusyMs, (this.concurrency * n) / Math.max(1, took));
   }
 
   /** A17: the wait for one refused login, its slot after those refused before it. */
   private retryAfter(): number {
     const now = this.now();
-    // Before any login completed, one per slot a second.
-    const perMs = this.ratePerMs(now, this.concurrency / 1000);
+    const perMs = this.capacityPerMs(now);
     const drained = Math.min(now + (this.running + this.waiting.length) / perMs, now + MAX_RETRY_AFTER_MS);
     const slot = Math.max(drained, this.promisedUntil);
     if (slot <= now + MAX_RETRY_AFTER_MS) {

@@ -72,7 +72,7 @@ void t.test('resumes beyond the login gate are refused RATE_LIMITED "server busy
   t.match(busy[0]?.error?.message, /^resume: server busy with logins \(1 in progress, 2 waiting, none longer than 5 s\); retry after \d+ s$/);
   const asked = answers.filter((a, i) => i % 2 === 0 && a.error?.code === 'RATE_LIMITED');
   const older = answers.filter((a, i) => i % 2 === 1 && a.error?.code === 'RATE_LIMITED');
-  t.ok(asked.length > 0 && asked.every((a) => (a.error?.retryAfterMs ?? 0) >= 1000), `a client that asked is told when to come back (A17): ${asked.map((a) => a.error?.retryAfterMs).join(', ')} ms`);
+  t.ok(asked.length > 0 && asked.every((a) => (a.error?.retryAfterMs ?? 0) > 0), `a client that asked is told when to come back (A17): ${asked.map((a) => a.error?.retryAfterMs).join(', ')} ms`);
   t.ok(older.every((a) => a.error && !('retryAfterMs' in a.error)), 'an older client gets the message only');
   t.equal(answers.filter((a) => a.status !== 'ok' && a.error?.code !== 'RATE_LIMITED').length, 0, 'no other failure');
   // Refused before the token was looked at: it still works.

@@ -10,7 +10,9 @@ function pending(): { work: () => Promise<string>; end: () => void; started: boo
   return p;
 }
 
-const gate = (opts: LoginGateOptions, clock = { ms: 0 }): LoginGate => new LoginGate({ maxWaitMs: 5000, now: () => clock.ms, random: () => 0, ...opts });
+/** `busy`: the event loop's busy ms; when not given, the loop is busy all the time. */
+const gate = (opts: LoginGateOptions, clock: { ms: number; busy?: number } = { ms: 0 }): LoginGate =>
+  new LoginGate({ maxWaitMs: 5000, now: () => clock.ms, busyMs: () => clock.busy ?? clock.ms, random: () => 0, ...opts });
 
 void t.test('LoginGate.run keeps at most concurrency logins in progress and starts the waiting ones in order', async (t) => {
   const g = gate({ concurrency: 2 });
@@ -34,8 +36,8 @@ void t.test('LoginGate.run beyond its queue refuses RATE_LIMITED with a retry-af
   const first = g.run('resumeProof', a.work);
   const second = g.run('resumeProof', b.work);
   const refused = await g.run('resumeProof', c.work).catch((e: unknown) => e);
-  // Nothing completed yet: one login a second per slot is assumed, so the two in hand take 2 s.
-  t.match(refused, { code: 'RATE_LIMITED', message: /^resumeProof: server busy with logins \(1 in progress, 1 waiting, none longer than 5 s\); retry after 2 s$/, retryAfterMs: 2000 });
+  // Nothing completed yet: one login per 100 ms a slot is assumed, so the two in hand take 200 ms.
+  t.match(refused, { code: 'RATE_LIMITED', message: /^resumeProof: server busy with logins \(1 in progress, 1 waiting, none longer than 5 s\); retry after 1 s$/, retryAfterMs: 200 });
   t.equal(c.started, false);
   t.equal(g.refusedBusy, 1);
   await flush();
@@ -45,13 +47,17 @@ void t.test('LoginGate.run beyond its queue refuses RATE_LIMITED with a retry-af
   t.same([await first, await second], ['done', 'done']);
 });
 
-void t.test('LoginGate.run refusing while busy asks each refused login to come back once the backlog is through at the rate logins complete, a slot after the one before (A17, issue 16)', async (t) => {
-  const clock = { ms: 0 };
+void t.test('LoginGate.run refusing while busy asks each refused login to come back once the backlog is through at the pace the node can work (logins per busy ms of its event loop), a slot after the one before (A17, issue 16)', async (t) => {
+  const clock = { ms: 0, busy: 0 };
   const g = gate({ concurrency: 2, maxWaitMs: 1000 }, clock);
-  // Ten logins completed in the first second: 5 a second over the 2 s the gate has worked.
+  // Ten logins in the first second, 10 ms of work each: the loop was busy 100 ms of it.
   for (let i = 0; i < 10; i++) {
     clock.ms = i * 100;
-    await g.run('resumeProof', async () => 'quick');
+    await g.run('resumeProof', async () => {
+      clock.ms += 10;
+      clock.busy += 10;
+      return 'quick';
+    });
   }
   clock.ms = 1000;
   const works = [pending(), pending(), pending(), pending(), pending()];
@@ -59,8 +65,9 @@ void t.test('LoginGate.run refusing while busy asks each refused login to come b
   clock.ms = 2000;
   const asked: unknown[] = [];
   for (let i = 0; i < 3; i++) asked.push(await g.run('resumeProof', async () => 'late').catch((e: unknown) => (e as { retryAfterMs?: number }).retryAfterMs));
-  // 2 in progress and 3 waiting at 5 a second: 1 s; then one slot (200 ms) later each.
-  t.same(asked, [1000, 1200, 1400]);
+  // 9 completed after the first in 90 busy ms: 100 a second, not the 5 a second they came in at.
+  // 2 in progress and 3 waiting: 50 ms; then one slot (10 ms) later each.
+  t.same(asked, [50, 60, 70]);
   await flush();
   for (const w of works) w.end();
   await flush();
@@ -68,6 +75,32 @@ void t.test('LoginGate.run refusing while busy asks each refused login to come b
   await flush();
   for (const w of works) w.end();
   t.same(await Promise.all(all), ['done', 'done', 'done', 'done', 'done']);
+});
+
+void t.test('LoginGate.run with logins that wait on the store (long work, an idle loop) paces refused logins by the slots over the work\'s mean duration (A17, issue 16)', async (t) => {
+  const clock = { ms: 0, busy: 0 };
+  const g = gate({ concurrency: 2, maxWaitMs: 1000 }, clock);
+  // Ten logins of 500 ms each, two at a time, with 1 ms of the loop each: the store is the bound.
+  for (let i = 0; i < 5; i++) {
+    const pair = [pending(), pending()];
+    const runs = pair.map((w) => g.run('resumeProof', w.work));
+    await flush();
+    clock.ms += 500;
+    clock.busy += 2;
+    for (const w of pair) w.end();
+    await Promise.all(runs);
+  }
+  const works = [pending(), pending(), pending()];
+  const all = works.map((w) => g.run('resumeProof', w.work));
+  clock.ms += 1000;
+  const refused = await g.run('resumeProof', async () => 'late').catch((e: unknown) => e);
+  // Two slots over 500 ms: 4 a second. 2 in progress and 1 waiting: 750 ms.
+  t.match(refused, { code: 'RATE_LIMITED', retryAfterMs: 750 });
+  await flush();
+  for (const w of works) w.end();
+  await flush();
+  for (const w of works) w.end();
+  t.equal((await Promise.all(all)).length, 3);
 });
 
 void t.test('LoginGate.run refusing more than the node gets through by MAX_RETRY_AFTER_MS spreads the rest up to it, not all at it (A17, issue 16)', async (t) => {
@@ -79,11 +112,11 @@ void t.test('LoginGate.run refusing more than the node gets through by MAX_RETRY
   const first = g.run('resumeProof', running.work);
   const queued = g.run('resumeProof', async () => 'queued');
   clock.ms = 1000;
-  // Nothing completed: one a second, so slots run out after 30 refusals.
+  // Nothing completed: one per 100 ms, so slots run out after 300 refusals.
   const asked: unknown[] = [];
-  for (let i = 0; i < 33; i++) asked.push(await g.run('resumeProof', async () => 'late').catch((e: unknown) => (e as { retryAfterMs?: number }).retryAfterMs));
-  t.same(asked.slice(0, 2), [2000, 3500], 'the two in hand take 2 s, then a slot a second');
-  t.same(asked.slice(29), [31000, 2000, 16500, 31000], 'past 30 s of slots: from the drain to 30 s at random');
+  for (let i = 0; i < 303; i++) asked.push(await g.run('resumeProof', async () => 'late').catch((e: unknown) => (e as { retryAfterMs?: number }).retryAfterMs));
+  t.same(asked.slice(0, 2), [200, 800], 'the two in hand take 200 ms, then a slot every 100 ms');
+  t.same(asked.slice(298), [30500, 31000, 200, 15600, 31000], 'past 30 s of slots: from the drain to 30 s at random');
   await flush();
   running.end();
   t.same([await first, await queued], ['done', 'queued']);
@@ -92,22 +125,22 @@ void t.test('LoginGate.run refusing more than the node gets through by MAX_RETRY
 void t.test('LoginGate.run refuses a newcomer that would wait maxWaitMs at the rate logins complete, though nobody has waited yet (issue 16)', async (t) => {
   const clock = { ms: 0 };
   const g = gate({ concurrency: 2, maxWaitMs: 1000 }, clock);
-  // Ten logins a second.
+  // Ten logins in a second: nine after the first, in 1,000 ms of a loop busy all along.
   for (let i = 0; i < 10; i++) {
     clock.ms = i * 100;
     await g.run('resumeProof', async () => 'quick');
   }
   await flush();
   clock.ms = 1000;
-  const works = Array.from({ length: 11 }, () => pending());
+  const works = Array.from({ length: 10 }, () => pending());
   const all = works.map((w) => g.run('resumeProof', w.work));
-  // 2 in progress and 9 waiting: the next would start a second from now, when its client is about to give up.
-  await t.rejects(g.run('resumeProof', async () => 'late'), { code: 'RATE_LIMITED', message: /\(2 in progress, 9 waiting, none longer than 1 s\)/ });
+  // 2 in progress and 8 waiting at 9 a second: the next would start a second from now, when its client is about to give up.
+  await t.rejects(g.run('resumeProof', async () => 'late'), { code: 'RATE_LIMITED', message: /\(2 in progress, 8 waiting, none longer than 1 s\)/ });
   for (let i = 0; i < 6; i++) {
     await flush();
     for (const w of works) w.end();
   }
-  t.equal((await Promise.all(all)).length, 11);
+  t.equal((await Promise.all(all)).length, 10);
 });
 
 void t.test('LoginGate.run with logins that never yield (SQLite) runs about 50 ms of them in one turn of the event loop and the rest in later turns (issue 16)', async (t) => {
@@ -141,7 +174,7 @@ void t.test('LoginGate.run while the longest-waiting login has waited maxWaitMs 
   clock.ms = 4999;
   const inTime = g.run('login', async () => 'in time');
   clock.ms = 5000;
-  await t.rejects(g.run('login', async () => 'late'), { code: 'RATE_LIMITED', message: /none longer than 5 s\); retry after 3 s/, retryAfterMs: 3000 });
+  await t.rejects(g.run('login', async () => 'late'), { code: 'RATE_LIMITED', message: /none longer than 5 s\); retry after 1 s/, retryAfterMs: 300 });
   await flush();
   running.end();
   t.same([await first, await queued, await inTime], ['done', 'queued', 'in time']);
