@@ -27,8 +27,9 @@ export function issueNonce(key: ServerKey, now: number): ChallengeResult {
  * A14: the account and certificate of a resume proof: the nonce is this cluster's, fresh and not
  * used before on any node, the certificate is this cluster's and unexpired, and the proof
  * verifies with the signing key the certificate names. One Ed25519 check per part, no Argon2.
- * Failures are rate limited per endpoint id and per address like A8's (only failures count); a
- * refusal is UNAUTHORIZED (the client then uses its password), a nonce used before REPLAYED.
+ * Failures are counted per endpoint id and per address like A8's, and refused RATE_LIMITED over
+ * the limits; otherwise a refusal is UNAUTHORIZED (the client then uses its password), a nonce
+ * used before REPLAYED.
  */
 export async function checkResumeProof(
   ctx: CredentialContext & { key: ServerKey },
@@ -44,10 +45,10 @@ export async function checkResumeProof(
     log.warn({ address }, 'resume proof refused: certificate');
     throw new SweepError('UNAUTHORIZED', BAD_PROOF);
   }
-  // Failures only are counted (not attempts in flight, as for passwords): a proof costs no Argon2
-  // and cannot be guessed, and a fleet behind one address must come back all at once.
+  // Only failures meet the limits (counted, and refused RATE_LIMITED over them): a signature by
+  // the endpoint's key cannot be guessed, and a fleet behind one address must come back all at
+  // once however many forged proofs came from there. A proof that verifies costs no limit query.
   const rateKey = `#${certificate.endpointId}`;
-  await ctx.limiter.check(rateKey, address);
   let account: Account | undefined;
   let replayed = false;
   try {
@@ -65,15 +66,13 @@ export async function checkResumeProof(
     }
     account = undefined;
   }
+  if (account) return { account, certificate };
+  await ctx.limiter.check(rateKey, address);
+  await ctx.limiter.recordFailure(rateKey, address);
   if (replayed) {
-    await ctx.limiter.recordFailure(rateKey, address);
     log.warn({ endpointId: certificate.endpointId, account: certificate.account, address }, 'resume proof refused: nonce used before');
     throw new SweepError('REPLAYED', 'resumeProof.nonce: already used (a nonce is good for one proof on any node); ask for a new challenge');
   }
-  if (!account) {
-    await ctx.limiter.recordFailure(rateKey, address);
-    log.warn({ endpointId: certificate.endpointId, account: certificate.account }, 'resume proof refused');
-    throw new SweepError('UNAUTHORIZED', BAD_PROOF);
-  }
-  return { account, certificate };
+  log.warn({ endpointId: certificate.endpointId, account: certificate.account }, 'resume proof refused');
+  throw new SweepError('UNAUTHORIZED', BAD_PROOF);
 }

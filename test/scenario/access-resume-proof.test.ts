@@ -96,6 +96,22 @@ void t.test('a proof that does not verify is refused UNAUTHORIZED; the endpoint 
   await until('the raw login replaced the client', () => c.state === 'kicked');
 });
 
+void t.test('proofs that do not verify are counted and, over the limit, refused RATE_LIMITED; a proof that verifies logs in whatever the count (A14)', async (t) => {
+  const s = await server(t);
+  const k = keys();
+  const c = client(t, s, k);
+  const { certificate } = await c.start();
+  const send = await raw(t, s);
+  const nonce = String((await send('challenge', {})).data?.nonce);
+  const proofBy = (key: KeyObject): string => sign(null, Buffer.from(resumeProofMessage(nonce)), key).toString('base64url');
+  const forged = { certificate, nonce, proof: proofBy(keys().privateKey), label: 'x' };
+  // Five failures per endpoint id a minute (A11's per-username rule, keyed by the endpoint id).
+  for (let i = 0; i < 5; i++) t.match(await send('resumeProof', forged), { status: 'error', error: { code: 'UNAUTHORIZED' } }, `forged proof ${i + 1}`);
+  t.match(await send('resumeProof', forged), { status: 'error', error: { code: 'RATE_LIMITED', message: /retry after \d+ s/ } }, 'over the limit');
+  // A signature by the endpoint's own key cannot be guessed: a lockout others caused does not keep the device out.
+  t.equal((await send('resumeProof', { certificate, nonce, proof: proofBy(k.privateKey), label: 'Phone' })).status, 'ok');
+});
+
 void t.test('a client whose proof is refused logs in with its password instead (A14)', async (t) => {
   const s = await server(t);
   const k = keys();
