@@ -14,7 +14,12 @@ export async function run(): Promise<Record<string, unknown>> {
   try {
     const pg = await startPostgres(t);
     const nats = await startNats(t);
-    return await tenThousand(t, { pgUrl: await pg.createDatabase('tenk'), natsUrl: nats.url });
+    // The node reaches PostgreSQL through its Unix socket, as a node beside its database would
+    // (SWEEP_BENCH_PG_TCP=1: loopback TCP). Over loopback TCP the kernel does the receiving end's
+    // work of every query in the sending node's time, as no network between two machines would.
+    const url = await pg.createDatabase('tenk');
+    const tcp = process.env.SWEEP_BENCH_PG_TCP === '1';
+    return { pgVia: tcp ? 'loopback TCP' : 'unix socket', ...(await tenThousand(t, { pgUrl: tcp ? url : pg.viaSocket(url), natsUrl: nats.url })) };
   } finally {
     for (const fn of fns.reverse()) await fn();
   }

@@ -178,6 +178,16 @@ async function passwordBurst(url: string, homes: number): Promise<Record<string,
   };
 }
 
+/** CPU seconds a process has used (Linux /proc/PID/stat: utime and stime, in clock ticks of 1/100 s). */
+function cpuSecondsOf(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** TCP connections the kernel dropped because a listener's accept queue was full (host-wide, Linux). */
 function listenOverflows(): number {
   try {
@@ -242,7 +252,9 @@ async function storm(s: Setup, node: ServerProcess): Promise<Record<string, unkn
   const killedAt = performance.now();
   await node.kill();
   await sleep(Math.max(0, RESTART_SEC_MS - (performance.now() - killedAt)));
-  const again = await startServerProcess(s.t, s.args, { logFile: s.logFile });
+  // SWEEP_BENCH_CPU_PROF=DIR: the restarted node writes a CPU profile of the storm there (stopped by SIGTERM to write it).
+  const profileDir = process.env.SWEEP_BENCH_CPU_PROF;
+  const again = await startServerProcess(s.t, s.args, { logFile: s.logFile, nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] });
   const listeningAfterMs = performance.now() - killedAt;
   const lags: number[] = [];
   const sampler = setInterval(() => {
@@ -251,14 +263,32 @@ async function storm(s: Setup, node: ServerProcess): Promise<Record<string, unkn
       () => undefined,
     );
   }, LOAD_WINDOW_MS / 2);
+  // Each second: how much of one core the node used (idle seconds while clients wait show a back-off too long).
+  const cpuPct: number[] = [];
+  let cpuBefore = cpuSecondsOf(again.pid);
+  const cpuSampler = setInterval(() => {
+    const cpu = cpuSecondsOf(again.pid);
+    cpuPct.push(round(100 * (cpu - cpuBefore), 0));
+    cpuBefore = cpu;
+  }, 1000);
   const burst = passwordBurst(again.url, s.homes);
   const allBack = await until(() => fleet.online === ENDPOINTS, STORM_LIMIT_MS);
   const passwords = await burst;
   clearInterval(sampler);
+  clearInterval(cpuSampler);
   const after = await loadOf(again);
+  const nodeUp = again.child.exitCode === null ? 1 : 0;
   const backAt = fleet.endpoints.map((e) => (e.state === 'online' && e.onlineAt > killedAt ? e.onlineAt - killedAt : Number.POSITIVE_INFINITY));
   const share = (sec: number): number => round((100 * backAt.filter((ms) => ms <= sec * 1000).length) / ENDPOINTS, 2);
   const allBackMs = allBack ? Math.max(...backAt) : Number.NaN;
+  const finite = backAt.filter((ms) => ms !== Number.POSITIVE_INFINITY);
+  const perSecond = Array.from({ length: Math.floor(Math.max(0, ...finite) / 1000) + 1 }, () => 0);
+  for (const ms of finite) perSecond[Math.floor(ms / 1000)]! += 1;
+  if (profileDir) {
+    const exited = new Promise((resolve) => again.child.once('exit', resolve));
+    again.child.kill('SIGTERM');
+    await exited;
+  }
   return {
     listeningAfterMs: round(listeningAfterMs, 0),
     allBackMs: round(allBackMs, 0),
@@ -276,9 +306,11 @@ async function storm(s: Setup, node: ServerProcess): Promise<Record<string, unkn
     passwordChecksRefusedBusy: after.passwordChecksRefusedBusy,
     loopDelayP99Ms: lags.length ? Math.max(...lags) : Number.NaN,
     rssMbAfter: after.rssMb,
-    nodeUp: again.child.exitCode === null ? 1 : 0,
+    nodeUp,
     passwordLogins: passwords,
     clientFailures: Object.fromEntries(fleet.failures),
+    backPerSecond: perSecond.join(' '),
+    nodeCpuPctPerSecondFromListening: cpuPct.join(' '),
     hostListenOverflows: listenOverflows() - overflowsBefore,
   };
 }

@@ -20,6 +20,8 @@ export interface LoopbackPostgres {
   start(): Promise<void>;
   /** The server's process id while it runs. */
   readonly pid: number | undefined;
+  /** `url` (of createDatabase) through the server's Unix socket instead of loopback TCP. */
+  viaSocket(url: string): string;
 }
 
 /** As root, the engine runs as the packaged `postgres` user (initdb refuses root). */
@@ -95,6 +97,7 @@ export async function startPostgres(t: Test): Promise<LoopbackPostgres> {
       }
       return `postgres://sweep@127.0.0.1:${port}/${db}`;
     },
+    viaSocket: (url: string) => url.replace(`@127.0.0.1:${port}/`, `@${encodeURIComponent(socketDir)}:${port}/`),
     stop: () => stopWith('SIGINT'),
     kill: () => stopWith('SIGKILL'),
     start,
