@@ -1,4 +1,6 @@
 import { sql, type ExpressionBuilder, type Kysely, type RawBuilder } from 'kysely';
+import { compiledOnce } from './compiled-once.ts';
+import { SweepError } from '../../core/errors.ts';
 import type { Account, AccountSummary, LoginWrites } from '../store.ts';
 import type { Tables } from './schema.ts';
 
@@ -19,25 +21,24 @@ function buddyNames(eb: ExpressionBuilder<Tables, 'accounts'>, account: string) 
 }
 
 /** AccountStore.writeLogin: claim, session token and online row, written only for the id's owner. */
-export async function writeLoginPostgres(db: Kysely<Tables>, w: LoginWrites): Promise<{ owner: string; buddies: AccountSummary[] }> {
-  const { online: o } = w;
-  const rows = await db
+const writeLogin = compiledOnce((db: Kysely<Tables>, w: Omit<LoginWrites, 'online'> & LoginWrites['online']) =>
+  db
     // A10: on conflict the binding is "updated" to itself, so RETURNING names the existing owner.
     .with('claim', (db) =>
       db
         .insertInto('endpoint_bindings')
-        .values({ endpoint_id: o.endpointId, account: o.account, bound_at: w.boundAt })
+        .values({ endpoint_id: w.endpointId, account: w.account, bound_at: w.boundAt })
         .onConflict((oc) => oc.column('endpoint_id').doUpdateSet({ endpoint_id: (eb) => eb.ref('excluded.endpoint_id') }))
         .returning('account'),
     )
     // One row when the login's account owns the id, none otherwise: the writes below select from it.
-    .with('mine', (db) => db.selectFrom('claim').select('account').where('account', '=', o.account))
+    .with('mine', (db) => db.selectFrom('claim').select('account').where('account', '=', w.account))
     // A7: one live token per endpoint.
     .with('revoked', (db) =>
       db
         .deleteFrom('login_sessions')
-        .where('account', '=', o.account)
-        .where('endpoint_id', '=', o.endpointId)
+        .where('account', '=', w.account)
+        .where('endpoint_id', '=', w.endpointId)
         .where((eb) => eb.exists(eb.selectFrom('mine').select('account')))
         .returning('token_hash'),
     )
@@ -45,7 +46,7 @@ export async function writeLoginPostgres(db: Kysely<Tables>, w: LoginWrites): Pr
       db
         .insertInto('login_sessions')
         .columns(['account', 'token_hash', 'endpoint_id', 'expires_at'])
-        .expression((eb) => eb.selectFrom('mine').select(['account', text(w.tokenHash).as('token_hash'), text(o.endpointId).as('endpoint_id'), bigint(w.expiresAt).as('expires_at')]))
+        .expression((eb) => eb.selectFrom('mine').select(['account', text(w.tokenHash).as('token_hash'), text(w.endpointId).as('endpoint_id'), bigint(w.expiresAt).as('expires_at')]))
         .returning('token_hash'),
     )
     // A4: a newer login of this endpoint, on any node, replaces the row of the older one.
@@ -56,7 +57,7 @@ export async function writeLoginPostgres(db: Kysely<Tables>, w: LoginWrites): Pr
         .expression((eb) =>
           eb
             .selectFrom('mine')
-            .select(['account', text(o.endpointId).as('endpoint_id'), text(o.kind).as('kind'), text(o.label).as('label'), text(o.nodeId).as('node_id'), text(o.sessionId).as('session_id'), bigint(o.since).as('since')]),
+            .select(['account', text(w.endpointId).as('endpoint_id'), text(w.kind).as('kind'), text(w.label).as('label'), text(w.nodeId).as('node_id'), text(w.sessionId).as('session_id'), bigint(w.since).as('since')]),
         )
         .onConflict((oc) =>
           oc.column('endpoint_id').doUpdateSet((eb) => ({
@@ -72,20 +73,23 @@ export async function writeLoginPostgres(db: Kysely<Tables>, w: LoginWrites): Pr
     )
     .selectFrom('claim')
     .leftJoin(
-      (eb) => eb.selectFrom('accounts').select(['name', 'display_name', 'created_at']).where((eb) => eb('name', 'in', buddyNames(eb, o.account))).as('buddy'),
+      (eb) => eb.selectFrom('accounts').select(['name', 'display_name', 'created_at']).where((eb) => eb('name', 'in', buddyNames(eb, w.account))).as('buddy'),
       (join) => join.onTrue(),
     )
     .select(['claim.account as owner', 'buddy.name', 'buddy.display_name', 'buddy.created_at'])
-    .orderBy('buddy.name')
-    .execute();
+    .orderBy('buddy.name'),
+);
+
+export async function writeLoginPostgres(db: Kysely<Tables>, login: LoginWrites): Promise<{ owner: string; buddies: AccountSummary[] }> {
+  const rows = await writeLogin(db, { boundAt: login.boundAt, tokenHash: login.tokenHash, expiresAt: login.expiresAt, ...login.online });
   const buddies: AccountSummary[] = [];
   for (const r of rows) if (r.name !== null && r.display_name !== null && r.created_at !== null) buddies.push({ name: r.name, displayName: r.display_name, createdAt: r.created_at });
-  return { owner: rows[0]?.owner ?? o.account, buddies };
+  return { owner: rows[0]?.owner ?? login.online.account, buddies };
 }
 
 /** AccountStore.useResumeNonceOf: the nonce recorded (SqlStore.useResumeNonce's rule) and the account read, in one statement. */
-export async function useResumeNonceOfPostgres(db: Kysely<Tables>, account: string, nonce: string, expiresAt: number, now: number): Promise<{ fresh: boolean; account: Account | undefined }> {
-  const row = await db
+const useResumeNonceOf = compiledOnce((db: Kysely<Tables>, { account, nonce, expiresAt, now }: { account: string; nonce: string; expiresAt: number; now: number }) =>
+  db
     // The primary key decides between two nodes taking the same nonce at once; an expired record counts as none.
     .with('used', (db) =>
       db
@@ -97,8 +101,12 @@ export async function useResumeNonceOfPostgres(db: Kysely<Tables>, account: stri
     // One row whether or not the account exists: the left join keeps it.
     .selectFrom(sql<{ one: number }>`(select 1 as one)`.as('one'))
     .leftJoin('accounts', (join) => join.on('accounts.name', '=', account))
-    .select((eb) => [eb.selectFrom('used').select((eb) => eb.fn.countAll<string>().as('n')).as('fresh'), 'accounts.name', 'accounts.display_name', 'accounts.password_hash', 'accounts.created_at'])
-    .executeTakeFirstOrThrow();
+    .select((eb) => [eb.selectFrom('used').select((eb) => eb.fn.countAll<string>().as('n')).as('fresh'), 'accounts.name', 'accounts.display_name', 'accounts.password_hash', 'accounts.created_at']),
+);
+
+export async function useResumeNonceOfPostgres(db: Kysely<Tables>, account: string, nonce: string, expiresAt: number, now: number): Promise<{ fresh: boolean; account: Account | undefined }> {
+  const [row] = await useResumeNonceOf(db, { account, nonce, expiresAt, now });
+  if (!row) throw new SweepError('INTERNAL', 'resume nonce: the statement returned no row');
   const { name, display_name, password_hash, created_at } = row;
   const found = name !== null && display_name !== null && password_hash !== null && created_at !== null;
   return { fresh: Number(row.fresh) > 0, account: found ? { name, displayName: display_name, passwordHash: password_hash, createdAt: created_at } : undefined };

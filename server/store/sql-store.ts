@@ -1,8 +1,9 @@
-import { sql, type Expression, type ExpressionBuilder, type Kysely } from 'kysely';
+import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selectable } from 'kysely';
+import { compiledOnce } from './compiled-once.ts';
 import { SweepError } from '../../core/errors.ts';
 import { checkAccountName, checkDisplayName, unknownAccount, type Account, type AccountStore, type AccountSummary, type CallRecordRow, type LoginWrites, type OnlineRow, type PushSubscriptionRow, type StoredSession } from '../store.ts';
 import { useResumeNonceOfPostgres, writeLoginPostgres } from './postgres-login.ts';
-import type { SqlDialect, Tables } from './schema.ts';
+import type { OnlineEndpointsTable, SqlDialect, Tables } from './schema.ts';
 
 /** The advisory lock key of the reaper (any constant the cluster agrees on). */
 const REAPER_LOCK = 0x5eed16;
@@ -245,24 +246,8 @@ export class SqlStore implements AccountStore {
   }
 
   async onlineForAccount(account: string): Promise<OnlineRow[]> {
-    const rows = await this.db
-      .selectFrom('online_endpoints')
-      .selectAll()
-      // One IN over a UNION, for the index (buddiesOf); the account itself by its primary key.
-      .where((eb) =>
-        eb(
-          'account',
-          'in',
-          eb
-            .selectFrom('accounts')
-            .select('name as account')
-            .where('name', '=', account)
-            .unionAll(eb.selectFrom('buddies').select('b as account').where('a', '=', account))
-            .unionAll(eb.selectFrom('buddies').select('a as account').where('b', '=', account)),
-        ),
-      )
-      .orderBy('endpoint_id')
-      .execute();
+    // Every login reads it: compiled once per engine (server/store/compiled-once.ts).
+    const rows = await onlineForAccountIn[this.dialect](this.db, { account });
     return rows.map(onlineRow);
   }
 
@@ -428,6 +413,31 @@ export class SqlStore implements AccountStore {
     return a < b ? [a, b] : [b, a];
   }
 }
+
+/** The online rows of an account and its buddies: one IN over a UNION, for the index (buddiesOf); the account itself by its primary key. */
+function onlineForAccountQuery(db: Kysely<Tables>, { account }: { account: string }) {
+  return db
+    .selectFrom('online_endpoints')
+    .selectAll()
+    .where((eb) =>
+      eb(
+        'account',
+        'in',
+        eb
+          .selectFrom('accounts')
+          .select('name as account')
+          .where('name', '=', account)
+          .unionAll(eb.selectFrom('buddies').select('b as account').where('a', '=', account))
+          .unionAll(eb.selectFrom('buddies').select('a as account').where('b', '=', account)),
+      ),
+    )
+    .orderBy('endpoint_id');
+}
+
+const onlineForAccountIn: Record<SqlDialect, ReturnType<typeof compiledOnce<Tables, { account: string }, Selectable<OnlineEndpointsTable>>>> = {
+  sqlite: compiledOnce(onlineForAccountQuery),
+  postgres: compiledOnce(onlineForAccountQuery),
+};
 
 /** A lease that lapsed before `now` and is renewed starts again; an unbroken one keeps its start. */
 function leaseStart(eb: ExpressionBuilder<Tables, 'node_leases'>, now: number): Expression<number> {
