@@ -58,8 +58,8 @@ export class LoginGate {
   private busyCount = 0;
   /** Logins completed within RATE_WINDOW_MS, oldest first: when, the event loop's busy ms then, how long the work took. */
   private readonly done: Array<{ at: number; busy: number; took: number }> = [];
-  /** Up to when refused logins have been given slots to come back in. */
-  private promisedUntil = 0;
+  /** The slots given to refused logins that are still ahead, earliest first (A17). */
+  private readonly promised: number[] = [];
   /** When the first login of this turn of the event loop was let in; cleared by the next turn. */
   private turnFrom: number | undefined;
   private readonly concurrency: number;
@@ -167,18 +167,39 @@ export class LoginGate {
     return Math.min(perBusyMs, (this.concurrency * n) / Math.max(1, took));
   }
 
-  /** A17: the wait for one refused login, its slot after those refused before it. */
+  /**
+   * A17: the wait for one refused login: once the logins in progress, those waiting and those
+   * told to come back before it (whose slots are still ahead) are through. Counted from the slots
+   * still ahead, not after the last slot ever given: a client back at its slot and refused again
+   * (others took it) would otherwise push the schedule on twice, and a schedule pushed far ahead
+   * while the capacity measured low left the node idle once the capacity was back.
+   */
   private retryAfter(): number {
     const now = this.now();
     const perMs = this.capacityPerMs(now);
+    let due = 0;
+    while (due < this.promised.length && this.promised[due]! <= now) due += 1;
+    this.promised.splice(0, due);
     const drained = Math.min(now + (this.running + this.waiting.length) / perMs, now + MAX_RETRY_AFTER_MS);
-    const slot = Math.max(drained, this.promisedUntil);
+    const slot = drained + this.promised.length / perMs;
     if (slot <= now + MAX_RETRY_AFTER_MS) {
-      this.promisedUntil = slot + 1 / perMs;
+      this.promised.splice(insertionPoint(this.promised, slot), 0, slot);
       return Math.round(slot - now + this.random() * SPREAD_MS);
     }
     // More refused than the node gets through by the longest wait: anywhere from the drain to it,
     // at random, not all at the longest wait (they came back in one clump, the node idle before).
     return Math.round(drained - now + this.random() * (MAX_RETRY_AFTER_MS - (drained - now) + SPREAD_MS));
   }
+}
+
+/** Where `value` goes in the ascending `sorted` (after equal values). */
+function insertionPoint(sorted: readonly number[], value: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! <= value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

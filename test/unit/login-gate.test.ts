@@ -103,6 +103,36 @@ void t.test('LoginGate.run with logins that wait on the store (long work, an idl
   t.equal((await Promise.all(all)).length, 3);
 });
 
+void t.test('LoginGate.run counts a refused login\'s slot from the slots still ahead at the pace the node works now, not after slots given when it measured slower (A17, issue 16)', async (t) => {
+  const clock = { ms: 0, busy: 0 };
+  const g = gate({ concurrency: 1, queue: 0 }, clock);
+  const quick = async (): Promise<string> => {
+    clock.ms += 1;
+    clock.busy += 1;
+    return 'quick';
+  };
+  const first = pending();
+  const firstRun = g.run('resumeProof', first.work);
+  const asked = async (): Promise<unknown> => await g.run('resumeProof', quick).catch((e: unknown) => (e as { retryAfterMs?: number }).retryAfterMs);
+  // Nothing completed: one per 100 ms assumed, so ten refused get slots up to a second away.
+  const early: unknown[] = [];
+  for (let i = 0; i < 10; i++) early.push(await asked());
+  t.same(early, [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]);
+  clock.ms += 1;
+  clock.busy += 1;
+  first.end();
+  await firstRun;
+  // Ten logins of 1 ms each: a thousand a second.
+  for (let i = 0; i < 10; i++) t.equal(await g.run('resumeProof', quick), 'quick');
+  const blocker = pending();
+  const blocked = g.run('resumeProof', blocker.work);
+  // The one in progress (1 ms) and the ten still to come back (10 ms) at that pace: 11 ms, not after the slot a second away.
+  t.equal(await asked(), 11);
+  await flush();
+  blocker.end();
+  t.equal(await blocked, 'done');
+});
+
 void t.test('LoginGate.run refusing more than the node gets through by MAX_RETRY_AFTER_MS spreads the rest up to it, not all at it (A17, issue 16)', async (t) => {
   const clock = { ms: 0 };
   const draws = [0, 0.5, 1];
