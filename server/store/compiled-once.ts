@@ -1,6 +1,17 @@
 import { CompiledQuery, type Compilable, type Kysely } from 'kysely';
 import { SweepError } from '../../core/errors.ts';
 
+/** The text of each statement compiled once, and the name PostgreSQL prepares it under. */
+const statementNames = new Map<string, string>();
+
+/**
+ * The name to prepare `text` under, if it is a statement compiled once: PostgreSQL then parses
+ * and plans it once per connection (open.ts names them), not on every login.
+ */
+export function preparedName(text: string): string | undefined {
+  return statementNames.get(text);
+}
+
 /**
  * A statement whose SQL text is compiled once. Kysely builds and compiles a query on every call,
  * and for the large WITH statement of a login that was a good part of a restart storm's time on
@@ -25,6 +36,7 @@ export function compiledOnce<DB, P extends object, R>(build: (db: Kysely<DB>, p:
         return name;
       });
       text = compiled.sql;
+      statementNames.set(text, `sweep_${statementNames.size + 1}`);
     }
     const result = await db.executeQuery<R>(CompiledQuery.raw(text, order.map((n) => p[n] as unknown)));
     return result.rows;

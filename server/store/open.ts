@@ -5,6 +5,7 @@ import { Kysely, PostgresDialect, SqliteDialect, type LogEvent } from 'kysely';
 import pg from 'pg';
 import { SweepError } from '../../core/errors.ts';
 import type { AccountStore } from '../store.ts';
+import { preparedName } from './compiled-once.ts';
 import { migrateToLatest, pendingMigrations } from './migrations.ts';
 import type { SqlDialect, Tables } from './schema.ts';
 import { SqlStore } from './sql-store.ts';
@@ -120,9 +121,25 @@ function openPostgres(url: string, onPoolError?: (err: Error) => void, onQuery?:
   });
   // An idle client's error (the server restarted) must not crash the node.
   pool.on('error', (err) => onPoolError?.(err));
+  pool.on('connect', nameCompiledStatements);
   const log = onQuery && ((event: LogEvent): void => onQuery(event.query.sql));
   const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }), ...(log ? { log } : {}) });
   return { db, dialect: 'postgres', release: () => db.destroy() };
+}
+
+/**
+ * Kysely sends every query unnamed, so PostgreSQL parses and plans it each time. A statement
+ * compiled once (compiled-once.ts: those every login runs) goes out named instead: prepared once
+ * per connection, and then only its values are sent.
+ */
+export function nameCompiledStatements(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  const named = (...args: unknown[]): unknown => {
+    const [text, values] = args;
+    const name = typeof text === 'string' && Array.isArray(values) ? preparedName(text) : undefined;
+    return name === undefined ? query(...args) : query({ name, text, values });
+  };
+  Object.assign(client, { query: named });
 }
 
 function readBigintAsNumber(oid: number, format?: 'text' | 'binary'): (value: string) => unknown {

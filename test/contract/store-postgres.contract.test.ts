@@ -1,6 +1,8 @@
 import t from 'tap';
 import pgClient from 'pg';
-import { migrateStore, openStore } from '../../server/store/open.ts';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import { compiledOnce } from '../../server/store/compiled-once.ts';
+import { migrateStore, nameCompiledStatements, openStore } from '../../server/store/open.ts';
 import type { AccountStore } from '../../server/store.ts';
 import { startPostgres } from '../helpers/postgres.ts';
 import { storeContract } from './store.contract.ts';
@@ -77,4 +79,19 @@ void t.test('a login reads its buddies and their online rows by index on Postgre
     const plan = (await raw.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${query}`, params)).rows.map((r) => r['QUERY PLAN']).join('\n');
     t.notMatch(plan, /Seq Scan on (accounts|online_endpoints)/, `${query.slice(0, 60)}…\n${plan}`);
   }
+});
+
+void t.test('a statement compiled once goes to PostgreSQL named: prepared once per connection, then only its values are sent (issue 16)', async (t) => {
+  const url = await pg.createDatabase('prepared');
+  const pool = new pgClient.Pool({ connectionString: url, max: 1 });
+  pool.on('connect', nameCompiledStatements);
+  const db = new Kysely<{ t: { n: number } }>({ dialect: new PostgresDialect({ pool }) });
+  t.teardown(() => db.destroy());
+  const plusOne = compiledOnce((db: Kysely<{ t: { n: number } }>, p: { n: number }) => db.selectNoFrom(sql<number>`cast(${p.n} as int) + 1`.as('m')));
+  t.same(await plusOne(db, { n: 1 }), [{ m: 2 }]);
+  t.same(await plusOne(db, { n: 41 }), [{ m: 42 }], 'the prepared statement runs with new values');
+  const prepared = await sql<{ name: string; statement: string }>`select name, statement from pg_prepared_statements`.execute(db);
+  t.equal(prepared.rows.length, 1, 'one statement prepared on the connection');
+  t.match(prepared.rows[0]?.name, /^sweep_\d+$/);
+  t.match(prepared.rows[0]?.statement, /cast\(\$1 as int\) \+ 1/);
 });
