@@ -1,6 +1,6 @@
 import type { Test } from 'tap';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, getPriority, loadavg, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -14,6 +14,7 @@ import { hashToken } from '../server/credentials.ts';
 import type { LoadFigures } from '../server/load-monitor.ts';
 import { hashPassword } from '../server/passwords.ts';
 import { loadOrCreateServerKey } from '../server/server-key.ts';
+import { buildBundle } from '../deploy/bundle.ts';
 import { migrateStore, openStore, type StoreLocation } from '../server/store/open.ts';
 import { startServerProcess, type ServerProcess } from '../test/helpers/server-process.ts';
 import { freePort } from '../test/helpers/ports.ts';
@@ -21,7 +22,8 @@ import { ed25519KeyPair, Fleet, type FleetEndpoint } from './fleet.ts';
 import { percentile, round } from './stats.ts';
 
 /**
- * The 10k figures of `npm run bench -- cluster`: one server node, a process of its own, holding
+ * The 10k figures of `npm run bench -- cluster`: one server node, a process of its own run from
+ * the `sweep` bundle as systemd runs it (deploy/systemd: no TypeScript loader at start), holding
  * ENDPOINTS logged-in endpoints (households of PER_HOME, each home its own client address
  * through a trusted proxy) while relay and presence traffic flows; then SIGKILLed and restarted
  * as systemd would, while the whole fleet comes back with resume proofs (A14) and a burst of
@@ -203,6 +205,8 @@ function listenOverflows(): number {
 interface Setup {
   t: Test;
   args: string[];
+  /** The node runs from the `sweep` bundle, as systemd starts it (deploy/systemd). */
+  bundle: string;
   logFile: string;
   fleet: Fleet;
   homes: number;
@@ -254,7 +258,7 @@ async function storm(s: Setup, node: ServerProcess): Promise<Record<string, unkn
   await sleep(Math.max(0, RESTART_SEC_MS - (performance.now() - killedAt)));
   // SWEEP_BENCH_CPU_PROF=DIR: the restarted node writes a CPU profile of the storm there (stopped by SIGTERM to write it).
   const profileDir = process.env.SWEEP_BENCH_CPU_PROF;
-  const again = await startServerProcess(s.t, s.args, { logFile: s.logFile, nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] });
+  const again = await startServerProcess(s.t, s.args, { logFile: s.logFile, bundle: s.bundle, nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] });
   const listeningAfterMs = performance.now() - killedAt;
   const lags: number[] = [];
   const sampler = setInterval(() => {
@@ -318,7 +322,11 @@ async function storm(s: Setup, node: ServerProcess): Promise<Record<string, unkn
 /** The figures of one node holding ENDPOINTS endpoints, then of its restart storm; `cluster` makes it a PostgreSQL + NATS node. */
 export async function tenThousand(t: Test, cluster?: { pgUrl: string; natsUrl: string }): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'sweep-bench-10k-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // SWEEP_BENCH_NODE_LOG=FILE keeps the node's log there (the run's directory goes at the end).
+  t.teardown(() => {
+    if (process.env.SWEEP_BENCH_NODE_LOG) copyFileSync(join(dir, 'node.log'), process.env.SWEEP_BENCH_NODE_LOG);
+    rmSync(dir, { recursive: true, force: true });
+  });
   const data = join(dir, 'data');
   await loadOrCreateServerKey(data);
   writeFileSync(join(dir, 'index.html'), '<!doctype html>');
@@ -330,7 +338,8 @@ export async function tenThousand(t: Test, cluster?: { pgUrl: string; natsUrl: s
   const port = await freePort();
   const args = ['--data', data, '--web', dir, '--port', String(port), '--trusted-proxy', '127.0.0.1', ...(cluster ? ['--db', cluster.pgUrl, '--bus', cluster.natsUrl, '--node-id', 'n10k'] : [])];
   const logFile = join(dir, 'node.log');
-  const node = await startServerProcess(t, args, { logFile });
+  const bundle = await buildBundle();
+  const node = await startServerProcess(t, args, { logFile, bundle });
   const fleet = new Fleet({ url: node.url, password: PW, log, timeoutMs: 10_000, backoff: { initialMs: 500, maxMs: 30_000 } });
   t.teardown(() => fleet.stop());
   for (let i = 0; i < ENDPOINTS; i++) {
@@ -347,7 +356,7 @@ export async function tenThousand(t: Test, cluster?: { pgUrl: string; natsUrl: s
       // Raising it again needs privileges; what runs after this bench runs at the lower priority.
     }
   });
-  const setup = { t, args, logFile, fleet, homes };
+  const setup = { t, args, bundle, logFile, fleet, homes };
   const held = { ...(await hold(setup, node)), seedMs: round(seedMs, 0) };
   const restartStorm = { store: cluster ? 'postgres+nats' : 'sqlite+in-process bus', ...(await storm(setup, node)) };
   fleet.stop();

@@ -24,12 +24,15 @@ export interface ServerProcessOptions {
   logFile?: string;
   /** Node's own flags before the entry point (`--cpu-prof` to profile the node). */
   nodeArgs?: string[];
+  /** The `sweep` bundle to run (deploy/bundle.ts, as systemd runs it) instead of the sources through tsx. */
+  bundle?: string;
 }
 
 /** `sweep server serve …` as a child process on a free loopback port (or `--port` in `args`); killed by PID at teardown. */
 export async function startServerProcess(t: Test, args: string[], opts: ServerProcessOptions = {}): Promise<ServerProcess> {
   const logFd = opts.logFile === undefined ? undefined : openSync(opts.logFile, 'a');
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', MAIN, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', logFd ?? 'pipe'] });
+  const entry = opts.bundle === undefined ? ['--import', 'tsx', MAIN] : [opts.bundle, 'server'];
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...entry, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', logFd ?? 'pipe'] });
   if (logFd !== undefined) closeSync(logFd);
   let out = '';
   let piped = '';
