@@ -1,8 +1,9 @@
+import { availableParallelism } from 'node:os';
 import { SweepError } from '../core/errors.ts';
 import { verifyPassword } from './passwords.ts';
 
 export interface PasswordCheckOptions {
-  /** Argon2id verifications running at once; default 2 (each takes ~24 ms of one core). */
+  /** Argon2id verifications running at once; default defaultPasswordConcurrency() (each takes ~24 ms of one core). */
   concurrency?: number;
   /** Verifications allowed to wait for a turn; beyond this a login is refused RATE_LIMITED. Default 16. */
   queue?: number;
@@ -12,7 +13,16 @@ export interface PasswordCheckOptions {
   now?: () => number;
 }
 
-export const DEFAULT_PASSWORD_CHECKS = { concurrency: 2, queue: 16 } as const;
+/**
+ * Argon2 checks at once by default: one fewer than the cores, at least 1 and at most 2, so one
+ * core is left to the event loop. On two cores, two checks at once halved the logins a restart
+ * storm's node completed while a burst of password logins ran.
+ */
+export function defaultPasswordConcurrency(cores = availableParallelism()): number {
+  return Math.max(1, Math.min(2, cores - 1));
+}
+
+export const DEFAULT_PASSWORD_CHECKS = { concurrency: defaultPasswordConcurrency(), queue: 16 } as const;
 
 /**
  * A11: bounds the Argon2 work of logins. At most `concurrency` verifications run and `queue`

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { PasswordGate } from '../../server/password-gate.ts';
+import { defaultPasswordConcurrency, PasswordGate } from '../../server/password-gate.ts';
 import { ClientAddresses } from '../../server/client-address.ts';
 
 /** A verify that waits until the test lets it finish. */
@@ -60,4 +60,8 @@ void t.test('resolve with X-Forwarded-For uses it only from a trusted proxy, rig
 void t.test('ClientAddresses with a malformed entry throws INVALID_CONFIG naming it', async (t) => {
   t.throws(() => new ClientAddresses(['10.0.0.1', 'proxy.local']), { code: 'INVALID_CONFIG', message: /trustedProxies\[1\]: "proxy.local" is not an IP address or CIDR range/ });
   t.throws(() => new ClientAddresses(['10.0.0.0/33']), { code: 'INVALID_CONFIG' });
+});
+
+void t.test('defaultPasswordConcurrency leaves one core to the event loop: cores - 1, at least 1, at most 2 (A11)', async (t) => {
+  t.same([1, 2, 3, 4, 16].map((cores) => defaultPasswordConcurrency(cores)), [1, 1, 2, 2, 2]);
 });
