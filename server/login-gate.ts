@@ -23,6 +23,8 @@ export const DEFAULT_LOGIN_GATE = { concurrency: 32, queue: 4096, maxWaitMs: 5_0
 
 /** The logins completed this long back give the rate a backlog is worked off at. */
 const RATE_WINDOW_MS = 5_000;
+/** The capacity is worked out again after this many ms at the earliest. */
+const CAPACITY_MEMO_MS = 50;
 /** Until two logins have completed, each slot is assumed to complete one login per this many ms. */
 const PRIOR_LOGIN_MS = 100;
 /** A17: a refusal asks for at most this wait, and spreads its clients over up to a second more. */
@@ -58,6 +60,8 @@ export class LoginGate {
   private busyCount = 0;
   /** Logins completed within RATE_WINDOW_MS, oldest first: when, the event loop's busy ms then, how long the work took. */
   private readonly done: Array<{ at: number; busy: number; took: number }> = [];
+  /** The capacity worked out last (capacityPerMs), and when. */
+  private capacity: { at: number; perMs: number } | undefined;
   /** The slots given to refused logins that are still ahead, earliest first (A17). */
   private readonly promised: number[] = [];
   /** When the first login of this turn of the event loop was let in; cleared by the next turn. */
@@ -153,18 +157,23 @@ export class LoginGate {
    * Logins per ms the node can complete: those completed lately per ms the event loop was busy
    * meanwhile, not per ms of clock. A node that sent its crowd away completes few while it waits
    * for them, and asked by that rate it sent the next ones away for longer still: it idled through
-   * a restart storm. Bounded by the slots over the work's mean duration, for logins that wait on
-   * a store (a busy PostgreSQL) rather than on this loop.
+   * a restart storm. Bounded by the slots over the work's duration, for logins that wait on a
+   * store (a busy PostgreSQL) rather than on this loop: its 10th percentile, not its mean, since
+   * a few seconds of slow logins (a burst of Argon2 checks on the same cores) dragged the mean
+   * down, and the slots given meanwhile kept the crowd away for as long again once they had passed.
+   * Worked out at most once per CAPACITY_MEMO_MS: a crowd refused at once asks it thousands of times.
    */
   private capacityPerMs(now: number): number {
+    if (this.capacity && now - this.capacity.at < CAPACITY_MEMO_MS && now >= this.capacity.at) return this.capacity.perMs;
     this.forgetOld(now);
     const n = this.done.length;
     if (n < 2) return this.concurrency / PRIOR_LOGIN_MS;
     const first = this.done[0]!;
     const perBusyMs = (n - 1) / Math.max(1, Math.min(now - first.at, this.busyMs() - first.busy));
-    let took = 0;
-    for (const d of this.done) took += d.took;
-    return Math.min(perBusyMs, (this.concurrency * n) / Math.max(1, took));
+    const took = this.done.map((d) => d.took).sort((a, b) => a - b)[Math.floor(n / 10)]!;
+    const perMs = Math.min(perBusyMs, this.concurrency / Math.max(1, took));
+    this.capacity = { at: now, perMs };
+    return perMs;
   }
 
   /**

@@ -103,6 +103,36 @@ void t.test('LoginGate.run with logins that wait on the store (long work, an idl
   t.equal((await Promise.all(all)).length, 3);
 });
 
+void t.test('LoginGate.run paces refused logins by the work\'s usual duration, not by a few slow logins among many quick ones (A17, issue 16)', async (t) => {
+  const clock = { ms: 0, busy: 0 };
+  const g = gate({ concurrency: 2, queue: 0 }, clock);
+  // Eighteen logins of 10 ms, then two that took 2 s (the cores were busy elsewhere meanwhile).
+  for (let i = 0; i < 18; i++) {
+    await flush(); // each in a turn of its own (the gate gives a turn 50 ms of logins)
+    await g.run('resumeProof', async () => {
+      clock.ms += 10;
+      clock.busy += 1;
+      return 'quick';
+    });
+  }
+  await flush();
+  const slow = [pending(), pending()];
+  const slowRuns = slow.map((w) => g.run('resumeProof', w.work));
+  await flush();
+  clock.ms += 2000;
+  clock.busy += 2;
+  for (const w of slow) w.end();
+  await Promise.all(slowRuns);
+  const blockers = [pending(), pending()];
+  const blocked = blockers.map((w) => g.run('resumeProof', w.work));
+  const refused = await g.run('resumeProof', async () => 'late').catch((e: unknown) => e);
+  // Two slots at 10 ms a login: the two in progress are through in 10 ms (by the mean, 209 ms).
+  t.match(refused, { code: 'RATE_LIMITED', retryAfterMs: 10 });
+  await flush();
+  for (const w of blockers) w.end();
+  t.same(await Promise.all(blocked), ['done', 'done']);
+});
+
 void t.test('LoginGate.run counts a refused login\'s slot from the slots still ahead at the pace the node works now, not after slots given when it measured slower (A17, issue 16)', async (t) => {
   const clock = { ms: 0, busy: 0 };
   const g = gate({ concurrency: 1, queue: 0 }, clock);
