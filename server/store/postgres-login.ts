@@ -1,5 +1,6 @@
 import { sql, type ExpressionBuilder, type Kysely, type RawBuilder } from 'kysely';
 import { compiledOnce } from './compiled-once.ts';
+import { newerLoginTakesOver } from './online-upsert.ts';
 import { SweepError } from '../../core/errors.ts';
 import type { Account, AccountSummary, LoginWrites } from '../store.ts';
 import type { Tables } from './schema.ts';
@@ -59,16 +60,7 @@ const writeLogin = compiledOnce((db: Kysely<Tables>, w: Omit<LoginWrites, 'onlin
             .selectFrom('mine')
             .select(['account', text(w.endpointId).as('endpoint_id'), text(w.kind).as('kind'), text(w.label).as('label'), text(w.nodeId).as('node_id'), text(w.sessionId).as('session_id'), bigint(w.since).as('since')]),
         )
-        .onConflict((oc) =>
-          oc.column('endpoint_id').doUpdateSet((eb) => ({
-            account: eb.ref('excluded.account'),
-            kind: eb.ref('excluded.kind'),
-            label: eb.ref('excluded.label'),
-            node_id: eb.ref('excluded.node_id'),
-            session_id: eb.ref('excluded.session_id'),
-            since: eb.ref('excluded.since'),
-          })),
-        )
+        .onConflict(newerLoginTakesOver)
         .returning('endpoint_id'),
     )
     .selectFrom('claim')

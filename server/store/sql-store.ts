@@ -1,5 +1,6 @@
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selectable } from 'kysely';
 import { compiledOnce } from './compiled-once.ts';
+import { newerLoginTakesOver } from './online-upsert.ts';
 import { SweepError } from '../../core/errors.ts';
 import { checkAccountName, checkDisplayName, unknownAccount, type Account, type AccountStore, type AccountSummary, type CallRecordRow, type LoginWrites, type OnlineRow, type PushSubscriptionRow, type StoredSession } from '../store.ts';
 import { useResumeNonceOfPostgres, writeLoginPostgres } from './postgres-login.ts';
@@ -227,16 +228,7 @@ export class SqlStore implements AccountStore {
     await this.db
       .insertInto('online_endpoints')
       .values(values)
-      .onConflict((oc) =>
-        oc.column('endpoint_id').doUpdateSet((eb) => ({
-          account: eb.ref('excluded.account'),
-          kind: eb.ref('excluded.kind'),
-          label: eb.ref('excluded.label'),
-          node_id: eb.ref('excluded.node_id'),
-          session_id: eb.ref('excluded.session_id'),
-          since: eb.ref('excluded.since'),
-        })),
-      )
+      .onConflict(newerLoginTakesOver)
       .execute();
   }
 

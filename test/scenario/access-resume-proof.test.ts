@@ -57,6 +57,17 @@ async function until(what: string, cond: () => boolean, ms = 10_000): Promise<vo
 
 const raw = (t: Test, s: AccessServer) => rawAccess(t, s.url);
 
+/** A logged-in client, a raw socket to the same server and a fresh challenge nonce of it. */
+async function challenged(t: Test) {
+  const s = await server(t);
+  const k = keys();
+  const c = client(t, s, k);
+  const { certificate } = await c.start();
+  const send = await raw(t, s);
+  const nonce = String((await send('challenge', {})).data?.nonce);
+  return { s, k, c, certificate, send, nonce };
+}
+
 void t.test('a reconnect proves the endpoint with its certificate and a signed server nonce: no password check runs (A14)', async (t) => {
   const s = await server(t);
   const k = keys();
@@ -97,12 +108,7 @@ void t.test('a proof that does not verify is refused UNAUTHORIZED; the endpoint 
 });
 
 void t.test('proofs that do not verify are counted and, over the limit, refused RATE_LIMITED; a proof that verifies logs in whatever the count (A14)', async (t) => {
-  const s = await server(t);
-  const k = keys();
-  const c = client(t, s, k);
-  const { certificate } = await c.start();
-  const send = await raw(t, s);
-  const nonce = String((await send('challenge', {})).data?.nonce);
+  const { k, certificate, send, nonce } = await challenged(t);
   const proofBy = (key: KeyObject): string => sign(null, Buffer.from(resumeProofMessage(nonce)), key).toString('base64url');
   const forged = { certificate, nonce, proof: proofBy(keys().privateKey), label: 'x' };
   // Five failures per endpoint id a minute (A11's per-username rule, keyed by the endpoint id).
@@ -134,12 +140,7 @@ void t.test('a client whose proof is refused logs in with its password instead (
 });
 
 void t.test('a resume proof sent again is refused REPLAYED: each server nonce is used once (A14)', async (t) => {
-  const s = await server(t);
-  const k = keys();
-  const c = client(t, s, k);
-  const { certificate } = await c.start();
-  const send = await raw(t, s);
-  const nonce = String((await send('challenge', {})).data?.nonce);
+  const { s, k, certificate, send, nonce } = await challenged(t);
   const proof = sign(null, Buffer.from(resumeProofMessage(nonce)), k.privateKey).toString('base64url');
   t.equal((await send('resumeProof', { certificate, nonce, proof, label: 'Phone' })).status, 'ok', 'the first use logs in');
   const again = await raw(t, s);
