@@ -14,6 +14,17 @@ function pending(): { work: () => Promise<string>; end: () => void; started: boo
 const gate = (opts: LoginGateOptions, clock: { ms: number; busy?: number } = { ms: 0 }): LoginGate =>
   new LoginGate({ maxWaitMs: 5000, now: () => clock.ms, busyMs: () => clock.busy ?? clock.ms, random: () => 0, ...opts });
 
+/** `count` logins in progress at once that end together after `ms` of clock and `busy` ms of the loop. */
+async function togetherFor(g: LoginGate, clock: { ms: number; busy: number }, count: number, ms: number, busy: number): Promise<void> {
+  const works = Array.from({ length: count }, () => pending());
+  const runs = works.map((w) => g.run('resumeProof', w.work));
+  await flush();
+  clock.ms += ms;
+  clock.busy += busy;
+  for (const w of works) w.end();
+  await Promise.all(runs);
+}
+
 void t.test('LoginGate.run keeps at most concurrency logins in progress and starts the waiting ones in order', async (t) => {
   const g = gate({ concurrency: 2 });
   const works = [pending(), pending(), pending(), pending()];
@@ -77,19 +88,11 @@ void t.test('LoginGate.run refusing while busy asks each refused login to come b
   t.same(await Promise.all(all), ['done', 'done', 'done', 'done', 'done']);
 });
 
-void t.test('LoginGate.run with logins that wait on the store (long work, an idle loop) paces refused logins by the slots over the work\'s mean duration (A17, issue 16)', async (t) => {
+void t.test('LoginGate.run with logins that wait on the store (long work, an idle loop) paces refused logins by the slots over the work\'s duration (A17, issue 16)', async (t) => {
   const clock = { ms: 0, busy: 0 };
   const g = gate({ concurrency: 2, maxWaitMs: 1000 }, clock);
   // Ten logins of 500 ms each, two at a time, with 1 ms of the loop each: the store is the bound.
-  for (let i = 0; i < 5; i++) {
-    const pair = [pending(), pending()];
-    const runs = pair.map((w) => g.run('resumeProof', w.work));
-    await flush();
-    clock.ms += 500;
-    clock.busy += 2;
-    for (const w of pair) w.end();
-    await Promise.all(runs);
-  }
+  for (let i = 0; i < 5; i++) await togetherFor(g, clock, 2, 500, 2);
   const works = [pending(), pending(), pending()];
   const all = works.map((w) => g.run('resumeProof', w.work));
   clock.ms += 1000;
@@ -116,13 +119,7 @@ void t.test('LoginGate.run paces refused logins by the work\'s usual duration, n
     });
   }
   await flush();
-  const slow = [pending(), pending()];
-  const slowRuns = slow.map((w) => g.run('resumeProof', w.work));
-  await flush();
-  clock.ms += 2000;
-  clock.busy += 2;
-  for (const w of slow) w.end();
-  await Promise.all(slowRuns);
+  await togetherFor(g, clock, 2, 2000, 2);
   const blockers = [pending(), pending()];
   const blocked = blockers.map((w) => g.run('resumeProof', w.work));
   const refused = await g.run('resumeProof', async () => 'late').catch((e: unknown) => e);
