@@ -5,7 +5,7 @@ import { availableParallelism, getPriority, loadavg, setPriority, tmpdir } from 
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
-import { accessCatalogue } from '../core/protocol/access.ts';
+import { accessCatalogue, RECONNECT_BACKOFF } from '../core/protocol/access.ts';
 import { RpcChannel } from '../core/protocol/rpc.ts';
 import { SweepError, toSweepError } from '../core/errors.ts';
 import { silentLogger } from '../platform/log.ts';
@@ -340,7 +340,7 @@ export async function tenThousand(t: Test, cluster?: { pgUrl: string; natsUrl: s
   const logFile = join(dir, 'node.log');
   const bundle = await buildBundle();
   const node = await startServerProcess(t, args, { logFile, bundle });
-  const fleet = new Fleet({ url: node.url, password: PW, log, timeoutMs: 10_000, backoff: { initialMs: 500, maxMs: 30_000 } });
+  const fleet = new Fleet({ url: node.url, password: PW, log, timeoutMs: 10_000, backoff: RECONNECT_BACKOFF });
   t.teardown(() => fleet.stop());
   for (let i = 0; i < ENDPOINTS; i++) {
     const h = Math.floor(i / PER_HOME);

@@ -19,7 +19,7 @@ export interface FleetOptions {
   log: Logger;
   /** Per request and for the WebSocket handshake. */
   timeoutMs: number;
-  /** A device's reconnect back-off (AccessClient's default: 500 ms doubling to 30 s, full jitter). */
+  /** A device's reconnect back-off (AccessClient's default, RECONNECT_BACKOFF). */
   backoff: { initialMs: number; maxMs: number };
 }
 

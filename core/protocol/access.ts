@@ -197,6 +197,13 @@ export function isFinalLoginRefusal(code: string): boolean {
   return FINAL_LOGIN_REFUSALS.has(code);
 }
 
+/**
+ * A10: an endpoint's reconnect back-off (full jitter). Its ceiling only bounds how long a device
+ * takes to notice that its server is back: a server that answers paces its clients itself (A17).
+ * With a 30 s ceiling, a fleet whose server restarted in 6 s came back over 35 s.
+ */
+export const RECONNECT_BACKOFF = { initialMs: 500, maxMs: 10_000 } as const;
+
 /** A17: the query parameter by which a client asks for `retryAfterMs` on the server's refusals. */
 export const RETRY_AFTER_PARAM = 'retryAfter';
 

@@ -1,5 +1,5 @@
 import { WebSocket } from 'ws';
-import { isFinalLoginRefusal, type AccessCatalogue, type LoginBody, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload } from '../../core/protocol/access.ts';
+import { isFinalLoginRefusal, RECONNECT_BACKOFF, type AccessCatalogue, type LoginBody, type LoginResult, type ProfilePage, type SignalIn, type SignalPayload } from '../../core/protocol/access.ts';
 import type { EndpointInfo, EndpointKind } from '../../core/protocol/common.ts';
 import type { IceConfig } from '../../core/protocol/ice.ts';
 import type { RpcChannel } from '../../core/protocol/rpc.ts';
@@ -39,7 +39,7 @@ export interface AccessClientOptions {
   serverPublicKeyRaw: string;
   log: Logger;
   clock?: Clock;
-  /** Reconnect delays after a lost connection; default 500 ms doubling to 30 s, with jitter. */
+  /** Reconnect delays after a lost connection; default RECONNECT_BACKOFF (500 ms doubling to 10 s, full jitter). */
   backoff?: { initialMs: number; maxMs: number };
   /** Per request (login, signal, logout); default 10 s. */
   requestTimeoutMs?: number;
@@ -100,7 +100,7 @@ export class AccessClient {
   constructor(private readonly opts: AccessClientOptions) {
     this.log = opts.log.child({ ns: NS.access, endpointId: opts.endpointId });
     this.clock = opts.clock ?? systemClock;
-    this.backoff = new Backoff(opts.backoff ?? { initialMs: 500, maxMs: 30_000 });
+    this.backoff = new Backoff(opts.backoff ?? RECONNECT_BACKOFF);
     this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
     try {
       this.serverKey = publicKeyFromRaw(opts.serverPublicKeyRaw);
