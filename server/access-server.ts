@@ -149,7 +149,7 @@ export class AccessServer {
     const nodeId = opts.nodeId ?? `node-${randomBytes(6).toString('hex')}`;
     let bus: Bus;
     try {
-      bus = opts.bus ? await NatsBus.connect({ url: opts.bus, name: nodeId, onStatus: (event, data) => log.info({ event, data: String(data) }, 'bus status') }) : new InProcessBus();
+      bus = opts.bus ? await NatsBus.connect({ url: opts.bus, name: nodeId, onStatus: (event, data, routine) => log[routine ? 'debug' : 'info']({ event, data: String(data) }, 'bus status') }) : new InProcessBus();
     } catch (err) {
       await store.close();
       throw err;

@@ -1,4 +1,4 @@
-import { connect, ErrorCode, Events, StringCodec, type NatsConnection, type NatsError } from 'nats';
+import { connect, DebugEvents, ErrorCode, Events, StringCodec, type NatsConnection, type NatsError } from 'nats';
 import { SweepError } from '../../core/errors.ts';
 import type { Bus, BusHandler, BusSubscription } from './bus.ts';
 
@@ -9,8 +9,15 @@ export interface NatsBusOptions {
   url: string;
   /** Shown in NATS monitoring (the node's id). */
   name: string;
-  /** Called with what happened to the connection (for the node's log). */
-  onStatus?: (event: string, data: unknown) => void;
+  /** Called with what happened to the connection (for the node's log); `routine`: a debug event. */
+  onStatus?: (event: string, data: unknown, routine: boolean) => void;
+}
+
+const ROUTINE_EVENTS: ReadonlySet<string> = new Set(Object.values(DebugEvents));
+
+/** Whether a NATS status event is routine (its client's ping every few seconds), not news for an operator. */
+export function isRoutineBusStatus(event: string): boolean {
+  return ROUTINE_EVENTS.has(event);
 }
 
 /**
@@ -111,7 +118,7 @@ export class NatsBus implements Bus {
 
   private async watch(): Promise<void> {
     for await (const status of this.nc.status()) {
-      this.opts.onStatus?.(status.type, status.data);
+      this.opts.onStatus?.(status.type, status.data, isRoutineBusStatus(status.type));
       if (status.type === Events.Disconnect) this.isConnected = false;
       if (status.type === Events.Reconnect) {
         this.isConnected = true;

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { InProcessBus } from '../../server/bus/in-process-bus.ts';
-import { NatsBus } from '../../server/bus/nats-bus.ts';
+import { isRoutineBusStatus, NatsBus } from '../../server/bus/nats-bus.ts';
 import { startNats } from '../helpers/nats.ts';
 import { busContract } from './bus.contract.ts';
 
@@ -40,4 +40,13 @@ void t.test('NATS bus', async (t) => {
   void t.test('connect to a URL that is not nats:// rejects INVALID_CONFIG naming it', async (t) => {
     await t.rejects(NatsBus.connect({ url: 'http://127.0.0.1:1', name: 'x' }), { code: 'INVALID_CONFIG', message: /"http:\/\/127.0.0.1:1" is not a nats:\/\/host:port URL/ });
   });
+});
+
+void t.test("the NATS client's ping every 2 s is routine (debug), a lost or regained bus is news (info)", async (t) => {
+  // A node logged 'bus status' pingTimer at info every 2 s: half of an idle node's log.
+  t.ok(isRoutineBusStatus('pingTimer'));
+  t.ok(isRoutineBusStatus('reconnecting'));
+  t.notOk(isRoutineBusStatus('disconnect'));
+  t.notOk(isRoutineBusStatus('reconnect'));
+  t.notOk(isRoutineBusStatus('error'));
 });
