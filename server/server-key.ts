@@ -1,4 +1,4 @@
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { privateKeyFromPem, publicKeyFromRaw, rawPublicKey } from '../platform/token.ts';
@@ -9,6 +9,17 @@ export interface ServerKey {
   publicKey: KeyObject;
   /** Ed25519 raw public key, base64url: what every endpoint is configured with. */
   publicKeyRaw: string;
+  /**
+   * HMAC-SHA256 key for the server's own short-lived tokens (A14 nonces), derived from the private
+   * key: every node of a cluster holds the same key file, so each has it without more configuration.
+   */
+  macKey: Buffer;
+}
+
+/** Derives the MAC key from the private key (HKDF-SHA256); the label keeps it apart from any other use. */
+function macKeyOf(privateKey: KeyObject): Buffer {
+  const secret = privateKey.export({ format: 'der', type: 'pkcs8' });
+  return Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'sweep server mac v1', 32));
 }
 
 export const SERVER_KEY_FILE = 'server-key.pem';
@@ -46,5 +57,5 @@ export async function loadOrCreateServerKey(dataDir: string): Promise<ServerKey>
     throw new SweepError('INVALID_CONFIG', `${file}: a ${privateKey.asymmetricKeyType ?? 'unknown'} key, expected ed25519`);
   }
   const publicKeyRaw = rawPublicKey(privateKey);
-  return { privateKey, publicKey: publicKeyFromRaw(publicKeyRaw), publicKeyRaw };
+  return { privateKey, publicKey: publicKeyFromRaw(publicKeyRaw), publicKeyRaw, macKey: macKeyOf(privateKey) };
 }

@@ -10,6 +10,8 @@ import { resumeProofMessage } from '../../core/protocol/access.ts';
 import { rawPublicKey, signToken } from '../../platform/token.ts';
 import { silentLogger } from '../../platform/log.ts';
 import { loadOrCreateServerKey } from '../../server/server-key.ts';
+import { issueNonce, NONCE_TTL_MS } from '../../server/resume-proof.ts';
+import { tokenBody } from '../../core/token.ts';
 import { rawAccess } from '../helpers/access-clients.ts';
 
 const log = silentLogger();
@@ -97,10 +99,17 @@ void t.test('a proof that does not verify is refused UNAUTHORIZED; the endpoint 
   const refused = { status: 'error', error: { code: 'UNAUTHORIZED', message: /resume proof does not verify/ } };
   t.match(await send('resumeProof', { certificate, nonce, proof: proofBy(keys().privateKey), label: 'x' }), refused, 'signed by another key');
   const foreign = signToken({ v: 1, use: 'resume-proof', n: 'x', exp: Date.now() + 60_000 }, keys().privateKey);
-  t.match(await send('resumeProof', { certificate, nonce: foreign, proof: proofBy(k.privateKey, foreign), label: 'x' }), refused, 'a nonce this server did not sign');
+  t.match(await send('resumeProof', { certificate, nonce: foreign, proof: proofBy(k.privateKey, foreign), label: 'x' }), refused, 'a nonce this server did not make');
+  const otherDir = mkdtempSync(join(tmpdir(), 'sweep-other-key-'));
+  t.teardown(() => rmSync(otherDir, { recursive: true, force: true }));
+  const otherServers = issueNonce(await loadOrCreateServerKey(otherDir), Date.now()).nonce;
+  t.match(await send('resumeProof', { certificate, nonce: otherServers, proof: proofBy(k.privateKey, otherServers), label: 'x' }), refused, "another server's nonce");
   const serverKey = await loadOrCreateServerKey(s.dataDir);
-  const stale = signToken({ v: 1, use: 'resume-proof', n: 'x', exp: Date.now() - 1 }, serverKey.privateKey);
+  const stale = issueNonce(serverKey, Date.now() - NONCE_TTL_MS - 1).nonce;
   t.match(await send('resumeProof', { certificate, nonce: stale, proof: proofBy(k.privateKey, stale), label: 'x' }), refused, 'an expired nonce');
+  // Not a nonce's shape: refused as a bad proof, not BUSY "the account store is not reachable".
+  const shapeless = `${tokenBody({ hello: 1 })}.AAAA`;
+  t.match(await send('resumeProof', { certificate, nonce: shapeless, proof: proofBy(k.privateKey, shapeless), label: 'x' }), refused, 'a token that is no nonce');
   t.match(await send('resumeProof', { certificate: `${certificate}x`, nonce, proof: proofBy(k.privateKey), label: 'x' }), refused, 'a broken certificate');
   const good = await send('resumeProof', { certificate, nonce, proof: proofBy(k.privateKey), label: 'Phone' });
   t.equal(good.status, 'ok', 'the right key signing this server nonce logs in');
