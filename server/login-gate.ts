@@ -11,6 +11,13 @@ export interface LoginGateOptions {
    * gives up.
    */
   maxWaitMs?: number;
+  /**
+   * A refused login is asked back while this many ms of logins are still ahead of its slot;
+   * default half of `maxWaitMs`. It waits in the queue for its turn (the queue takes up to
+   * `maxWaitMs` of them), so the node has work in hand when the crowd returns even where it
+   * measured its pace low; asked back for the moment the backlog ran out, it idled.
+   */
+  returnAheadMs?: number;
   /** Monotonic ms (performance.now; a test passes its own). */
   now?: () => number;
   /** Ms the event loop has been busy so far (its utilization's active time; a test passes its own). */
@@ -52,7 +59,8 @@ const TURN_BUDGET_MS = 50;
  * A17: the refusal says when to come back (`retryAfterMs`): once the logins in progress and
  * waiting are through at the pace the node can work (capacityPerMs), each refused client a slot
  * later than the one refused before it (plus up to a second at random), so the refused crowd
- * returns at the pace the node works, not all at once after a fixed second.
+ * returns at the pace the node works, not all at once after a fixed second; and `returnAheadMs`
+ * before that slot, to wait for it in the queue rather than leave the node idle until it comes.
  */
 export class LoginGate {
   private running = 0;
@@ -69,6 +77,7 @@ export class LoginGate {
   private readonly concurrency: number;
   private readonly queue: number;
   private readonly maxWaitMs: number;
+  private readonly returnAheadMs: number;
   private readonly now: () => number;
   private readonly busyMs: () => number;
   private readonly random: () => number;
@@ -77,6 +86,7 @@ export class LoginGate {
     this.concurrency = opts.concurrency ?? DEFAULT_LOGIN_GATE.concurrency;
     this.queue = opts.queue ?? DEFAULT_LOGIN_GATE.queue;
     this.maxWaitMs = opts.maxWaitMs ?? DEFAULT_LOGIN_GATE.maxWaitMs;
+    this.returnAheadMs = opts.returnAheadMs ?? this.maxWaitMs / 2;
     this.now = opts.now ?? (() => performance.now());
     this.busyMs = opts.busyMs ?? (() => performance.eventLoopUtilization().active);
     this.random = opts.random ?? Math.random;
@@ -88,6 +98,9 @@ export class LoginGate {
     }
     if (!Number.isFinite(this.maxWaitMs) || this.maxWaitMs < 0) {
       throw new SweepError('INVALID_CONFIG', `logins.maxWaitMs: ${this.maxWaitMs} is not a number of ms (0 or more)`);
+    }
+    if (!Number.isFinite(this.returnAheadMs) || this.returnAheadMs < 0 || this.returnAheadMs > this.maxWaitMs) {
+      throw new SweepError('INVALID_CONFIG', `logins.returnAheadMs: ${this.returnAheadMs} is not a number of ms from 0 to maxWaitMs (${this.maxWaitMs})`);
     }
   }
 
@@ -193,11 +206,12 @@ export class LoginGate {
     const slot = drained + this.promised.length / perMs;
     if (slot <= now + MAX_RETRY_AFTER_MS) {
       this.promised.splice(insertionPoint(this.promised, slot), 0, slot);
-      return Math.round(slot - now + this.random() * SPREAD_MS);
+      return Math.round(Math.max(0, slot - this.returnAheadMs - now) + this.random() * SPREAD_MS);
     }
     // More refused than the node gets through by the longest wait: anywhere from the drain to it,
     // at random, not all at the longest wait (they came back in one clump, the node idle before).
-    return Math.round(drained - now + this.random() * (MAX_RETRY_AFTER_MS - (drained - now) + SPREAD_MS));
+    const from = Math.max(0, drained - this.returnAheadMs - now);
+    return Math.round(from + this.random() * (MAX_RETRY_AFTER_MS - from + SPREAD_MS));
   }
 }
 
