@@ -10,8 +10,8 @@ import { iceConfigFor, iceRenewalDelayMs, type IceOptions } from './ice.ts';
 import { SweepError, toWireError } from '../core/errors.ts';
 import type { Clock, TimerHandle } from '../core/clock.ts';
 import type { Logger } from '../platform/log.ts';
-import { checkPassword, checkSessionToken, hashToken } from './credentials.ts';
-import { checkResumeProof, issueNonce } from './resume-proof.ts';
+import { checkPassword, checkSessionToken, hashToken, storeTrouble } from './credentials.ts';
+import { issueNonce, refuseProof, verifyResumeProof, type VerifiedProof } from './resume-proof.ts';
 import type { PasswordGate } from './password-gate.ts';
 import type { LoginGate } from './login-gate.ts';
 import type { LoginLimiter } from './shared-rate-limit.ts';
@@ -250,9 +250,10 @@ export class AccessConnection {
   /** A14: a certificate of an earlier login and a signed server nonce instead of the password. */
   private onResumeProof(body: ResumeProofBody): Promise<LoginResult> {
     return this.oneLogin('resumeProof', async () => {
-      const { account, certificate: c } = await checkResumeProof(this.ctx, this.address, body, this.log);
+      const proof = await verifyResumeProof(this.ctx, this.address, body, this.log);
+      const { certificate: c } = proof;
       if (this.closed) throw new SweepError('CLOSED', 'login: connection closed');
-      return await this.establish(account, { username: account.name, endpointId: c.endpointId, kind: c.kind, label: body.label, signingKey: c.signingKey, dtlsFingerprint: c.dtlsFingerprint }, 'proof');
+      return await this.establish(proof, { username: c.account, endpointId: c.endpointId, kind: c.kind, label: body.label, signingKey: c.signingKey, dtlsFingerprint: c.dtlsFingerprint }, 'proof');
     }, this.ctx.logins);
   }
 
@@ -284,7 +285,7 @@ export class AccessConnection {
    * subscribed in one synchronous run; then the profile is read. Notes for this socket are held
    * from registering until the answer and its pages are out (M3, A12).
    */
-  private async establish(account: Account, body: Omit<LoginBody, 'password'>, how: 'password' | 'resumed' | 'proof'): Promise<LoginResult> {
+  private async establish(checked: Account | VerifiedProof, body: Omit<LoginBody, 'password'>, how: 'password' | 'resumed' | 'proof'): Promise<LoginResult> {
     const { registry, key, clock, store, nodeBus } = this.ctx;
     const { username, endpointId } = body;
     const ids = { account: username, endpointId };
@@ -312,7 +313,12 @@ export class AccessConnection {
     // only its owner's session token and online row are written (a newer login's row replaces
     // an older one's, on any node). One round trip. An error may come after the commit: undone.
     const online = { endpointId, account: username, kind: body.kind, label: body.label, nodeId: this.ctx.nodeId, sessionId, since: clock.now() };
-    const { owner, buddies } = await store.writeLogin({ boundAt: online.since, tokenHash: token.hash, expiresAt: token.expiresAt, online }).catch(undo);
+    // A14: a resume proof's nonce is recorded in the same round trip; used before, nothing is written.
+    const proof = 'nonce' in checked ? checked : undefined;
+    const written = await store.writeLogin({ boundAt: online.since, tokenHash: token.hash, expiresAt: token.expiresAt, online, ...(proof && { resumeNonce: proof.nonce }) }).catch((err: unknown) => undo(storeTrouble(err, this.log, ids)));
+    const { owner, buddies, account } = written;
+    if (proof && (written.replayed || !account)) return undo(await refuseProof(this.ctx, proof.certificate, this.address, this.log, written.replayed ? 'replayed' : 'no account'));
+    if (!account) return undo(new SweepError('UNAUTHORIZED', 'login: the account no longer exists'));
     if (owner !== username) throw refuseOwner(owner);
     const entry: OnlineEndpoint = { account: username, info, peer: this, buddies, sessionId };
     // The awaits above let other logins run: everything checked before is checked again now.

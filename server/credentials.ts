@@ -83,7 +83,7 @@ export async function checkSessionToken(ctx: CredentialContext, address: string,
  * A store that cannot be reached is said so plainly, as BUSY (which clients retry, A10), never
  * as a wrong password; the driver's own message stays in the server log.
  */
-function storeTrouble(err: unknown, log: Logger, ids: Record<string, string>): unknown {
+export function storeTrouble(err: unknown, log: Logger, ids: Record<string, string>): unknown {
   if (err instanceof SweepError) return err;
   log.error({ ...ids, err }, 'login not checked: the store is not reachable');
   return new SweepError('BUSY', 'login: the account store is not reachable; retry in a few seconds');

@@ -9,7 +9,6 @@ import { publicKeyFromRaw } from '../platform/token.ts';
 import { joinToken, readToken, tokenBody } from '../core/token.ts';
 import type { CredentialContext } from './credentials.ts';
 import type { ServerKey } from './server-key.ts';
-import type { Account } from './store.ts';
 
 /** How long a nonce may be used: a reconnect asks for it and answers at once. */
 export const NONCE_TTL_MS = 60_000;
@@ -55,20 +54,22 @@ function proofVerifies(body: ResumeProofBody, certificate: CertificatePayload): 
   }
 }
 
+/** A14: what a proof that verifies gives the login: its certificate, and its nonce to record as used (LoginWrites.resumeNonce). */
+export interface VerifiedProof {
+  certificate: CertificatePayload;
+  nonce: { nonce: string; expiresAt: number; now: number };
+}
+
 /**
- * A14: the account and certificate of a resume proof: the nonce is this cluster's, fresh and not
- * used before on any node, the certificate is this cluster's and unexpired, and the proof
- * verifies with the signing key the certificate names. Two Ed25519 checks and a MAC, no Argon2.
- * Failures are counted per endpoint id and per address like A8's, and refused RATE_LIMITED over
- * the limits; otherwise a refusal is UNAUTHORIZED (the client then uses its password), a nonce
- * used before REPLAYED.
+ * A14: checks a resume proof without the store: the certificate is this cluster's and unexpired,
+ * the nonce is this cluster's and fresh, and the proof verifies with the signing key the
+ * certificate names. Two Ed25519 checks and a MAC, no Argon2. The login then records the nonce
+ * in the same round trip as its writes (AccountStore.writeLogin); a nonce used before on any
+ * node, or an account gone, is refused there (refuseProof). Refusals are counted per endpoint
+ * id and per address like A8's, and RATE_LIMITED over the limits; otherwise UNAUTHORIZED (the
+ * client then uses its password), a nonce used before REPLAYED.
  */
-export async function checkResumeProof(
-  ctx: CredentialContext & { key: ServerKey },
-  address: string,
-  body: ResumeProofBody,
-  log: Logger,
-): Promise<{ account: Account; certificate: CertificatePayload }> {
+export async function verifyResumeProof(ctx: CredentialContext & { key: ServerKey }, address: string, body: ResumeProofBody, log: Logger): Promise<VerifiedProof> {
   const now = ctx.clock.now();
   let certificate: CertificatePayload;
   try {
@@ -77,30 +78,28 @@ export async function checkResumeProof(
     log.warn({ address }, 'resume proof refused: certificate');
     throw new SweepError('UNAUTHORIZED', BAD_PROOF);
   }
-  // Only failures meet the limits (counted, and refused RATE_LIMITED over them): a signature by
-  // the endpoint's key cannot be guessed, and a fleet behind one address must come back all at
-  // once however many forged proofs came from there. A proof that verifies costs no limit query.
-  const rateKey = `#${certificate.endpointId}`;
   const nonce = freshNonce(ctx.key, body.nonce, now);
-  let used: { fresh: boolean; account: Account | undefined } | undefined;
-  // Recorded only once the proof verifies, so only the endpoint's own key can use a nonce up;
-  // keyed by its random part, so a token encoded another way is the same nonce.
-  if (nonce && proofVerifies(body, certificate)) {
-    try {
-      used = await ctx.store.useResumeNonceOf(certificate.account, nonce.n, nonce.exp, now);
-    } catch {
-      throw new SweepError('BUSY', 'login: the account store is not reachable; retry in a few seconds');
-    }
-  }
-  const replayed = used?.fresh === false;
-  const account = used?.fresh ? used.account : undefined;
-  if (account) return { account, certificate };
+  // Keyed by its random part, so a token encoded another way is the same nonce.
+  if (nonce && proofVerifies(body, certificate)) return { certificate, nonce: { nonce: nonce.n, expiresAt: nonce.exp, now } };
+  throw await refuseProof(ctx, certificate, address, log, 'unverified');
+}
+
+/**
+ * A14: the refusal of a proof that did not verify, whose nonce was used before, or whose
+ * account is gone. Only these meet the limits (counted, and refused RATE_LIMITED over them): a
+ * signature by the endpoint's key cannot be guessed, and a fleet behind one address must come
+ * back all at once however many forged proofs came from there. A proof that verifies costs no
+ * limit query.
+ */
+export async function refuseProof(ctx: CredentialContext, certificate: CertificatePayload, address: string, log: Logger, why: 'unverified' | 'replayed' | 'no account'): Promise<SweepError> {
+  const rateKey = `#${certificate.endpointId}`;
   await ctx.limiter.check(rateKey, address);
   await ctx.limiter.recordFailure(rateKey, address);
-  if (replayed) {
-    log.warn({ endpointId: certificate.endpointId, account: certificate.account, address }, 'resume proof refused: nonce used before');
-    throw new SweepError('REPLAYED', 'resumeProof.nonce: already used (a nonce is good for one proof on any node); ask for a new challenge');
+  const ids = { endpointId: certificate.endpointId, account: certificate.account };
+  if (why === 'replayed') {
+    log.warn({ ...ids, address }, 'resume proof refused: nonce used before');
+    return new SweepError('REPLAYED', 'resumeProof.nonce: already used (a nonce is good for one proof on any node); ask for a new challenge');
   }
-  log.warn({ endpointId: certificate.endpointId, account: certificate.account }, 'resume proof refused');
-  throw new SweepError('UNAUTHORIZED', BAD_PROOF);
+  log.warn({ ...ids, why }, 'resume proof refused');
+  return new SweepError('UNAUTHORIZED', BAD_PROOF);
 }

@@ -27,6 +27,20 @@ export interface LoginWrites {
   tokenHash: string;
   expiresAt: number;
   online: OnlineRow;
+  /** A14: a resume proof's nonce, recorded as used until `expiresAt`; records expired at `now` count as none. */
+  resumeNonce?: { nonce: string; expiresAt: number; now: number };
+}
+
+/**
+ * What a login wrote (AccountStore.writeLogin). `owner`: the endpoint id's owner, undefined when
+ * nothing was written because the account does not exist or the resume nonce was used before
+ * (`replayed`); the rest was written only if it is the login's account. `account`: the login's.
+ */
+export interface LoginWritten {
+  owner: string | undefined;
+  buddies: AccountSummary[];
+  account: Account | undefined;
+  replayed: boolean;
 }
 
 /** An endpoint online on some node (A4), under one login (`sessionId`). */
@@ -143,19 +157,14 @@ export interface AccountStore {
   reapExpiredNodes(now: number): Promise<{ nodes: string[]; rows: OnlineRow[] } | undefined>;
 
   /**
-   * A14: records a resume-proof nonce as used until it expires (`expiresAt`): `fresh` is false
-   * when it was used before, on any node; records expired at `now` are deleted on the way. In
-   * the same round trip (one statement on PostgreSQL), reads the account the proof names.
+   * A3, A4, A7, A10, A14: a login's writes in one round trip (one statement on PostgreSQL, one
+   * transaction on SQLite): records the resume nonce, if any (a nonce used before, on any node,
+   * writes nothing else); reads the account (none: nothing written); claims the endpoint id
+   * (claimEndpoint); only if the login's account owns it, replaces the endpoint's session token
+   * (replaceLoginSession) and puts its online row (putOnline). Returns the id's owner, the account
+   * and its buddies (buddiesOf). A resume-proof login is this one round trip.
    */
-  useResumeNonceOf(account: string, nonce: string, expiresAt: number, now: number): Promise<{ fresh: boolean; account: Account | undefined }>;
-
-  /**
-   * A3, A4, A7, A10: a login's writes in one round trip (one statement on PostgreSQL, one
-   * transaction on SQLite): claims the endpoint id (claimEndpoint); only if `online.account`
-   * owns it, replaces the endpoint's session token (replaceLoginSession) and puts its online row
-   * (putOnline). Returns the id's owner and the account's buddies (buddiesOf).
-   */
-  writeLogin(login: LoginWrites): Promise<{ owner: string; buddies: AccountSummary[] }>;
+  writeLogin(login: LoginWrites): Promise<LoginWritten>;
 
   /** A15: stores a call record once per (door endpoint, session); false when it was already there. */
   addCallRecord(row: CallRecordRow): Promise<boolean>;

@@ -2,7 +2,7 @@ import { sql, type ExpressionBuilder, type Kysely, type RawBuilder } from 'kysel
 import { compiledOnce } from './compiled-once.ts';
 import { newerLoginTakesOver } from './online-upsert.ts';
 import { SweepError } from '../../core/errors.ts';
-import type { Account, AccountSummary, LoginWrites } from '../store.ts';
+import type { AccountSummary, LoginWrites, LoginWritten } from '../store.ts';
 import type { Tables } from './schema.ts';
 
 /**
@@ -21,14 +21,35 @@ function buddyNames(eb: ExpressionBuilder<Tables, 'accounts'>, account: string) 
   return eb.selectFrom('buddies').select('b as name').where('a', '=', account).unionAll(eb.selectFrom('buddies').select('a as name').where('b', '=', account));
 }
 
-/** AccountStore.writeLogin: claim, session token and online row, written only for the id's owner. */
-const writeLogin = compiledOnce((db: Kysely<Tables>, w: Omit<LoginWrites, 'online'> & LoginWrites['online']) =>
+type LoginParams = Omit<LoginWrites, 'online' | 'resumeNonce'> & LoginWrites['online'] & { nonce: string | null; nonceExpiresAt: number; now: number };
+
+/** AccountStore.writeLogin: nonce, claim, session token and online row, written only for the id's owner. */
+const writeLogin = compiledOnce((db: Kysely<Tables>, w: LoginParams) =>
   db
+    // A14: a resume proof's nonce (none for other logins). The primary key decides between two
+    // nodes taking the same nonce at once; an expired record counts as none.
+    .with('used', (db) =>
+      db
+        .insertInto('resume_nonces')
+        .columns(['nonce', 'expires_at'])
+        .expression(db.selectNoFrom([sql<string>`cast(${w.nonce} as text)`.as('nonce'), bigint(w.nonceExpiresAt).as('expires_at')]).where(sql<boolean>`cast(${w.nonce} as text) is not null`))
+        .onConflict((oc) => oc.column('nonce').doUpdateSet({ expires_at: (eb) => eb.ref('excluded.expires_at') }).where('resume_nonces.expires_at', '<=', w.now))
+        .returning('nonce'),
+    )
+    .with('login', (db) => db.selectFrom('accounts').select(['name', 'display_name', 'password_hash', 'created_at']).where('name', '=', w.account))
+    // One row when the account exists and a nonce, if any, was fresh: everything below selects from it.
+    .with('allowed', (db) =>
+      db
+        .selectFrom('login')
+        .select('name')
+        .where((eb) => eb.or([sql<boolean>`cast(${w.nonce} as text) is null`, eb.exists(eb.selectFrom('used').select('nonce'))])),
+    )
     // A10: on conflict the binding is "updated" to itself, so RETURNING names the existing owner.
     .with('claim', (db) =>
       db
         .insertInto('endpoint_bindings')
-        .values({ endpoint_id: w.endpointId, account: w.account, bound_at: w.boundAt })
+        .columns(['endpoint_id', 'account', 'bound_at'])
+        .expression((eb) => eb.selectFrom('allowed').select([text(w.endpointId).as('endpoint_id'), 'name', bigint(w.boundAt).as('bound_at')]))
         .onConflict((oc) => oc.column('endpoint_id').doUpdateSet({ endpoint_id: (eb) => eb.ref('excluded.endpoint_id') }))
         .returning('account'),
     )
@@ -63,43 +84,38 @@ const writeLogin = compiledOnce((db: Kysely<Tables>, w: Omit<LoginWrites, 'onlin
         .onConflict(newerLoginTakesOver)
         .returning('endpoint_id'),
     )
-    .selectFrom('claim')
+    // One row at least, whatever was written: the left joins keep it.
+    .selectFrom(sql<{ one: number }>`(select 1 as one)`.as('one'))
+    .leftJoin('login', (join) => join.onTrue())
+    .leftJoin('claim', (join) => join.onTrue())
     .leftJoin(
       (eb) => eb.selectFrom('accounts').select(['name', 'display_name', 'created_at']).where((eb) => eb('name', 'in', buddyNames(eb, w.account))).as('buddy'),
       (join) => join.onTrue(),
     )
-    .select(['claim.account as owner', 'buddy.name', 'buddy.display_name', 'buddy.created_at'])
+    .select((eb) => [
+      eb.selectFrom('used').select((eb) => eb.fn.countAll<string>().as('n')).as('fresh'),
+      'login.name as login_name',
+      'login.display_name as login_display_name',
+      'login.password_hash as login_password_hash',
+      'login.created_at as login_created_at',
+      'claim.account as owner',
+      'buddy.name',
+      'buddy.display_name',
+      'buddy.created_at',
+    ])
     .orderBy('buddy.name'),
 );
 
-export async function writeLoginPostgres(db: Kysely<Tables>, login: LoginWrites): Promise<{ owner: string; buddies: AccountSummary[] }> {
-  const rows = await writeLogin(db, { boundAt: login.boundAt, tokenHash: login.tokenHash, expiresAt: login.expiresAt, ...login.online });
+export async function writeLoginPostgres(db: Kysely<Tables>, login: LoginWrites): Promise<LoginWritten> {
+  const { resumeNonce: nonce } = login;
+  const rows = await writeLogin(db, { boundAt: login.boundAt, tokenHash: login.tokenHash, expiresAt: login.expiresAt, ...login.online, nonce: nonce?.nonce ?? null, nonceExpiresAt: nonce?.expiresAt ?? 0, now: nonce?.now ?? 0 });
+  const [first] = rows;
+  if (!first) throw new SweepError('INTERNAL', 'login: the statement returned no row');
+  const { login_name: name, login_display_name: displayName, login_password_hash: passwordHash, login_created_at: createdAt } = first;
+  const account = name !== null && displayName !== null && passwordHash !== null && createdAt !== null ? { name, displayName, passwordHash, createdAt } : undefined;
+  const replayed = nonce !== undefined && Number(first.fresh) === 0;
+  if (first.owner === null) return { owner: undefined, buddies: [], account, replayed };
   const buddies: AccountSummary[] = [];
   for (const r of rows) if (r.name !== null && r.display_name !== null && r.created_at !== null) buddies.push({ name: r.name, displayName: r.display_name, createdAt: r.created_at });
-  return { owner: rows[0]?.owner ?? login.online.account, buddies };
-}
-
-/** AccountStore.useResumeNonceOf: the nonce recorded (SqlStore.useResumeNonce's rule) and the account read, in one statement. */
-const useResumeNonceOf = compiledOnce((db: Kysely<Tables>, { account, nonce, expiresAt, now }: { account: string; nonce: string; expiresAt: number; now: number }) =>
-  db
-    // The primary key decides between two nodes taking the same nonce at once; an expired record counts as none.
-    .with('used', (db) =>
-      db
-        .insertInto('resume_nonces')
-        .values({ nonce, expires_at: expiresAt })
-        .onConflict((oc) => oc.column('nonce').doUpdateSet({ expires_at: (eb) => eb.ref('excluded.expires_at') }).where('resume_nonces.expires_at', '<=', now))
-        .returning('nonce'),
-    )
-    // One row whether or not the account exists: the left join keeps it.
-    .selectFrom(sql<{ one: number }>`(select 1 as one)`.as('one'))
-    .leftJoin('accounts', (join) => join.on('accounts.name', '=', account))
-    .select((eb) => [eb.selectFrom('used').select((eb) => eb.fn.countAll<string>().as('n')).as('fresh'), 'accounts.name', 'accounts.display_name', 'accounts.password_hash', 'accounts.created_at']),
-);
-
-export async function useResumeNonceOfPostgres(db: Kysely<Tables>, account: string, nonce: string, expiresAt: number, now: number): Promise<{ fresh: boolean; account: Account | undefined }> {
-  const [row] = await useResumeNonceOf(db, { account, nonce, expiresAt, now });
-  if (!row) throw new SweepError('INTERNAL', 'resume nonce: the statement returned no row');
-  const { name, display_name, password_hash, created_at } = row;
-  const found = name !== null && display_name !== null && password_hash !== null && created_at !== null;
-  return { fresh: Number(row.fresh) > 0, account: found ? { name, displayName: display_name, passwordHash: password_hash, createdAt: created_at } : undefined };
+  return { owner: first.owner, buddies, account, replayed };
 }

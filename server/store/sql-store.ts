@@ -2,8 +2,8 @@ import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selecta
 import { compiledOnce } from './compiled-once.ts';
 import { newerLoginTakesOver } from './online-upsert.ts';
 import { SweepError } from '../../core/errors.ts';
-import { checkAccountName, checkDisplayName, unknownAccount, type Account, type AccountStore, type AccountSummary, type CallRecordRow, type LoginWrites, type OnlineRow, type PushSubscriptionRow, type StoredSession } from '../store.ts';
-import { useResumeNonceOfPostgres, writeLoginPostgres } from './postgres-login.ts';
+import { checkAccountName, checkDisplayName, unknownAccount, type Account, type AccountStore, type AccountSummary, type CallRecordRow, type LoginWrites, type LoginWritten, type OnlineRow, type PushSubscriptionRow, type StoredSession } from '../store.ts';
+import { writeLoginPostgres } from './postgres-login.ts';
 import type { OnlineEndpointsTable, SqlDialect, Tables } from './schema.ts';
 
 /** The advisory lock key of the reaper (any constant the cluster agrees on). */
@@ -301,14 +301,8 @@ export class SqlStore implements AccountStore {
     });
   }
 
-  /**
-   * One statement per proof: a record that expired counts as none (it is taken over), and the
-   * expired ones are deleted at most every NONCE_PURGE_MS, by one of the logins. A delete on
-   * every login cost a restart storm a round trip each, and concurrent logins waited on one
-   * another's row locks deleting the same rows.
-   */
+  /** A14, SQLite's part of writeLogin: false when the nonce was used before; a record that expired counts as none (it is taken over). */
   private async useResumeNonce(nonce: string, expiresAt: number, now: number): Promise<boolean> {
-    await this.purgeNonces(now);
     // The primary key decides between two nodes taking the same nonce at once.
     const row = await this.db
       .insertInto('resume_nonces')
@@ -319,22 +313,25 @@ export class SqlStore implements AccountStore {
     return row !== undefined;
   }
 
-  async useResumeNonceOf(account: string, nonce: string, expiresAt: number, now: number): Promise<{ fresh: boolean; account: Account | undefined }> {
-    if (this.dialect !== 'postgres') return { fresh: await this.useResumeNonce(nonce, expiresAt, now), account: await this.getAccount(account) };
-    await this.purgeNonces(now);
-    return await useResumeNonceOfPostgres(this.db, account, nonce, expiresAt, now);
-  }
-
-  writeLogin(login: LoginWrites): Promise<{ owner: string; buddies: AccountSummary[] }> {
-    if (this.dialect === 'postgres') return writeLoginPostgres(this.db, login);
-    const { online } = login;
-    return this.transaction(async (tx) => {
+  /**
+   * Expired nonces are deleted at most every NONCE_PURGE_MS, by one of the logins: a delete on
+   * every login cost a restart storm a round trip each, and concurrent logins waited on one
+   * another's row locks deleting the same rows.
+   */
+  async writeLogin(login: LoginWrites): Promise<LoginWritten> {
+    if (login.resumeNonce) await this.purgeNonces(login.resumeNonce.now);
+    if (this.dialect === 'postgres') return await writeLoginPostgres(this.db, login);
+    const { online, resumeNonce } = login;
+    return await this.transaction(async (tx) => {
+      const replayed = resumeNonce ? !(await tx.useResumeNonce(resumeNonce.nonce, resumeNonce.expiresAt, resumeNonce.now)) : false;
+      const account = await tx.getAccount(online.account);
+      if (replayed || !account) return { owner: undefined, buddies: [], account, replayed };
       const owner = await tx.claimEndpoint(online.endpointId, online.account, login.boundAt);
       if (owner === online.account) {
         await tx.replaceLoginSession(login.tokenHash, online.account, online.endpointId, login.expiresAt);
         await tx.putOnline(online);
       }
-      return { owner, buddies: await tx.buddiesOf(online.account) };
+      return { owner, buddies: await tx.buddiesOf(online.account), account, replayed };
     });
   }
 

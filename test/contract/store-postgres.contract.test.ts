@@ -35,26 +35,26 @@ void t.test('openStore on a PostgreSQL database without the schema refuses, nami
   await store.close();
 });
 
-void t.test('a resume-proof login on PostgreSQL takes one statement for its nonce and account, and one for its writes (issue 16)', async (t) => {
+void t.test('a resume-proof login on PostgreSQL writes its nonce, claim, token and online row in one statement (issue 16)', async (t) => {
   const url = await pg.createDatabase('roundtrips');
   await migrateStore({ kind: 'postgres', url });
   const sent: string[] = [];
   const store = await openStore({ kind: 'postgres', url }, { onQuery: (q) => sent.push(q) });
   t.teardown(() => store.close());
   await store.createAccount('alice', 'Alice', 'hash');
-  await store.useResumeNonceOf('alice', 'n0', 70_000, 10_000);
+  const online = { endpointId: 'a1', account: 'alice', kind: 'phone', label: '', nodeId: 'n1', sessionId: 's0', since: 1 };
+  await store.writeLogin({ boundAt: 1, tokenHash: 't0', expiresAt: 90_000, online, resumeNonce: { nonce: 'n0', expiresAt: 70_000, now: 10_000 } });
   sent.length = 0;
-  t.equal((await store.useResumeNonceOf('alice', 'n1', 71_000, 11_000)).account?.name, 'alice');
-  t.equal((await store.useResumeNonceOf('alice', 'n1', 71_000, 11_500)).fresh, false, 'used once');
-  t.equal(sent.length, 2, `one statement a proof, the expired deleted a while ago (${sent.join(' | ')})`);
+  const first = await store.writeLogin({ boundAt: 1, tokenHash: 't1', expiresAt: 90_000, online: { ...online, sessionId: 's1' }, resumeNonce: { nonce: 'n1', expiresAt: 71_000, now: 11_000 } });
+  t.match(first, { owner: 'alice', account: { name: 'alice', displayName: 'Alice' }, replayed: false });
+  t.equal((await store.writeLogin({ boundAt: 2, tokenHash: 't2', expiresAt: 90_000, online: { ...online, sessionId: 's2' }, resumeNonce: { nonce: 'n1', expiresAt: 71_000, now: 11_500 } })).replayed, true, 'used once');
+  t.equal(sent.length, 2, `one statement a proof login, the expired nonces deleted a while ago (${sent.join(' | ')})`);
   sent.length = 0;
-  const online = { endpointId: 'a1', account: 'alice', kind: 'phone', label: '', nodeId: 'n1', sessionId: 's1', since: 1 };
-  await store.writeLogin({ boundAt: 1, tokenHash: 't1', expiresAt: 90_000, online });
-  await store.writeLogin({ boundAt: 2, tokenHash: 't2', expiresAt: 90_000, online: { ...online, sessionId: 's2' } });
-  t.equal(sent.length, 2, `one statement a login's writes (${sent.join(' | ')})`);
+  await store.writeLogin({ boundAt: 3, tokenHash: 't3', expiresAt: 90_000, online: { ...online, sessionId: 's3' } });
+  t.equal(sent.length, 1, `one statement a password login's writes (${sent.join(' | ')})`);
   t.equal(await store.countLoginSessions('alice', 'a1'), 1, 'the older token is gone');
-  t.same((await store.onlineForAccount('alice')).map((r) => r.sessionId), ['s2']);
-  t.equal((await store.useResumeNonceOf('alice', 'n1', 200_000, 100_000)).fresh, true, 'an expired record counts as none');
+  t.same((await store.onlineForAccount('alice')).map((r) => r.sessionId), ['s3']);
+  t.equal((await store.writeLogin({ boundAt: 4, tokenHash: 't4', expiresAt: 90_000, online, resumeNonce: { nonce: 'n1', expiresAt: 200_000, now: 100_000 } })).replayed, false, 'an expired record counts as none');
 });
 
 void t.test('a login reads its buddies and their online rows by index on PostgreSQL, not by scanning 10,000 rows (issue 16)', async (t) => {

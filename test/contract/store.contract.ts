@@ -230,18 +230,6 @@ export function storeContract(t: Test, subject: StoreSubject): void {
     t.equal(await store.countFreshLeases(now + 1_000, 'me', now - 14_000), 1, 'putLease on an unbroken lease keeps its start');
   });
 
-  void t.test('useResumeNonceOf records a nonce once: a second use is refused until it expires, an expired record counts as none; it reads the account (A14)', async (t) => {
-    const { store, reopen } = await subject.open(t);
-    const other = await reopen(); // another node
-    await store.createAccount('alice', 'Alice', 'H', 5);
-    const alice = { name: 'alice', displayName: 'Alice', passwordHash: 'H', createdAt: 5 };
-    t.same(await store.useResumeNonceOf('alice', 'n1', 2_000, 1_000), { fresh: true, account: alice }, 'first use');
-    t.same(await store.useResumeNonceOf('alice', 'n1', 2_000, 1_500), { fresh: false, account: alice }, 'the same nonce again');
-    t.equal((await other.useResumeNonceOf('alice', 'n1', 2_000, 1_500)).fresh, false, 'the same nonce on another node');
-    t.same(await other.useResumeNonceOf('gone', 'n2', 9_000, 2_000), { fresh: true, account: undefined }, 'another nonce (n1 has expired); an account that does not exist');
-    t.equal((await store.useResumeNonceOf('alice', 'n1', 9_000, 2_000)).fresh, true, 'an expired record counts as none');
-  });
-
   const online = (account: string, sessionId: string) => ({ endpointId: 'h-1', account, kind: 'deskphone', label: 'Hall', nodeId: 'n1', sessionId, since: 7 });
 
   void t.test('writeLogin claims a free id, keeps one token per endpoint and puts the online row; for an id of another account it writes nothing (A4, A7, A10)', async (t) => {
@@ -253,6 +241,8 @@ export function storeContract(t: Test, subject: StoreSubject): void {
     t.same(await store.writeLogin({ boundAt: 5, tokenHash: 'T1', expiresAt: now + 60_000, online: online('alice', 's1') }), {
       owner: 'alice',
       buddies: [{ name: 'bob', displayName: 'BOB', createdAt: 1 }, { name: 'carol', displayName: 'CAROL', createdAt: 1 }],
+      account: { name: 'alice', displayName: 'ALICE', passwordHash: 'H', createdAt: 1 },
+      replayed: false,
     });
     t.same(await store.listEndpointBindings('alice'), [{ endpointId: 'h-1', boundAt: 5 }]);
     t.strictSame(await store.onlineForAccount('alice'), [online('alice', 's1')]);
@@ -260,11 +250,30 @@ export function storeContract(t: Test, subject: StoreSubject): void {
     t.equal(await store.countLoginSessions('alice', 'h-1'), 1, 'one token per endpoint');
     t.equal(await store.takeLoginSession('T1', now), undefined, 'the older token is gone');
     t.same((await store.onlineForAccount('alice')).map((r) => `${r.nodeId}/${r.sessionId}`), ['n2/s2'], 'the newer login\'s row');
-    t.same(await store.writeLogin({ boundAt: 9, tokenHash: 'T3', expiresAt: now + 60_000, online: online('bob', 's3') }), { owner: 'alice', buddies: [{ name: 'alice', displayName: 'ALICE', createdAt: 1 }] });
+    t.match(await store.writeLogin({ boundAt: 9, tokenHash: 'T3', expiresAt: now + 60_000, online: online('bob', 's3') }), { owner: 'alice', buddies: [{ name: 'alice', displayName: 'ALICE', createdAt: 1 }], account: { name: 'bob' } });
     t.equal(await store.countLoginSessions('bob', 'h-1'), 0, 'no token for the other account');
     t.equal(await store.takeLoginSession('T3', now), undefined);
     t.same((await store.onlineForAccount('alice')).map((r) => `${r.account}/${r.sessionId}`), ['alice/s2'], 'the owner\'s row stands');
     t.same(await store.listEndpointBindings('alice'), [{ endpointId: 'h-1', boundAt: 5 }], 'the binding keeps its time');
+  });
+
+  void t.test('writeLogin with a resume nonce records it once: a second use, on any node, writes nothing until it expires; an account that does not exist gets nothing (A14)', async (t) => {
+    const { store, reopen } = await subject.open(t);
+    const other = await reopen(); // another node
+    await store.createAccount('alice', 'Alice', 'H', 5);
+    const alice = { name: 'alice', displayName: 'Alice', passwordHash: 'H', createdAt: 5 };
+    const proof = (tokenHash: string, sessionId: string, nonce: string, expiresAt: number, now: number) => ({ boundAt: now, tokenHash, expiresAt: 9e12, online: online('alice', sessionId), resumeNonce: { nonce, expiresAt, now } });
+    t.same(await store.writeLogin(proof('T1', 's1', 'n1', 2_000, 1_000)), { owner: 'alice', buddies: [], account: alice, replayed: false }, 'first use');
+    t.same(await store.writeLogin(proof('T2', 's2', 'n1', 2_000, 1_500)), { owner: undefined, buddies: [], account: alice, replayed: true }, 'the same nonce again');
+    t.same((await other.writeLogin(proof('T3', 's3', 'n1', 2_000, 1_500))).replayed, true, 'the same nonce on another node');
+    t.equal(await store.countLoginSessions('alice', 'h-1'), 1, 'the replays wrote no token');
+    t.equal(await store.takeLoginSession('T2', 1_500), undefined);
+    t.same((await store.onlineForAccount('alice')).map((r) => r.sessionId), ['s1'], 'nor an online row');
+    const gone = { ...proof('T4', 's4', 'n2', 9_000, 2_000), online: { ...online('gone', 's4'), endpointId: 'g-1' } };
+    t.same(await other.writeLogin(gone), { owner: undefined, buddies: [], account: undefined, replayed: false }, 'another nonce (n1 has expired); an account that does not exist');
+    t.same(await store.listEndpointBindings('gone'), [], 'claims no id');
+    t.equal((await store.writeLogin(proof('T5', 's5', 'n1', 9_000, 2_000))).replayed, false, 'an expired record counts as none');
+    t.same((await store.onlineForAccount('alice')).map((r) => r.sessionId), ['s5']);
   });
 
   void t.test('writeLogin raced by two accounts on two stores gives one owner, and only its token and row (A10)', async (t) => {
@@ -281,7 +290,7 @@ export function storeContract(t: Test, subject: StoreSubject): void {
       const loser = a.owner === 'alice' ? 'bob' : 'alice';
       t.equal(await store.countLoginSessions(loser, endpointId), 0, `${endpointId}: no token for ${loser}`);
       t.same((await store.onlineOf([loser])).filter((r) => r.endpointId === endpointId), [], `${endpointId}: no row for ${loser}`);
-      t.equal(await store.countLoginSessions(a.owner, endpointId), 1);
+      t.equal(await store.countLoginSessions(a.owner ?? 'nobody', endpointId), 1);
     }
   });
 
