@@ -1,6 +1,6 @@
 import type { Test } from 'tap';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, getPriority, loadavg, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -190,6 +190,20 @@ function cpuSecondsOf(pid: number): number {
   }
 }
 
+/** CPU seconds used so far by the running processes named `comm` (all of PostgreSQL's, say); those that exited are not counted. */
+function cpuSecondsOfCommand(comm: string): number {
+  let total = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === comm) total += cpuSecondsOf(Number(pid)) || 0;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
 /** TCP connections the kernel dropped because a listener's accept queue was full (host-wide, Linux). */
 function listenOverflows(): number {
   try {
@@ -210,6 +224,8 @@ interface Setup {
   logFile: string;
   fleet: Fleet;
   homes: number;
+  /** A PostgreSQL + NATS node (its CPU neighbours include PostgreSQL). */
+  cluster: boolean;
 }
 
 /** Every endpoint logs in once (A8, by token), then relay and presence traffic flows for HOLD_MS while the node's own figures are read. */
@@ -267,13 +283,19 @@ async function storm(s: Setup, node: ServerProcess): Promise<Record<string, unkn
       () => undefined,
     );
   }, LOAD_WINDOW_MS / 2);
-  // Each second: how much of one core the node used (idle seconds while clients wait show a back-off too long).
-  const cpuPct: number[] = [];
-  let cpuBefore = cpuSecondsOf(again.pid);
+  // Each second: how much of one core the node used (idle seconds while clients wait show a
+  // back-off too long), and what its neighbours on the same cores used: the fleet (this process)
+  // and, in a cluster, PostgreSQL.
+  const cpu = { node: [] as number[], fleet: [] as number[], postgres: [] as number[] };
+  const cpuNow = (): { node: number; fleet: number; postgres: number } => {
+    const { user, system } = process.cpuUsage();
+    return { node: cpuSecondsOf(again.pid), fleet: (user + system) / 1e6, postgres: s.cluster ? cpuSecondsOfCommand('postgres') : 0 };
+  };
+  let cpuBefore = cpuNow();
   const cpuSampler = setInterval(() => {
-    const cpu = cpuSecondsOf(again.pid);
-    cpuPct.push(round(100 * (cpu - cpuBefore), 0));
-    cpuBefore = cpu;
+    const now = cpuNow();
+    for (const k of ['node', 'fleet', 'postgres'] as const) cpu[k].push(round(100 * (now[k] - cpuBefore[k]), 0));
+    cpuBefore = now;
   }, 1000);
   const burst = passwordBurst(again.url, s.homes);
   const allBack = await until(() => fleet.online === ENDPOINTS, STORM_LIMIT_MS);
@@ -314,7 +336,9 @@ async function storm(s: Setup, node: ServerProcess): Promise<Record<string, unkn
     passwordLogins: passwords,
     clientFailures: Object.fromEntries(fleet.failures),
     backPerSecond: perSecond.join(' '),
-    nodeCpuPctPerSecondFromListening: cpuPct.join(' '),
+    nodeCpuPctPerSecondFromListening: cpu.node.join(' '),
+    fleetCpuPctPerSecondFromListening: cpu.fleet.join(' '),
+    ...(s.cluster && { postgresCpuPctPerSecondFromListening: cpu.postgres.join(' ') }),
     hostListenOverflows: listenOverflows() - overflowsBefore,
   };
 }
@@ -356,7 +380,7 @@ export async function tenThousand(t: Test, cluster?: { pgUrl: string; natsUrl: s
       // Raising it again needs privileges; what runs after this bench runs at the lower priority.
     }
   });
-  const setup = { t, args, bundle, logFile, fleet, homes };
+  const setup = { t, args, bundle, logFile, fleet, homes, cluster: cluster !== undefined };
   const held = { ...(await hold(setup, node)), seedMs: round(seedMs, 0) };
   const restartStorm = { store: cluster ? 'postgres+nats' : 'sqlite+in-process bus', ...(await storm(setup, node)) };
   fleet.stop();

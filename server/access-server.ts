@@ -139,7 +139,7 @@ export class AccessServer {
     if (opts.ice) checkIceOptions(opts.ice);
     const addresses = new ClientAddresses(opts.trustedProxies ?? []);
     const passwordChecks = new PasswordGate(opts.passwordChecks ?? {});
-    const logins = new LoginGate(opts.logins ?? {});
+    const logins = new LoginGate({ onRefusals: (report) => log.info(report, 'logins refused busy'), ...opts.logins });
     const key = await loadOrCreateServerKey(opts.dataDir);
     const vapid = await loadOrCreateVapidKeys(opts.dataDir);
     const store = await openStore(opts.store ?? { kind: 'sqlite', dataDir: opts.dataDir });

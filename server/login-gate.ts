@@ -24,7 +24,23 @@ export interface LoginGateOptions {
   busyMs?: () => number;
   /** From 0 to 1, spreads the waits a refusal asks for (a test passes its own). */
   random?: () => number;
+  /**
+   * While logins are refused, at most once per REPORT_MS: how many since the last report, the
+   * pace the refused are scheduled at, and the longest wait asked for (for the node's log).
+   */
+  onRefusals?: (report: RefusalReport) => void;
 }
+
+export interface RefusalReport {
+  refused: number;
+  loginsPerS: number;
+  inProgress: number;
+  waiting: number;
+  maxRetryAfterMs: number;
+}
+
+/** Refusals are reported at most this often. */
+const REPORT_MS = 1_000;
 
 export const DEFAULT_LOGIN_GATE = { concurrency: 32, queue: 4096, maxWaitMs: 5_000 } as const;
 
@@ -81,6 +97,9 @@ export class LoginGate {
   private readonly now: () => number;
   private readonly busyMs: () => number;
   private readonly random: () => number;
+  private readonly onRefusals: ((report: RefusalReport) => void) | undefined;
+  /** Refusals since the last report, and the longest wait they asked for. */
+  private unreported = { since: Number.NEGATIVE_INFINITY, refused: 0, maxRetryAfterMs: 0 };
 
   constructor(opts: LoginGateOptions = {}) {
     this.concurrency = opts.concurrency ?? DEFAULT_LOGIN_GATE.concurrency;
@@ -90,6 +109,7 @@ export class LoginGate {
     this.now = opts.now ?? (() => performance.now());
     this.busyMs = opts.busyMs ?? (() => performance.eventLoopUtilization().active);
     this.random = opts.random ?? Math.random;
+    this.onRefusals = opts.onRefusals;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1 || this.concurrency > 1024) {
       throw new SweepError('INVALID_CONFIG', `logins.concurrency: ${this.concurrency} is not a whole number from 1 to 1024`);
     }
@@ -122,6 +142,7 @@ export class LoginGate {
       if (this.waiting.length >= this.queue || (head && now - head.since >= this.maxWaitMs) || (this.running >= this.concurrency && (this.waiting.length + 1) / this.capacityPerMs(now) >= this.maxWaitMs)) {
         this.busyCount += 1;
         const retryAfterMs = this.retryAfter();
+        this.report(now, retryAfterMs);
         throw new SweepError('RATE_LIMITED', `${what}: server busy with logins (${this.running} in progress, ${this.waiting.length} waiting, none longer than ${this.maxWaitMs / 1000} s); retry after ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
       }
       // Let in by a login that ends, or by the next turn.
@@ -138,6 +159,15 @@ export class LoginGate {
       this.running -= 1;
       this.letIn();
     }
+  }
+
+  private report(now: number, retryAfterMs: number): void {
+    const u = this.unreported;
+    u.refused += 1;
+    u.maxRetryAfterMs = Math.max(u.maxRetryAfterMs, retryAfterMs);
+    if (!this.onRefusals || now - u.since < REPORT_MS) return;
+    this.onRefusals({ refused: u.refused, loginsPerS: Math.round(this.capacityPerMs(now) * 1000), inProgress: this.running, waiting: this.waiting.length, maxRetryAfterMs: u.maxRetryAfterMs });
+    this.unreported = { since: now, refused: 0, maxRetryAfterMs: 0 };
   }
 
   /** Starts waiting logins while slots are free and this turn's budget lasts. */

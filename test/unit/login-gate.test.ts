@@ -276,6 +276,26 @@ void t.test('LoginGate.run with failing work rejects with its error and frees th
   t.equal(await g.run('login', async () => 2), 2);
 });
 
+void t.test('LoginGate.run while refusing reports at most once a second how many it refused, at what pace and the longest wait asked (for the node log)', async (t) => {
+  const clock = { ms: 0 };
+  const reports: unknown[] = [];
+  const g = gate({ concurrency: 1, queue: 0, onRefusals: (r) => reports.push(r) }, clock);
+  const running = pending();
+  const first = g.run('resumeProof', running.work);
+  const refuse = (): Promise<unknown> => g.run('resumeProof', async () => 'late').catch(() => undefined);
+  await refuse();
+  clock.ms = 400;
+  await refuse();
+  await refuse();
+  t.same(reports, [{ refused: 1, loginsPerS: 10, inProgress: 1, waiting: 0, maxRetryAfterMs: 100 }], 'the first at once, then none within a second');
+  clock.ms = 1_000;
+  await refuse();
+  t.same(reports[1], { refused: 3, loginsPerS: 10, inProgress: 1, waiting: 0, maxRetryAfterMs: 200 }, 'the three since, the longest wait they asked');
+  await flush();
+  running.end();
+  t.equal(await first, 'done');
+});
+
 void t.test('new LoginGate with bounds out of range throws INVALID_CONFIG naming the field', async (t) => {
   t.throws(() => new LoginGate({ concurrency: 0 }), { code: 'INVALID_CONFIG', message: /logins\.concurrency: 0 is not a whole number from 1 to 1024/ });
   t.throws(() => new LoginGate({ queue: -1 }), { code: 'INVALID_CONFIG', message: /logins\.queue: -1/ });
