@@ -4,9 +4,7 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFile
 import { availableParallelism, getPriority, loadavg, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { WebSocket } from 'ws';
-import { accessCatalogue, RECONNECT_BACKOFF } from '../core/protocol/access.ts';
-import { RpcChannel } from '../core/protocol/rpc.ts';
+import { RECONNECT_BACKOFF } from '../core/protocol/access.ts';
 import { SweepError, toSweepError } from '../core/errors.ts';
 import { silentLogger } from '../platform/log.ts';
 import { rawPublicKey } from '../platform/token.ts';
@@ -19,6 +17,7 @@ import { migrateStore, openStore, type StoreLocation } from '../server/store/ope
 import { startServerProcess, type ServerProcess } from '../test/helpers/server-process.ts';
 import { freePort } from '../test/helpers/ports.ts';
 import { ed25519KeyPair, Fleet, type FleetEndpoint } from './fleet.ts';
+import { openAccessSocket } from '../runtime/access/access-socket.ts';
 import { percentile, round } from './stats.ts';
 
 /**
@@ -135,13 +134,13 @@ async function traffic(fleet: Fleet, ms: number, during: (elapsed: number) => Pr
 
 /** One password login on a fresh socket (a new device of a home): ok, or the refusal's code and message. */
 export async function passwordLogin(url: string, account: string, endpointId: string, address: string): Promise<{ code: string; message: string }> {
-  const ws = new WebSocket(url, { headers: { 'x-forwarded-for': address }, handshakeTimeout: 15_000 });
-  const channel = new RpcChannel({ catalogue: accessCatalogue, send: (text) => ws.send(text), log, timeoutMs: 15_000 });
+  // As a device opens it: a busy node may refuse the handshake itself (A17).
+  const { ws, channel } = openAccessSocket(url, { log, timeoutMs: 15_000, headers: { 'x-forwarded-for': address } });
   ws.on('message', (d: Buffer) => channel.receive(d));
   try {
     await new Promise<void>((resolve, reject) => {
       ws.once('open', resolve);
-      ws.once('error', (err) => reject(new SweepError('OFFLINE', `no socket: ${err.message}`)));
+      ws.on('error', (err) => reject(err instanceof SweepError ? err : new SweepError('OFFLINE', `no socket: ${err.message}`)));
     });
     const fingerprint = randomBytes(32).toString('hex').toUpperCase().match(/../g)!.join(':');
     const signingKey = rawPublicKey(ed25519KeyPair().publicKey);

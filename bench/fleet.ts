@@ -171,7 +171,7 @@ export class FleetEndpoint {
     });
     await new Promise<void>((resolve, reject) => {
       ws.once('open', resolve);
-      ws.on('error', (err) => reject(new SweepError('OFFLINE', `cannot reach ${opts.url}: ${err.message}`)));
+      ws.on('error', (err) => reject(err instanceof SweepError ? err : new SweepError('OFFLINE', `cannot reach ${opts.url}: ${err.message}`)));
       ws.on('close', () => {
         reject(new SweepError('CLOSED', 'socket closed'));
         this.lost(ws);

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { MAX_MESSAGE_BYTES } from '../core/protocol/validate.ts';
 import { RETRY_AFTER_PARAM } from '../core/protocol/access.ts';
-import { SweepError } from '../core/errors.ts';
+import { SweepError, toWireError } from '../core/errors.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { NS, type Logger } from '../platform/log.ts';
 import { AccessConnection, CLOSE } from './connection.ts';
@@ -72,8 +72,8 @@ export interface AccessServerOptions {
   trustedProxies?: readonly string[];
   /** A11: bounds on the Argon2 work of logins (default 2 at once, 16 waiting). */
   passwordChecks?: PasswordCheckOptions;
-  /** A11: bounds on token and proof logins in progress (default 32 at once, the rest waiting at most 5 s). */
-  logins?: Omit<LoginGateOptions, 'now'>;
+  /** A11: bounds on token and proof logins in progress (default 32 at once, the rest waiting at most 5 s), or the gate itself. */
+  logins?: Omit<LoginGateOptions, 'now'> | LoginGate;
   /** A13: STUN and TURN servers for endpoints' links; none by default (links on the local network only). */
   ice?: IceOptions;
   /** A16: Web Push (VAPID keys in the data dir, made on first start). */
@@ -139,7 +139,7 @@ export class AccessServer {
     if (opts.ice) checkIceOptions(opts.ice);
     const addresses = new ClientAddresses(opts.trustedProxies ?? []);
     const passwordChecks = new PasswordGate(opts.passwordChecks ?? {});
-    const logins = new LoginGate({ onRefusals: (report) => log.info(report, 'logins refused busy'), ...opts.logins });
+    const logins = opts.logins instanceof LoginGate ? opts.logins : new LoginGate({ onRefusals: (report) => log.info(report, 'logins refused busy'), ...opts.logins });
     const key = await loadOrCreateServerKey(opts.dataDir);
     const vapid = await loadOrCreateVapidKeys(opts.dataDir);
     const store = await openStore(opts.store ?? { kind: 'sqlite', dataDir: opts.dataDir });
@@ -204,7 +204,13 @@ export class AccessServer {
       }
       handleHttp(webRoot, key.publicKeyRaw, req, res, log);
     });
-    const wss = new WebSocketServer({ server: http, path: ACCESS_PATH, maxPayload: MAX_MESSAGE_BYTES });
+    // A17: a node whose logins are full refuses the handshake itself, before it costs more.
+    const verifyClient = (_info: unknown, accept: (ok: boolean, code?: number, body?: string, headers?: Record<string, string>) => void): void => {
+      const refusal = logins.refuseNow('connect');
+      if (!refusal) return accept(true);
+      accept(false, 503, JSON.stringify({ error: toWireError(refusal, true) }), { 'Content-Type': 'application/json', 'Retry-After': String(Math.ceil((refusal.retryAfterMs ?? 0) / 1000)) });
+    };
+    const wss = new WebSocketServer({ server: http, path: ACCESS_PATH, maxPayload: MAX_MESSAGE_BYTES, verifyClient });
     try {
       await listen(http, host, port);
     } catch (err) {

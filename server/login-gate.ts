@@ -137,14 +137,8 @@ export class LoginGate {
     if (this.running < this.concurrency && this.waiting.length === 0 && this.turnLeft()) {
       this.running += 1;
     } else {
-      const head = this.waiting[0];
-      const now = this.now();
-      if (this.waiting.length >= this.queue || (head && now - head.since >= this.maxWaitMs) || (this.running >= this.concurrency && (this.waiting.length + 1) / this.capacityPerMs(now) >= this.maxWaitMs)) {
-        this.busyCount += 1;
-        const retryAfterMs = this.retryAfter();
-        this.report(now, retryAfterMs);
-        throw new SweepError('RATE_LIMITED', `${what}: server busy with logins (${this.running} in progress, ${this.waiting.length} waiting, none longer than ${this.maxWaitMs / 1000} s); retry after ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
-      }
+      const refusal = this.refuseNow(what);
+      if (refusal) throw refusal;
       // Let in by a login that ends, or by the next turn.
       await new Promise<void>((go) => this.waiting.push({ since: this.now(), go }));
     }
@@ -159,6 +153,25 @@ export class LoginGate {
       this.running -= 1;
       this.letIn();
     }
+  }
+
+  /**
+   * A17: the refusal a login arriving now gets (RATE_LIMITED with its `retryAfterMs`, counted
+   * and given its slot), or undefined when it would run or wait its turn. The node asks before
+   * the WebSocket handshake too (HTTP 503): refused there, each of a crowd costs it an HTTP
+   * answer, not a handshake, a challenge and a proof, and the pace it measures while refusing is
+   * nearer the pace it works at once the crowd has gone.
+   */
+  refuseNow(what: string): SweepError | undefined {
+    if (this.running < this.concurrency && this.waiting.length === 0) return undefined;
+    const head = this.waiting[0];
+    const now = this.now();
+    const full = this.waiting.length >= this.queue || (head !== undefined && now - head.since >= this.maxWaitMs) || (this.running >= this.concurrency && (this.waiting.length + 1) / this.capacityPerMs(now) >= this.maxWaitMs);
+    if (!full) return undefined;
+    this.busyCount += 1;
+    const retryAfterMs = this.retryAfter();
+    this.report(now, retryAfterMs);
+    return new SweepError('RATE_LIMITED', `${what}: server busy with logins (${this.running} in progress, ${this.waiting.length} waiting, none longer than ${this.maxWaitMs / 1000} s); retry after ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
   }
 
   private report(now: number, retryAfterMs: number): void {

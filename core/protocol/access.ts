@@ -212,6 +212,26 @@ export function askingRetryAfter(url: string): string {
   return `${url}${url.includes('?') ? '&' : '?'}${RETRY_AFTER_PARAM}=1`;
 }
 
+/**
+ * A17: a node whose logins are full refuses the WebSocket handshake itself: HTTP 503, `Retry-After`
+ * in seconds, and this body (the wait in ms). Anything else that refuses the handshake is a node
+ * out of reach.
+ */
+export const BusyHandshakeBody = z.object({ error: WireErrorSchema });
+
+/** The error a refused handshake stands for: the node's RATE_LIMITED with its wait, or OFFLINE. */
+export function handshakeRefusal(status: number | undefined, body: string, url: string): SweepError {
+  if (status === 503) {
+    try {
+      const { error } = BusyHandshakeBody.parse(JSON.parse(body));
+      return new SweepError(error.code === 'RATE_LIMITED' ? 'RATE_LIMITED' : 'OFFLINE', error.message, { retryAfterMs: error.retryAfterMs });
+    } catch {
+      // Not a Sweep node's answer (a load balancer without a node behind it, say).
+    }
+  }
+  return new SweepError('OFFLINE', `cannot reach the access server at ${url} (HTTP ${status ?? 'no status'})`);
+}
+
 export const accessCatalogue = {
   requests: {
     login: { body: LoginBody, result: LoginResult },

@@ -307,7 +307,7 @@ export class AccessClient {
         this.onSocketClosed(ws, code, reason.toString());
       });
       ws.once('error', (err) => {
-        if (!opened) reject(new SweepError('OFFLINE', `cannot reach the access server at ${url}: ${err.message}`));
+        if (!opened) reject(err instanceof SweepError ? err : new SweepError('OFFLINE', `cannot reach the access server at ${url}: ${err.message}`));
       });
     });
   }

@@ -1,5 +1,5 @@
 import { WebSocket } from 'ws';
-import { accessCatalogue, askingRetryAfter, type AccessCatalogue } from '../../core/protocol/access.ts';
+import { accessCatalogue, askingRetryAfter, handshakeRefusal, type AccessCatalogue } from '../../core/protocol/access.ts';
 import { RpcChannel } from '../../core/protocol/rpc.ts';
 import { MAX_MESSAGE_BYTES } from '../../core/protocol/validate.ts';
 import type { Clock } from '../../core/clock.ts';
@@ -17,7 +17,10 @@ export interface AccessSocketOptions {
 /**
  * An endpoint's socket to the access server and its RPC channel: the message limit (M2), the
  * busy server's retry-after asked for (A17), and no requests taken from the server. The caller
- * wires the notes and feeds the channel from the socket.
+ * wires the notes and feeds the channel from the socket. A handshake the server refuses comes
+ * as the socket's first 'error': a SweepError, RATE_LIMITED with `retryAfterMs` from a busy
+ * node (A17), OFFLINE otherwise; the abort of the handshake follows as a second one (listen
+ * with `on`, not `once`).
  */
 export function openAccessSocket(url: string, o: AccessSocketOptions): { ws: WebSocket; channel: RpcChannel<AccessCatalogue> } {
   const ws = new WebSocket(askingRetryAfter(url), { maxPayload: MAX_MESSAGE_BYTES, handshakeTimeout: o.timeoutMs, ...(o.headers ? { headers: o.headers } : {}) });
@@ -30,6 +33,22 @@ export function openAccessSocket(url: string, o: AccessSocketOptions): { ws: Web
     admit: (type) => {
       throw new SweepError('UNKNOWN_TYPE', `the access server sends no requests to endpoints ("${type}")`);
     },
+  });
+  ws.on('unexpected-response', (req, res) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    res.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= 4096) chunks.push(chunk);
+    });
+    res.once('end', () => {
+      ws.emit('error', handshakeRefusal(res.statusCode, Buffer.concat(chunks).toString('utf8'), url));
+      ws.terminate();
+    });
+    res.once('error', () => {
+      req.destroy();
+      ws.terminate();
+    });
   });
   return { ws, channel };
 }

@@ -2,11 +2,15 @@ import t, { type Test } from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request } from 'node:http';
 import { WebSocket } from 'ws';
 import { AccessServer, type AccessServerOptions } from '../../server/access-server.ts';
 import { hashPassword } from '../../server/passwords.ts';
 import { silentLogger } from '../../platform/log.ts';
 import { fakeEndpointKeys } from '../helpers/endpoint-keys.ts';
+import { LoginGate } from '../../server/login-gate.ts';
+import { openAccessSocket } from '../../runtime/access/access-socket.ts';
+import { handshakeRefusal } from '../../core/protocol/access.ts';
 
 // Issue 12, item 5: parallel logins must not bypass the password rate limit (A2, A11).
 
@@ -98,4 +102,45 @@ void t.test('login with X-Forwarded-For from an untrusted peer ignores the heade
   t.equal((await loginOnce(t, server, 'u2', 'x', 'e1', { 'x-forwarded-for': '203.0.113.2' })).error?.code, 'UNAUTHORIZED');
   const locked = await loginOnce(t, server, 'u3', 'x', 'e1', { 'x-forwarded-for': '203.0.113.3' });
   t.match(locked.error, { code: 'RATE_LIMITED', message: /address (::ffff:)?127\.0\.0\.1/ }, 'a forged header does not spread the attempts over addresses');
+});
+
+void t.test('a node whose logins are full refuses the WebSocket handshake itself: HTTP 503, Retry-After and the wait; a device reads it as RATE_LIMITED (A17, issue 16)', async (t) => {
+  // One login in progress, none may wait: the next is refused before its handshake costs anything.
+  const logins = new LoginGate({ concurrency: 1, queue: 0 });
+  let release = (): void => undefined;
+  const holding = logins.run('test', () => new Promise<string>((r) => (release = () => r('done'))));
+  const server = await start(t, { logins });
+  const response = await new Promise<{ status?: number; retryAfter?: string; body: string }>((resolve, reject) => {
+    const req = request(server.url.replace(/^ws/, 'http'), { headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' } });
+    req.on('upgrade', () => reject(new Error('upgraded')));
+    req.on('response', (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode, retryAfter: res.headers['retry-after'], body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  t.equal(response.status, 503);
+  t.match(response.retryAfter, /^\d+$/);
+  t.match(JSON.parse(response.body), { error: { code: 'RATE_LIMITED', message: /^connect: server busy with logins \(1 in progress, 0 waiting/, retryAfterMs: Number } });
+  const { ws } = openAccessSocket(server.url, { log, timeoutMs: 2_000 });
+  const refused = await new Promise<unknown>((resolve) => ws.on('error', resolve));
+  t.match(refused, { code: 'RATE_LIMITED', message: /retry after \d+ s$/, retryAfterMs: Number }, 'the first error a device sees');
+  t.equal(logins.refusedBusy, 2);
+  release();
+  t.equal(await holding, 'done');
+  const open = openAccessSocket(server.url, { log, timeoutMs: 2_000 });
+  t.teardown(() => open.ws.terminate());
+  await new Promise((resolve, reject) => {
+    open.ws.once('open', resolve);
+    open.ws.on('error', reject);
+  });
+  t.pass('once the login is through, the handshake is taken');
+});
+
+void t.test('a refused handshake that is not a busy Sweep node stands for OFFLINE (A17)', async (t) => {
+  t.match(handshakeRefusal(503, '<html>no backend</html>', 'ws://lb/access'), { code: 'OFFLINE', message: 'cannot reach the access server at ws://lb/access (HTTP 503)' });
+  t.match(handshakeRefusal(502, '{}', 'ws://lb/access'), { code: 'OFFLINE', message: /HTTP 502/ });
+  t.match(handshakeRefusal(503, JSON.stringify({ error: { code: 'RATE_LIMITED', message: 'busy', retryAfterMs: 1200 } }), 'ws://x'), { code: 'RATE_LIMITED', retryAfterMs: 1200 });
 });
