@@ -50,8 +50,14 @@ const RATE_WINDOW_MS = 5_000;
 const CAPACITY_MEMO_MS = 50;
 /** Until two logins have completed, each slot is assumed to complete one login per this many ms. */
 const PRIOR_LOGIN_MS = 100;
-/** A17: a refusal asks for at most this wait, and spreads its clients over up to a second more. */
-export const MAX_RETRY_AFTER_MS = 30_000;
+/**
+ * A17: a refusal asks for at most this wait, and spreads its clients over up to a second more.
+ * Short, because slots further ahead rest on the pace measured while the crowd was refused:
+ * in a restart storm that was half the pace the node then worked at, and a 30 s schedule kept
+ * the last of the crowd away long after the node could have taken them. A client asked back
+ * too early is refused again at the handshake, at little cost, with a slot on a newer measure.
+ */
+export const MAX_RETRY_AFTER_MS = 10_000;
 const SPREAD_MS = 1_000;
 /**
  * Once the logins let in during one turn of the event loop have run this long, the next turn goes
