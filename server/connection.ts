@@ -233,9 +233,10 @@ export class AccessConnection {
     }
   }
 
-  /** A11: the Argon2 gate bounds password logins; in the login gate they would hold slots the cheap logins need. */
+  /** A11: the Argon2 gate bounds password logins (in the login gate they would hold slots the cheap ones need); while that gate refuses, a check costing what twenty proofs do waits too. */
   private onLogin(body: LoginBody): Promise<LoginResult> {
-    return this.oneLogin('login', () => this.login(body));
+    const busy = this.ctx.logins.refuseNow('login');
+    return busy ? Promise.reject(busy) : this.oneLogin('login', () => this.login(body));
   }
 
   /** A8: a session token instead of the password; single use, bound to its endpoint id. */
@@ -315,9 +316,8 @@ export class AccessConnection {
     const online = { endpointId, account: username, kind: body.kind, label: body.label, nodeId: this.ctx.nodeId, sessionId, since: clock.now() };
     // A14: a resume proof's nonce is recorded in the same round trip; used before, nothing is written.
     const proof = 'nonce' in checked ? checked : undefined;
-    const written = await store.writeLogin({ boundAt: online.since, tokenHash: token.hash, expiresAt: token.expiresAt, online, ...(proof && { resumeNonce: proof.nonce }) }).catch((err: unknown) => undo(storeTrouble(err, this.log, ids)));
-    const { owner, buddies, account } = written;
-    if (proof && (written.replayed || !account)) return undo(await refuseProof(this.ctx, proof.certificate, this.address, this.log, written.replayed ? 'replayed' : 'no account'));
+    const { owner, buddies, account, replayed } = await store.writeLogin({ boundAt: online.since, tokenHash: token.hash, expiresAt: token.expiresAt, online, ...(proof && { resumeNonce: proof.nonce }) }).catch((err: unknown) => undo(storeTrouble(err, this.log, ids)));
+    if (proof && (replayed || !account)) return undo(await refuseProof(this.ctx, proof.certificate, this.address, this.log, replayed ? 'replayed' : 'no account'));
     if (!account) return undo(new SweepError('UNAUTHORIZED', 'login: the account no longer exists'));
     if (owner !== username) throw refuseOwner(owner);
     const entry: OnlineEndpoint = { account: username, info, peer: this, buddies, sessionId };
