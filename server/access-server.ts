@@ -206,9 +206,9 @@ export class AccessServer {
     });
     // A17: a node whose logins are full refuses the handshake itself, before it costs more.
     const verifyClient = (_info: unknown, accept: (ok: boolean, code?: number, body?: string, headers?: Record<string, string>) => void): void => {
-      const refusal = logins.refuseNow('connect');
+      const refusal = logins.refuseNow();
       if (!refusal) return accept(true);
-      accept(false, 503, JSON.stringify({ error: toWireError(refusal, true) }), { 'Content-Type': 'application/json', 'Retry-After': String(Math.ceil((refusal.retryAfterMs ?? 0) / 1000)) });
+      accept(false, 503, JSON.stringify({ error: { ...toWireError(refusal, true), message: `handshake: ${refusal.message}` } }), { 'Content-Type': 'application/json', 'Retry-After': String(Math.ceil((refusal.retryAfterMs ?? 0) / 1000)) });
     };
     const wss = new WebSocketServer({ server: http, path: ACCESS_PATH, maxPayload: MAX_MESSAGE_BYTES, verifyClient });
     try {

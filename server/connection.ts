@@ -235,7 +235,7 @@ export class AccessConnection {
 
   /** A11: the Argon2 gate bounds password logins (in the login gate they would hold slots the cheap ones need); while that gate refuses, a check costing what twenty proofs do waits too. */
   private onLogin(body: LoginBody): Promise<LoginResult> {
-    const busy = this.ctx.logins.refuseNow('login');
+    const busy = this.ctx.logins.refuseNow();
     return busy ? Promise.reject(busy) : this.oneLogin('login', () => this.login(body));
   }
 

@@ -143,7 +143,7 @@ export class LoginGate {
     if (this.running < this.concurrency && this.waiting.length === 0 && this.turnLeft()) {
       this.running += 1;
     } else {
-      const refusal = this.refuseNow(what);
+      const refusal = this.refuseNow();
       if (refusal) throw refusal;
       // Let in by a login that ends, or by the next turn.
       await new Promise<void>((go) => this.waiting.push({ since: this.now(), go }));
@@ -168,7 +168,7 @@ export class LoginGate {
    * answer, not a handshake, a challenge and a proof, and the pace it measures while refusing is
    * nearer the pace it works at once the crowd has gone.
    */
-  refuseNow(what: string): SweepError | undefined {
+  refuseNow(): SweepError | undefined {
     if (this.running < this.concurrency && this.waiting.length === 0) return undefined;
     const head = this.waiting[0];
     const now = this.now();
@@ -177,7 +177,7 @@ export class LoginGate {
     this.busyCount += 1;
     const retryAfterMs = this.retryAfter();
     this.report(now, retryAfterMs);
-    return new SweepError('RATE_LIMITED', `${what}: server busy with logins (${this.running} in progress, ${this.waiting.length} waiting, none longer than ${this.maxWaitMs / 1000} s); retry after ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
+    return new SweepError('RATE_LIMITED', `server busy with logins (${this.running} in progress, ${this.waiting.length} waiting, none longer than ${this.maxWaitMs / 1000} s); retry after ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
   }
 
   private report(now: number, retryAfterMs: number): void {

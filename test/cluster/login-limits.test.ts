@@ -69,7 +69,7 @@ void t.test('resumes beyond the login gate are refused RATE_LIMITED "server busy
   t.comment(`${answers.filter((a) => a.status === 'ok').length} ok, ${busy.length} refused busy`);
   t.ok(answers.filter((a) => a.status === 'ok').length >= 3, 'the one in progress and the two waiting are answered');
   t.ok(busy.length >= 6, `most of the rest were refused at once (got ${busy.length} of 12)`);
-  t.match(busy[0]?.error?.message, /^resume: server busy with logins \(1 in progress, 2 waiting, none longer than 5 s\); retry after \d+ s$/);
+  t.match(busy[0]?.error?.message, /^server busy with logins \(1 in progress, 2 waiting, none longer than 5 s\); retry after \d+ s$/);
   const asked = answers.filter((a, i) => i % 2 === 0 && a.error?.code === 'RATE_LIMITED');
   const older = answers.filter((a, i) => i % 2 === 1 && a.error?.code === 'RATE_LIMITED');
   t.ok(asked.length > 0 && asked.every((a) => (a.error?.retryAfterMs ?? 0) > 0), `a client that asked is told when to come back (A17): ${asked.map((a) => a.error?.retryAfterMs).join(', ')} ms`);

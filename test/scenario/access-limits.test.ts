@@ -123,7 +123,7 @@ void t.test('a node whose logins are full refuses the WebSocket handshake itself
   });
   t.equal(response.status, 503);
   t.match(response.retryAfter, /^\d+$/);
-  t.match(JSON.parse(response.body), { error: { code: 'RATE_LIMITED', message: /^connect: server busy with logins \(1 in progress, 0 waiting/, retryAfterMs: Number } });
+  t.match(JSON.parse(response.body), { error: { code: 'RATE_LIMITED', message: /^handshake: server busy with logins \(1 in progress, 0 waiting/, retryAfterMs: Number } });
   const { ws } = openAccessSocket(server.url, { log, timeoutMs: 2_000 });
   const refused = await new Promise<unknown>((resolve) => ws.on('error', resolve));
   t.match(refused, { code: 'RATE_LIMITED', message: /retry after \d+ s$/, retryAfterMs: Number }, 'the first error a device sees');
@@ -162,7 +162,7 @@ void t.test('a password login while the token and proof logins are full is refus
     ws.on('message', (raw: Buffer) => resolve(JSON.parse(raw.toString()) as never));
     ws.send(JSON.stringify({ kind: 'req', id: 'l1', type: 'login', body: { username: 'alice', password: 'alice-pw', endpointId: 'a1', kind: 'phone', label: '', signingKey: keys.signingKeyRaw, dtlsFingerprint: keys.dtlsFingerprint } }));
   });
-  t.match(reply, { status: 'error', error: { code: 'RATE_LIMITED', message: /^login: server busy with logins \(1 in progress, 0 waiting/, retryAfterMs: Number } }, 'the right password, not checked now');
+  t.match(reply, { status: 'error', error: { code: 'RATE_LIMITED', message: /^server busy with logins \(1 in progress, 0 waiting/, retryAfterMs: Number } }, 'the right password, not checked now');
   release();
   t.equal(await holding, 'done');
   t.equal((await loginOnce(t, server, 'alice', 'alice-pw', 'a1')).status, 'ok', 'once through, the password logs in');

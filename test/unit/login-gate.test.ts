@@ -48,7 +48,7 @@ void t.test('LoginGate.run beyond its queue refuses RATE_LIMITED with a retry-af
   const second = g.run('resumeProof', b.work);
   const refused = await g.run('resumeProof', c.work).catch((e: unknown) => e);
   // Nothing completed yet: one login per 100 ms a slot is assumed, so the two in hand take 200 ms.
-  t.match(refused, { code: 'RATE_LIMITED', message: /^resumeProof: server busy with logins \(1 in progress, 1 waiting, none longer than 5 s\); retry after 1 s$/, retryAfterMs: 200 });
+  t.match(refused, { code: 'RATE_LIMITED', message: /^server busy with logins \(1 in progress, 1 waiting, none longer than 5 s\); retry after 1 s$/, retryAfterMs: 200 });
   t.equal(c.started, false);
   t.equal(g.refusedBusy, 1);
   await flush();
