@@ -12,6 +12,9 @@ function familyOf(address: string): 'ipv4' | 'ipv6' | undefined {
   return v === 4 ? 'ipv4' : v === 6 ? 'ipv6' : undefined;
 }
 
+/** Addresses whose trust is remembered, at most (then forgotten all at once). */
+const KNOWN_ADDRESSES = 4096;
+
 /**
  * A11: the client address the per-address login limit counts. A socket's peer is the client,
  * unless the peer is one of the configured trusted proxies: then the address its
@@ -20,6 +23,7 @@ function familyOf(address: string): 'ipv4' | 'ipv6' | undefined {
  */
 export class ClientAddresses {
   private readonly trusted = new BlockList();
+  private readonly known = new Map<string, boolean>();
   readonly count: number;
 
   /** `trustedProxies`: addresses ("10.0.0.2", "::1") or CIDR ranges ("10.0.0.0/8"). */
@@ -39,9 +43,17 @@ export class ClientAddresses {
   }
 
   isTrusted(address: string): boolean {
-    const a = plain(address);
-    const family = familyOf(a);
-    return family !== undefined && this.trusted.check(a, family);
+    // Remembered: every handshake asks, and BlockList.check builds a SocketAddress each time
+    // (a tenth of a handshake's cost during a restart storm, when handshakes fill the loop).
+    let trusted = this.known.get(address);
+    if (trusted === undefined) {
+      const a = plain(address);
+      const family = familyOf(a);
+      trusted = family !== undefined && this.trusted.check(a, family);
+      if (this.known.size >= KNOWN_ADDRESSES) this.known.clear();
+      this.known.set(address, trusted);
+    }
+    return trusted;
   }
 
   /** The client's address for a request from `peer` carrying `forwardedFor` (the X-Forwarded-For header). */

@@ -173,7 +173,19 @@ export class LoginGate {
     const head = this.waiting[0];
     const now = this.now();
     const full = this.waiting.length >= this.queue || (head !== undefined && now - head.since >= this.maxWaitMs) || (this.running >= this.concurrency && (this.waiting.length + 1) / this.capacityPerMs(now) >= this.maxWaitMs);
-    if (!full) return undefined;
+    return full ? this.refusal(now) : undefined;
+  }
+
+  /**
+   * A11: the refusal for a password login while every slot is taken (counted and given its slot
+   * as refuseNow's), or undefined while one is free: one Argon2 check costs the cores what twenty
+   * proofs do, and a restart storm's returning fleet goes first.
+   */
+  refuseWhileFull(): SweepError | undefined {
+    return this.running < this.concurrency ? undefined : this.refusal(this.now());
+  }
+
+  private refusal(now: number): SweepError {
     this.busyCount += 1;
     const retryAfterMs = this.retryAfter();
     this.report(now, retryAfterMs);

@@ -145,8 +145,9 @@ void t.test('a refused handshake that is not a busy Sweep node stands for OFFLIN
   t.match(handshakeRefusal(503, JSON.stringify({ error: { code: 'RATE_LIMITED', message: 'busy', retryAfterMs: 1200 } }), 'ws://x'), { code: 'RATE_LIMITED', retryAfterMs: 1200 });
 });
 
-void t.test('a password login while the token and proof logins are full is refused RATE_LIMITED with their wait, before its Argon2 check (A11, issue 16)', async (t) => {
-  const logins = new LoginGate({ concurrency: 1, queue: 0 });
+void t.test('a password login while every slot of the token and proof logins is taken is refused RATE_LIMITED with their wait, before its Argon2 check (A11, issue 16)', async (t) => {
+  // One slot, taken; room to wait (a proof would wait its turn): the password login is refused.
+  const logins = new LoginGate({ concurrency: 1, queue: 10 });
   const server = await start(t, { logins });
   // The socket opens while the node is idle; then a crowd of cheap logins fills it.
   const ws = new WebSocket(`${server.url}?retryAfter=1`);
@@ -163,6 +164,7 @@ void t.test('a password login while the token and proof logins are full is refus
     ws.send(JSON.stringify({ kind: 'req', id: 'l1', type: 'login', body: { username: 'alice', password: 'alice-pw', endpointId: 'a1', kind: 'phone', label: '', signingKey: keys.signingKeyRaw, dtlsFingerprint: keys.dtlsFingerprint } }));
   });
   t.match(reply, { status: 'error', error: { code: 'RATE_LIMITED', message: /^server busy with logins \(1 in progress, 0 waiting/, retryAfterMs: Number } }, 'the right password, not checked now');
+  t.equal(logins.refuseNow(), undefined, 'a proof would wait its turn');
   release();
   t.equal(await holding, 'done');
   t.equal((await loginOnce(t, server, 'alice', 'alice-pw', 'a1')).status, 'ok', 'once through, the password logs in');
