@@ -11,6 +11,11 @@ export interface PasswordCheckOptions {
   random?: () => number;
   /** Monotonic ms for timing the checks (performance.now; a test passes its own), as LoginGate. */
   now?: () => number;
+  /**
+   * Asked as each check is about to start (at once or after its wait): a refusal means cheaper
+   * logins need the cores now (LoginGate.refuseWhileFull), and the check does not run.
+   */
+  yieldTo?: () => SweepError | undefined;
 }
 
 /**
@@ -42,6 +47,7 @@ export class PasswordGate {
   private readonly queue: number;
   private readonly random: () => number;
   private readonly now: () => number;
+  private readonly yieldTo: () => SweepError | undefined;
 
   constructor(
     opts: PasswordCheckOptions = {},
@@ -51,6 +57,7 @@ export class PasswordGate {
     this.queue = opts.queue ?? DEFAULT_PASSWORD_CHECKS.queue;
     this.random = opts.random ?? Math.random;
     this.now = opts.now ?? (() => performance.now());
+    this.yieldTo = opts.yieldTo ?? (() => undefined);
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1 || this.concurrency > 64) {
       throw new SweepError('INVALID_CONFIG', `passwordChecks.concurrency: ${this.concurrency} is not a whole number from 1 to 64`);
     }
@@ -82,6 +89,9 @@ export class PasswordGate {
       this.running += 1;
     }
     try {
+      // A check admitted while the node was quiet may come up in a restart storm's crowd.
+      const busy = this.yieldTo();
+      if (busy) throw busy;
       this.checkedCount += 1;
       const started = this.now();
       const ok = await this.check(hash, password);

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { defaultPasswordConcurrency, PasswordGate } from '../../server/password-gate.ts';
 import { ClientAddresses } from '../../server/client-address.ts';
+import { SweepError } from '../../core/errors.ts';
 
 /** A verify that waits until the test lets it finish. */
 function controlled(): { check: (h: string, p: string) => Promise<boolean>; finish: () => void; started: () => number } {
@@ -37,6 +38,27 @@ void t.test('verify beyond concurrency waits its turn and beyond the queue throw
   const later = gate.verify('e', 'e');
   await tick();
   t.equal(c.started(), 4, 'no slot leaked: a later check starts at once');
+  c.finish();
+  t.equal(await later, true);
+});
+
+void t.test('verify whose turn comes while cheaper logins need the cores rejects with their refusal, runs no check and hands its slot on (A11, issue 16)', async (t) => {
+  const c = controlled();
+  let busy: SweepError | undefined;
+  const gate = new PasswordGate({ concurrency: 1, queue: 4, random: () => 0, yieldTo: () => busy }, c.check);
+  const first = gate.verify('a', 'a');
+  const queued = gate.verify('b', 'b');
+  await tick();
+  // Admitted while the node was quiet; then a storm's crowd took every login slot.
+  busy = new SweepError('RATE_LIMITED', 'server busy with logins (32 in progress, 900 waiting, none longer than 5 s); retry after 3 s', { retryAfterMs: 2600 });
+  c.finish();
+  t.equal(await first, true, 'the check already running ends as usual');
+  await t.rejects(queued, { code: 'RATE_LIMITED', retryAfterMs: 2600 });
+  t.equal(c.started(), 1, 'the queued check did not run');
+  busy = undefined;
+  const later = gate.verify('c', 'c');
+  await tick();
+  t.equal(c.started(), 2, 'its slot was handed on');
   c.finish();
   t.equal(await later, true);
 });
