@@ -13,7 +13,7 @@ import type { Tables } from './schema.ts';
  */
 
 /** Parameters in a SELECT list have no type of their own: they are cast to the column's. INSERT … SELECT matches columns by position. */
-const text = (value: string): RawBuilder<string> => sql<string>`cast(${value} as text)`;
+const text = <T extends string | null>(value: T): RawBuilder<T> => sql<T>`cast(${value} as text)`;
 const bigint = (value: number): RawBuilder<number> => sql<number>`cast(${value} as bigint)`;
 
 /** The names of `account`'s buddies, one IN over a UNION for the index (SqlStore.buddiesOf). */
@@ -32,7 +32,7 @@ const writeLogin = compiledOnce((db: Kysely<Tables>, w: LoginParams) =>
       db
         .insertInto('resume_nonces')
         .columns(['nonce', 'expires_at'])
-        .expression(db.selectNoFrom([sql<string>`cast(${w.nonce} as text)`.as('nonce'), bigint(w.nonceExpiresAt).as('expires_at')]).where(sql<boolean>`cast(${w.nonce} as text) is not null`))
+        .expression(db.selectNoFrom([text(w.nonce).as('nonce'), bigint(w.nonceExpiresAt).as('expires_at')]).where(sql<boolean>`${text(w.nonce)} is not null`))
         .onConflict((oc) => oc.column('nonce').doUpdateSet({ expires_at: (eb) => eb.ref('excluded.expires_at') }).where('resume_nonces.expires_at', '<=', w.now))
         .returning('nonce'),
     )
@@ -42,7 +42,7 @@ const writeLogin = compiledOnce((db: Kysely<Tables>, w: LoginParams) =>
       db
         .selectFrom('login')
         .select('name')
-        .where((eb) => eb.or([sql<boolean>`cast(${w.nonce} as text) is null`, eb.exists(eb.selectFrom('used').select('nonce'))])),
+        .where((eb) => eb.or([sql<boolean>`${text(w.nonce)} is null`, eb.exists(eb.selectFrom('used').select('nonce'))])),
     )
     // A10: on conflict the binding is "updated" to itself, so RETURNING names the existing owner.
     .with('claim', (db) =>
