@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -147,11 +147,14 @@ void t.test('bad arguments exit 2 with a usage error naming the flag or argument
 
 void t.test('serve prints url and public key, answers /health, and stops cleanly when told', async (t) => {
   const dir = dataDir(t);
+  // Its own page: the checkout's phone/dist exists only once something built it.
+  const web = dataDir(t);
+  writeFileSync(join(web, 'index.html'), '<!doctype html>');
   const stop = new AbortController();
   let printed = '';
   let seen!: () => void;
   const listening = new Promise<void>((resolve) => (seen = resolve));
-  const done = run(['serve', '--port', '0', '--trusted-proxy', '10.0.0.2', '--trusted-proxy', '192.168.0.0/16', '--data', dir], '', { signal: stop.signal }, (s) => {
+  const done = run(['serve', '--port', '0', '--trusted-proxy', '10.0.0.2', '--trusted-proxy', '192.168.0.0/16', '--data', dir, '--web', web], '', { signal: stop.signal }, (s) => {
     printed += s;
     if (/public key: /.test(printed)) seen();
   });
