@@ -139,7 +139,7 @@ export class AccessServer {
     if (opts.ice) checkIceOptions(opts.ice);
     const addresses = new ClientAddresses(opts.trustedProxies ?? []);
     const logins = opts.logins instanceof LoginGate ? opts.logins : new LoginGate({ onRefusals: (report) => log.info(report, 'logins refused busy'), ...opts.logins });
-    const passwordChecks = new PasswordGate({ yieldTo: () => logins.refuseWhileFull(), ...opts.passwordChecks });
+    const passwordChecks = new PasswordGate({ yieldTo: () => logins.refuseWhileCrowded(), ...opts.passwordChecks });
     const key = await loadOrCreateServerKey(opts.dataDir);
     const vapid = await loadOrCreateVapidKeys(opts.dataDir);
     const store = await openStore(opts.store ?? { kind: 'sqlite', dataDir: opts.dataDir });

@@ -233,9 +233,9 @@ export class AccessConnection {
     }
   }
 
-  /** A11: the Argon2 gate bounds password logins (in the login gate they would hold slots the cheap ones need); while that gate's slots are all taken, a check costing what twenty proofs do waits. */
+  /** A11: the Argon2 gate bounds password logins (in the login gate they would hold slots the cheap ones need); while that gate's slots are all taken or a refused crowd is due back, a check costing what twenty proofs do waits. */
   private onLogin(body: LoginBody): Promise<LoginResult> {
-    const busy = this.ctx.logins.refuseWhileFull();
+    const busy = this.ctx.logins.refuseWhileCrowded();
     return busy ? Promise.reject(busy) : this.oneLogin('login', () => this.login(body));
   }
 

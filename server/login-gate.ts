@@ -94,6 +94,8 @@ export class LoginGate {
   private capacity: { at: number; perMs: number } | undefined;
   /** The slots given to refused logins that are still ahead, earliest first (A17). */
   private readonly promised: number[] = [];
+  /** When the last of the logins refused by refuseNow is due back (A17): until then, password logins wait. */
+  private crowdDueBy = Number.NEGATIVE_INFINITY;
   /** When the first login of this turn of the event loop was let in; cleared by the next turn. */
   private turnFrom: number | undefined;
   private readonly concurrency: number;
@@ -173,16 +175,22 @@ export class LoginGate {
     const head = this.waiting[0];
     const now = this.now();
     const full = this.waiting.length >= this.queue || (head !== undefined && now - head.since >= this.maxWaitMs) || (this.running >= this.concurrency && (this.waiting.length + 1) / this.capacityPerMs(now) >= this.maxWaitMs);
-    return full ? this.refusal(now) : undefined;
+    if (!full) return undefined;
+    const refusal = this.refusal(now);
+    this.crowdDueBy = Math.max(this.crowdDueBy, now + (refusal.retryAfterMs ?? 0));
+    return refusal;
   }
 
   /**
-   * A11: the refusal for a password login while every slot is taken (counted and given its slot
-   * as refuseNow's), or undefined while one is free: one Argon2 check costs the cores what twenty
-   * proofs do, and a restart storm's returning fleet goes first.
+   * A11: the refusal for a password login (counted and given its slot as refuseNow's) while every
+   * slot is taken, or while logins refused earlier are still due back; undefined otherwise. One
+   * Argon2 check costs the cores what twenty proofs do, and a restart storm's returning fleet goes
+   * first: a lull while the crowd was away let a hundred checks in, and the storm's logins fell
+   * by half for seconds. A refused password login does not prolong the crowd it waits for.
    */
-  refuseWhileFull(): SweepError | undefined {
-    return this.running < this.concurrency ? undefined : this.refusal(this.now());
+  refuseWhileCrowded(): SweepError | undefined {
+    const now = this.now();
+    return this.running < this.concurrency && now >= this.crowdDueBy ? undefined : this.refusal(now);
   }
 
   private refusal(now: number): SweepError {

@@ -13,7 +13,7 @@ export interface PasswordCheckOptions {
   now?: () => number;
   /**
    * Asked as each check is about to start (at once or after its wait): a refusal means cheaper
-   * logins need the cores now (LoginGate.refuseWhileFull), and the check does not run.
+   * logins need the cores now (LoginGate.refuseWhileCrowded), and the check does not run.
    */
   yieldTo?: () => SweepError | undefined;
 }

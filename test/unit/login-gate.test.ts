@@ -302,3 +302,23 @@ void t.test('new LoginGate with bounds out of range throws INVALID_CONFIG naming
   t.throws(() => new LoginGate({ maxWaitMs: Number.NaN }), { code: 'INVALID_CONFIG', message: /logins\.maxWaitMs: NaN/ });
   t.throws(() => new LoginGate({ maxWaitMs: 1000, returnAheadMs: 1001 }), { code: 'INVALID_CONFIG', message: /logins\.returnAheadMs: 1001 is not a number of ms from 0 to maxWaitMs \(1000\)/ });
 });
+
+void t.test('LoginGate.refuseWhileCrowded refuses a password login while every slot is taken and, after that, until the logins refused meanwhile are due back; its own refusals do not prolong that (A11, issue 16)', async (t) => {
+  const clock = { ms: 0 };
+  const g = gate({ concurrency: 1, queue: 0 }, clock);
+  t.equal(g.refuseWhileCrowded(), undefined, 'a free slot and nobody refused: the check runs');
+  const first = pending();
+  const running = g.run('resumeProof', first.work);
+  await flush();
+  t.match(g.refuseWhileCrowded(), { code: 'RATE_LIMITED' }, 'every slot taken');
+  const refused = await g.run('resumeProof', pending().work).catch((err: { retryAfterMs: number }) => err);
+  const dueBack = (refused as { retryAfterMs: number }).retryAfterMs;
+  t.ok(dueBack > 0, 'a proof login refused with a wait');
+  first.end();
+  await running;
+  clock.ms = dueBack - 1;
+  t.match(g.refuseWhileCrowded(), { code: 'RATE_LIMITED', retryAfterMs: Number }, 'a slot is free, but the refused login is not back yet');
+  for (let i = 0; i < 10; i++) g.refuseWhileCrowded();
+  clock.ms = dueBack;
+  t.equal(g.refuseWhileCrowded(), undefined, 'once it is due back, the check runs; the password refusals did not push that on');
+});
