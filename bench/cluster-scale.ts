@@ -13,8 +13,8 @@ import type { LoadFigures } from '../server/load-monitor.ts';
 import { hashPassword } from '../server/passwords.ts';
 import { loadOrCreateServerKey } from '../server/server-key.ts';
 import { buildBundle } from '../deploy/bundle.ts';
+import { SupervisedNode } from './supervised-node.ts';
 import { migrateStore, openStore, type StoreLocation } from '../server/store/open.ts';
-import { startServerProcess, type ServerProcess } from '../test/helpers/server-process.ts';
 import { freePort } from '../test/helpers/ports.ts';
 import { ed25519KeyPair, Fleet, type FleetEndpoint } from './fleet.ts';
 import { openAccessSocket } from '../runtime/access/access-socket.ts';
@@ -55,7 +55,7 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
   return true;
 }
 
-async function loadOf(node: ServerProcess): Promise<LoadFigures> {
+async function loadOf(node: { httpUrl: string }): Promise<LoadFigures> {
   const res = await fetch(`${node.httpUrl}/health/load`, { signal: AbortSignal.timeout(10_000) });
   return (await res.json()) as LoadFigures;
 }
@@ -215,11 +215,13 @@ function listenOverflows(): number {
   }
 }
 
+/** When the node's latest start began listening (epoch ms), from its log. */
+function listeningAt(logFile: string): number {
+  const line = readFileSync(logFile, 'utf8').split('\n').findLast((l) => l.includes('"access server listening"'));
+  return line ? (JSON.parse(line) as { time: number }).time : Number.NaN;
+}
+
 interface Setup {
-  t: Test;
-  args: string[];
-  /** The node runs from the `sweep` bundle, as systemd starts it (deploy/systemd). */
-  bundle: string;
   logFile: string;
   fleet: Fleet;
   homes: number;
@@ -228,7 +230,7 @@ interface Setup {
 }
 
 /** Every endpoint logs in once (A8, by token), then relay and presence traffic flows for HOLD_MS while the node's own figures are read. */
-async function hold(s: Setup, node: ServerProcess): Promise<Record<string, number>> {
+async function hold(s: Setup, node: SupervisedNode): Promise<Record<string, number>> {
   const t0 = performance.now();
   const started = await s.fleet.startAll(64, t0 + 240_000);
   const loginAllMs = performance.now() - t0;
@@ -264,17 +266,19 @@ async function hold(s: Setup, node: ServerProcess): Promise<Record<string, numbe
 }
 
 /** SIGKILL, RestartSec, the same node on the same data; the fleet comes back by itself while PASSWORD_LOGINS arrive. */
-async function storm(s: Setup, node: ServerProcess): Promise<Record<string, unknown>> {
+async function storm(s: Setup, node: SupervisedNode): Promise<Record<string, unknown>> {
   const { fleet } = s;
   const before = { ...fleet.logins };
   const overflowsBefore = listenOverflows();
   const killedAt = performance.now();
-  await node.kill();
-  await sleep(Math.max(0, RESTART_SEC_MS - (performance.now() - killedAt)));
-  // SWEEP_BENCH_CPU_PROF=DIR: the restarted node writes a CPU profile of the storm there (stopped by SIGTERM to write it).
-  const profileDir = process.env.SWEEP_BENCH_CPU_PROF;
-  const again = await startServerProcess(s.t, s.args, { logFile: s.logFile, bundle: s.bundle, nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] });
-  const listeningAfterMs = performance.now() - killedAt;
+  const killedAtEpoch = Date.now();
+  const starts = node.startCount;
+  await node.crash();
+  // The supervisor starts it again after RestartSec; the node's own log says when it listened
+  // (the bench, busy with the fleet, notices later).
+  await node.listening(starts);
+  const listeningAfterMs = listeningAt(s.logFile) - killedAtEpoch;
+  const again = node;
   const lags: number[] = [];
   const sampler = setInterval(() => {
     loadOf(again).then(
@@ -302,17 +306,16 @@ async function storm(s: Setup, node: ServerProcess): Promise<Record<string, unkn
   clearInterval(sampler);
   clearInterval(cpuSampler);
   const after = await loadOf(again);
-  const nodeUp = again.child.exitCode === null ? 1 : 0;
+  const nodeUp = again.alive && again.startCount === starts + 1 ? 1 : 0;
   const backAt = fleet.endpoints.map((e) => (e.state === 'online' && e.onlineAt > killedAt ? e.onlineAt - killedAt : Number.POSITIVE_INFINITY));
   const share = (sec: number): number => round((100 * backAt.filter((ms) => ms <= sec * 1000).length) / ENDPOINTS, 2);
   const allBackMs = allBack ? Math.max(...backAt) : Number.NaN;
   const finite = backAt.filter((ms) => ms !== Number.POSITIVE_INFINITY);
   const perSecond = Array.from({ length: Math.floor(Math.max(0, ...finite) / 1000) + 1 }, () => 0);
   for (const ms of finite) perSecond[Math.floor(ms / 1000)]! += 1;
-  if (profileDir) {
-    const exited = new Promise((resolve) => again.child.once('exit', resolve));
-    again.child.kill('SIGTERM');
-    await exited;
+  if (process.env.SWEEP_BENCH_CPU_PROF) {
+    again.signal('SIGTERM');
+    while (again.alive) await sleep(50);
   }
   return {
     listeningAfterMs: round(listeningAfterMs, 0),
@@ -362,7 +365,9 @@ export async function tenThousand(t: Test, cluster?: { pgUrl: string; natsUrl: s
   const args = ['--data', data, '--web', dir, '--port', String(port), '--trusted-proxy', '127.0.0.1', ...(cluster ? ['--db', cluster.pgUrl, '--bus', cluster.natsUrl, '--node-id', 'n10k'] : [])];
   const logFile = join(dir, 'node.log');
   const bundle = await buildBundle();
-  const node = await startServerProcess(t, args, { logFile, bundle });
+  // SWEEP_BENCH_CPU_PROF=DIR: the restarted node writes a CPU profile of the storm there (stopped by SIGTERM to write it).
+  const profileDir = process.env.SWEEP_BENCH_CPU_PROF;
+  const node = await SupervisedNode.start(t, { bundle, args, logFile, restartSecMs: RESTART_SEC_MS, nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] });
   const fleet = new Fleet({ url: node.url, password: PW, log, timeoutMs: 10_000, backoff: RECONNECT_BACKOFF });
   t.teardown(() => fleet.stop());
   for (let i = 0; i < ENDPOINTS; i++) {
@@ -379,7 +384,7 @@ export async function tenThousand(t: Test, cluster?: { pgUrl: string; natsUrl: s
       // Raising it again needs privileges; what runs after this bench runs at the lower priority.
     }
   });
-  const setup = { t, args, bundle, logFile, fleet, homes, cluster: cluster !== undefined };
+  const setup = { logFile, fleet, homes, cluster: cluster !== undefined };
   const held = { ...(await hold(setup, node)), seedMs: round(seedMs, 0) };
   const restartStorm = { store: cluster ? 'postgres+nats' : 'sqlite+in-process bus', ...(await storm(setup, node)) };
   fleet.stop();

@@ -170,10 +170,19 @@ export class FleetEndpoint {
       if (!isBinary) channel.receive(data);
     });
     await new Promise<void>((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.on('error', (err) => reject(err instanceof SweepError ? err : new SweepError('OFFLINE', `cannot reach ${opts.url}: ${err.message}`)));
+      // Only the first outcome makes an error: 10,000 failing attempts a few seconds long add up.
+      let settled = false;
+      const fail = (make: () => SweepError): void => {
+        if (!settled) reject(make());
+        settled = true;
+      };
+      ws.once('open', () => {
+        settled = true;
+        resolve();
+      });
+      ws.on('error', (err) => fail(() => (err instanceof SweepError ? err : new SweepError('OFFLINE', `cannot reach ${opts.url}: ${err.message}`))));
       ws.on('close', () => {
-        reject(new SweepError('CLOSED', 'socket closed'));
+        fail(() => new SweepError('CLOSED', 'socket closed'));
         this.lost(ws);
       });
     });
