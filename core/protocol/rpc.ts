@@ -52,14 +52,15 @@ export class RpcChannel<C extends Catalogue> {
   private readonly handlers = new Map<string, (body: unknown) => unknown>();
   private readonly noteHandlers = new Map<string, (body: unknown) => void>();
   private readonly clock: Clock;
-  private closedWith: SweepError | undefined;
+  /** Why the channel closed; its error is made only for a request that meets it (a reconnecting crowd closes many channels with nothing pending). */
+  private closedBecause: string | undefined;
 
   constructor(private readonly opts: RpcChannelOptions<C>) {
     this.clock = opts.clock ?? systemClock;
   }
 
   get closed(): boolean {
-    return this.closedWith !== undefined;
+    return this.closedBecause !== undefined;
   }
 
   handle<T extends RequestType<C>>(type: T, handler: RequestHandler<C, T>): void {
@@ -78,7 +79,7 @@ export class RpcChannel<C extends Catalogue> {
     // Captured, not formatted: formatting a stack on every request (with source maps, 0.1 ms and
     // more) was a fifth of a light client's login; only a failure reads it.
     const caller = new Error();
-    if (this.closedWith) return Promise.reject(this.closedWith);
+    if (this.closedBecause !== undefined) return Promise.reject(new SweepError('CLOSED', this.closedBecause));
     const id = randomId();
     return new Promise<RequestResult<C, T>>((resolve, reject) => {
       const timeoutMs = options.timeoutMs ?? this.opts.timeoutMs ?? 5000;
@@ -102,7 +103,7 @@ export class RpcChannel<C extends Catalogue> {
   }
 
   notify<T extends NoteType<C>>(type: T, body: NoteBody<C, T>): void {
-    if (this.closedWith) return;
+    if (this.closedBecause !== undefined) return;
     try {
       this.opts.send(JSON.stringify({ kind: 'note', type, body }));
     } catch (err) {
@@ -112,7 +113,7 @@ export class RpcChannel<C extends Catalogue> {
 
   /** Feeds one inbound frame. Never throws: malformed input is answered or logged and dropped. */
   receive(text: string | Uint8Array | ArrayBuffer): void {
-    if (this.closedWith) return;
+    if (this.closedBecause !== undefined) return;
     let env: Envelope;
     try {
       env = parseWith(Envelope, parseJsonText(text, 'message'), 'message');
@@ -126,9 +127,12 @@ export class RpcChannel<C extends Catalogue> {
   }
 
   close(reason = 'channel closed'): void {
-    if (this.closedWith) return;
-    this.closedWith = new SweepError('CLOSED', reason);
-    for (const [id] of [...this.pending]) this.settle(id)?.reject(this.closedWith);
+    if (this.closedBecause !== undefined) return;
+    this.closedBecause = reason;
+    if (this.pending.size > 0) {
+      const closed = new SweepError('CLOSED', reason);
+      for (const [id] of [...this.pending]) this.settle(id)?.reject(closed);
+    }
     this.handlers.clear();
     this.noteHandlers.clear();
   }
@@ -178,7 +182,7 @@ export class RpcChannel<C extends Catalogue> {
       if (wire.code === 'INVALID_MESSAGE' || wire.code === 'UNKNOWN_TYPE') this.bad(err as SweepError);
       reply = { kind: 'res', id, status: 'error', error: wire };
     }
-    if (this.closedWith) return;
+    if (this.closedBecause !== undefined) return;
     try {
       this.opts.send(JSON.stringify(reply));
     } catch (err) {
