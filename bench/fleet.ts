@@ -161,7 +161,8 @@ export class FleetEndpoint {
   private async connect(): Promise<void> {
     this.state = 'connecting';
     const { opts } = this.fleet;
-    const { ws, channel } = openAccessSocket(opts.url, { log: opts.log, timeoutMs: opts.timeoutMs, headers: { 'x-forwarded-for': this.id.address } });
+    const socket = openAccessSocket(opts.url, { log: opts.log, timeoutMs: opts.timeoutMs, headers: { 'x-forwarded-for': this.id.address }, askNonce: true });
+    const { ws, channel } = socket;
     this.ws = ws;
     this.channel = channel;
     channel.onNote('signal', (b) => this.fleet.onSignal(this, b));
@@ -186,7 +187,7 @@ export class FleetEndpoint {
         this.lost(ws);
       });
     });
-    const result = await this.login(channel);
+    const result = await this.login(channel, socket.handshakeNonce);
     if (this.ws !== ws) throw new SweepError('CLOSED', 'socket closed during login');
     this.certificate = result.certificate;
     // Read, not verified: the bench's CPU is the node's neighbour (the node's answer is trusted here).
@@ -197,10 +198,10 @@ export class FleetEndpoint {
     this.onlineAt = performance.now();
   }
 
-  private async login(channel: RpcChannel<AccessCatalogue>): Promise<LoginResult> {
+  private async login(channel: RpcChannel<AccessCatalogue>, nonce: string | undefined): Promise<LoginResult> {
     const { opts, logins } = this.fleet;
     const body = { endpointId: this.id.endpointId, kind: this.id.kind, label: this.id.endpointId, signingKey: this.signingKeyRaw, dtlsFingerprint: this.dtlsFingerprint };
-    const proved = await loginByProof(channel, { ...body, signingKeyRaw: this.signingKeyRaw, certificate: this.certificate, payload: this.payload, clock: systemClock, timeoutMs: opts.timeoutMs, log: opts.log, signProof: (text) => sign(null, Buffer.from(text), this.privateKey).toString('base64url') });
+    const proved = await loginByProof(channel, { ...body, signingKeyRaw: this.signingKeyRaw, certificate: this.certificate, payload: this.payload, clock: systemClock, timeoutMs: opts.timeoutMs, log: opts.log, nonce, signProof: (text) => sign(null, Buffer.from(text), this.privateKey).toString('base64url') });
     if (proved) {
       logins.proof += 1;
       return proved;

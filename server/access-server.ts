@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { MAX_MESSAGE_BYTES } from '../core/protocol/validate.ts';
-import { RETRY_AFTER_PARAM } from '../core/protocol/access.ts';
+import { issueNonce } from './resume-proof.ts';
+import { NONCE_HEADER, NONCE_PARAM, RETRY_AFTER_PARAM } from '../core/protocol/access.ts';
 import { SweepError, toWireError } from '../core/errors.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { NS, type Logger } from '../platform/log.ts';
@@ -211,6 +212,10 @@ export class AccessServer {
       accept(false, 503, JSON.stringify({ error: { ...toWireError(refusal, true), message: `handshake: ${refusal.message}` } }), { 'Content-Type': 'application/json', 'Retry-After': String(Math.ceil((refusal.retryAfterMs ?? 0) / 1000)) });
     };
     const wss = new WebSocketServer({ server: http, path: ACCESS_PATH, maxPayload: MAX_MESSAGE_BYTES, verifyClient });
+    // A14: a nonce with the upgrade answer spares a proof login the `challenge` round trip (a restart storm's crowd makes one less).
+    wss.on('headers', (headers, req) => {
+      if (asks(req, NONCE_PARAM)) headers.push(`${NONCE_HEADER}: ${issueNonce(key, clock.now()).nonce}`);
+    });
     try {
       await listen(http, host, port);
     } catch (err) {
@@ -261,8 +266,7 @@ export class AccessServer {
         ws.terminate();
         return;
       }
-      const asked = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get(RETRY_AFTER_PARAM) === '1';
-      const conn = new AccessConnection(ws, addresses.resolve(req.socket.remoteAddress, req.headers['x-forwarded-for']), ctx, asked);
+      const conn = new AccessConnection(ws, addresses.resolve(req.socket.remoteAddress, req.headers['x-forwarded-for']), ctx, asks(req, RETRY_AFTER_PARAM));
       connections.add(conn);
       heartbeat.add(conn);
       ws.on('message', (data, isBinary) => conn.receive(data, isBinary));
@@ -280,7 +284,7 @@ export class AccessServer {
       log.debug({ reason: err.message }, 'bad HTTP request');
       socket.destroy();
     });
-    log.info({ url: server.url, publicKey: key.publicKeyRaw, trustedProxies: addresses.count }, 'access server listening');
+    log.info({ url: server.url, publicKey: key.publicKeyRaw, trustedProxies: addresses.count}, 'access server listening');
     return server;
   }
 
@@ -392,4 +396,10 @@ async function checkReadiness(store: AccountStore, bus: Bus, liveness: NodeLiven
   clearTimeout(timer);
   const busOk = bus.connected;
   return { ready: storeOk && busOk && liveness.ready, node, store: storeOk, bus: busOk };
+}
+
+/** The handshake's URL asks for something (A14, A17: `param=1`). */
+function asks(req: IncomingMessage, param: string): boolean {
+  const query = (req.url ?? '').split('?')[1];
+  return query !== undefined && new URLSearchParams(query).get(param) === '1';
 }

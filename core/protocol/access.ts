@@ -209,7 +209,20 @@ export const RETRY_AFTER_PARAM = 'retryAfter';
 
 /** A17: the access URL with the ask for `retryAfterMs` (an older server ignores it). */
 export function askingRetryAfter(url: string): string {
-  return `${url}${url.includes('?') ? '&' : '?'}${RETRY_AFTER_PARAM}=1`;
+  return asking(url, RETRY_AFTER_PARAM);
+}
+
+/** A14: the query parameter by which a client asks for a nonce with the handshake, and the upgrade answer's header that carries it. */
+export const NONCE_PARAM = 'nonce';
+export const NONCE_HEADER = 'sweep-nonce';
+
+/** A14: the access URL with the ask for a nonce in the upgrade answer, saving a proof login the `challenge` round trip (an older server ignores it). */
+export function askingNonce(url: string): string {
+  return asking(url, NONCE_PARAM);
+}
+
+function asking(url: string, param: string): string {
+  return `${url}${url.includes('?') ? '&' : '?'}${param}=1`;
 }
 
 /**

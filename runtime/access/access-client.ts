@@ -229,22 +229,22 @@ export class AccessClient {
   }
 
   private async connectAndLogin(): Promise<LoginResult> {
-    const channel = await this.connect();
-    const result = await this.login(channel);
+    const { channel, nonce } = await this.connect();
+    const result = await this.login(channel, nonce);
     this.certPayload = this.checkCertificate(result);
     return result;
   }
 
   /** Logs in on `channel`; resolves once the profile is whole (A12: after its last page, if paged). */
-  private async login(channel: RpcChannel<AccessCatalogue>): Promise<LoginResult> {
-    const result = (await this.loginByProof(channel)) ?? (await channel.request('login', this.loginBody(), { timeoutMs: this.timeoutMs }));
+  private async login(channel: RpcChannel<AccessCatalogue>, nonce?: string): Promise<LoginResult> {
+    const result = (await this.loginByProof(channel, nonce)) ?? (await channel.request('login', this.loginBody(), { timeoutMs: this.timeoutMs }));
     if (result.profileFollows) await this.collectPages(channel, result);
     return result;
   }
 
   /** A14: a resume proof instead of the password when we hold a fitting certificate (resume-proof-login.ts). */
-  private loginByProof(channel: RpcChannel<AccessCatalogue>): Promise<LoginResult | undefined> {
-    return loginByProof(channel, { ...this.opts, certificate: this.current?.certificate, payload: this.certPayload, clock: this.clock, timeoutMs: this.timeoutMs, log: this.log });
+  private loginByProof(channel: RpcChannel<AccessCatalogue>, nonce: string | undefined): Promise<LoginResult | undefined> {
+    return loginByProof(channel, { ...this.opts, certificate: this.current?.certificate, payload: this.certPayload, clock: this.clock, timeoutMs: this.timeoutMs, log: this.log, nonce });
   }
 
   /** A12: fills `result.profile` from the pages that follow the answer (the rpc channel delivers them after it, M3). */
@@ -269,11 +269,12 @@ export class AccessClient {
     return checkOwnCertificate(result, this.serverKey, this.clock.now(), this.opts);
   }
 
-  /** Opens a socket and its channel; rejects OFFLINE if the server cannot be reached. */
-  private connect(): Promise<RpcChannel<AccessCatalogue>> {
+  /** Opens a socket and its channel (with the handshake's nonce, A14); rejects OFFLINE if the server cannot be reached. */
+  private connect(): Promise<{ channel: RpcChannel<AccessCatalogue>; nonce: string | undefined }> {
     const urls = [this.opts.url, ...(this.opts.fallbackUrls ?? [])];
     const url = urls[this.urlTurn % urls.length] ?? this.opts.url;
-    const { ws, channel } = openAccessSocket(url, { log: this.log, clock: this.clock, timeoutMs: this.timeoutMs });
+    const socket = openAccessSocket(url, { log: this.log, clock: this.clock, timeoutMs: this.timeoutMs, askNonce: this.opts.signProof !== undefined });
+    const { ws, channel } = socket;
     this.ws = ws;
     this.channel = channel;
     channel.onNote('presence', (b) => this.onPresenceNote(b.endpoint));
@@ -297,7 +298,7 @@ export class AccessClient {
       let opened = false;
       ws.once('open', () => {
         opened = true;
-        resolve(channel);
+        resolve({ channel, nonce: socket.handshakeNonce });
       });
       ws.on('close', (code, reason) => {
         if (!opened) {

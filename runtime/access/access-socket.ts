@@ -1,5 +1,5 @@
 import { WebSocket } from 'ws';
-import { accessCatalogue, askingRetryAfter, handshakeRefusal, type AccessCatalogue } from '../../core/protocol/access.ts';
+import { accessCatalogue, askingNonce, askingRetryAfter, handshakeRefusal, NONCE_HEADER, type AccessCatalogue } from '../../core/protocol/access.ts';
 import { RpcChannel } from '../../core/protocol/rpc.ts';
 import { MAX_MESSAGE_BYTES } from '../../core/protocol/validate.ts';
 import type { Clock } from '../../core/clock.ts';
@@ -12,6 +12,15 @@ export interface AccessSocketOptions {
   clock?: Clock;
   /** Extra handshake headers (the bench's fleet names each home's address to a trusted proxy). */
   headers?: Record<string, string>;
+  /** A14: ask for a nonce with the handshake (an endpoint that can log in by proof). */
+  askNonce?: boolean;
+}
+
+export interface AccessSocket {
+  ws: WebSocket;
+  channel: RpcChannel<AccessCatalogue>;
+  /** A14: the nonce the upgrade answer brought, once the socket is open (a server that gave none: undefined). */
+  readonly handshakeNonce: string | undefined;
 }
 
 /**
@@ -22,8 +31,8 @@ export interface AccessSocketOptions {
  * node (A17), OFFLINE otherwise; the abort of the handshake follows as a second one (listen
  * with `on`, not `once`).
  */
-export function openAccessSocket(url: string, o: AccessSocketOptions): { ws: WebSocket; channel: RpcChannel<AccessCatalogue> } {
-  const ws = new WebSocket(askingRetryAfter(url), { maxPayload: MAX_MESSAGE_BYTES, handshakeTimeout: o.timeoutMs, ...(o.headers ? { headers: o.headers } : {}) });
+export function openAccessSocket(url: string, o: AccessSocketOptions): AccessSocket {
+  const ws = new WebSocket(askingRetryAfter(o.askNonce ? askingNonce(url) : url), { maxPayload: MAX_MESSAGE_BYTES, handshakeTimeout: o.timeoutMs, ...(o.headers ? { headers: o.headers } : {}) });
   const channel = new RpcChannel({
     catalogue: accessCatalogue,
     send: (text) => ws.send(text),
@@ -50,5 +59,18 @@ export function openAccessSocket(url: string, o: AccessSocketOptions): { ws: Web
       ws.terminate();
     });
   });
-  return { ws, channel };
+  let handshakeNonce: string | undefined;
+  if (o.askNonce) {
+    ws.once('upgrade', (res) => {
+      const nonce = res.headers[NONCE_HEADER];
+      if (typeof nonce === 'string') handshakeNonce = nonce;
+    });
+  }
+  return {
+    ws,
+    channel,
+    get handshakeNonce() {
+      return handshakeNonce;
+    },
+  };
 }

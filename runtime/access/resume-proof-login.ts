@@ -21,11 +21,13 @@ export interface ProofLoginInput {
   clock: Clock;
   timeoutMs: number;
   log: Logger;
+  /** A nonce the handshake brought (AccessSocket.handshakeNonce); without one, `challenge` asks for it. */
+  nonce?: string | undefined;
 }
 
 /**
  * A14: after a first login, with a certificate for these very keys that is still valid for a
- * while: the certificate and a signed server nonce. Undefined when there is no such proof or
+ * while: the certificate and a signed server nonce (the handshake's, or one asked for). Undefined when there is no such proof or
  * the server refuses it (UNAUTHORIZED, or UNKNOWN_TYPE from an older server): then the
  * password is used.
  */
@@ -34,7 +36,7 @@ export async function loginByProof(channel: RpcChannel<AccessCatalogue>, o: Proo
   if (!signProof || !certificate || !cert || cert.expiresAt - o.clock.now() < PROOF_MARGIN_MS) return undefined;
   if (cert.signingKey !== o.signingKeyRaw || cert.dtlsFingerprint !== o.dtlsFingerprint || cert.kind !== o.kind) return undefined;
   try {
-    const { nonce } = await channel.request('challenge', {}, { timeoutMs: o.timeoutMs });
+    const nonce = o.nonce ?? (await channel.request('challenge', {}, { timeoutMs: o.timeoutMs })).nonce;
     const proof = await signProof(resumeProofMessage(nonce));
     const result = await channel.request('resumeProof', { certificate, nonce, proof, label: o.label }, { timeoutMs: o.timeoutMs });
     o.log.debug('logged in again with a resume proof');

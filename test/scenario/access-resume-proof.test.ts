@@ -6,8 +6,13 @@ import { join } from 'node:path';
 import { AccessServer } from '../../server/access-server.ts';
 import { hashPassword } from '../../server/passwords.ts';
 import { AccessClient } from '../../runtime/access/access-client.ts';
-import { resumeProofMessage } from '../../core/protocol/access.ts';
-import { rawPublicKey, signToken } from '../../platform/token.ts';
+import { WebSocket } from 'ws';
+import { askingNonce, NONCE_HEADER, resumeProofMessage } from '../../core/protocol/access.ts';
+import { openAccessSocket } from '../../runtime/access/access-socket.ts';
+import { loginByProof } from '../../runtime/access/resume-proof-login.ts';
+import { CertificatePayload } from '../../core/protocol/certificate.ts';
+import { systemClock } from '../../core/clock.ts';
+import { peekToken, rawPublicKey, signToken } from '../../platform/token.ts';
 import { silentLogger } from '../../platform/log.ts';
 import { loadOrCreateServerKey } from '../../server/server-key.ts';
 import { issueNonce, NONCE_TTL_MS } from '../../server/resume-proof.ts';
@@ -155,4 +160,41 @@ void t.test('a resume proof sent again is refused REPLAYED: each server nonce is
   const again = await raw(t, s);
   t.match(await again('resumeProof', { certificate, nonce, proof, label: 'Phone' }), { status: 'error', error: { code: 'REPLAYED', message: /resumeProof\.nonce: already used/ } }, 'the captured proof on another socket');
   t.ok(s.registry.get('a1'), 'the first login stays');
+});
+
+void t.test('a handshake that asks for a nonce gets one with the upgrade answer: it logs in by proof without a challenge, once (A14)', async (t) => {
+  const s = await server(t);
+  const k = keys();
+  const { certificate } = await client(t, s, k).start();
+  const nonceOf = async (url: string): Promise<string | undefined> => {
+    const ws = new WebSocket(url);
+    t.teardown(() => ws.terminate());
+    const header = await new Promise<string | string[] | undefined>((resolve) => ws.once('upgrade', (res) => resolve(res.headers[NONCE_HEADER])));
+    return typeof header === 'string' ? header : undefined;
+  };
+  t.equal(await nonceOf(s.url), undefined, 'no nonce unasked');
+
+  const socket = openAccessSocket(s.url, { log, timeoutMs: 5_000, askNonce: true });
+  t.teardown(() => socket.ws.terminate());
+  socket.ws.on('message', (data: Buffer) => socket.channel.receive(data));
+  await new Promise((r) => socket.ws.once('open', r));
+  const nonce = socket.handshakeNonce;
+  t.type(nonce, 'string', 'the upgrade answer carries a nonce');
+  const asked: string[] = [];
+  const request = socket.channel.request.bind(socket.channel);
+  socket.channel.request = ((...args: Parameters<typeof request>) => {
+    asked.push(args[0]);
+    return request(...args);
+  }) as typeof request;
+  const payload = peekToken(certificate, CertificatePayload, 'certificate');
+  const signProof = (text: string): string => sign(null, Buffer.from(text), k.privateKey).toString('base64url');
+  const proved = await loginByProof(socket.channel, { certificate, payload, signingKeyRaw: k.signingKeyRaw, dtlsFingerprint: k.dtlsFingerprint, kind: 'phone', label: 'Phone', clock: systemClock, timeoutMs: 5_000, log, nonce, signProof });
+  t.equal(proved?.profile.endpointId, 'a1', 'logged in by proof');
+  t.same(asked, ['resumeProof'], 'one request: no challenge round trip');
+
+  const send = await raw(t, s);
+  const proof = signProof(resumeProofMessage(String(nonce)));
+  t.match(await send('resumeProof', { certificate, nonce, proof, label: 'Phone' }), { status: 'error', error: { code: 'REPLAYED' } }, "the handshake's nonce is used once, as a challenge's");
+  const other = await nonceOf(askingNonce(s.url));
+  t.not(other, nonce, 'each handshake its own nonce');
 });
