@@ -141,11 +141,16 @@ export class AccessServer {
     const addresses = new ClientAddresses(opts.trustedProxies ?? []);
     const logins = opts.logins instanceof LoginGate ? opts.logins : new LoginGate({ onRefusals: (report) => log.info(report, 'logins refused busy'), ...opts.logins });
     const passwordChecks = new PasswordGate({ yieldTo: () => logins.refuseWhileCrowded(), ...opts.passwordChecks });
+    // Where a start's time goes (logged when listening): a node restarted under a storm starts on busy cores.
+    const took = startPhases();
     const key = await loadOrCreateServerKey(opts.dataDir);
     const vapid = await loadOrCreateVapidKeys(opts.dataDir);
+    took('keys');
     const store = await openStore(opts.store ?? { kind: 'sqlite', dataDir: opts.dataDir });
+    took('store');
     // A12: session tokens that expired while the server was down are dropped at once.
     await store.purgeExpiredLoginSessions(clock.now());
+    took('purge');
     const registry = new OnlineRegistry();
     const nodeId = opts.nodeId ?? `node-${randomBytes(6).toString('hex')}`;
     let bus: Bus;
@@ -155,6 +160,7 @@ export class AccessServer {
       await store.close();
       throw err;
     }
+    took('bus');
     const nodeBus = new NodeBus(bus, registry, log, (target, signal) => target.peer.notify('signal', signal), store);
     const background = new BackgroundWork(log);
     // Set once the server exists: the liveness hooks reach its connections.
@@ -174,6 +180,7 @@ export class AccessServer {
       // The embedded default is one node: whatever a previous run left online is stale.
       if (store.dialect === 'sqlite') await store.reapExpiredNodes(Number.MAX_SAFE_INTEGER);
       await liveness.start();
+      took('lease');
     } catch (err) {
       await bus.close();
       await store.close();
@@ -218,6 +225,7 @@ export class AccessServer {
     });
     try {
       await listen(http, host, port);
+      took('listen');
     } catch (err) {
       wss.close();
       await limiter.close();
@@ -284,7 +292,7 @@ export class AccessServer {
       log.debug({ reason: err.message }, 'bad HTTP request');
       socket.destroy();
     });
-    log.info({ url: server.url, publicKey: key.publicKeyRaw, trustedProxies: addresses.count}, 'access server listening');
+    log.info({ url: server.url, publicKey: key.publicKeyRaw, trustedProxies: addresses.count, startMs: took.phases, processUpMs: Math.round(process.uptime() * 1000) }, 'access server listening');
     return server;
   }
 
@@ -402,4 +410,18 @@ async function checkReadiness(store: AccountStore, bus: Bus, liveness: NodeLiven
 function asks(req: IncomingMessage, param: string): boolean {
   const query = (req.url ?? '').split('?')[1];
   return query !== undefined && new URLSearchParams(query).get(param) === '1';
+}
+
+/** Milliseconds each named step of a start took, in order. */
+function startPhases(): ((name: string) => void) & { phases: Record<string, number> } {
+  let last = performance.now();
+  const phases: Record<string, number> = {};
+  return Object.assign(
+    (name: string) => {
+      const now = performance.now();
+      phases[name] = Math.round(now - last);
+      last = now;
+    },
+    { phases },
+  );
 }
