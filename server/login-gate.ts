@@ -190,14 +190,17 @@ export class LoginGate {
    */
   refuseWhileCrowded(): SweepError | undefined {
     const now = this.now();
-    return this.running < this.concurrency && now >= this.crowdDueBy ? undefined : this.refusal(now);
+    if (this.running >= this.concurrency) return this.refusal(now);
+    if (now >= this.crowdDueBy) return undefined;
+    return this.refusal(now, `server busy: logins it turned away are due back within ${Math.ceil((this.crowdDueBy - now) / 1000)} s`);
   }
 
-  private refusal(now: number): SweepError {
+  private refusal(now: number, why?: string): SweepError {
     this.busyCount += 1;
     const retryAfterMs = this.retryAfter();
     this.report(now, retryAfterMs);
-    return new SweepError('RATE_LIMITED', `server busy with logins (${this.running} in progress, ${this.waiting.length} waiting, none longer than ${this.maxWaitMs / 1000} s); retry after ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
+    const busy = why ?? `server busy with logins (${this.running} in progress, ${this.waiting.length} waiting, none longer than ${this.maxWaitMs / 1000} s)`;
+    return new SweepError('RATE_LIMITED', `${busy}; retry after ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
   }
 
   private report(now: number, retryAfterMs: number): void {

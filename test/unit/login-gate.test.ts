@@ -317,7 +317,7 @@ void t.test('LoginGate.refuseWhileCrowded refuses a password login while every s
   first.end();
   await running;
   clock.ms = dueBack - 1;
-  t.match(g.refuseWhileCrowded(), { code: 'RATE_LIMITED', retryAfterMs: Number }, 'a slot is free, but the refused login is not back yet');
+  t.match(g.refuseWhileCrowded(), { code: 'RATE_LIMITED', retryAfterMs: Number, message: /^server busy: logins it turned away are due back within 1 s; retry after \d+ s$/ }, 'a slot is free, but the refused login is not back yet');
   for (let i = 0; i < 10; i++) g.refuseWhileCrowded();
   clock.ms = dueBack;
   t.equal(g.refuseWhileCrowded(), undefined, 'once it is due back, the check runs; the password refusals did not push that on');
