@@ -26,6 +26,7 @@ import { localLimiter, PostgresLoginLimiter, type LoginLimiter } from './shared-
 import { BackgroundWork } from './background-work.ts';
 import { NodeLiveness, type LivenessOptions } from './node-liveness.ts';
 import { OnlineRows } from './online-rows.ts';
+import { Revocations } from './revocations.ts';
 import { EndpointKind } from '../core/protocol/common.ts';
 import type { OnlineRow } from './store.ts';
 import { checkIceOptions, iceConfigured, type IceOptions } from './ice.ts';
@@ -167,13 +168,14 @@ export class AccessServer {
     let fence: (reason: string) => void = () => undefined;
     const readiness = (): Promise<Readiness> => checkReadiness(store, bus, liveness, nodeId, clock);
     const onlineRows = new OnlineRows(store, (endpoint) => nodeBus.announce(endpoint), log);
+    const revocations = new Revocations(store, log);
     const liveness = new NodeLiveness(
       store,
       bus,
       nodeId,
       clock,
       log,
-      { fence: (reason) => fence(reason), reaped: (rows) => announceReaped(nodeBus, rows), renewed: () => background.add(onlineRows.retry()) },
+      { fence: (reason) => fence(reason), reaped: (rows) => announceReaped(nodeBus, rows), renewed: () => background.add(Promise.all([onlineRows.retry(), revocations.retry()])) },
       opts.liveness,
     );
     try {
@@ -266,6 +268,7 @@ export class AccessServer {
       nodeBus,
       background: (work: Promise<unknown>) => background.add(work),
       onlineRows,
+      revocations,
       push: new PushService(store, vapid, log.child({ ns: 'server:push' }), opts.push),
       historyRetentionMs: (opts.historyDays ?? DEFAULT_HISTORY_DAYS) * 24 * 3600_000,
     };

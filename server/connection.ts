@@ -23,6 +23,7 @@ import type { Account, AccountStore } from './store.ts';
 import { listCalls, reportCall } from './history.ts';
 import type { PushService } from './push/push-service.ts';
 import type { OnlineRows } from './online-rows.ts';
+import type { Revocations } from './revocations.ts';
 
 export interface ConnectionContext {
   store: AccountStore;
@@ -53,6 +54,8 @@ export interface ConnectionContext {
   background(work: Promise<unknown>): void;
   /** A4: removes an ended login's online row, later if the store is out of reach now. */
   onlineRows: OnlineRows;
+  /** A9: revokes a session token, later if the store is out of reach now (refused here meanwhile). */
+  revocations: Revocations;
 }
 
 /** WebSocket close codes used by the server (4000-4999 are for applications). */
@@ -435,10 +438,7 @@ export class AccessConnection {
 
   /** Revokes one session token in the background; never throws (the store may already be closed at shutdown). */
   private revoke(tokenHash: string): void {
-    this.ctx.store.revokeLoginSession(tokenHash).then(
-      () => this.log.info('revoked the session token of a login answer that was not delivered'),
-      (err: unknown) => this.log.warn({ err }, 'could not revoke an undelivered session token'),
-    );
+    this.ctx.background(this.ctx.revocations.revoke(tokenHash).then((now) => now && this.log.info('revoked the session token of a login answer that was not delivered')));
   }
 
   /** A5: over the bus to the node that holds the target (this one too); that node applies the account rule. */
@@ -458,12 +458,12 @@ export class AccessConnection {
   }
 
   private async onLogout(): Promise<Record<string, never>> {
-    // A9: the session token dies with the login.
+    // A9: the session token dies with the login (its own, later, if the store is out of reach now).
     const entry = this.entry;
+    const issued = this.issuedToken;
     this.endLogin('logged out');
-    if (entry) await this.ctx.store.revokeLoginSessions(entry.account, entry.info.endpointId);
-    // A10: a phone page that logs out lets go of its id, so a shared browser can log in to another account.
-    // A16: nor does it keep getting this account's pushes.
+    if (entry) await this.ctx.store.revokeLoginSessions(entry.account, entry.info.endpointId).catch(() => (issued ? this.ctx.revocations.revoke(issued) : false));
+    // A10, A16: a phone page that logs out lets go of its id (a shared browser may log in to another account) and its pushes.
     if (entry?.info.kind === 'browser') await Promise.all([this.ctx.store.releaseEndpoint(entry.info.endpointId), this.ctx.push.unsubscribe(entry)]);
     this.armLoginTimer();
     return {};

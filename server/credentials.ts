@@ -4,6 +4,7 @@ import { SweepError, toWireError } from '../core/errors.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../platform/log.ts';
 import { dummyHash } from './passwords.ts';
+import type { Revocations } from './revocations.ts';
 import type { PasswordGate } from './password-gate.ts';
 import type { LoginLimiter } from './shared-rate-limit.ts';
 import type { Account, AccountStore } from './store.ts';
@@ -13,6 +14,8 @@ export interface CredentialContext {
   limiter: LoginLimiter;
   passwords: PasswordGate;
   clock: Clock;
+  /** A9: tokens revoked here that the store does not know of yet (an outage). */
+  revocations?: Pick<Revocations, 'has'>;
 }
 
 const WRONG_CREDENTIALS = 'username or password is wrong';
@@ -64,7 +67,8 @@ export async function checkSessionToken(ctx: CredentialContext, address: string,
   const attempt = await limiter.reserve(`#${body.endpointId}`, address);
   let account: Account | undefined;
   try {
-    const session = await store.takeLoginSession(hashToken(body.token), clock.now());
+    const hash = hashToken(body.token);
+    const session = ctx.revocations?.has(hash) ? undefined : await store.takeLoginSession(hash, clock.now());
     account = session && session.endpointId === body.endpointId ? await store.getAccount(session.account) : undefined;
   } catch (err) {
     attempt.release();

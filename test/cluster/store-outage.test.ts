@@ -4,7 +4,7 @@ import type { AccessServer } from '../../server/access-server.ts';
 import { AccessClient } from '../../runtime/access/access-client.ts';
 import type { SignalIn } from '../../core/protocol/access.ts';
 import type { EndpointInfo } from '../../core/protocol/common.ts';
-import { testClient } from '../helpers/access-clients.ts';
+import { rawAccess, testClient } from '../helpers/access-clients.ts';
 import { silentLogger } from '../../platform/log.ts';
 import { fakeEndpointKeys } from '../helpers/endpoint-keys.ts';
 import { startPostgres } from '../helpers/postgres.ts';
@@ -87,4 +87,20 @@ void t.test('an endpoint that logs out while PostgreSQL is down is shown offline
   t.same((await n0.store.onlineForAccount('bob')).map((r) => r.endpointId), ['b1'], 'a2 has no online row left');
   const again = testClient(t, n0, 'bob', 'b2', { password: PASSWORDS.bob });
   t.same((await again.start()).profile.buddies.flatMap((b) => b.endpoints.map((e) => e.endpointId)), [], 'a new login of a buddy does not list a2');
+});
+
+void t.test('a session token whose login logged out while PostgreSQL was down does not log in once it is back: its node revokes it then (A9)', async (t) => {
+  const { pg, n0, n1 } = await twoNodes(t);
+  const keys = fakeEndpointKeys();
+  const a2 = testClient(t, n1, 'alice', 'a2', { password: PASSWORDS.alice, requestTimeoutMs: 8000, ...keys });
+  const token = (await a2.start()).session?.token;
+  t.type(token, 'string', 'the login gave a session token');
+
+  await pg.stop();
+  await a2.close(); // logs out: its node cannot revoke the token now
+  await pg.start();
+  await new Promise((r) => setTimeout(r, 4 * liveness.ttlMs));
+  const send = await rawAccess(t, n0.url);
+  const resume = { token, endpointId: 'a2', kind: 'deskphone', label: 'a2 label', signingKey: keys.signingKeyRaw, dtlsFingerprint: keys.dtlsFingerprint };
+  t.match(await send('resume', resume), { status: 'error', error: { code: 'UNAUTHORIZED', message: /session token is unknown, expired or already used/ } }, 'the logged-out token is refused on any node');
 });
