@@ -178,7 +178,10 @@ export class RpcChannel<C extends Catalogue> {
       const data = await handler(body);
       reply = { kind: 'res', id, status: 'ok', data: data ?? {} };
     } catch (err) {
-      const wire = toWireError(err, this.opts.sendRetryAfter === true);
+      // A throw without a Sweep code is a fault here (a driver, a bug): its message may name
+      // paths, hosts or queries, so it goes to this side's log and the peer learns only its kind.
+      if (!(err instanceof SweepError)) this.opts.log.error({ err, type }, 'request failed');
+      const wire = err instanceof SweepError ? toWireError(err, this.opts.sendRetryAfter === true) : { code: 'INTERNAL', message: `${type}: internal error (the details are in the answering side's log)` };
       if (wire.code === 'INVALID_MESSAGE' || wire.code === 'UNKNOWN_TYPE') this.bad(err as SweepError);
       reply = { kind: 'res', id, status: 'error', error: wire };
     }

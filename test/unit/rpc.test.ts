@@ -154,3 +154,22 @@ void t.test('request named like an Object.prototype member is refused UNKNOWN_TY
   t.equal(bad.at(-1)?.code, 'UNKNOWN_TYPE', 'a note named constructor is unknown too');
   t.same(await a.request('add', { a: 2, b: 2 }), { sum: 4 }, 'the channel still works');
 });
+
+void t.test('a handler that fails with an error of no Sweep code answers INTERNAL without its message, which goes to the log instead', async (t) => {
+  const logged: unknown[] = [];
+  const log = silentLogger();
+  log.error = ((obj: unknown) => void logged.push(obj));
+  const b: RpcChannel<typeof catalogue> = new RpcChannel({ catalogue, log, send: (m) => setImmediate(() => a.receive(m)) });
+  const a: RpcChannel<typeof catalogue> = new RpcChannel({ catalogue, log: silentLogger(), send: (m) => setImmediate(() => b.receive(m)) });
+  b.handle('fail', () => {
+    throw new Error('connect ECONNREFUSED /run/postgresql/.s.PGSQL.5432');
+  });
+  const err = await a.request('fail', {}).catch((e: SweepError) => e);
+  t.match(err, { code: 'INTERNAL', message: 'fail: internal error (the details are in the answering side\'s log)' });
+  t.notMatch(err.message, /ECONNREFUSED|postgresql/, 'no driver message, path or host crosses the wire');
+  t.match(logged, [{ type: 'fail', err: { message: /ECONNREFUSED/ } }], 'the answering side logs it');
+  b.handle('fail', () => {
+    throw new SweepError('BUSY', 'fail: the store is not reachable');
+  });
+  t.match(await a.request('fail', {}).catch((e: unknown) => e), { code: 'BUSY', message: 'fail: the store is not reachable' }, 'a Sweep error keeps its code and message');
+});
