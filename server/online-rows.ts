@@ -1,6 +1,7 @@
 import type { EndpointInfo } from '../core/protocol/common.ts';
 import type { Logger } from '../platform/log.ts';
 import type { AccountStore } from './store.ts';
+import { WritesWaiting } from './writes-waiting.ts';
 
 /**
  * A4: a login that ends removes its online row and, if the row was still its own (a newer login
@@ -10,50 +11,30 @@ import type { AccountStore } from './store.ts';
  */
 export class OnlineRows {
   /** By session id: a login ends once. */
-  private readonly pending = new Map<string, EndpointInfo>();
-  private retrying: Promise<void> | undefined;
+  private readonly removals: WritesWaiting<string, EndpointInfo>;
 
-  constructor(
-    private readonly store: Pick<AccountStore, 'dropOnline'>,
-    private readonly announceOffline: (endpoint: EndpointInfo) => void,
-    private readonly log: Logger,
-  ) {}
+  constructor(store: Pick<AccountStore, 'dropOnline'>, announceOffline: (endpoint: EndpointInfo) => void, log: Logger) {
+    this.removals = new WritesWaiting(
+      async (sessionId, endpoint) => {
+        if (await store.dropOnline(endpoint.endpointId, sessionId)) announceOffline({ ...endpoint, online: false });
+      },
+      log,
+      { kept: 'online row not removed; retried when the store answers', done: 'online rows left over from a store outage removed' },
+    );
+  }
 
   /** Removals waiting for the store. */
   get waiting(): number {
-    return this.pending.size;
+    return this.removals.size;
   }
 
   /** Removes the row of the login `sessionId`, or keeps the removal for `retry`; never rejects. */
   async drop(endpoint: EndpointInfo, sessionId: string): Promise<void> {
-    try {
-      await this.remove(endpoint, sessionId);
-    } catch (err) {
-      this.pending.set(sessionId, endpoint);
-      this.log.warn({ err, endpointId: endpoint.endpointId, waiting: this.pending.size }, 'online row not removed; retried when the store answers');
-    }
+    await this.removals.try(sessionId, endpoint, { endpointId: endpoint.endpointId });
   }
 
   /** Tries the waiting removals again, one run at a time; stops at the first failure. Never rejects. */
   retry(): Promise<void> {
-    if (this.pending.size === 0) return Promise.resolve();
-    this.retrying ??= this.retryAll().finally(() => (this.retrying = undefined));
-    return this.retrying;
-  }
-
-  private async retryAll(): Promise<void> {
-    for (const [sessionId, endpoint] of [...this.pending]) {
-      try {
-        await this.remove(endpoint, sessionId);
-      } catch {
-        return; // Still out of reach: the next renewal tries again.
-      }
-      this.pending.delete(sessionId);
-    }
-    this.log.info('online rows left over from a store outage removed');
-  }
-
-  private async remove(endpoint: EndpointInfo, sessionId: string): Promise<void> {
-    if (await this.store.dropOnline(endpoint.endpointId, sessionId)) this.announceOffline({ ...endpoint, online: false });
+    return this.removals.retry();
   }
 }
