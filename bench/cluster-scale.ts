@@ -274,14 +274,13 @@ async function storm(s: Setup, node: SupervisedNode): Promise<Record<string, unk
   const killedAtEpoch = Date.now();
   const starts = node.startCount;
   await node.crash();
-  // The supervisor starts it again after RestartSec; the node's own log says when it listened
+  // The supervisor starts it node after RestartSec; the node's own log says when it listened
   // (the bench, busy with the fleet, notices later).
   await node.listening(starts);
   const listeningAfterMs = listeningAt(s.logFile) - killedAtEpoch;
-  const again = node;
   const lags: number[] = [];
   const sampler = setInterval(() => {
-    loadOf(again).then(
+    loadOf(node).then(
       (w) => lags.push(w.loopDelayMs.p99),
       () => undefined,
     );
@@ -292,7 +291,7 @@ async function storm(s: Setup, node: SupervisedNode): Promise<Record<string, unk
   const cpu = { node: [] as number[], fleet: [] as number[], postgres: [] as number[] };
   const cpuNow = (): { node: number; fleet: number; postgres: number } => {
     const { user, system } = process.cpuUsage();
-    return { node: cpuSecondsOf(again.pid), fleet: (user + system) / 1e6, postgres: s.cluster ? cpuSecondsOfCommand('postgres') : 0 };
+    return { node: cpuSecondsOf(node.pid), fleet: (user + system) / 1e6, postgres: s.cluster ? cpuSecondsOfCommand('postgres') : 0 };
   };
   let cpuBefore = cpuNow();
   const cpuSampler = setInterval(() => {
@@ -300,13 +299,13 @@ async function storm(s: Setup, node: SupervisedNode): Promise<Record<string, unk
     for (const k of ['node', 'fleet', 'postgres'] as const) cpu[k].push(round(100 * (now[k] - cpuBefore[k]), 0));
     cpuBefore = now;
   }, 1000);
-  const burst = passwordBurst(again.url, s.homes);
+  const burst = passwordBurst(node.url, s.homes);
   const allBack = await until(() => fleet.online === ENDPOINTS, STORM_LIMIT_MS);
   const passwords = await burst;
   clearInterval(sampler);
   clearInterval(cpuSampler);
-  const after = await loadOf(again);
-  const nodeUp = again.alive && again.startCount === starts + 1 ? 1 : 0;
+  const after = await loadOf(node);
+  const nodeUp = node.alive && node.startCount === starts + 1 ? 1 : 0;
   const backAt = fleet.endpoints.map((e) => (e.state === 'online' && e.onlineAt > killedAt ? e.onlineAt - killedAt : Number.POSITIVE_INFINITY));
   const share = (sec: number): number => round((100 * backAt.filter((ms) => ms <= sec * 1000).length) / ENDPOINTS, 2);
   const allBackMs = allBack ? Math.max(...backAt) : Number.NaN;
@@ -314,8 +313,8 @@ async function storm(s: Setup, node: SupervisedNode): Promise<Record<string, unk
   const perSecond = Array.from({ length: Math.floor(Math.max(0, ...finite) / 1000) + 1 }, () => 0);
   for (const ms of finite) perSecond[Math.floor(ms / 1000)]! += 1;
   if (process.env.SWEEP_BENCH_CPU_PROF) {
-    again.signal('SIGTERM');
-    while (again.alive) await sleep(50);
+    node.signal('SIGTERM');
+    while (node.alive) await sleep(50);
   }
   return {
     listeningAfterMs: round(listeningAfterMs, 0),
